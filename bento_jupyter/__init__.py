@@ -1,0 +1,37 @@
+"""bento_jupyter: the fastest path from a model in a notebook to a served, versioned service."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bento_jupyter.service.api import api
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "api", "load_ipython_extension", "service_url", "unload_ipython_extension"]
+
+
+def service_url(name: str) -> str:
+    """Base URL of the service ``name`` running in this process (KeyError if none)."""
+    from bento_jupyter.server.services import services
+
+    service = services.get(name)
+    if service is None or not service.running:
+        raise KeyError(f"no service named {name!r} is running")
+    return service.url
+
+
+def load_ipython_extension(shell: InteractiveShell) -> None:
+    """Register the ``%bento`` magics (``%load_ext bento_jupyter``)."""
+    from bento_jupyter.magics import register
+
+    register(shell)
+
+
+def unload_ipython_extension(shell: InteractiveShell) -> None:
+    """Stop every service this kernel runs and remove the hooks."""
+    from bento_jupyter.magics import unregister
+
+    unregister(shell)

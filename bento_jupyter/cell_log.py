@@ -1,0 +1,34 @@
+"""The cells this kernel executed: ids, execution counts and sources, for service keys and lineage."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecutedCell:
+    """One cell execution, as the kernel saw it."""
+
+    cell_id: str | None
+    execution_count: int
+    source: str
+
+    @property
+    def source_sha256(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()
+
+
+class CellLog:
+    """Filled by IPython's ``pre_run_cell`` event; the last entry is the cell running now."""
+
+    def __init__(self) -> None:
+        self.cells: list[ExecutedCell] = []
+
+    def record(self, info: Any, execution_count: int) -> None:
+        self.cells.append(ExecutedCell(getattr(info, "cell_id", None), execution_count, info.raw_cell or ""))
+
+    @property
+    def current(self) -> ExecutedCell | None:
+        return self.cells[-1] if self.cells else None

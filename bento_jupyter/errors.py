@@ -1,0 +1,26 @@
+"""The exceptions bento_jupyter raises for mistakes a user can act on."""
+
+
+class BentoJupyterError(Exception):
+    """Base class of every error bento_jupyter raises on purpose."""
+
+
+class ServiceDefinitionError(BentoJupyterError):
+    """A handler cannot become an endpoint (bad signature, unsupported type hint, clashing route)."""
+
+
+class ServerStartError(BentoJupyterError):
+    """The HTTP server could not start (port taken, bind refused, startup timed out)."""
+
+
+class ServiceConflictError(BentoJupyterError):
+    """A service name is already served by another notebook cell."""
+
+
+class InvalidInput(BentoJupyterError):
+    """A request's payload does not match the API's signature; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message

@@ -1,0 +1,150 @@
+"""``%bento`` / ``%%bento``: the notebook surface. Parse, call the core, display."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import shlex
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Bool, Float, Int, Unicode
+
+from bento_jupyter import panel
+from bento_jupyter.cell_log import CellLog
+from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.server.services import services
+from bento_jupyter.service.definition import ServiceDefinition
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes become one-line UsageErrors instead of SystemExit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%bento: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        raise UsageError(message or self.format_usage())
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="%bento", add_help=False)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = commands.add_parser("serve", help="serve the cell's functions over HTTP (cell magic)")
+    serve.add_argument("name")
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None)
+    commands.add_parser("list", help="list the services running in this kernel")
+    stop = commands.add_parser("stop", help="stop a service, or all of them")
+    stop.add_argument("name", nargs="?")
+    stop.add_argument("--all", action="store_true")
+    return parser
+
+
+def functions_defined_in(source: str, namespace: dict[str, Any]) -> list[Callable[..., Any]]:
+    """Public top-level functions a cell defines, in source order, as they now stand in the namespace."""
+    names = [
+        node.name
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_")
+    ]
+    return [namespace[n] for n in names if inspect.isfunction(namespace.get(n))]
+
+
+@magics_class
+class BentoMagics(Magics):
+    """Serve notebook functions as HTTP APIs. ``%bento list``, ``%bento stop NAME``, ``%%bento serve NAME``."""
+
+    default_host = Unicode("127.0.0.1", help="Interface services bind to.").tag(config=True)
+    default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(config=True)
+    max_body_mb = Float(32.0, help="Largest request body accepted, in MiB (413 above).").tag(config=True)
+    show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
+
+    def __init__(self, shell: InteractiveShell, cell_log: CellLog) -> None:
+        super().__init__(shell=shell)
+        self.cell_log = cell_log
+        self._parser = build_parser()
+
+    @line_cell_magic
+    def bento(self, line: str, cell: str | None = None) -> Any:
+        args = self._parser.parse_args(shlex.split(line))
+        try:
+            return getattr(self, f"_{args.command}")(args, cell)
+        except BentoJupyterError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _serve(self, args: argparse.Namespace, cell: str | None) -> None:
+        if cell is None:
+            raise UsageError("%bento serve is a cell magic: start the cell with %%bento serve NAME")
+        current = self.cell_log.current
+        cell_id = current.cell_id if current else None
+        source = self.shell.transform_cell(cell)
+        filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
+        try:
+            code = compile(source, filename, "exec")
+        except SyntaxError:
+            self.shell.showsyntaxerror(filename)
+            return
+        try:
+            exec(code, self.shell.user_ns)
+        except Exception:
+            self.shell.showtraceback()
+            return
+        funcs = functions_defined_in(source, self.shell.user_ns)
+        definition = ServiceDefinition.from_functions(args.name, funcs)
+        service = services.serve(
+            definition,
+            cell_id=cell_id,
+            host=args.host or self.default_host,
+            port=args.port if args.port is not None else self.default_port,
+            max_body_bytes=int(self.max_body_mb * 1024 * 1024),
+        )
+        if self.show_panel:
+            panel.show(service, self.shell, services.stop)
+
+    def _list(self, args: argparse.Namespace, cell: str | None) -> None:
+        running = services.list()
+        if not running:
+            print("no services running")
+        for service in running:
+            print(panel.summary_text(service))
+
+    def _stop(self, args: argparse.Namespace, cell: str | None) -> None:
+        if args.all:
+            stopped = services.stop_all()
+            print(f"stopped {', '.join(stopped)}" if stopped else "no services running")
+            return
+        if not args.name:
+            raise UsageError("%bento stop: name a service or pass --all")
+        if not services.stop(args.name):
+            raise UsageError(f"%bento stop: no service named {args.name!r} is running")
+        print(f"stopped {args.name}")
+
+
+def register(shell: InteractiveShell) -> None:
+    """Install the magics and the cell log on ``shell`` (idempotent)."""
+    if getattr(shell, "_bento_magics", None) is not None:
+        return
+    cell_log = CellLog()
+
+    def on_pre_run_cell(info: Any) -> None:
+        cell_log.record(info, shell.execution_count)
+
+    magics = BentoMagics(shell, cell_log)
+    shell.register_magics(magics)
+    shell.events.register("pre_run_cell", on_pre_run_cell)
+    shell._bento_magics = magics  # type: ignore[attr-defined]
+    shell._bento_pre_run_cell = on_pre_run_cell  # type: ignore[attr-defined]
+
+
+def unregister(shell: InteractiveShell) -> None:
+    services.stop_all()
+    hook = getattr(shell, "_bento_pre_run_cell", None)
+    if hook is not None:
+        shell.events.unregister("pre_run_cell", hook)
+    shell._bento_magics = None  # type: ignore[attr-defined]
+    shell._bento_pre_run_cell = None  # type: ignore[attr-defined]

@@ -1,0 +1,105 @@
+"""The ASGI application of one service: its API endpoints plus probes, schema, docs and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
+
+from bento_jupyter import __version__
+from bento_jupyter.server.endpoint import Endpoint
+from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.schema import openapi_document, service_schema
+from bento_jupyter.service.definition import ServiceDefinition
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+
+_SWAGGER_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="static_docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="static_docs/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({{url: "docs.json", dom_id: "#swagger-ui"}});</script>
+</body></html>"""
+
+
+class ServiceApp:
+    """Routes API paths straight to their endpoints; everything else goes to a small Starlette app.
+
+    ``swap()`` replaces the endpoints in one assignment: requests already inside an old endpoint
+    finish there, new ones reach the new handlers.
+    """
+
+    def __init__(self, definition: ServiceDefinition, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.metrics = ServiceMetrics(definition.name)
+        self._max_body = max_body_bytes
+        self.definition = definition
+        self._endpoints = self._build(definition)
+        self._schema = b""
+        self._openapi = b""
+        self._render_documents()
+        self._site = Starlette(
+            routes=[
+                Route("/", self._docs_page),
+                Route("/readyz", self._ok),
+                Route("/livez", self._ok),
+                Route("/healthz", self._ok),
+                Route("/metrics", self._metrics),
+                Route("/schema.json", self._schema_json),
+                Route("/docs.json", self._docs_json),
+                Mount("/static_docs", StaticFiles(directory=swagger_ui_path)),
+            ]
+        )
+
+    def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint]:
+        return {route: Endpoint(m, self.metrics, self._max_body) for route, m in definition.apis.items()}
+
+    def _render_documents(self) -> None:
+        self._schema = orjson.dumps(service_schema(self.definition))
+        self._openapi = orjson.dumps(openapi_document(self.definition, __version__))
+
+    @property
+    def endpoints(self) -> dict[str, Endpoint]:
+        return self._endpoints
+
+    def swap(self, definition: ServiceDefinition) -> list[Endpoint]:
+        """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
+        new = self._build(definition)
+        old = list(self._endpoints.values())
+        self.definition = definition
+        self._render_documents()
+        self._endpoints = new
+        return old
+
+    async def retire(self, endpoints: list[Endpoint]) -> None:
+        await asyncio.gather(*(endpoint.retire() for endpoint in endpoints))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self._endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self._site(scope, receive, send)
+
+    async def _ok(self, _: Request) -> Response:
+        return PlainTextResponse("\n")
+
+    async def _metrics(self, _: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def _schema_json(self, _: Request) -> Response:
+        return Response(self._schema, media_type="application/json")
+
+    async def _docs_json(self, _: Request) -> Response:
+        return Response(self._openapi, media_type="application/json")
+
+    async def _docs_page(self, _: Request) -> Response:
+        return HTMLResponse(_SWAGGER_PAGE.format(title=self.definition.name))

@@ -1,0 +1,53 @@
+"""Raw ASGI reading and writing for the request hot path (no per-request framework objects)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import Receive, Send
+
+from bento_jupyter.server.http_errors import HTTPError, PayloadTooLarge
+
+_JSON = b"application/json"
+
+
+def header(scope: dict[str, Any], name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return b""
+
+
+async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes with 413."""
+    declared = header(scope, b"content-length")
+    if declared and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the {limit}-byte limit")
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def send_bytes(
+    send: Send, status: int, body: bytes, media_type: bytes = _JSON, extra: dict[str, str] | None = None
+) -> None:
+    headers = [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend((k.encode(), v.encode()) for k, v in extra.items())
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(send: Send, error: HTTPError) -> None:
+    await send_bytes(send, error.status, error.body(), extra=error.headers)

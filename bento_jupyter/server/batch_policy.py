@@ -1,0 +1,120 @@
+"""When to run a batch and whom to turn away: pure decisions over a clock reading, testable offline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+class LatencyModel:
+    """Predicts a batch's run time from its size, ``t(n) = base + per_item * n``.
+
+    Fitted online by exponentially weighted least squares, so it follows a model that warms up
+    or a machine that gets busier. The first ``warmup`` batches are ignored: a model's first call
+    (lazy initialisation, allocator growth) says little about the next ones.
+    """
+
+    def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
+        self._decay = decay
+        self._warmup = warmup
+        self._weight = self._x = self._y = self._xx = self._xy = 0.0
+        self.observations = 0
+
+    def observe(self, size: int, seconds: float) -> None:
+        if self._warmup:
+            self._warmup -= 1
+            return
+        a = self._decay if self.observations else 1.0
+        keep = 1.0 - a
+        self._weight = keep * self._weight + a
+        self._x = keep * self._x + a * size
+        self._y = keep * self._y + a * seconds
+        self._xx = keep * self._xx + a * size * size
+        self._xy = keep * self._xy + a * size * seconds
+        self.observations += 1
+
+    def predict(self, size: int) -> float:
+        """Seconds a batch of ``size`` items is expected to take (0 before any observation)."""
+        if not self.observations:
+            return 0.0
+        mean_x, mean_y = self._x / self._weight, self._y / self._weight
+        variance = self._xx / self._weight - mean_x * mean_x
+        if variance <= 1e-9:
+            return mean_y
+        slope = max(0.0, (self._xy / self._weight - mean_x * mean_y) / variance)
+        base = max(0.0, mean_y - slope * mean_x)
+        return base + slope * size
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """What the dispatcher knows at one instant."""
+
+    now: float
+    queued_items: int
+    oldest_arrival: float
+    in_flight: int
+    in_flight_remaining: float  # seconds until the earliest running batch should finish
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Run a batch now (``now``), or look again at ``wake_at`` (None: when something changes)."""
+
+    now: bool
+    wake_at: float | None = None
+
+
+class BatchPolicy:
+    """Adaptive batching: never wait when the model is idle, fill batches while it is busy.
+
+    * an idle model runs whatever is queued at once, so a lone client pays no batching delay;
+    * while batches run, arrivals queue and the next batch takes everything that came in;
+    * a spare pipeline slot (``max_concurrency`` > 1) waits for a full batch, but no longer than
+      the oldest request's budget minus the batch's predicted run time;
+    * a request whose predicted wait exceeds ``max_latency_ms`` is refused at the door.
+    """
+
+    def __init__(
+        self,
+        max_batch_size: int,
+        max_latency_s: float,
+        max_concurrency: int,
+        max_queue_items: int,
+        latency: LatencyModel,
+    ) -> None:
+        self.max_batch_size = max_batch_size
+        self.max_latency_s = max_latency_s
+        self.max_concurrency = max_concurrency
+        self.max_queue_items = max_queue_items
+        self.latency = latency
+
+    def next_step(self, state: QueueState) -> Dispatch:
+        if state.queued_items == 0 or state.in_flight >= self.max_concurrency:
+            return Dispatch(now=False)
+        if state.in_flight == 0 or state.queued_items >= self.max_batch_size:
+            return Dispatch(now=True)
+        latest_start = (
+            state.oldest_arrival + self.max_latency_s - self.latency.predict(state.queued_items)
+        )
+        if state.now >= latest_start:
+            return Dispatch(now=True)
+        return Dispatch(now=False, wake_at=latest_start)
+
+    def predicted_wait(self, state: QueueState, new_items: int) -> float:
+        """Seconds a request of ``new_items`` would queue before its batch starts."""
+        if state.in_flight < self.max_concurrency and state.queued_items == 0:
+            return 0.0
+        full_batches, rest = divmod(state.queued_items, self.max_batch_size)
+        ahead = full_batches * self.latency.predict(self.max_batch_size)
+        if rest and rest + new_items > self.max_batch_size:
+            ahead += self.latency.predict(rest)
+        busy = state.in_flight_remaining if state.in_flight >= self.max_concurrency else 0.0
+        return busy + ahead / self.max_concurrency
+
+    def refusal(self, state: QueueState, new_items: int) -> float | None:
+        """None to admit; otherwise the seconds after which a retry may succeed."""
+        if state.queued_items + new_items > self.max_queue_items and state.queued_items:
+            return max(self.predicted_wait(state, new_items), self.max_latency_s)
+        wait = self.predicted_wait(state, new_items)
+        return wait if wait > self.max_latency_s else None

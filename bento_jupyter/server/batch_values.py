@@ -1,0 +1,69 @@
+"""Merge request values into one batch along ``batch_dim`` and split a batch's output back."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch")
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def batch_size(value: Any, dim: int) -> int:
+    """Number of items ``value`` carries along ``dim``."""
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        return int(value.shape[dim]) if value.ndim > dim else 0
+    return len(value)
+
+
+def shape_key(value: Any, dim: int) -> Hashable:
+    """Values with equal keys can be concatenated: same dtype and same shape off ``dim``."""
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        shape = tuple(value.shape)
+        return (str(value.dtype), shape[:dim] + shape[dim + 1 :])
+    return None
+
+
+def take(value: Any, start: int, stop: int, dim: int) -> Any:
+    """Items ``start:stop`` of ``value`` along ``dim`` (a view where the type allows)."""
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        index = [slice(None)] * value.ndim
+        index[dim] = slice(start, stop)
+        return value[tuple(index)]
+    return value[start:stop]
+
+
+def concat(values: Sequence[Any], dim: int) -> Any:
+    """One batch from several values; a single value is passed through without a copy."""
+    if len(values) == 1:
+        return values[0]
+    first = values[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate(values, axis=dim)
+    if _is_tensor(first):
+        return _torch().cat(list(values), dim=dim)
+    return [item for value in values for item in value]
+
+
+def split(output: Any, sizes: Sequence[int], dim: int) -> list[Any]:
+    """Cut a batch's output into one piece per request, by the requests' item counts."""
+    total = sum(sizes)
+    got = batch_size(output, dim) if hasattr(output, "__len__") or hasattr(output, "shape") else -1
+    if got != total:
+        raise ValueError(
+            f"a batchable API must return one output item per input item: got {got} for {total} inputs"
+        )
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(take(output, start, start + size, dim))
+        start += size
+    return pieces

@@ -1,0 +1,206 @@
+"""The batch dispatcher: merges concurrent calls of one batchable API into single model calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bento_jupyter.server import batch_values
+from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel, QueueState
+from bento_jupyter.server.http_errors import Overloaded
+
+BatchObserver = Callable[[int, float], None]
+
+
+@dataclass(eq=False)
+class _Request:
+    value: Any
+    size: int
+    key: Any
+    arrival: float
+    future: asyncio.Future[Any]
+    taken: int = 0  # items already handed to a batch (a large request spans several)
+    settled: int = 0  # items whose batch has answered
+    pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
+    error: BaseException | None = None
+
+    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
+        """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
+        if isinstance(outcome, BaseException):
+            self.error = self.error or outcome
+        else:
+            self.pieces[start] = outcome
+        self.settled += stop - start
+        if self.settled < self.size or self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
+
+
+@dataclass(frozen=True)
+class _Part:
+    request: _Request
+    start: int
+    stop: int
+
+
+class BatchDispatcher:
+    """Queues requests of one API, runs merged batches on worker threads, answers each request.
+
+    ``run_batch`` is the handler: it takes one merged value and returns one output item per input
+    item. It runs on ``max_concurrency`` worker threads, never on the event loop.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[Any], Any],
+        policy: BatchPolicy,
+        *,
+        batch_dim: int = 0,
+        name: str = "api",
+        clock: Callable[[], float] = time.monotonic,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self._policy = policy
+        self._batch_dim = batch_dim
+        self._clock = clock
+        self._on_batch = on_batch
+        self._queue: deque[_Request] = deque()
+        self._queued_items = 0
+        self._running: list[tuple[float, int]] = []  # (start time, size) of batches in flight
+        self._timer: asyncio.TimerHandle | None = None
+        self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def latency(self) -> LatencyModel:
+        return self._policy.latency
+
+    def _state(self) -> QueueState:
+        now = self._clock()
+        remaining = min(
+            (start + self._policy.latency.predict(size) - now for start, size in self._running), default=0.0
+        )
+        oldest = self._queue[0].arrival if self._queue else now
+        return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
+
+    async def submit(self, value: Any) -> Any:
+        """Queue one request's value; resolves to this request's slice of the batch output."""
+        size = batch_values.batch_size(value, self._batch_dim)
+        if size == 0:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
+        retry_after = self._policy.refusal(self._state(), size)
+        if retry_after is not None:
+            raise Overloaded(retry_after)
+        request = _Request(
+            value,
+            size,
+            batch_values.shape_key(value, self._batch_dim),
+            self._clock(),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._queue.append(request)
+        self._queued_items += size
+        self._idle.clear()
+        self._pump()
+        return await request.future
+
+    def _pump(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while True:
+            step = self._policy.next_step(self._state())
+            if not step.now:
+                if step.wake_at is not None:
+                    delay = max(0.0, step.wake_at - self._clock())
+                    self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
+                return
+            self._start(self._take_batch())
+
+    def _take_batch(self) -> list[_Part]:
+        """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
+        room = self._policy.max_batch_size
+        key = self._queue[0].key
+        parts: list[_Part] = []
+        kept: deque[_Request] = deque()
+        while self._queue and room:
+            request = self._queue.popleft()
+            if request.key != key:
+                kept.append(request)
+                continue
+            count = min(room, request.size - request.taken)
+            parts.append(_Part(request, request.taken, request.taken + count))
+            request.taken += count
+            room -= count
+            self._queued_items -= count
+            if request.taken < request.size:
+                kept.append(request)
+        kept.extend(self._queue)
+        self._queue = kept
+        return parts
+
+    def _start(self, parts: list[_Part]) -> None:
+        size = sum(part.stop - part.start for part in parts)
+        started = (self._clock(), size)
+        self._running.append(started)
+        loop = asyncio.get_running_loop()
+        outcome = loop.run_in_executor(self._executor, self._run_parts, parts)
+        outcome.add_done_callback(lambda done: self._finish(parts, started, done))
+
+    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], float]:
+        """Worker thread: one model call for the batch; on failure, one call per request."""
+        dim = self._batch_dim
+        values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
+        began = self._clock()
+        try:
+            output = self._run_batch(batch_values.concat(values, dim))
+            pieces: list[Any] = batch_values.split(output, [p.stop - p.start for p in parts], dim)
+            return pieces, self._clock() - began
+        except Exception as exc:
+            if len(parts) == 1:
+                return [exc], self._clock() - began
+        return [self._run_alone(value) for value in values], -1.0
+
+    def _run_alone(self, value: Any) -> Any:
+        try:
+            output = self._run_batch(value)
+            return batch_values.split(output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim)[0]
+        except Exception as exc:
+            return exc
+
+    def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
+        self._running.remove(started)
+        try:
+            pieces, seconds = done.result()
+        except BaseException as exc:  # the executor itself failed (e.g. shut down)
+            pieces, seconds = [exc] * len(parts), -1.0
+        if seconds >= 0:
+            self._policy.latency.observe(started[1], seconds)
+            if self._on_batch is not None:
+                self._on_batch(started[1], seconds)
+        for part, piece in zip(parts, pieces, strict=True):
+            part.request.settle(part.start, part.stop, piece, self._batch_dim)
+        if self._queue or self._running:
+            self._pump()
+        else:
+            self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every queued and running request has been answered."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Release the worker threads once drained (callers drain first)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,55 @@
+"""Where a handler's model lives, and how batches get there without extra copies."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def _referenced_objects(func: Callable[..., Any]) -> Iterator[Any]:
+    """Globals named in the handler's code and its closure cells (one level, no imports)."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return
+    namespace = getattr(func, "__globals__", {})
+    for name in code.co_names:
+        if name in namespace:
+            yield namespace[name]
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            yield cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+
+
+def model_device(func: Callable[..., Any], explicit: str | None) -> str:
+    """The device a handler computes on: explicit, else the device of a torch module it uses."""
+    if explicit:
+        return explicit
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "cpu"
+    for obj in _referenced_objects(func):
+        if isinstance(obj, torch.nn.Module):
+            for tensor in obj.parameters():
+                return str(tensor.device)
+    return "cpu"
+
+
+def default_concurrency(device: str) -> int:
+    """Batches in flight: two keep a GPU busy while the next batch is assembled; one on CPU."""
+    return 2 if device.startswith("cuda") else 1
+
+
+def batch_mover(device: str) -> Callable[[Any], Any] | None:
+    """A function moving a merged torch batch onto ``device`` (pinned, non-blocking), or None."""
+    if not device.startswith("cuda"):
+        return None
+
+    def move(batch: Any) -> Any:
+        if hasattr(batch, "pin_memory") and batch.device.type == "cpu":
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch
+
+    return move

@@ -1,0 +1,133 @@
+"""One API as an ASGI endpoint: check, decode, call (batched or direct), encode, count."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server import asgi_io
+from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
+from bento_jupyter.server.batching import BatchDispatcher
+from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device
+from bento_jupyter.server.http_errors import (
+    BadRequest,
+    HandlerFailed,
+    HTTPError,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+)
+from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.service.definition import APIMethod
+
+# curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
+_ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
+_TEXT = b"text/plain; charset=utf-8"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "detach"):  # a torch tensor nested in a JSON result
+        return value.detach().cpu().tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
+
+
+def encode_json(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class Endpoint:
+    """Serves one APIMethod; batchable APIs go through a BatchDispatcher."""
+
+    def __init__(self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.method = method
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+        self._text_output = method.output.json_schema().get("type") == "string"
+        self.dispatcher: BatchDispatcher | None = None
+        if method.config.batchable:
+            config = method.config
+            device = model_device(method.func, config.device)
+            policy = BatchPolicy(
+                max_batch_size=config.max_batch_size,
+                max_latency_s=config.max_latency_ms / 1000,
+                max_concurrency=config.max_concurrency or default_concurrency(device),
+                max_queue_items=config.max_queue_size or 16 * config.max_batch_size,
+                latency=LatencyModel(),
+            )
+            move = batch_mover(device) if method.takes_tensor else None
+            run = method.func if move is None else (lambda batch, f=method.func: f(move(batch)))
+            self.dispatcher = BatchDispatcher(
+                run,
+                policy,
+                batch_dim=config.batch_dim,
+                name=method.name,
+                on_batch=lambda size, _s: metrics.observe_batch(method.route, size),
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
+        route = self.method.route
+        gauge = self._metrics.in_progress(route)
+        gauge.inc()
+        status = 200
+        try:
+            body, media = await self._answer(scope, receive)
+            await asgi_io.send_bytes(send, 200, body, media)
+        except HTTPError as error:
+            status = error.status
+            await asgi_io.send_error(send, error)
+        finally:
+            gauge.dec()
+            self._metrics.observe_request(route, status, time.perf_counter() - began)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
+        if scope["method"] != "POST":
+            raise MethodNotAllowed(f"{self.method.route} accepts POST only")
+        content_type = asgi_io.header(scope, b"content-type").split(b";", 1)[0].strip().lower()
+        if content_type not in _ACCEPTED_TYPES:
+            raise UnsupportedMediaType(
+                f"unsupported content type {content_type.decode(errors='replace')!r}: send application/json"
+            )
+        raw = await asgi_io.read_body(scope, receive, self._max_body)
+        try:
+            payload = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        try:
+            kwargs = self.method.decode(payload)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, field=exc.field or None) from None
+        try:
+            result = await self._call(kwargs)
+            encoded = self.method.encode(result)
+            if self._text_output:
+                return str(encoded).encode(), _TEXT
+            return encode_json(encoded), b"application/json"
+        except HTTPError:
+            raise
+        except Exception as exc:
+            raise HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}") from exc
+
+    async def _call(self, kwargs: dict[str, Any]) -> Any:
+        if self.dispatcher is not None:
+            return await self.dispatcher.submit(kwargs[self.method.batch_param.name])
+        if self.method.is_async:
+            return await self.method.func(**kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.method.func, **kwargs))
+
+    async def retire(self) -> None:
+        """Finish what is queued, then release the worker threads (after a hot swap or stop)."""
+        if self.dispatcher is not None:
+            await self.dispatcher.drain()
+            self.dispatcher.close()

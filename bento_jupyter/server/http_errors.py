@@ -1,0 +1,61 @@
+"""Typed HTTP errors and the one place they become JSON responses."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+
+class HTTPError(Exception):
+    """An error that maps to one HTTP status with a JSON body ``{"error": ..., "field": ...}``."""
+
+    status = 500
+
+    def __init__(self, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        payload: dict[str, str] = {"error": self.message}
+        if self.field:
+            payload["field"] = self.field
+        return orjson.dumps(payload)
+
+
+class BadRequest(HTTPError):
+    status = 400
+
+
+class NotFound(HTTPError):
+    status = 404
+
+
+class MethodNotAllowed(HTTPError):
+    status = 405
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+
+
+class UnsupportedMediaType(HTTPError):
+    status = 415
+
+
+class HandlerFailed(HTTPError):
+    status = 500
+
+
+class Overloaded(HTTPError):
+    """The queue cannot take this request within its latency budget: retry after a while."""
+
+    status = 503
+
+    def __init__(self, retry_after_s: float) -> None:
+        seconds = max(1, math.ceil(retry_after_s))
+        super().__init__(
+            f"server overloaded: retry after {seconds}s", headers={"retry-after": str(seconds)}
+        )

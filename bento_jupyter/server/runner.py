@@ -1,0 +1,124 @@
+"""Run an ASGI app with uvicorn on a background thread of the current process (the kernel)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from bento_jupyter.errors import ServerStartError
+
+T = TypeVar("T")
+DEFAULT_HOST = "127.0.0.1"
+FIRST_PORT = 3000
+PORTS_TO_SCAN = 100
+
+
+def bind_socket(host: str, port: int | None) -> socket.socket:
+    """A bound listening socket: on ``port`` exactly, or on the first free port from 3000 up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates = [port] if port is not None else range(FIRST_PORT, FIRST_PORT + PORTS_TO_SCAN)
+    for candidate in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise ServerStartError(f"cannot bind {host}:{candidate}: {exc.strerror}") from None
+            if port is not None:
+                raise ServerStartError(
+                    f"port {port} on {host} is already in use: choose another --port, or omit it to pick a free one"
+                ) from None
+            continue
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+    raise ServerStartError(f"no free port on {host} in {FIRST_PORT}-{FIRST_PORT + PORTS_TO_SCAN - 1}")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class ThreadedServer:
+    """uvicorn serving ``app`` from a daemon thread; ``start()`` returns once it accepts requests."""
+
+    def __init__(self, app: ASGIApp, host: str = DEFAULT_HOST, port: int | None = None) -> None:
+        self._sock = bind_socket(host, port)
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                http="httptools",
+                timeout_graceful_shutdown=5,
+                backlog=2048,
+            )
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name=f"bento-server-{self.port}", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            with asyncio.Runner(loop_factory=_new_loop) as runner:
+                self._loop = runner.get_loop()
+                runner.run(self._server.serve(sockets=[self._sock]))
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+
+    def start(self, timeout: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise ServerStartError(f"server on {self.url} exited during startup: {self._error!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerStartError(f"server on {self.url} did not start within {timeout:g}s")
+            time.sleep(0.01)
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coroutine`` on the server's event loop and wait for its result."""
+        if self._loop is None:
+            raise ServerStartError("server is not running")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Schedule ``coroutine`` on the server's loop without waiting."""
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to finish in-flight requests and exit; wait a bounded time for the thread."""
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with contextlib.suppress(OSError):
+            self._sock.close()

@@ -1,0 +1,124 @@
+"""The services running in this process, keyed by name and by the notebook cell that defined them."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from dataclasses import dataclass, field
+
+from bento_jupyter.errors import ServiceConflictError
+from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, ServiceApp
+from bento_jupyter.server.metrics import APIStats
+from bento_jupyter.server.runner import DEFAULT_HOST, ThreadedServer
+from bento_jupyter.service.definition import ServiceDefinition
+
+
+@dataclass
+class RunningService:
+    """A service answering HTTP from a background thread of this process."""
+
+    definition: ServiceDefinition
+    cell_id: str | None
+    app: ServiceApp
+    server: ThreadedServer
+    started_at: float = field(default_factory=time.time)
+    swaps: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def running(self) -> bool:
+        return self.server.running
+
+    def swap(self, definition: ServiceDefinition, cell_id: str | None) -> None:
+        """Hot-swap the handlers on the same port; queued requests finish on the old ones."""
+        old = self.app.swap(definition)
+        self.definition = definition
+        self.cell_id = cell_id
+        self.swaps += 1
+        self.server.submit(self.app.retire(old))
+
+    def stats(self) -> dict[str, APIStats]:
+        return self.app.metrics.snapshot()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class ServiceTable:
+    """Starts, swaps, lists and stops this process's services (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, RunningService] = {}
+        self._lock = threading.Lock()
+
+    def serve(
+        self,
+        definition: ServiceDefinition,
+        *,
+        cell_id: str | None = None,
+        host: str = DEFAULT_HOST,
+        port: int | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> RunningService:
+        """Start ``definition``, or hot-swap it into the service of the same name and cell."""
+        with self._lock:
+            current = self._by_name.get(definition.name)
+            if current is not None and not current.running:
+                del self._by_name[definition.name]
+                current = None
+            if current is not None:
+                if cell_id and current.cell_id and cell_id != current.cell_id:
+                    raise ServiceConflictError(
+                        f"service {definition.name!r} is served by another cell ({current.cell_id});"
+                        f" stop it first with %bento stop {definition.name}"
+                    )
+                if port is None or port == current.server.port:
+                    current.swap(definition, cell_id)
+                    return current
+                self._stop_locked(definition.name)
+            if cell_id:
+                for other in [s for s in self._by_name.values() if s.cell_id == cell_id]:
+                    self._stop_locked(other.name)  # the cell now serves under another name
+            app = ServiceApp(definition, max_body_bytes)
+            server = ThreadedServer(app, host, port)
+            server.start()
+            service = RunningService(definition, cell_id, app, server)
+            self._by_name[definition.name] = service
+            return service
+
+    def get(self, name: str) -> RunningService | None:
+        return self._by_name.get(name)
+
+    def list(self) -> list[RunningService]:
+        return [s for s in self._by_name.values() if s.running]
+
+    def stop(self, name: str) -> bool:
+        """Stop ``name``; False when no such service runs."""
+        with self._lock:
+            return self._stop_locked(name)
+
+    def _stop_locked(self, name: str) -> bool:
+        service = self._by_name.pop(name, None)
+        if service is None:
+            return False
+        service.stop()
+        return True
+
+    def stop_all(self) -> list[str]:
+        with self._lock:
+            names = list(self._by_name)
+            for name in names:
+                self._stop_locked(name)
+            return names
+
+
+services = ServiceTable()
+atexit.register(services.stop_all)

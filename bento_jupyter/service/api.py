@@ -1,0 +1,75 @@
+"""The ``@api`` decorator: marks a function as an HTTP endpoint and carries its batching config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_ATTRIBUTE = "__bento_api__"
+
+
+@dataclass(frozen=True)
+class APIConfig:
+    """How one endpoint is exposed and, when ``batchable``, how its calls are merged."""
+
+    batchable: bool = False
+    max_batch_size: int = 64
+    max_latency_ms: float = 100.0
+    batch_dim: int = 0
+    route: str | None = None
+    name: str | None = None
+    max_concurrency: int | None = None
+    max_queue_size: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        if self.max_latency_ms <= 0:
+            raise ValueError("max_latency_ms must be positive")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if self.route is not None and not self.route.startswith("/"):
+            raise ValueError(f"route must start with '/': {self.route!r}")
+
+
+@overload
+def api(func: F) -> F: ...
+@overload
+def api(
+    func: None = None,
+    *,
+    batchable: bool = False,
+    max_batch_size: int = 64,
+    max_latency_ms: float = 100.0,
+    batch_dim: int = 0,
+    route: str | None = None,
+    name: str | None = None,
+    max_concurrency: int | None = None,
+    max_queue_size: int | None = None,
+    device: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Declare ``func`` an endpoint: ``@api`` or ``@api(batchable=True, max_batch_size=64, ...)``.
+
+    The function itself is returned unchanged, so it stays callable in the notebook.
+    ``max_latency_ms`` is the longest a request may wait in the batch queue before it is
+    answered; requests that cannot make it are refused with 503 rather than left to time out.
+    """
+    config = APIConfig(**options)
+
+    def mark(target: F) -> F:
+        setattr(target, API_ATTRIBUTE, config)
+        return target
+
+    return mark(func) if func is not None else mark
+
+
+def config_of(func: Callable[..., Any]) -> APIConfig | None:
+    """The ``@api`` config attached to ``func``, or None when it is undecorated."""
+    return getattr(func, API_ATTRIBUTE, None)

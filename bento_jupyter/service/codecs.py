@@ -1,0 +1,101 @@
+"""Type-hint driven codecs: turn JSON payload values into handler arguments and results back."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import TypeAdapter, ValidationError
+
+from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+
+_NUMERIC_KINDS = frozenset("biuf")
+# BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
+_TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
+
+
+class Codec(Protocol):
+    """Decodes one JSON value into a typed Python value, encodes a result, describes itself."""
+
+    def decode(self, value: Any, field: str) -> Any: ...
+    def encode(self, value: Any) -> Any: ...
+    def json_schema(self) -> dict[str, Any]: ...
+
+
+def _is_torch_tensor_type(hint: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and hint is torch.Tensor
+
+
+@dataclass(frozen=True)
+class TensorCodec:
+    """numpy arrays and torch tensors, sent as (nested) JSON lists of numbers."""
+
+    framework: str  # "numpy" or "torch"
+    dtype: str | None = None
+
+    def decode(self, value: Any, field: str) -> Any:
+        try:
+            array = np.asarray(value, dtype=self.dtype)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(field, f"expected a rectangular array of numbers ({exc})") from None
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
+        if self.framework == "numpy":
+            return array
+        import torch
+
+        if array.dtype == np.float64 and self.dtype is None:
+            array = array.astype(np.float32)
+        return torch.from_numpy(array)
+
+    def encode(self, value: Any) -> Any:
+        if _is_torch_tensor_type(type(value)):
+            value = value.detach().cpu().numpy()
+        return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
+
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
+        if self.dtype:
+            schema["dtype"] = self.dtype
+        return schema
+
+
+@dataclass(frozen=True)
+class PydanticCodec:
+    """Every other hint (JSON types, str, pydantic models, typing generics), validated by pydantic."""
+
+    hint: Any
+    adapter: TypeAdapter[Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def for_hint(cls, hint: Any) -> PydanticCodec:
+        try:
+            return cls(hint, TypeAdapter(hint))
+        except Exception as exc:
+            raise ServiceDefinitionError(f"unsupported type hint {hint!r}: {exc}") from None
+
+    def decode(self, value: Any, field: str) -> Any:
+        try:
+            return self.adapter.validate_python(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join([field, *(str(part) for part in first["loc"])])
+            raise InvalidInput(where, first["msg"]) from None
+
+    def encode(self, value: Any) -> Any:
+        return self.adapter.dump_python(value, mode="json")
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.adapter.json_schema()
+
+
+def codec_for(hint: Any) -> Codec:
+    """The codec a parameter or return hint calls for."""
+    if hint is np.ndarray:
+        return TensorCodec("numpy")
+    if _is_torch_tensor_type(hint):
+        return TensorCodec("torch")
+    return PydanticCodec.for_hint(hint)

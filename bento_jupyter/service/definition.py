@@ -1,0 +1,136 @@
+"""A service definition: named APIs built from plain or ``@api``-decorated functions."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+from bento_jupyter.service.api import APIConfig, config_of
+from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for
+
+SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+_RESERVED_ROUTES = frozenset(
+    {"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"}
+)
+_RESERVED_PREFIXES = ("/v2/", "/static_docs/", "/_bento/")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One handler parameter: its JSON key, codec and default."""
+
+    name: str
+    codec: Codec
+    required: bool
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class APIMethod:
+    """A handler bound to a route, with typed inputs and output."""
+
+    name: str
+    route: str
+    func: Callable[..., Any]
+    config: APIConfig
+    params: tuple[Param, ...]
+    output: Codec
+    is_async: bool
+
+    @classmethod
+    def from_function(cls, func: Callable[..., Any], config: APIConfig | None = None) -> APIMethod:
+        """Read the signature and type hints of ``func``; raise ServiceDefinitionError if unusable."""
+        config = config or config_of(func) or APIConfig()
+        name = config.name or func.__name__
+        try:
+            hints = typing.get_type_hints(func)
+        except Exception as exc:
+            raise ServiceDefinitionError(f"cannot resolve type hints of {name}(): {exc}") from None
+        params = []
+        for p in inspect.signature(func).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+                raise ServiceDefinitionError(f"{name}(): parameter {p.name!r} must be a plain named parameter")
+            required = p.default is inspect.Parameter.empty
+            params.append(Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default))
+        method = cls(
+            name=name,
+            route=config.route or f"/{name}",
+            func=func,
+            config=config,
+            params=tuple(params),
+            output=codec_for(hints.get("return", Any)),
+            is_async=inspect.iscoroutinefunction(func),
+        )
+        method._check()
+        return method
+
+    def _check(self) -> None:
+        if self.route in _RESERVED_ROUTES or self.route.startswith(_RESERVED_PREFIXES):
+            raise ServiceDefinitionError(f"{self.name}(): route {self.route} is reserved by the server")
+        if self.config.batchable:
+            if len(self.params) != 1:
+                raise ServiceDefinitionError(
+                    f"{self.name}(): a batchable API takes exactly one parameter, the batch"
+                )
+            if self.is_async:
+                raise ServiceDefinitionError(f"{self.name}(): a batchable API must be a plain (sync) function")
+
+    @property
+    def batch_param(self) -> Param:
+        """The parameter whose values are merged into batches (batchable APIs only)."""
+        return self.params[0]
+
+    def decode(self, payload: Any) -> dict[str, Any]:
+        """Validate a request's JSON object into keyword arguments; InvalidInput names the field."""
+        if not isinstance(payload, Mapping):
+            raise InvalidInput("", "request body must be a JSON object keyed by parameter name")
+        known = {p.name for p in self.params}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise InvalidInput(unknown[0], f"unexpected field; {self.name}() takes {sorted(known)}")
+        kwargs = {}
+        for p in self.params:
+            if p.name in payload:
+                kwargs[p.name] = p.codec.decode(payload[p.name], p.name)
+            elif p.required:
+                raise InvalidInput(p.name, "field required")
+            else:
+                kwargs[p.name] = p.default
+        return kwargs
+
+    def encode(self, result: Any) -> Any:
+        """Turn a handler's result into a JSON-serialisable value (numpy arrays allowed)."""
+        return self.output.encode(result)
+
+    @property
+    def takes_tensor(self) -> bool:
+        return any(isinstance(p.codec, TensorCodec) for p in self.params)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """A named set of APIs, keyed by route."""
+
+    name: str
+    apis: Mapping[str, APIMethod]
+
+    @classmethod
+    def from_functions(cls, name: str, funcs: Iterable[Callable[..., Any]]) -> ServiceDefinition:
+        if not SERVICE_NAME.match(name):
+            raise ServiceDefinitionError(
+                f"invalid service name {name!r}: use lowercase letters, digits, '.', '_' or '-'"
+            )
+        apis: dict[str, APIMethod] = {}
+        for func in funcs:
+            method = APIMethod.from_function(func)
+            if method.route in apis:
+                raise ServiceDefinitionError(f"two APIs claim route {method.route}")
+            apis[method.route] = method
+        if not apis:
+            raise ServiceDefinitionError(f"service {name!r} defines no API: define at least one public function")
+        return cls(name, apis)
