@@ -84,16 +84,7 @@ class BentoMagics(Magics):
         cell_id = current.cell_id if current else None
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
-        try:
-            code = compile(source, filename, "exec")
-        except SyntaxError:
-            self.shell.showsyntaxerror(filename)
-            return
-        try:
-            exec(code, self.shell.user_ns)
-        except Exception:
-            self.shell.showtraceback()
-            return
+        exec(compile(source, filename, "exec"), self.shell.user_ns)  # errors surface as the cell's own
         funcs = functions_defined_in(source, self.shell.user_ns)
         definition = ServiceDefinition.from_functions(args.name, funcs)
         service = services.serve(

@@ -1,0 +1,87 @@
+"""The batching decisions, pinned with a fake clock: no idle waiting, bounded waits, early refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel, QueueState
+
+
+def trained_model(base: float = 0.002, per_item: float = 0.0001) -> LatencyModel:
+    model = LatencyModel(warmup=0)
+    for size in (1, 8, 16, 32, 64, 4, 48):
+        model.observe(size, base + per_item * size)
+    return model
+
+
+def policy(concurrency: int = 1, latency: LatencyModel | None = None, queue: int = 1024) -> BatchPolicy:
+    return BatchPolicy(
+        max_batch_size=64,
+        max_latency_s=0.010,
+        max_concurrency=concurrency,
+        max_queue_items=queue,
+        latency=latency or trained_model(),
+    )
+
+
+def state(now=100.0, queued=0, oldest=100.0, in_flight=0, remaining=0.0) -> QueueState:
+    return QueueState(now, queued, oldest, in_flight, remaining)
+
+
+def test_latency_model_learns_base_and_per_item_cost():
+    model = trained_model(base=0.002, per_item=0.0001)
+    assert model.predict(10) == pytest.approx(0.003, rel=1e-6)
+    assert model.predict(100) == pytest.approx(0.012, rel=1e-6)
+
+
+def test_latency_model_ignores_the_cold_first_batch_and_follows_change():
+    model = LatencyModel(decay=0.5, warmup=1)
+    model.observe(1, 5.0)  # lazy initialisation
+    assert model.predict(1) == 0.0
+    for _ in range(30):
+        model.observe(8, 0.001)
+    assert model.predict(8) == pytest.approx(0.001)
+    for _ in range(30):
+        model.observe(8, 0.004)
+    assert model.predict(8) == pytest.approx(0.004, rel=1e-3)
+
+
+def test_idle_model_runs_a_lone_request_at_once():
+    assert policy().next_step(state(queued=1, in_flight=0)).now
+
+
+def test_busy_single_slot_waits_for_the_running_batch_without_a_timer():
+    step = policy(concurrency=1).next_step(state(queued=5, in_flight=1))
+    assert not step.now and step.wake_at is None
+
+
+def test_spare_pipeline_slot_waits_for_more_items_until_the_budget_requires_starting():
+    p = policy(concurrency=2)
+    step = p.next_step(state(now=100.000, queued=4, oldest=100.0, in_flight=1))
+    assert not step.now
+    latest = 100.0 + 0.010 - p.latency.predict(4)
+    assert step.wake_at == pytest.approx(latest)
+    assert p.next_step(state(now=latest, queued=4, oldest=100.0, in_flight=1)).now
+
+
+def test_full_batch_starts_on_a_spare_slot_without_waiting():
+    assert policy(concurrency=2).next_step(state(queued=64, in_flight=1)).now
+
+
+def test_requests_are_admitted_while_the_predicted_wait_fits_the_budget():
+    p = policy()
+    assert p.refusal(state(queued=0, in_flight=0), 1) is None
+    assert p.refusal(state(queued=10, in_flight=1, remaining=0.003), 1) is None
+
+
+def test_requests_beyond_the_budget_are_refused_with_a_retry_delay():
+    p = policy()
+    # 3 full batches ahead at ~8.4 ms each: far beyond a 10 ms budget.
+    retry = p.refusal(state(queued=192, in_flight=1, remaining=0.005), 1)
+    assert retry is not None and retry > 0.010
+
+
+def test_queue_bound_refuses_even_when_the_model_is_untrained():
+    p = policy(latency=LatencyModel(), queue=100)
+    assert p.refusal(state(queued=90, in_flight=1), 5) is None
+    assert p.refusal(state(queued=98, in_flight=1), 5) is not None

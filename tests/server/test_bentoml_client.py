@@ -1,0 +1,66 @@
+"""BentoML's own client (1.4, from its own virtual environment) talks to our server unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bento_jupyter import api
+
+BENTOML_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bentoml" / "bin" / "python"
+
+CLIENT_SCRIPT = """
+import json, sys
+import bentoml, numpy as np
+with bentoml.SyncHTTPClient(sys.argv[1], timeout=10) as client:
+    out = client.predict(inputs=np.array([[1.0, 2.0, 3.0, 4.0]]))
+    print(json.dumps({
+        "predict": out.tolist(), "predict_type": type(out).__name__,
+        "describe": client.describe(text="hello"),
+        "greet": client.greet(name="bento"),
+    }))
+    try:
+        client.describe(text=["not", "a", "string"])
+    except bentoml.exceptions.BentoMLException as exc:
+        print(json.dumps({"error_code": int(exc.error_code)}))
+"""
+
+
+@api(batchable=True, max_batch_size=8)
+def predict(inputs: np.ndarray) -> np.ndarray:
+    return inputs.sum(axis=1, keepdims=True)
+
+
+def describe(text: str) -> dict:
+    return {"length": len(text)}
+
+
+def greet(name: str) -> str:
+    return f"hi {name}"
+
+
+@pytest.mark.integration
+def test_bentoml_sync_http_client_calls_our_server(serve):
+    if not BENTOML_PYTHON.exists():
+        pytest.skip(".venv-bentoml is missing: run bash .ci/install")
+    server = serve("compat", predict, describe, greet)
+    done = subprocess.run(
+        [str(BENTOML_PYTHON), "-c", CLIENT_SCRIPT, server.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers, error = (json.loads(line) for line in done.stdout.strip().splitlines())
+    assert answers == {
+        "predict": [[10.0]],
+        "predict_type": "ndarray",
+        "describe": {"length": 5},
+        "greet": "hi bento",
+    }
+    assert error == {"error_code": 400}

@@ -1,0 +1,102 @@
+"""What turns a function into an endpoint, and what a request must look like."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import BaseModel
+
+from bento_jupyter import api
+from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+from bento_jupyter.service.api import config_of
+from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+def test_decorator_keeps_the_function_callable_and_records_its_config():
+    @api(batchable=True, max_batch_size=8, max_latency_ms=5)
+    def double(inputs: np.ndarray) -> np.ndarray:
+        return inputs * 2
+
+    assert double(np.ones(2)).tolist() == [2.0, 2.0]
+    config = config_of(double)
+    assert config is not None and config.batchable and config.max_batch_size == 8
+
+
+def test_bare_decorator_and_undecorated_functions_are_endpoints():
+    @api
+    def a(text: str) -> str:
+        return text
+
+    def b(n: int = 3) -> dict:
+        return {"n": n}
+
+    definition = ServiceDefinition.from_functions("svc", [a, b])
+    assert set(definition.apis) == {"/a", "/b"}
+    assert definition.apis["/b"].decode({}) == {"n": 3}
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_batch_size": 0}, {"max_latency_ms": 0}, {"route": "no-slash"}, {"max_concurrency": 0}]
+)
+def test_invalid_api_options_are_refused(options):
+    with pytest.raises(ValueError):
+        api(**options)
+
+
+def test_batchable_api_takes_exactly_one_parameter():
+    @api(batchable=True)
+    def two(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a
+
+    with pytest.raises(ServiceDefinitionError, match="exactly one parameter"):
+        APIMethod.from_function(two)
+
+
+def test_reserved_routes_and_bad_service_names_are_refused():
+    def metrics() -> int:
+        return 1
+
+    with pytest.raises(ServiceDefinitionError, match="reserved"):
+        ServiceDefinition.from_functions("svc", [metrics])
+    with pytest.raises(ServiceDefinitionError, match="invalid service name"):
+        ServiceDefinition.from_functions("../etc", [lambda: 1])
+    with pytest.raises(ServiceDefinitionError, match="defines no API"):
+        ServiceDefinition.from_functions("svc", [])
+
+
+def test_decode_converts_by_type_hint():
+    def f(arr: np.ndarray, t: torch.Tensor, p: Point, tags: list[str], text: str) -> dict:
+        return {}
+
+    kwargs = APIMethod.from_function(f).decode(
+        {"arr": [[1, 2]], "t": [1.5, 2.5], "p": {"x": 1, "y": 2}, "tags": ["a"], "text": "hi"}
+    )
+    assert isinstance(kwargs["arr"], np.ndarray) and kwargs["arr"].shape == (1, 2)
+    assert isinstance(kwargs["t"], torch.Tensor) and kwargs["t"].dtype == torch.float32
+    assert kwargs["p"] == Point(x=1, y=2)
+    assert kwargs["tags"] == ["a"] and kwargs["text"] == "hi"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"arr": [[1, 2], [3]], "p": {"x": 1, "y": 2}}, "arr"),
+        ({"arr": [["a"]], "p": {"x": 1, "y": 2}}, "arr"),
+        ({"arr": [1], "p": {"x": "nope", "y": 2}}, "p.x"),
+        ({"arr": [1]}, "p"),
+        ({"arr": [1], "p": {"x": 1, "y": 2}, "extra": 1}, "extra"),
+    ],
+)
+def test_invalid_input_names_the_field(payload, field):
+    def f(arr: np.ndarray, p: Point) -> int:
+        return 0
+
+    with pytest.raises(InvalidInput) as caught:
+        APIMethod.from_function(f).decode(payload)
+    assert caught.value.field == field

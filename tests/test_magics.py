@@ -1,0 +1,139 @@
+"""The %bento magics on a bare InteractiveShell: serving, hot swap, listing, stopping, usage errors."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from bento_jupyter.server.services import services
+
+SERVE_CELL = """
+from bento_jupyter import api
+
+@api(batchable=True, max_batch_size=8)
+def predict(inputs: np.ndarray) -> np.ndarray:
+    return inputs * FACTOR
+
+def describe(text: str) -> dict:
+    return {"length": len(text)}
+
+def _private_helper():
+    return 1
+"""
+
+
+@pytest.fixture
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bento_jupyter")
+    ip.run_cell("import numpy as np\nFACTOR = 2")
+    yield ip
+    services.stop_all()
+
+
+def serve(shell, line="demo", cell=SERVE_CELL, cell_id="cell-1"):
+    shell.run_cell(f"%%bento serve {line}\n{cell}", cell_id=cell_id)
+    return services.get(line.split()[0])
+
+
+def test_serving_cell_defines_functions_and_serves_public_ones(shell, capsys):
+    service = serve(shell)
+    assert service is not None and service.url.startswith("http://127.0.0.1:")
+    assert set(service.definition.apis) == {"/predict", "/describe"}
+    assert shell.user_ns["describe"]("abc") == {"length": 3}
+    answer = requests.post(f"{service.url}/predict", json={"inputs": [[1, 2]]}, timeout=5)
+    assert answer.json() == [[2, 4]]
+    assert f"demo serving at {service.url}" in capsys.readouterr().out
+
+
+def test_rerunning_the_cell_hot_swaps_handlers_and_globals_on_the_same_port(shell):
+    first = serve(shell)
+    port = first.server.port
+    shell.run_cell("FACTOR = 10")
+    second = serve(shell)
+    assert second is first and second.server.port == port and second.swaps == 1
+    answer = requests.post(f"{second.url}/predict", json={"inputs": [[1, 2]]}, timeout=5)
+    assert answer.json() == [[10, 20]]
+
+
+def test_another_cell_serving_the_same_name_is_refused(shell):
+    serve(shell, cell_id="cell-1")
+    result = shell.run_cell(f"%%bento serve demo\n{SERVE_CELL}", cell_id="cell-2")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "served by another cell" in str(result.error_in_exec)
+
+
+def test_list_and_stop(shell, capsys):
+    service = serve(shell)
+    shell.run_line_magic("bento", "list")
+    assert "demo serving" in capsys.readouterr().out
+    shell.run_line_magic("bento", "stop demo")
+    assert not service.running
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{service.url}/readyz", timeout=2)
+    shell.run_line_magic("bento", "list")
+    assert "no services running" in capsys.readouterr().out
+
+
+def test_stop_all(shell, capsys):
+    serve(shell, "one", cell_id="a")
+    serve(shell, "two", cell_id="b")
+    shell.run_line_magic("bento", "stop --all")
+    assert "stopped one, two" in capsys.readouterr().out
+    assert services.list() == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("frobnicate", "invalid choice"),
+        ("serve", "the following arguments are required: name"),
+        ("serve demo", "cell magic"),
+        ("stop", "name a service or pass --all"),
+        ("stop ghost", "no service named 'ghost'"),
+        ("serve demo --port notanumber", "invalid int value"),
+    ],
+)
+def test_user_mistakes_are_one_line_usage_errors(shell, line, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        shell.run_line_magic("bento", line)
+    assert "\n" not in str(caught.value).strip()
+
+
+def test_bad_service_name_and_taken_port_are_usage_errors(shell):
+    result = shell.run_cell(f"%%bento serve Bad/Name\n{SERVE_CELL}")
+    assert isinstance(result.error_in_exec, UsageError) and "invalid service name" in str(result.error_in_exec)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        result = shell.run_cell(f"%%bento serve demo --port {port}\n{SERVE_CELL}")
+        assert isinstance(result.error_in_exec, UsageError)
+        assert "already in use" in str(result.error_in_exec)
+    finally:
+        taken.close()
+
+
+def test_an_error_in_the_cell_serves_nothing(shell):
+    result = shell.run_cell("%%bento serve demo\ndef predict(x: int) -> int:\n    return x\nraise ValueError('boom')")
+    assert isinstance(result.error_in_exec, ValueError)
+    assert services.get("demo") is None
+
+
+def test_config_traitlets_set_defaults(shell):
+    magics = shell._bento_magics
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    shell.run_line_magic("config", f"BentoMagics.default_port = {port}")
+    try:
+        service = serve(shell)
+        assert service.server.port == port == magics.default_port
+    finally:
+        magics.default_port = None
