@@ -57,10 +57,12 @@ def functions_defined_in(source: str, namespace: dict[str, Any]) -> list[Callabl
 
 @magics_class
 class BentoMagics(Magics):
-    """Serve notebook functions as HTTP APIs. ``%bento list``, ``%bento stop NAME``, ``%%bento serve NAME``."""
+    """Serve notebook functions as HTTP APIs: ``%%bento serve NAME``, ``%bento list``, ``%bento stop``."""
 
     default_host = Unicode("127.0.0.1", help="Interface services bind to.").tag(config=True)
-    default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(config=True)
+    default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(
+        config=True
+    )
     max_body_mb = Float(32.0, help="Largest request body accepted, in MiB (413 above).").tag(config=True)
     show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
 

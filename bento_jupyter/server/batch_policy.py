@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 
@@ -94,9 +93,7 @@ class BatchPolicy:
             return Dispatch(now=False)
         if state.in_flight == 0 or state.queued_items >= self.max_batch_size:
             return Dispatch(now=True)
-        latest_start = (
-            state.oldest_arrival + self.max_latency_s - self.latency.predict(state.queued_items)
-        )
+        latest_start = state.oldest_arrival + self.max_latency_s - self.latency.predict(state.queued_items)
         if state.now >= latest_start:
             return Dispatch(now=True)
         return Dispatch(now=False, wake_at=latest_start)

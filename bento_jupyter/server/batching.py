@@ -41,7 +41,9 @@ class _Request:
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
-            self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
+            self.future.set_result(
+                batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim)
+            )
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class BatchDispatcher:
         self._queued_items = 0
         self._running: list[tuple[float, int]] = []  # (start time, size) of batches in flight
         self._timer: asyncio.TimerHandle | None = None
+        self._pump_scheduled = False
         self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
         self._idle = asyncio.Event()
         self._idle.set()
@@ -111,10 +114,15 @@ class BatchDispatcher:
         self._queue.append(request)
         self._queued_items += size
         self._idle.clear()
-        self._pump()
+        if not self._pump_scheduled:
+            # Look at the queue once the loop has read every request that is already waiting on
+            # its sockets: requests arriving together share a batch, and nobody waits on a timer.
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
         return await request.future
 
     def _pump(self) -> None:
+        self._pump_scheduled = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -174,7 +182,9 @@ class BatchDispatcher:
     def _run_alone(self, value: Any) -> Any:
         try:
             output = self._run_batch(value)
-            return batch_values.split(output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim)[0]
+            return batch_values.split(
+                output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim
+            )[0]
         except Exception as exc:
             return exc
 

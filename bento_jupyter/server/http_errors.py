@@ -56,6 +56,4 @@ class Overloaded(HTTPError):
 
     def __init__(self, retry_after_s: float) -> None:
         seconds = max(1, math.ceil(retry_after_s))
-        super().__init__(
-            f"server overloaded: retry after {seconds}s", headers={"retry-after": str(seconds)}
-        )
+        super().__init__(f"server overloaded: retry after {seconds}s", headers={"retry-after": str(seconds)})

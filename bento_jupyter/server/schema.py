@@ -110,4 +110,3 @@ def openapi_document(definition: ServiceDefinition, version: str) -> dict[str, A
         "info": {"title": definition.name, "version": version, "description": "Served by bento_jupyter"},
         "paths": paths,
     }
-

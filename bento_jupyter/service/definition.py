@@ -54,9 +54,13 @@ class APIMethod:
         params = []
         for p in inspect.signature(func).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-                raise ServiceDefinitionError(f"{name}(): parameter {p.name!r} must be a plain named parameter")
+                raise ServiceDefinitionError(
+                    f"{name}(): parameter {p.name!r} must be a plain named parameter"
+                )
             required = p.default is inspect.Parameter.empty
-            params.append(Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default))
+            params.append(
+                Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default)
+            )
         method = cls(
             name=name,
             route=config.route or f"/{name}",
@@ -78,7 +82,9 @@ class APIMethod:
                     f"{self.name}(): a batchable API takes exactly one parameter, the batch"
                 )
             if self.is_async:
-                raise ServiceDefinitionError(f"{self.name}(): a batchable API must be a plain (sync) function")
+                raise ServiceDefinitionError(
+                    f"{self.name}(): a batchable API must be a plain (sync) function"
+                )
 
     @property
     def batch_param(self) -> Param:
@@ -132,5 +138,7 @@ class ServiceDefinition:
                 raise ServiceDefinitionError(f"two APIs claim route {method.route}")
             apis[method.route] = method
         if not apis:
-            raise ServiceDefinitionError(f"service {name!r} defines no API: define at least one public function")
+            raise ServiceDefinitionError(
+                f"service {name!r} defines no API: define at least one public function"
+            )
         return cls(name, apis)
