@@ -14,6 +14,7 @@ class ExecutedCell:
     cell_id: str | None
     execution_count: int
     source: str
+    sequence: int  # position in this kernel's execution history
 
     @property
     def source_sha256(self) -> str:
@@ -27,7 +28,10 @@ class CellLog:
         self.cells: list[ExecutedCell] = []
 
     def record(self, info: Any, execution_count: int) -> None:
-        self.cells.append(ExecutedCell(getattr(info, "cell_id", None), execution_count, info.raw_cell or ""))
+        cell = ExecutedCell(
+            getattr(info, "cell_id", None), execution_count, info.raw_cell or "", len(self.cells)
+        )
+        self.cells.append(cell)
 
     @property
     def current(self) -> ExecutedCell | None:

@@ -24,3 +24,15 @@ class InvalidInput(BentoJupyterError):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+
+class BentoIntegrityError(BentoJupyterError):
+    """A bento on disk does not match its manifest (tampered, truncated or incomplete)."""
+
+
+class BentoNotFoundError(BentoJupyterError):
+    """No bento or model matches the requested ``name:version``."""
+
+
+class CaptureError(BentoJupyterError):
+    """Something a handler uses cannot be captured into a bento."""

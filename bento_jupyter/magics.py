@@ -15,8 +15,13 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Float, Int, Unicode
 
 from bento_jupyter import panel
+from bento_jupyter.bento.build import build_bento, save_model
+from bento_jupyter.bento.listing import stored_items_table
+from bento_jupyter.bento.store import Store
+from bento_jupyter.capture.code import CodeSlice, capture_handlers, capture_object
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.lineage import LineageContext, collect_lineage, kernel_id, notebook_path_from_environment
 from bento_jupyter.server.services import services
 from bento_jupyter.service.definition import ServiceDefinition
 
@@ -38,7 +43,15 @@ def build_parser() -> _Parser:
     serve.add_argument("name")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--host", default=None)
-    commands.add_parser("list", help="list the services running in this kernel")
+    listing = commands.add_parser("list", help="list running services, or stored bentos or models")
+    listing.add_argument("what", nargs="?", choices=["services", "bentos", "models"], default="services")
+    build = commands.add_parser("build", help="freeze a served service into a bento in the local store")
+    build.add_argument("name")
+    build.add_argument("--requirements", help="a requirements file whose lines override inferred pins")
+    build.add_argument("--python-packages", nargs="+", default=[], help="requirements to add or override")
+    save = commands.add_parser("save", help="save an in-memory model into the local model store")
+    save.add_argument("variable")
+    save.add_argument("--name")
     stop = commands.add_parser("stop", help="stop a service, or all of them")
     stop.add_argument("name", nargs="?")
     stop.add_argument("--all", action="store_true")
@@ -76,7 +89,7 @@ class BentoMagics(Magics):
         args = self._parser.parse_args(shlex.split(line))
         try:
             return getattr(self, f"_{args.command}")(args, cell)
-        except BentoJupyterError as exc:
+        except (BentoJupyterError, ValueError, OSError) as exc:
             raise UsageError(str(exc)) from None
 
     def _serve(self, args: argparse.Namespace, cell: str | None) -> None:
@@ -100,11 +113,49 @@ class BentoMagics(Magics):
             panel.show(service, self.shell, services.stop)
 
     def _list(self, args: argparse.Namespace, cell: str | None) -> None:
+        if args.what != "services":
+            print(stored_items_table(Store(args.what)))
+            return
         running = services.list()
         if not running:
             print("no services running")
         for service in running:
             print(panel.summary_text(service))
+
+    def _user_namespace(self) -> dict[str, Any]:
+        hidden = self.shell.user_ns_hidden
+        return {k: v for k, v in self.shell.user_ns.items() if k not in hidden and not k.startswith("_")}
+
+    def _lineage(self, code: CodeSlice) -> dict[str, Any]:
+        notebook = notebook_path_from_environment() or self.shell.user_ns.get("__session__")
+        return collect_lineage(LineageContext(code.cells, notebook, kernel_id()))
+
+    def _build(self, args: argparse.Namespace, cell: str | None) -> None:
+        service = services.get(args.name)
+        if service is None:
+            raise UsageError(
+                f"%bento build: no service named {args.name!r}; run its %%bento serve cell first"
+            )
+        extra = list(args.python_packages)
+        if args.requirements:
+            with open(args.requirements) as handle:
+                extra += [
+                    line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")
+                ]
+        handlers = [method.func for method in service.definition.apis.values()]
+        code = capture_handlers(handlers, self._user_namespace(), self.cell_log)
+        item = build_bento(Store("bentos"), service.definition, code, self._lineage(code), extra)
+        print(f"built bento {item.tag} at {item.path}")
+        return None
+
+    def _save(self, args: argparse.Namespace, cell: str | None) -> None:
+        namespace = self._user_namespace()
+        if args.variable not in namespace:
+            raise UsageError(f"%bento save: no variable named {args.variable!r} in the notebook")
+        name = args.name or args.variable.lower().replace("_", "-")
+        code = capture_object(args.variable, namespace[args.variable], namespace, self.cell_log)
+        item = save_model(Store("models"), name, code, self._lineage(code))
+        print(f"saved model {item.tag} at {item.path}")
 
     def _stop(self, args: argparse.Namespace, cell: str | None) -> None:
         if args.all:

@@ -1,0 +1,111 @@
+"""Build a bento from a served service: capture its code and objects, write files and manifest."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+from bento_jupyter import __version__
+from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
+from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
+from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.capture.code import CodeSlice
+from bento_jupyter.capture.objects import save_object
+from bento_jupyter.capture.requirements import infer_requirements
+from bento_jupyter.server.schema import openapi_document, service_schema
+from bento_jupyter.service.definition import ServiceDefinition
+
+SOURCE_MODULE = "src/service.py"
+
+
+def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
+    entries = []
+    for method in definition.apis.values():
+        config = method.config
+        entries.append(
+            {
+                "name": method.name,
+                "route": method.route,
+                "function": method.func.__name__,
+                "batchable": config.batchable,
+                "max_batch_size": config.max_batch_size,
+                "max_latency_ms": config.max_latency_ms,
+                "batch_dim": config.batch_dim,
+            }
+        )
+    return entries
+
+
+def _requirement_set(code: CodeSlice, extra: list[str]) -> list[str]:
+    requirements = infer_requirements(code.modules | {"numpy"}, extra)
+    ours = f"bento_jupyter=={__version__}"
+    return requirements if any(r.startswith("bento") for r in requirements) else [*requirements, ours]
+
+
+def write_bento(
+    root: Path,
+    definition: ServiceDefinition,
+    code: CodeSlice,
+    lineage: dict[str, Any],
+    extra_requirements: list[str],
+) -> dict[str, Any]:
+    """Write a complete bento into the empty directory ``root``; return its manifest."""
+    source = code.render(
+        f"Service {definition.name!r}, captured by bento_jupyter {__version__} from a notebook.\n\n"
+        "Generated from the cells listed in ../bento.yaml (lineage): edit the notebook, not this file.\n"
+    )
+    (root / "src").mkdir()
+    (root / SOURCE_MODULE).write_text(source)
+    models = [save_object(value, root / "models", name) for name, value in sorted(code.objects.items())]
+    requirements = _requirement_set(code, extra_requirements)
+    python = ".".join(platform.python_version_tuple()[:2])
+    (root / "env").mkdir()
+    (root / "env" / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    (root / "env" / "Dockerfile").write_text(render_dockerfile(definition.name, python))
+    (root / "env" / "entrypoint.sh").write_text(ENTRYPOINT)
+    return write_manifest(
+        root,
+        {
+            "kind": "bento",
+            "name": definition.name,
+            "created_with": f"bento_jupyter {__version__}",
+            "python_version": platform.python_version(),
+            "requirements": requirements,
+            "source": SOURCE_MODULE,
+            "apis": _api_entries(definition),
+            "models": models,
+            "schema": service_schema(definition),
+            "openapi": openapi_document(definition, __version__),
+            "lineage": lineage,
+        },
+    )
+
+
+def build_bento(
+    store: Store,
+    definition: ServiceDefinition,
+    code: CodeSlice,
+    lineage: dict[str, Any],
+    extra_requirements: list[str] | None = None,
+) -> StoredItem:
+    """Write a new version of ``definition`` into ``store`` atomically."""
+    return store.add(
+        definition.name, lambda root: write_bento(root, definition, code, lineage, extra_requirements or [])
+    )
+
+
+def save_model(store: Store, name: str, code: CodeSlice, lineage: dict[str, Any]) -> StoredItem:
+    """Write one captured object (and the notebook classes it needs) as a new model version."""
+
+    def fill(root: Path) -> None:
+        (root / "src").mkdir()
+        (root / "src" / "model_code.py").write_text(code.render(f"Code model {name!r} needs to load."))
+        entries = [save_object(value, root / "models", key) for key, value in sorted(code.objects.items())]
+        write_manifest(
+            root,
+            {"kind": "model", "name": name, "models": entries, "lineage": lineage},
+            MODEL_MANIFEST_NAME,
+        )
+
+    return store.add(name, fill)

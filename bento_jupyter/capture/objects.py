@@ -1,0 +1,144 @@
+"""Store captured objects on disk and load them back, as safely as each kind allows.
+
+* torch modules: weights as safetensors, the architecture as a weightless (meta-device) pickle
+  loaded with ``torch.load(weights_only=True)`` that may only name torch classes and classes from
+  the bento's own source;
+* numpy arrays: ``.npy`` without pickle;
+* anything else: cloudpickle, marked ``code_executing`` in the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bento_jupyter.errors import BentoIntegrityError
+
+_NOTEBOOK_PREFIX = "__main__."
+_MISSING = object()
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch")
+
+
+def _is_torch_module(value: Any) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _weightless_copy(module: Any) -> Any:
+    """A copy of ``module`` whose parameters and buffers live on the meta device (no data copied)."""
+    torch = _torch()
+    memo: dict[int, Any] = {}
+    for param in module.parameters():
+        memo[id(param)] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+    for buffer in module.buffers():
+        memo[id(buffer)] = buffer.to("meta")
+    return copy.deepcopy(module, memo)
+
+
+@contextlib.contextmanager
+def _notebook_classes_importable(module: Any) -> Iterator[None]:
+    """Let pickle find the notebook's classes as ``__main__.X`` even when the user namespace is not
+    ``sys.modules["__main__"]`` (IPython embedded, terminal shells)."""
+    main = sys.modules["__main__"]
+    added = []
+    for cls in {type(m) for m in module.modules()}:
+        if cls.__module__ == "__main__" and getattr(main, cls.__qualname__, None) is not cls:
+            added.append((cls.__qualname__, getattr(main, cls.__qualname__, _MISSING)))
+            setattr(main, cls.__qualname__, cls)
+    try:
+        yield
+    finally:
+        for name, previous in added:
+            if previous is _MISSING:
+                delattr(main, name)
+            else:
+                setattr(main, name, previous)
+
+
+def save_object(value: Any, directory: Path, name: str) -> dict[str, Any]:
+    """Write ``value`` under ``directory``; return its manifest entry."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if _is_torch_module(value):
+        from safetensors.torch import save_model
+
+        torch = _torch()
+        weights, architecture = f"{name}.safetensors", f"{name}.arch.pt"
+        save_model(value, str(directory / weights))  # writes tensor by tensor, shared tensors once
+        with _notebook_classes_importable(value):
+            torch.save(_weightless_copy(value), directory / architecture)
+        device = next((str(p.device) for p in value.parameters()), "cpu")
+        return {
+            "name": name,
+            "kind": "torch",
+            "type": f"{type(value).__module__}.{type(value).__qualname__}",
+            "files": [weights, architecture],
+            "device": device,
+            "code_executing": False,
+        }
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        np.save(directory / f"{name}.npy", value, allow_pickle=False)
+        return {"name": name, "kind": "numpy", "files": [f"{name}.npy"], "code_executing": False}
+    import cloudpickle
+
+    with (directory / f"{name}.pkl").open("wb") as handle:
+        cloudpickle.dump(value, handle)
+    return {
+        "name": name,
+        "kind": "pickle",
+        "type": f"{type(value).__module__}.{type(value).__qualname__}",
+        "files": [f"{name}.pkl"],
+        "code_executing": True,
+    }
+
+
+def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list[Any]:
+    """The classes an architecture pickle needs, if all are torch's or the bento's own."""
+    import torch
+
+    allowed: list[Any] = []
+    for qualified in torch.serialization.get_unsafe_globals_in_checkpoint(str(checkpoint)):
+        if qualified.startswith(_NOTEBOOK_PREFIX) and qualified[len(_NOTEBOOK_PREFIX) :] in source_namespace:
+            allowed.append((source_namespace[qualified[len(_NOTEBOOK_PREFIX) :]], qualified))
+        elif qualified.startswith("torch."):
+            module, _, attr = qualified.rpartition(".")
+            allowed.append(getattr(importlib.import_module(module), attr))
+        else:
+            raise BentoIntegrityError(
+                f"{checkpoint.name} refers to {qualified}, which is neither torch's nor defined in the bento"
+            )
+    return allowed
+
+
+def load_object(entry: dict[str, Any], directory: Path, source_namespace: dict[str, Any]) -> Any:
+    """Rebuild one stored object; ``source_namespace`` holds the bento's own classes."""
+    kind = entry["kind"]
+    if kind == "torch":
+        import torch
+        from safetensors.torch import load_model
+
+        weights, architecture = (directory / f for f in entry["files"])
+        with torch.serialization.safe_globals(_allowed_globals(architecture, source_namespace)):
+            module = torch.load(architecture, weights_only=True)
+        module = module.to_empty(device="cpu")
+        load_model(module, str(weights), strict=True)
+        if entry.get("device", "cpu").startswith("cuda") and torch.cuda.is_available():
+            module = module.to(entry["device"])
+        return module
+    if kind == "numpy":
+        return np.load(directory / entry["files"][0], allow_pickle=False)
+    if kind == "pickle":
+        import cloudpickle
+
+        with (directory / entry["files"][0]).open("rb") as handle:
+            return cloudpickle.load(handle)
+    raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry['name']}")

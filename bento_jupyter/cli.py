@@ -1,0 +1,96 @@
+"""The ``bento-jupyter`` command: serve bentos, inspect and delete them in the local store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from bento_jupyter.bento.listing import stored_items_table
+from bento_jupyter.bento.loader import locate
+from bento_jupyter.bento.store import Store
+from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.server.runner import DEFAULT_HOST
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bento_jupyter.server.standalone import serve_bento
+
+    serve_bento(locate(args.target), args.host, args.port, args.workers)
+    return 0
+
+
+def _show_lineage(manifest: dict) -> str:
+    lineage = manifest["lineage"]
+    lines = [
+        f"{manifest['name']}  digest {manifest['digest']}",
+        f"  built {lineage.get('built_at')} by {lineage.get('built_by')} with Python {lineage.get('python')}",
+        f"  notebook {lineage.get('notebook_path', '-')}  kernel {lineage.get('kernel_id', '-')}",
+    ]
+    git = lineage.get("git")
+    if git:
+        lines.append(f"  git {git['commit'][:12]} on {git['branch']}{' (dirty)' if git['dirty'] else ''}")
+    for cell in lineage.get("cells", []):
+        lines.append(
+            f"  cell {cell['cell_id'] or '?'}  execution {cell['execution_count']}  sha256 {cell['source_sha256'][:12]}"
+        )
+    for api in manifest.get("apis", []):
+        batching = (
+            f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
+        )
+        lines.append(f"  api POST {api['route']}{batching}")
+    for model in manifest.get("models", []):
+        warning = "  (pickle: executes code on load)" if model["code_executing"] else ""
+        lines.append(f"  model {model['name']} [{model['kind']}]{warning}")
+    lines.append("  requirements " + ", ".join(manifest.get("requirements", [])))
+    return "\n".join(lines)
+
+
+def _store_command(kind: str, args: argparse.Namespace) -> int:
+    store = Store(kind)
+    if args.action == "list":
+        print(stored_items_table(store))
+    elif args.action == "show":
+        manifest = store.manifest(args.tag)
+        print(json.dumps(manifest, indent=2) if args.json else _show_lineage(manifest))
+    elif args.action == "delete":
+        print(f"deleted {store.delete(args.tag).tag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bento-jupyter", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a bento (NAME[:VERSION] from the store, or a directory)")
+    serve.add_argument("target")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+    for kind in ("bentos", "models"):
+        group = commands.add_parser(kind, help=f"list, show or delete stored {kind}")
+        actions = group.add_subparsers(dest="action", required=True)
+        actions.add_parser("list")
+        show = actions.add_parser("show")
+        show.add_argument("tag")
+        show.add_argument("--json", action="store_true", help="print the whole manifest")
+        delete = actions.add_parser("delete")
+        delete.add_argument("tag")
+        group.set_defaults(run=lambda args, kind=kind: _store_command(kind, args))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (BentoJupyterError, ValueError) as exc:
+        print(f"bento-jupyter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
