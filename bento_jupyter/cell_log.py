@@ -28,9 +28,7 @@ class CellLog:
         self.cells: list[ExecutedCell] = []
 
     def record(self, info: Any, execution_count: int) -> None:
-        cell = ExecutedCell(
-            getattr(info, "cell_id", None), execution_count, info.raw_cell or "", len(self.cells)
-        )
+        cell = ExecutedCell(getattr(info, "cell_id", None), execution_count, info.raw_cell or "", len(self.cells))
         self.cells.append(cell)
 
     @property

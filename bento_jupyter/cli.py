@@ -36,9 +36,7 @@ def _show_lineage(manifest: dict) -> str:
             f"  cell {cell['cell_id'] or '?'}  execution {cell['execution_count']}  sha256 {cell['source_sha256'][:12]}"
         )
     for api in manifest.get("apis", []):
-        batching = (
-            f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
-        )
+        batching = f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
         lines.append(f"  api POST {api['route']}{batching}")
     for model in manifest.get("models", []):
         warning = "  (pickle: executes code on load)" if model["code_executing"] else ""

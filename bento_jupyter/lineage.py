@@ -72,9 +72,7 @@ def _git(ctx: LineageContext) -> dict[str, Any]:
     where = Path(ctx.notebook_path).resolve().parent if ctx.notebook_path else Path.cwd()
 
     def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=True
-        )
+        done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=True)
         return done.stdout.strip()
 
     try:

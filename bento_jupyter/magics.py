@@ -73,9 +73,7 @@ class BentoMagics(Magics):
     """Serve notebook functions as HTTP APIs: ``%%bento serve NAME``, ``%bento list``, ``%bento stop``."""
 
     default_host = Unicode("127.0.0.1", help="Interface services bind to.").tag(config=True)
-    default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(
-        config=True
-    )
+    default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(config=True)
     max_body_mb = Float(32.0, help="Largest request body accepted, in MiB (413 above).").tag(config=True)
     show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
 
@@ -133,15 +131,11 @@ class BentoMagics(Magics):
     def _build(self, args: argparse.Namespace, cell: str | None) -> None:
         service = services.get(args.name)
         if service is None:
-            raise UsageError(
-                f"%bento build: no service named {args.name!r}; run its %%bento serve cell first"
-            )
+            raise UsageError(f"%bento build: no service named {args.name!r}; run its %%bento serve cell first")
         extra = list(args.python_packages)
         if args.requirements:
             with open(args.requirements) as handle:
-                extra += [
-                    line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")
-                ]
+                extra += [line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")]
         handlers = [method.func for method in service.definition.apis.values()]
         code = capture_handlers(handlers, self._user_namespace(), self.cell_log)
         item = build_bento(Store("bentos"), service.definition, code, self._lineage(code), extra)

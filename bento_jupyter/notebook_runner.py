@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbclient import NotebookClient
+from nbclient.util import run_sync
 
 
 class CellIdNotebookClient(NotebookClient):
@@ -41,3 +42,7 @@ class CellIdNotebookClient(NotebookClient):
 
         client.execute = execute_with_cell_id
         return client
+
+    # nbclient binds its sync twins to the base class's coroutines: rebind them to ours.
+    execute_cell = run_sync(async_execute_cell)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)

@@ -106,9 +106,7 @@ def test_user_mistakes_are_one_line_usage_errors(shell, line, message):
 
 def test_bad_service_name_and_taken_port_are_usage_errors(shell):
     result = shell.run_cell(f"%%bento serve Bad/Name\n{SERVE_CELL}")
-    assert isinstance(result.error_in_exec, UsageError) and "invalid service name" in str(
-        result.error_in_exec
-    )
+    assert isinstance(result.error_in_exec, UsageError) and "invalid service name" in str(result.error_in_exec)
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -122,9 +120,7 @@ def test_bad_service_name_and_taken_port_are_usage_errors(shell):
 
 
 def test_an_error_in_the_cell_serves_nothing(shell):
-    result = shell.run_cell(
-        "%%bento serve demo\ndef predict(x: int) -> int:\n    return x\nraise ValueError('boom')"
-    )
+    result = shell.run_cell("%%bento serve demo\ndef predict(x: int) -> int:\n    return x\nraise ValueError('boom')")
     assert isinstance(result.error_in_exec, ValueError)
     assert services.get("demo") is None
 

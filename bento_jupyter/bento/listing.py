@@ -30,6 +30,4 @@ def stored_items_table(store: Store) -> str:
     if len(rows) == 1:
         return f"no {store.root.name} in {store.root}"
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -37,8 +37,6 @@ def load_bento(root: Path) -> tuple[ServiceDefinition, dict[str, Any]]:
     for api in manifest["apis"]:
         func = namespace.get(api["function"])
         if func is None:
-            raise BentoIntegrityError(
-                f"{root}: API function {api['function']!r} is not in {manifest['source']}"
-            )
+            raise BentoIntegrityError(f"{root}: API function {api['function']!r} is not in {manifest['source']}")
         functions.append(func)
     return ServiceDefinition.from_functions(manifest["name"], functions), manifest

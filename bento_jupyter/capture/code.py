@@ -124,9 +124,7 @@ def _definition_source(node: ast.AST, body: str) -> str:
 
 def _literal(value: Any) -> str | None:
     """Source for a plain constant, or None when ``value`` is not one."""
-    if isinstance(
-        value, bool | int | float | str | bytes | type(None) | tuple | list | dict | set | frozenset
-    ):
+    if isinstance(value, bool | int | float | str | bytes | type(None) | tuple | list | dict | set | frozenset):
         text = repr(value)
         if len(text) <= _MAX_LITERAL_BYTES:
             try:
@@ -220,9 +218,7 @@ class _Walker:
         return {n for f in functions for code in _code_objects(f.__code__) for n in code.co_names}
 
 
-def capture_handlers(
-    handlers: list[Callable[..., Any]], namespace: dict[str, Any], cell_log: CellLog
-) -> CodeSlice:
+def capture_handlers(handlers: list[Callable[..., Any]], namespace: dict[str, Any], cell_log: CellLog) -> CodeSlice:
     """The dependency slice of ``handlers`` in ``namespace`` (the notebook's user globals)."""
     walker = _Walker(namespace, cell_log)
     for handler in handlers:

@@ -41,9 +41,7 @@ class _Request:
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
-            self.future.set_result(
-                batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim)
-            )
+            self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
 
 
 @dataclass(frozen=True)
@@ -182,9 +180,7 @@ class BatchDispatcher:
     def _run_alone(self, value: Any) -> Any:
         try:
             output = self._run_batch(value)
-            return batch_values.split(
-                output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim
-            )[0]
+            return batch_values.split(output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim)[0]
         except Exception as exc:
             return exc
 

@@ -66,9 +66,7 @@ class ServiceMetrics:
         self.service_name = service_name
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ["endpoint", "service_name", "http_response_code"]
-        self._requests = Counter(
-            "bentoml_service_request", "Requests answered", labels, registry=self.registry
-        )
+        self._requests = Counter("bentoml_service_request", "Requests answered", labels, registry=self.registry)
         self._duration = Histogram(
             "bentoml_service_request_duration_seconds",
             "Request latency",

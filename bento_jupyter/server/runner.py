@@ -37,8 +37,7 @@ def bind_socket(host: str, port: int | None) -> socket.socket:
                 raise ServerStartError(f"cannot bind {host}:{candidate}: {exc.strerror}") from None
             if port is not None:
                 raise ServerStartError(
-                    f"port {port} on {host} is already in use:"
-                    " choose another --port, or omit it to pick a free one"
+                    f"port {port} on {host} is already in use: choose another --port, or omit it to pick a free one"
                 ) from None
             continue
         sock.listen(2048)

@@ -14,9 +14,7 @@ from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for
 
 SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
-_RESERVED_ROUTES = frozenset(
-    {"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"}
-)
+_RESERVED_ROUTES = frozenset({"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"})
 _RESERVED_PREFIXES = ("/v2/", "/static_docs/", "/_bento/")
 
 
@@ -54,13 +52,9 @@ class APIMethod:
         params = []
         for p in inspect.signature(func).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
-                raise ServiceDefinitionError(
-                    f"{name}(): parameter {p.name!r} must be a plain named parameter"
-                )
+                raise ServiceDefinitionError(f"{name}(): parameter {p.name!r} must be a plain named parameter")
             required = p.default is inspect.Parameter.empty
-            params.append(
-                Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default)
-            )
+            params.append(Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default))
         method = cls(
             name=name,
             route=config.route or f"/{name}",
@@ -78,13 +72,9 @@ class APIMethod:
             raise ServiceDefinitionError(f"{self.name}(): route {self.route} is reserved by the server")
         if self.config.batchable:
             if len(self.params) != 1:
-                raise ServiceDefinitionError(
-                    f"{self.name}(): a batchable API takes exactly one parameter, the batch"
-                )
+                raise ServiceDefinitionError(f"{self.name}(): a batchable API takes exactly one parameter, the batch")
             if self.is_async:
-                raise ServiceDefinitionError(
-                    f"{self.name}(): a batchable API must be a plain (sync) function"
-                )
+                raise ServiceDefinitionError(f"{self.name}(): a batchable API must be a plain (sync) function")
 
     @property
     def batch_param(self) -> Param:
@@ -138,7 +128,5 @@ class ServiceDefinition:
                 raise ServiceDefinitionError(f"two APIs claim route {method.route}")
             apis[method.route] = method
         if not apis:
-            raise ServiceDefinitionError(
-                f"service {name!r} defines no API: define at least one public function"
-            )
+            raise ServiceDefinitionError(f"service {name!r} defines no API: define at least one public function")
         return cls(name, apis)

@@ -49,9 +49,7 @@ class KernelSession:
 
 
 @contextlib.contextmanager
-def notebook_in_kernel(
-    name: str, kernel_name: str = "python3", timeout: int = 120
-) -> Iterator[KernelSession]:
+def notebook_in_kernel(name: str, kernel_name: str = "python3", timeout: int = 120) -> Iterator[KernelSession]:
     """Execute every cell of ``notebooks/NAME`` in a fresh kernel; yield while the kernel lives."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = CellIdNotebookClient(

@@ -39,9 +39,7 @@ def batch_sizes(url: str) -> tuple[float, float]:
 class Load:
     """Closed-loop HTTP load from threads of the test process, bounded in count and time."""
 
-    def __init__(
-        self, url: str, clients: int = 16, max_requests: int = 20_000, max_seconds: float = 60
-    ) -> None:
+    def __init__(self, url: str, clients: int = 16, max_requests: int = 20_000, max_seconds: float = 60) -> None:
         self.url, self.clients = url, clients
         self.max_requests, self.deadline = max_requests, time.monotonic() + max_seconds
         self.stop = threading.Event()
