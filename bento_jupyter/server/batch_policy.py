@@ -71,7 +71,8 @@ class BatchPolicy:
     * while batches run, arrivals queue and the next batch takes everything that came in;
     * a spare pipeline slot (``max_concurrency`` > 1) waits for a full batch, but no longer than
       the oldest request's budget minus the batch's predicted run time;
-    * a request whose predicted wait exceeds ``max_latency_ms`` is refused at the door.
+    * once a backlog forms, a request whose predicted wait exceeds ``max_latency_ms`` is refused
+      at the door (503), so the requests that are served stay inside their budget.
     """
 
     def __init__(
@@ -110,8 +111,15 @@ class BatchPolicy:
         return busy + ahead / self.max_concurrency
 
     def refusal(self, state: QueueState, new_items: int) -> float | None:
-        """None to admit; otherwise the seconds after which a retry may succeed."""
+        """None to admit; otherwise the seconds after which a retry may succeed.
+
+        Only a backlog is refused: while everything queued fits in the next batch, a slow batch
+        in flight is slowness, not overload, and shedding would not make anyone faster.
+        """
+        backlog = state.queued_items + new_items > self.max_batch_size
         if state.queued_items + new_items > self.max_queue_items and state.queued_items:
             return max(self.predicted_wait(state, new_items), self.max_latency_s)
+        if not backlog:
+            return None
         wait = self.predicted_wait(state, new_items)
         return wait if wait > self.max_latency_s else None

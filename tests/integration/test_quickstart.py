@@ -162,6 +162,10 @@ def test_rerunning_the_serve_cell_hot_swaps_without_failing_a_request(session: K
         session.run(index, original)
 
 
-def test_bento_kernelspec_loads_the_extension():
+def test_bento_kernelspec_loads_the_extension_and_servers_stop_with_the_kernel():
     with notebook_in_kernel("quickstart.ipynb", kernel_name="bento-python3") as live:
         assert "iris serving" in live.evaluate("%bento list")
+        url = live.evaluate("import bento_jupyter; print(bento_jupyter.service_url('iris'))").strip()
+        assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/readyz", timeout=5)

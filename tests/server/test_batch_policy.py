@@ -85,3 +85,8 @@ def test_queue_bound_refuses_even_when_the_model_is_untrained():
     p = policy(latency=LatencyModel(), queue=100)
     assert p.refusal(state(queued=90, in_flight=1), 5) is None
     assert p.refusal(state(queued=98, in_flight=1), 5) is not None
+
+
+def test_a_slow_batch_in_flight_alone_is_not_overload():
+    # The running batch will take 50 ms more, but everything queued fits in the next batch.
+    assert policy().refusal(state(queued=10, in_flight=1, remaining=0.050), 1) is None

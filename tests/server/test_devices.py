@@ -1,0 +1,51 @@
+"""Batches reach the model's device: CUDA when the model lives there, the same path on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import torch
+
+from bento_jupyter import api
+from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device
+
+linear = torch.nn.Linear(3, 1)
+seen_devices: list[str] = []
+
+
+@api(batchable=True, max_batch_size=8, device="cpu")
+def on_cpu(inputs: torch.Tensor) -> torch.Tensor:
+    seen_devices.append(str(inputs.device))
+    with torch.inference_mode():
+        return linear(inputs)
+
+
+def test_model_device_is_found_from_the_modules_a_handler_uses():
+    def uses_linear(x):
+        return linear(x)
+
+    assert model_device(uses_linear, None) == "cpu"
+    assert model_device(uses_linear, "cuda:1") == "cuda:1"
+    assert default_concurrency("cpu") == 1 and default_concurrency("cuda:0") == 2
+    assert batch_mover("cpu") is None
+
+
+def test_tensor_batches_run_on_the_configured_cpu_device(serve):
+    url = serve("dev", on_cpu).url
+    answer = requests.post(f"{url}/on_cpu", json={"inputs": [[1.0, 2.0, 3.0]]}, timeout=5)
+    assert answer.status_code == 200 and len(answer.json()) == 1
+    assert seen_devices and set(seen_devices) == {"cpu"}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_are_moved_to_the_gpu_pinned_and_non_blocking():
+    move = batch_mover("cuda:0")
+    moved = move(torch.ones(4, 3))
+    assert moved.device.type == "cuda"
+    model = torch.nn.Linear(3, 1).cuda()
+
+    def handler(x: torch.Tensor) -> torch.Tensor:
+        return model(x)
+
+    assert model_device(handler, None).startswith("cuda")
