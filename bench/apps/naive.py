@@ -25,9 +25,7 @@ def forward(inputs: np.ndarray) -> np.ndarray:
 async def predict(request: Request) -> Response:
     inputs = np.asarray(orjson.loads(await request.body())["inputs"], dtype=np.float32)
     # The forward runs on the event loop: a naive server has nothing else to do meanwhile.
-    return Response(
-        orjson.dumps(forward(inputs), option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    return Response(orjson.dumps(forward(inputs), option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 async def ready(_: Request) -> Response:
