@@ -11,6 +11,7 @@ from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
 from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.registry.commands import add_commands as add_registry_commands
 from bento_jupyter.server.runner import DEFAULT_HOST
 
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         delete = actions.add_parser("delete")
         delete.add_argument("tag")
         group.set_defaults(run=lambda args, kind=kind: _store_command(kind, args))
+    add_registry_commands(commands)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import inspect
 import shlex
 from collections.abc import Callable
@@ -49,6 +50,13 @@ def build_parser() -> _Parser:
     build.add_argument("name")
     build.add_argument("--requirements", help="a requirements file whose lines override inferred pins")
     build.add_argument("--python-packages", nargs="+", default=[], help="requirements to add or override")
+    push = commands.add_parser("push", help="publish a bento from the local store to the registry")
+    push.add_argument("tag")
+    pull = commands.add_parser("pull", help="fetch a bento version (NAME:N or NAME@alias) from the registry")
+    pull.add_argument("ref")
+    for transfer in (push, pull):
+        transfer.add_argument("--url", help="registry URL (default: from bento-jupyter login)")
+        transfer.add_argument("--token", help="registry token (default: from bento-jupyter login)")
     save = commands.add_parser("save", help="save an in-memory model into the local model store")
     save.add_argument("variable")
     save.add_argument("--name")
@@ -76,6 +84,11 @@ class BentoMagics(Magics):
     default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(config=True)
     max_body_mb = Float(32.0, help="Largest request body accepted, in MiB (413 above).").tag(config=True)
     show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
+    freeze_gc = Bool(
+        True,
+        help="gc.freeze() the kernel's heap when serving starts: full collections then skip the (large,"
+        " long-lived) notebook state instead of pausing every request for it.",
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell, cell_log: CellLog) -> None:
         super().__init__(shell=shell)
@@ -85,19 +98,25 @@ class BentoMagics(Magics):
     @line_cell_magic
     def bento(self, line: str, cell: str | None = None) -> Any:
         args = self._parser.parse_args(shlex.split(line))
+        if args.command == "serve":
+            self._execute(cell)  # the user's own errors surface unchanged, with their traceback
         try:
             return getattr(self, f"_{args.command}")(args, cell)
         except (BentoJupyterError, ValueError, OSError) as exc:
             raise UsageError(str(exc)) from None
 
-    def _serve(self, args: argparse.Namespace, cell: str | None) -> None:
+    def _execute(self, cell: str | None) -> None:
+        """Run a serving cell's body in the notebook namespace, registered for inspect/linecache."""
         if cell is None:
             raise UsageError("%bento serve is a cell magic: start the cell with %%bento serve NAME")
-        current = self.cell_log.current
-        cell_id = current.cell_id if current else None
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
-        exec(compile(source, filename, "exec"), self.shell.user_ns)  # errors surface as the cell's own
+        exec(compile(source, filename, "exec"), self.shell.user_ns)
+
+    def _serve(self, args: argparse.Namespace, cell: str | None) -> None:
+        current = self.cell_log.current
+        cell_id = current.cell_id if current else None
+        source = self.shell.transform_cell(cell or "")
         funcs = functions_defined_in(source, self.shell.user_ns)
         definition = ServiceDefinition.from_functions(args.name, funcs)
         service = services.serve(
@@ -107,8 +126,23 @@ class BentoMagics(Magics):
             port=args.port if args.port is not None else self.default_port,
             max_body_bytes=int(self.max_body_mb * 1024 * 1024),
         )
+        if self.freeze_gc:
+            gc.freeze()
         if self.show_panel:
             panel.show(service, self.shell, services.stop)
+
+    def _push(self, args: argparse.Namespace, cell: str | None) -> None:
+        from bento_jupyter.registry import push
+
+        result = push(args.tag, args.url, args.token, panel.progress_bar("pushing", self.shell))
+        state = "published" if result.created else "already published as"
+        print(f"{state} {result.tag} ({result.uploaded_bytes} bytes sent)")
+
+    def _pull(self, args: argparse.Namespace, cell: str | None) -> None:
+        from bento_jupyter.registry import pull
+
+        result = pull(args.ref, args.url, args.token, panel.progress_bar("pulling", self.shell))
+        print(f"pulled {args.ref} (registry version {result.version}) as {result.item.tag}")
 
     def _list(self, args: argparse.Namespace, cell: str | None) -> None:
         if args.what != "services":

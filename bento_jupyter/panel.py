@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from bento_jupyter.server.services import RunningService
@@ -91,3 +92,20 @@ def show(service: RunningService, shell: Any, on_stop: Any) -> None:
         display(ServicePanel(service, on_stop).widget)
     else:
         print(summary_text(service))
+
+
+def progress_bar(verb: str, shell: Any) -> Callable[[int, int], None]:
+    """A ``progress(done_bytes, total_bytes)`` callback: a widget in Jupyter, a line elsewhere."""
+    if not _in_widget_frontend(shell):
+        return lambda done, total: print(f"\r{verb} {done}/{total} bytes", end="\n" if done >= total else "")
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    bar = widgets.IntProgress(description=verb, min=0, max=1)
+    display(bar)
+
+    def update(done: int, total: int) -> None:
+        bar.max = max(total, 1)
+        bar.value = done
+
+    return update

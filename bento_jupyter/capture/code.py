@@ -102,8 +102,21 @@ def _cell_body(cell: ExecutedCell) -> str:
     return "\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line for line in lines)
 
 
-def _find_in_cells(name: str, cell_log: CellLog) -> tuple[ExecutedCell, ast.AST, str] | None:
-    """The latest executed cell defining ``name`` at top level, with its node and source."""
+def _live_source(value: Any) -> str | None:
+    """The source the live object was compiled from, when Python can still find it."""
+    try:
+        return textwrap.dedent(inspect.getsource(value))
+    except (OSError, TypeError):
+        return None
+
+
+def _find_in_cells(value: Any, cell_log: CellLog) -> tuple[ExecutedCell, ast.AST, str] | None:
+    """The latest executed cell defining ``value`` at top level, with its node and source.
+
+    When the object's own source is known, only a cell holding that exact definition matches:
+    a later cell redefining the same name must not stand in for the object actually served.
+    """
+    live = _live_source(value)
     for cell in reversed(cell_log.cells):
         body = _cell_body(cell)
         try:
@@ -111,7 +124,12 @@ def _find_in_cells(name: str, cell_log: CellLog) -> tuple[ExecutedCell, ast.AST,
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            defines = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            if (
+                defines
+                and node.name == value.__name__
+                and (live is None or _definition_source(node, body).strip() == live.strip())
+            ):
                 return cell, node, body
     return None
 
@@ -186,16 +204,15 @@ class _Walker:
         self.slice.imports[name] = statement if name == qualname else f"{statement} as {name}"
 
     def _visit_definition(self, name: str, value: Any) -> None:
-        found = _find_in_cells(value.__name__, self.cell_log)
+        found = _find_in_cells(value, self.cell_log)
         if found is not None:
             cell, node, body = found
             source = _definition_source(node, body)
             order = (cell.sequence, node.lineno)
         else:
-            try:
-                source = textwrap.dedent(inspect.getsource(value))
-            except (OSError, TypeError):
-                raise CaptureError(f"cannot find the source of {name!r} in the executed cells") from None
+            source = _live_source(value)
+            if source is None:
+                raise CaptureError(f"cannot find the source of {name!r} in the executed cells")
             cell, order = None, (-1, 0)
             node = ast.parse(source).body[0]
         if name != value.__name__:

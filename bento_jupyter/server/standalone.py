@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.server.app import ServiceApp
@@ -26,18 +27,13 @@ def serve_bento(root: Path, host: str, port: int, workers: int = 1) -> None:
     sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(
-        f"serving {manifest['name']} ({manifest['digest'][:19]}) at http://{shown}:{sock.getsockname()[1]}",
-        flush=True,
+        f"serving {manifest['name']} ({manifest['digest'][:19]}) at http://{shown}:{sock.getsockname()[1]}", flush=True
     )
-    options = {
-        "lifespan": "off",
-        "access_log": False,
-        "http": "httptools",
-        "log_level": "warning",
-        "fd": sock.fileno(),
-    }
+    options = {"lifespan": "off", "access_log": False, "http": "httptools", "log_level": "warning"}
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
-        uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
+        config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
+        # The supervisor hands our bound TCP socket to every worker (TCP_NODELAY stays on).
+        Multiprocess(config, sockets=[sock]).run()
     else:
-        uvicorn.run(ServiceApp(definition), **options)
+        uvicorn.Server(uvicorn.Config(ServiceApp(definition), **options)).run(sockets=[sock])

@@ -1,0 +1,123 @@
+"""Ours in a real kernel: the ``%%bento serve`` cell, plus what only a kernel has (cell latency, RSS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.kernel import BenchKernel, RoundtripProbe
+from bench.measure import Measurement, Settings, measure
+from bench.procstat import Memory, memory
+from bench.servers import free_port, wait_ready
+
+SETUP_CELL = """\
+%load_ext bento_jupyter
+import os
+import numpy as np
+import torch
+from bench.model import load_mlp
+model = load_mlp(os.environ["BENCH_WEIGHTS"])
+"""
+
+SERVE_CELL = """\
+%%bento serve mlp --port {port}
+from bento_jupyter import api
+@api(batchable=True, max_batch_size=64, max_latency_ms=10)
+def predict(inputs: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(inputs.astype(np.float32, copy=False))).numpy()
+"""
+
+# Deliberately low capacity: at most 8 rows per 20 ms model call, about 400 rows/s.
+OVERLOAD_CELL = """\
+%%bento serve mlp_overload --port {port}
+import time
+from bento_jupyter import api
+@api(batchable=True, max_batch_size=8, max_latency_ms=50)
+def predict(inputs: np.ndarray) -> np.ndarray:
+    time.sleep(0.02)
+    with torch.inference_mode():
+        return model(torch.from_numpy(inputs.astype(np.float32, copy=False))).numpy()
+"""
+OVERLOAD_CAPACITY = "8 rows / 20 ms call (~400 req/s), 50 ms budget"
+OVERLOAD_CONNECTIONS = 256
+RTT_CONNECTIONS = 64
+IDLE_RTT_SAMPLES = 30
+
+Progress = Callable[[int, Measurement], None]
+
+
+@dataclass
+class KernelService:
+    """A service the kernel serves on ``port`` (the measure.Target of the kernel row)."""
+
+    pid: int
+    port: int
+    batch_size: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class MemorySampler:
+    """Reads the kernel's VmRSS/VmHWM as each measured window closes; keeps the largest."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak: Memory | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        now = memory(self.pid)
+        rss = max(now.rss_mib, self.peak.rss_mib) if self.peak else now.rss_mib
+        self.peak = Memory(rss, now.peak_mib)  # VmHWM only grows
+
+
+@dataclass
+class KernelReport:
+    """The kernel row and its extras."""
+
+    grid: dict[int, Measurement] = field(default_factory=dict)
+    memory_before: Memory | None = None
+    memory_serving: Memory | None = None
+    rtt_idle_s: list[float] = field(default_factory=list)
+    rtt_saturated_s: list[float] = field(default_factory=list)
+    while_probing: Measurement | None = None  # the load run during which rtt_saturated_s was taken
+    overload: Measurement | None = None
+
+
+def run_kernel_row(
+    kernel: BenchKernel, body: Path, settings: Settings, report: KernelReport, progress: Progress
+) -> None:
+    """Serve the MLP from a cell and load it at every concurrency, timing cells and reading RSS."""
+    kernel.execute(SETUP_CELL)
+    report.memory_before = memory(kernel.pid)
+    report.rtt_idle_s = [kernel.roundtrip_s() for _ in range(IDLE_RTT_SAMPLES)]
+
+    service = KernelService(kernel.pid, free_port())
+    kernel.execute(SERVE_CELL.format(port=service.port))
+    wait_ready(f"{service.url}/readyz", 30)
+    sampler = MemorySampler(kernel.pid)
+    for connections in settings.concurrencies:
+        report.grid[connections] = measured = measure(service, body, connections, settings, [sampler])
+        progress(connections, measured)
+    # Its own run: the probe's cells take kernel time, which would lower the grid's figure.
+    probe = RoundtripProbe(kernel)
+    report.while_probing = measure(service, body, RTT_CONNECTIONS, settings, [sampler, probe])
+    report.rtt_saturated_s = probe.samples_s
+    report.memory_serving = sampler.peak
+
+
+def run_overload(kernel: BenchKernel, body: Path, settings: Settings) -> Measurement:
+    """Serve a deliberately slow twin of the MLP and drive it far past its capacity."""
+    overloaded = KernelService(kernel.pid, free_port())
+    kernel.execute(OVERLOAD_CELL.format(port=overloaded.port))
+    wait_ready(f"{overloaded.url}/readyz", 30)
+    try:
+        return measure(overloaded, body, OVERLOAD_CONNECTIONS, settings)
+    finally:
+        kernel.execute("%bento stop mlp_overload")

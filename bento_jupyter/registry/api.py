@@ -1,0 +1,330 @@
+"""The registry's REST API under ``/api/v1``: one table of operations, each with the scope it needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope, TokenStore
+from bento_jupyter.registry.blobs import CHUNK
+from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
+from bento_jupyter.registry.refs import check_label, check_name, check_sha256, check_version
+from bento_jupyter.registry.server import MAX_BLOB_BYTES, MAX_JSON_BYTES
+from bento_jupyter.registry.store import RegistryStore
+
+PREFIX = "/api/v1"
+logger = logging.getLogger("bento_jupyter.registry")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_json_bytes: int = MAX_JSON_BYTES
+    max_blob_bytes: int = MAX_BLOB_BYTES
+
+
+@dataclass
+class Context:
+    store: RegistryStore
+    tokens: TokenStore
+    limits: Limits
+    open: bool = False
+
+
+Handler = Callable[[Context, Request, Principal], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: what it does, the scope it needs (None: public) and what its body is."""
+
+    method: str
+    path: str
+    scope: Scope | None
+    summary: str
+    handler: Handler
+    body: str | None = None  # "json" or "binary"
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    _declared_length(request, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _version_ref(ref: str) -> int | None:
+    if ref == "latest":
+        return None
+    if not ref.isdigit():
+        raise InvalidRequest(f"invalid version {ref!r}: use a number or 'latest'")
+    return check_version(int(ref))
+
+
+def _name(request: Request) -> str:
+    return check_name(request.path_params["name"])
+
+
+async def _call(func: Callable[..., Any], *args: Any) -> Any:
+    return await run_in_threadpool(func, *args)
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+async def health(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"status": "ok", "auth": "open" if ctx.open else "token"})
+
+
+async def openapi(ctx: Context, request: Request, who: Principal) -> Response:
+    from bento_jupyter.registry.openapi import openapi_document
+
+    return JSONResponse(openapi_document(OPERATIONS))
+
+
+async def list_bentos(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"bentos": await _call(ctx.store.metadata.list_bentos)})
+
+
+async def get_bento(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse(await _call(ctx.store.metadata.get_bento, _name(request)))
+
+
+async def list_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"versions": await _call(ctx.store.metadata.list_versions, _name(request))})
+
+
+async def publish(ctx: Context, request: Request, who: Principal) -> Response:
+    name = _name(request)
+    manifest = await _json_body(request, ctx.limits.max_json_bytes)
+    summary, created = await _call(ctx.store.publish, name, manifest, who.actor)
+    return JSONResponse({**summary, "created": created}, status_code=201 if created else 200)
+
+
+async def get_version(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    return JSONResponse(await _call(ctx.store.metadata.get_version, _name(request), number))
+
+
+async def list_aliases(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"aliases": await _call(ctx.store.metadata.list_aliases, _name(request))})
+
+
+async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    return JSONResponse(
+        {"name": name, "alias": alias, "version": await _call(ctx.store.metadata.get_alias, name, alias)}
+    )
+
+
+async def move_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict) or "version" not in body or "expected" not in body:
+        raise InvalidRequest("send {'version': N, 'expected': M or null} (compare-and-set on the current target)")
+    expected = None if body["expected"] is None else check_version(body["expected"])
+    moved = await _call(ctx.store.metadata.move_alias, name, alias, check_version(body["version"]), expected, who.actor)
+    return JSONResponse(moved)
+
+
+async def put_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    return await _set_tag(ctx, request, who, present=True)
+
+
+async def delete_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    return await _set_tag(ctx, request, who, present=False)
+
+
+async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool) -> Response:
+    name, tag = _name(request), check_label(request.path_params["tag"], "tag")
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("tag a numbered version, not 'latest'")
+    return JSONResponse(await _call(ctx.store.metadata.set_tag, name, number, tag, present, who.actor))
+
+
+async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"history": await _call(ctx.store.metadata.history, _name(request))})
+
+
+async def search(ctx: Context, request: Request, who: Principal) -> Response:
+    query = request.query_params
+    filters = {key: query.get(key) for key in ("notebook", "cell", "commit", "tag", "name")}
+    if not any(filters.values()):
+        raise InvalidRequest("search by at least one of: notebook, cell, commit, tag, name")
+    return JSONResponse({"versions": await _call(lambda: ctx.store.metadata.search(**filters))})
+
+
+async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    digests = body.get("digests") if isinstance(body, dict) else None
+    return JSONResponse({"missing": await _call(ctx.store.missing, digests)})
+
+
+async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
+    """Stream the body into the blob store, hashing on the way; it lands only if the digest matches."""
+    sha256 = check_sha256(request.path_params["sha256"])
+    limit = ctx.limits.max_blob_bytes
+    _declared_length(request, limit)
+    upload = await _call(ctx.store.blobs.begin, sha256)
+    received, pending = 0, bytearray()
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"the blob is over the {limit}-byte limit", limit=limit)
+            pending += chunk
+            if len(pending) >= CHUNK:
+                await _call(upload.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await _call(upload.write, bytes(pending))
+        await _call(upload.commit)
+    except ClientDisconnect:
+        await _call(upload.abort)
+        return Response(status_code=400)
+    except BaseException:
+        await _call(upload.abort)
+        raise
+    return JSONResponse({"sha256": sha256, "size": received}, status_code=201)
+
+
+async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
+    sha256 = check_sha256(request.path_params["sha256"])
+    size = await _call(ctx.store.blobs.size, sha256)
+    chunks = await _call(ctx.store.blobs.open, sha256)
+    headers = {"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=31536000, immutable"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}")
+    scope = Scope.parse(str(body.get("scope", "")))
+    secret, record = await _call(ctx.tokens.create, scope, str(body.get("name") or "token"))
+    return JSONResponse({**record, "token": secret}, status_code=201)
+
+
+async def list_tokens(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"tokens": await _call(ctx.tokens.list)})
+
+
+async def revoke_token(ctx: Context, request: Request, who: Principal) -> Response:
+    await _call(ctx.tokens.revoke, request.path_params["token_id"])
+    return Response(status_code=204)
+
+
+_B = PREFIX + "/bentos/{name}"
+OPERATIONS: list[Operation] = [
+    Operation("GET", PREFIX + "/health", None, "Liveness, and whether the registry runs open", health),
+    Operation("GET", PREFIX + "/openapi.json", None, "This OpenAPI document", openapi),
+    Operation("GET", PREFIX + "/bentos", Scope.READ, "Every bento name with its latest version", list_bentos),
+    Operation("GET", _B, Scope.READ, "A bento: its latest version and aliases", get_bento),
+    Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions),
+    Operation("POST", _B + "/versions", Scope.WRITE, "Publish a manifest whose blobs are stored", publish, "json"),
+    Operation("GET", _B + "/versions/{ref}", Scope.READ, "One version (N or latest) with its manifest", get_version),
+    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag),
+    Operation("DELETE", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Remove a tag from a version", delete_tag),
+    Operation("GET", _B + "/aliases", Scope.READ, "A bento's aliases and the versions they point at", list_aliases),
+    Operation("GET", _B + "/aliases/{alias}", Scope.READ, "The version an alias points at", get_alias),
+    Operation(
+        "PUT", _B + "/aliases/{alias}", Scope.WRITE, "Move an alias (compare-and-set on 'expected')", move_alias, "json"
+    ),
+    Operation("GET", _B + "/history", Scope.READ, "Every publish, alias move and tag change, in order", get_history),
+    Operation("GET", PREFIX + "/search", Scope.READ, "Versions by lineage: notebook, cell, commit, tag", search),
+    Operation(
+        "POST",
+        PREFIX + "/blobs/missing",
+        Scope.READ,
+        "Which of these sha256 digests are not stored",
+        missing_blobs,
+        "json",
+    ),
+    Operation(
+        "PUT",
+        PREFIX + "/blobs/{sha256}",
+        Scope.WRITE,
+        "Upload a blob (verified against its sha256)",
+        put_blob,
+        "binary",
+    ),
+    Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
+    Operation("GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens),
+    Operation(
+        "POST", PREFIX + "/tokens", Scope.ADMIN, "Create a token; its secret is shown once", create_token, "json"
+    ),
+    Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, "Revoke a token", revoke_token),
+]
+
+
+# -- the application ------------------------------------------------------------------------------
+
+
+def _error_response(exc: RegistryError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="bento-jupyter registry"'} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+def _endpoint(ctx: Context, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            who = OPEN_PRINCIPAL
+            if operation.scope is not None and not ctx.open:
+                who = await _call(ctx.tokens.authenticate, request.headers.get("authorization"))
+            if operation.scope is not None:
+                who.require(operation.scope)
+            return await operation.handler(ctx, request, who)
+        except RegistryError as exc:
+            return _error_response(exc)
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        {"error": exc.detail, "code": codes.get(exc.status_code, "http_error")},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.exception("registry: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error: see the registry's log", "code": "internal"}, status_code=500)
+
+
+def create_app(ctx: Context) -> Starlette:
+    """The ASGI app serving ``ctx``'s registry."""
+    routes = [Route(op.path, _endpoint(ctx, op), methods=[op.method]) for op in OPERATIONS]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app.state.context = ctx
+    return app

@@ -1,0 +1,288 @@
+"""The registry's command-line surface: ``registry serve|token|tag|search``, ``login``, ``push``, ``pull``,
+``alias`` and ``history``. ``add_commands`` plugs them into the ``bento-jupyter`` parser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from bento_jupyter.registry import client
+from bento_jupyter.registry.errors import InvalidRequest
+
+MIB = 1 << 20
+
+
+class _StderrProgress:
+    """A one-line progress meter on a terminal's stderr (silent when stderr is not a terminal)."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and done < total):
+            return
+        self._last = now
+        percent = 100 * done / total if total else 100
+        print(f"\r{self.verb} {done / MIB:8.1f} / {total / MIB:.1f} MiB {percent:5.1f}%", end="", file=sys.stderr)
+        if done >= total:
+            print(file=sys.stderr)
+
+
+def _remote(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="registry URL (default: the one saved by `bento-jupyter login`)")
+    parser.add_argument("--token", help="bearer token (default: the saved one, or $BENTO_JUPYTER_REGISTRY_TOKEN)")
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$BENTO_JUPYTER_HOME/registry/registry.db)")
+
+
+# -- registry side ----------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bento_jupyter.registry.server import ServeOptions, serve
+
+    serve(
+        ServeOptions(
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            storage=args.storage,
+            s3_endpoint=args.s3_endpoint,
+            open=args.open,
+            max_json_bytes=int(args.max_manifest_mb * MIB),
+            max_blob_bytes=int(args.max_blob_mb * MIB),
+            log_level=args.log_level,
+        )
+    )
+    return 0
+
+
+def _token_store(args: argparse.Namespace) -> Any:
+    from bento_jupyter.registry.auth import TokenStore
+    from bento_jupyter.registry.schema import open_database
+    from bento_jupyter.registry.server import default_db_url
+
+    return TokenStore(open_database(args.db or default_db_url()))
+
+
+def _token(args: argparse.Namespace) -> int:
+    from bento_jupyter.registry.auth import Scope
+
+    tokens = _token_store(args)
+    if args.token_action == "create":
+        secret, record = tokens.create(Scope.parse(args.scope), args.name)
+        print(
+            f"created {record['scope']} token {record['id']} ({record['name']}); it is shown only once:",
+            file=sys.stderr,
+        )
+        print(secret)
+    elif args.token_action == "list":
+        for record in tokens.list():
+            state = f"revoked {record['revoked_at']}" if record["revoked_at"] else "active"
+            print(f"{record['id']}  {record['scope']:5}  {record['name']}  created {record['created_at']}  {state}")
+    else:
+        tokens.revoke(args.id)
+        print(f"revoked token {args.id}")
+    tokens.engine.dispose()
+    return 0
+
+
+def _version_line(v: dict[str, Any]) -> str:
+    lineage = v["lineage"]
+    extras = [f"@{a}" for a in v["aliases"]] + [f"#{t}" for t in v["tags"]]
+    commit = (lineage.get("git_commit") or "")[:12] or "-"
+    return (
+        f"{v['name']}:{v['version']}  {v['digest'][:19]}  {v['created_at']}  {v['created_by']}  "
+        f"notebook {lineage.get('notebook_path') or '-'}  git {commit}  {' '.join(extras)}"
+    ).rstrip()
+
+
+def _tag(args: argparse.Namespace) -> int:
+    ref = client.RemoteRef.parse(args.ref)
+    if ref.version is None:
+        raise InvalidRequest("tag a numbered version: NAME:N")
+    client.connect(args.url, args.token).tag(ref.name, ref.version, args.tag, present=not args.remove)
+    print(f"{'untagged' if args.remove else 'tagged'} {ref.name}:{ref.version} {args.tag}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    filters = {"notebook": args.notebook, "cell": args.cell, "commit": args.commit, "tag": args.tag, "name": args.name}
+    found = client.connect(args.url, args.token).search(**filters)
+    for version in found:
+        print(_version_line(version))
+    if not found:
+        print("no versions match")
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    for version in client.connect(args.url, args.token).versions(args.name):
+        print(_version_line(version))
+    return 0
+
+
+# -- client side ----------------------------------------------------------------------------------
+
+
+def _login(args: argparse.Namespace) -> int:
+    from bento_jupyter.registry.config import save_login
+
+    registry = client.RegistryClient(args.url, args.token)
+    registry.json("GET", "/bentos")  # the token must work before it is saved
+    path = save_login(args.url, args.token)
+    print(f"logged in to {registry.url} (saved in {path})")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    result = client.push(args.tag, args.url, args.token, _StderrProgress("pushing"))
+    state = "published" if result.created else "already published as"
+    sent = f"{result.uploaded_blobs} blobs, {result.uploaded_bytes / MIB:.1f} MiB sent"
+    print(f"{state} {result.tag} ({result.digest[:19]}; {sent})")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    result = client.pull(args.ref, args.url, args.token, _StderrProgress("pulling"))
+    where = "already in the local store as" if result.reused else "pulled into the local store as"
+    print(f"{args.ref} (registry version {result.version}) {where} {result.item.tag} at {result.item.path}")
+    return 0
+
+
+def _alias(args: argparse.Namespace) -> int:
+    expected: int | str | None = "current"
+    if args.expect is not None:
+        expected = None if args.expect == "none" else int(args.expect)
+    moved = client.move_alias(args.name, args.alias, args.version, args.url, args.token, expected)
+    previous = moved["previous"] if moved["previous"] is not None else "nothing"
+    print(f"{args.name}@{args.alias}: {previous} -> {moved['version']}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    for event in client.history(args.name, args.url, args.token):
+        if event["action"] == "publish":
+            what = f"published version {event['to']}"
+        elif event["action"] == "alias":
+            what = f"moved @{event['label']}: {event['from'] if event['from'] is not None else '-'} -> {event['to']}"
+        elif event["action"] == "tag":
+            what = f"tagged version {event['to']} #{event['label']}"
+        else:
+            what = f"untagged version {event['from']} #{event['label']}"
+        print(f"{event['at']}  {event['actor']}  {what}")
+    return 0
+
+
+def add_registry_commands(commands: Any) -> None:
+    """``serve``, ``token``, ``tag``, ``search``, ``versions``: run and administer a registry."""
+    from bento_jupyter.registry.server import DEFAULT_HOST, DEFAULT_PORT
+
+    serve = commands.add_parser("serve", help="run a registry (SQLite and local blobs by default)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    _db(serve)
+    serve.add_argument("--storage", help="file:///PATH or s3://BUCKET/PREFIX (default: $BENTO_JUPYTER_HOME/registry)")
+    serve.add_argument("--s3-endpoint", help="S3-compatible endpoint URL (MinIO, Ceph, ...); AWS when omitted")
+    serve.add_argument("--open", action="store_true", help="no tokens: anyone may read and write (loopback only)")
+    serve.add_argument("--max-blob-mb", type=float, default=64 * 1024, help="largest blob accepted (413 above)")
+    serve.add_argument("--max-manifest-mb", type=float, default=16, help="largest JSON body accepted (413 above)")
+    serve.add_argument("--log-level", default="warning")
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="create, list or revoke API tokens (on the database directly)")
+    actions = token.add_subparsers(dest="token_action", required=True)
+    create = actions.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+    create.add_argument("--name", default="cli", help="a label recorded in the history as who acted")
+    _db(create)
+    _db(actions.add_parser("list", help="list tokens (never their secrets)"))
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id")
+    _db(revoke)
+    token.set_defaults(run=_token)
+
+    tag = commands.add_parser("tag", help="tag a registry version: NAME:N TAG")
+    tag.add_argument("ref")
+    tag.add_argument("tag")
+    tag.add_argument("--remove", action="store_true")
+    _remote(tag)
+    tag.set_defaults(run=_tag)
+
+    search = commands.add_parser("search", help="find versions by notebook, cell, git commit or tag")
+    for option in ("notebook", "cell", "commit", "tag", "name"):
+        search.add_argument(f"--{option}")
+    _remote(search)
+    search.set_defaults(run=_search)
+
+    versions = commands.add_parser("versions", help="list a bento's versions in the registry")
+    versions.add_argument("name")
+    _remote(versions)
+    versions.set_defaults(run=_versions)
+
+
+def add_client_commands(commands: Any) -> None:
+    """``login``, ``push``, ``pull``, ``alias``, ``history``: use a registry."""
+    login = commands.add_parser("login", help="save a registry URL and token in $BENTO_JUPYTER_HOME/config.json")
+    login.add_argument("url")
+    login.add_argument("--token", help="a token from `bento-jupyter registry token create` (omit for --open)")
+    login.set_defaults(run=_login)
+
+    push = commands.add_parser("push", help="publish a local bento NAME[:VERSION] to the registry")
+    push.add_argument("tag")
+    _remote(push)
+    push.set_defaults(run=_push)
+
+    pull = commands.add_parser("pull", help="fetch NAME[:N|@ALIAS] from the registry into the local store")
+    pull.add_argument("ref")
+    _remote(pull)
+    pull.set_defaults(run=_pull)
+
+    alias = commands.add_parser("alias", help="point NAME@ALIAS at version N (compare-and-set)")
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    alias.add_argument("version", type=int)
+    alias.add_argument("--expect", help="the version the alias must point at now ('none': must not exist)")
+    _remote(alias)
+    alias.set_defaults(run=_alias)
+
+    history = commands.add_parser("history", help="every publish, alias move and tag of a bento")
+    history.add_argument("name")
+    _remote(history)
+    history.set_defaults(run=_history)
+
+
+def add_commands(commands: Any) -> None:
+    """Wire into ``bento-jupyter``: ``registry ...`` plus the top-level client commands."""
+    registry = commands.add_parser("registry", help="run and administer a bento registry")
+    add_registry_commands(registry.add_subparsers(dest="registry_command", required=True))
+    add_client_commands(commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bento_jupyter.registry", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_registry_commands(commands)
+    add_client_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bento_jupyter.registry COMMAND``: the same commands without the ``registry`` prefix."""
+    from bento_jupyter.errors import BentoJupyterError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (BentoJupyterError, ValueError) as exc:
+        print(f"bento-jupyter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,340 @@
+"""Bentos, versions, aliases, tags and history in SQL: every change is one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from bento_jupyter.bento.manifest import canonical_json
+from bento_jupyter.registry.errors import Conflict, NotFound
+from bento_jupyter.registry.refs import check_label, check_name, check_version
+from bento_jupyter.registry.schema import WRITE, aliases, bentos, history, tags, version_cells, versions
+
+_SUMMARY_COLUMNS = [
+    versions.c.id,
+    versions.c.bento,
+    versions.c.number,
+    versions.c.digest,
+    versions.c.size,
+    versions.c.file_count,
+    versions.c.notebook_path,
+    versions.c.kernel_id,
+    versions.c.git_commit,
+    versions.c.git_branch,
+    versions.c.created_at,
+    versions.c.created_by,
+]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lineage_columns(manifest: dict[str, Any]) -> dict[str, Any]:
+    lineage = manifest.get("lineage") or {}
+    git = lineage.get("git") if isinstance(lineage.get("git"), dict) else {}
+
+    def text(value: Any, limit: int) -> str | None:
+        return str(value)[:limit] if value is not None else None
+
+    return {
+        "notebook_path": text(lineage.get("notebook_path"), 4096),
+        "kernel_id": text(lineage.get("kernel_id"), 128),
+        "git_commit": text(git.get("commit"), 64),
+        "git_branch": text(git.get("branch"), 1024),
+    }
+
+
+def _cells(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    cells = (manifest.get("lineage") or {}).get("cells") or []
+    rows = []
+    for position, cell in enumerate(c for c in cells if isinstance(c, dict)):
+        cell_id, source = cell.get("cell_id"), cell.get("source_sha256")
+        rows.append(
+            {
+                "position": position,
+                "cell_id": str(cell_id)[:128] if cell_id else None,
+                "source_sha256": str(source)[:64] if source else None,
+            }
+        )
+    return rows
+
+
+class MetadataStore:
+    """The registry's metadata on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE: write})
+            with conn.begin():
+                yield conn
+
+    def _insert_ignoring_duplicate(self, conn: Connection, table: Any, values: dict[str, Any]) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def publish(self, name: str, manifest: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
+        """Record a new version of ``name`` (number = previous + 1), or return the one with this digest."""
+        check_name(name)
+        digest = manifest["digest"]
+        stamp = now()
+        with self.transaction(write=True) as conn:
+            self._insert_ignoring_duplicate(conn, bentos, {"name": name, "latest": 0, "created_at": stamp})
+            # Lock the bento's row: concurrent publishes of one name queue here (PostgreSQL row lock;
+            # SQLite already holds the database's write lock), so numbers are distinct and gap-free.
+            latest = conn.execute(select(bentos.c.latest).where(bentos.c.name == name).with_for_update()).scalar_one()
+            existing = conn.execute(
+                select(*_SUMMARY_COLUMNS).where(versions.c.bento == name, versions.c.digest == digest)
+            ).first()
+            if existing is not None:
+                return self._summaries(conn, [existing])[0], False
+            number = latest + 1
+            conn.execute(update(bentos).where(bentos.c.name == name).values(latest=number))
+            version_id = conn.execute(
+                insert(versions)
+                .values(
+                    bento=name,
+                    number=number,
+                    digest=digest,
+                    manifest=canonical_json(manifest).decode(),
+                    size=sum(entry["size"] for entry in manifest["files"]),
+                    file_count=len(manifest["files"]),
+                    created_at=stamp,
+                    created_by=actor,
+                    **_lineage_columns(manifest),
+                )
+                .returning(versions.c.id)
+            ).scalar_one()
+            cells = _cells(manifest)
+            if cells:
+                conn.execute(insert(version_cells), [{"version_id": version_id, **cell} for cell in cells])
+            self._record(conn, name, "publish", None, None, number, actor, stamp)
+            row = conn.execute(select(*_SUMMARY_COLUMNS).where(versions.c.id == version_id)).one()
+            return self._summaries(conn, [row])[0], True
+
+    def _record(
+        self,
+        conn: Connection,
+        name: str,
+        action: str,
+        label: str | None,
+        old: int | None,
+        new: int | None,
+        actor: str,
+        stamp: str,
+    ) -> None:
+        conn.execute(
+            insert(history).values(
+                bento=name, action=action, label=label, from_version=old, to_version=new, actor=actor, at=stamp
+            )
+        )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _summaries(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+        ids = [row.id for row in rows]
+        tags_of: dict[int, list[str]] = {i: [] for i in ids}
+        aliases_of: dict[tuple[str, int], list[str]] = {}
+        if ids:
+            for version_id, tag in conn.execute(
+                select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(ids)).order_by(tags.c.tag)
+            ):
+                tags_of[version_id].append(tag)
+            names = {row.bento for row in rows}
+            for bento, alias, number in conn.execute(
+                select(aliases.c.bento, aliases.c.alias, aliases.c.version)
+                .where(aliases.c.bento.in_(names))
+                .order_by(aliases.c.alias)
+            ):
+                aliases_of.setdefault((bento, number), []).append(alias)
+        return [
+            {
+                "name": row.bento,
+                "version": row.number,
+                "digest": row.digest,
+                "size": row.size,
+                "file_count": row.file_count,
+                "created_at": row.created_at,
+                "created_by": row.created_by,
+                "lineage": {
+                    "notebook_path": row.notebook_path,
+                    "kernel_id": row.kernel_id,
+                    "git_commit": row.git_commit,
+                    "git_branch": row.git_branch,
+                },
+                "tags": tags_of[row.id],
+                "aliases": aliases_of.get((row.bento, row.number), []),
+            }
+            for row in rows
+        ]
+
+    def _require_bento(self, conn: Connection, name: str) -> int:
+        latest = conn.execute(select(bentos.c.latest).where(bentos.c.name == check_name(name))).scalar()
+        if latest is None:
+            raise NotFound(f"no bento named {name!r} in this registry")
+        return latest
+
+    def _version_row(self, conn: Connection, name: str, number: int | None) -> Any:
+        latest = self._require_bento(conn, name)
+        number = latest if number is None else check_version(number)
+        row = conn.execute(
+            select(*_SUMMARY_COLUMNS, versions.c.manifest).where(versions.c.bento == name, versions.c.number == number)
+        ).first()
+        if row is None:
+            raise NotFound(f"{name}:{number} is not in this registry")
+        return row
+
+    def list_bentos(self) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            rows = conn.execute(select(bentos.c.name, bentos.c.latest, bentos.c.created_at).order_by(bentos.c.name))
+            return [{"name": n, "latest": latest, "created_at": created} for n, latest, created in rows]
+
+    def get_bento(self, name: str) -> dict[str, Any]:
+        with self.transaction() as conn:
+            latest = self._require_bento(conn, name)
+            created = conn.execute(select(bentos.c.created_at).where(bentos.c.name == name)).scalar_one()
+            rows = conn.execute(select(aliases.c.alias, aliases.c.version).where(aliases.c.bento == name))
+            return {"name": name, "latest": latest, "created_at": created, "aliases": dict(sorted(rows.tuples()))}
+
+    def list_versions(self, name: str) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            self._require_bento(conn, name)
+            rows = conn.execute(select(*_SUMMARY_COLUMNS).where(versions.c.bento == name).order_by(versions.c.number))
+            return self._summaries(conn, list(rows))
+
+    def get_version(self, name: str, number: int | None = None) -> dict[str, Any]:
+        """One version with its manifest; ``number=None`` is the latest."""
+        with self.transaction() as conn:
+            row = self._version_row(conn, name, number)
+            return {**self._summaries(conn, [row])[0], "manifest": json.loads(row.manifest)}
+
+    # -- aliases and tags -------------------------------------------------------------------------
+
+    def list_aliases(self, name: str) -> dict[str, int]:
+        with self.transaction() as conn:
+            self._require_bento(conn, name)
+            rows = conn.execute(select(aliases.c.alias, aliases.c.version).where(aliases.c.bento == name))
+            return dict(sorted(rows.tuples()))
+
+    def get_alias(self, name: str, alias: str) -> int:
+        with self.transaction() as conn:
+            self._require_bento(conn, name)
+            number = conn.execute(
+                select(aliases.c.version).where(aliases.c.bento == name, aliases.c.alias == check_label(alias))
+            ).scalar()
+            if number is None:
+                raise NotFound(f"{name} has no alias {alias!r}")
+            return number
+
+    def move_alias(self, name: str, alias: str, number: int, expected: int | None, actor: str) -> dict[str, Any]:
+        """Point ``alias`` at ``number`` only if it now points at ``expected`` (None: it must not exist)."""
+        check_label(alias)
+        check_version(number)
+        stamp = now()
+        with self.transaction(write=True) as conn:
+            self._version_row(conn, name, number)
+            values = {"version": number, "updated_at": stamp, "updated_by": actor}
+            if expected is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(aliases).values(bento=name, alias=alias, **values))
+                except IntegrityError:
+                    raise self._lost_race(conn, name, alias, expected) from None
+            else:
+                moved = conn.execute(
+                    update(aliases)
+                    .where(aliases.c.bento == name, aliases.c.alias == alias, aliases.c.version == expected)
+                    .values(**values)
+                )
+                if moved.rowcount != 1:
+                    raise self._lost_race(conn, name, alias, expected)
+            self._record(conn, name, "alias", alias, expected, number, actor, stamp)
+        return {"name": name, "alias": alias, "version": number, "previous": expected}
+
+    def _lost_race(self, conn: Connection, name: str, alias: str, expected: int | None) -> Conflict:
+        current = conn.execute(
+            select(aliases.c.version).where(aliases.c.bento == name, aliases.c.alias == alias)
+        ).scalar()
+        return Conflict(
+            f"{name}@{alias} points at {current if current is not None else 'nothing'}, "
+            f"not {expected if expected is not None else 'nothing'}: reload and retry",
+            current=current,
+        )
+
+    def set_tag(self, name: str, number: int, tag: str, present: bool, actor: str) -> dict[str, Any]:
+        check_label(tag, "tag")
+        stamp = now()
+        with self.transaction(write=True) as conn:
+            row = self._version_row(conn, name, number)
+            exists = conn.execute(
+                select(func.count()).select_from(tags).where(tags.c.version_id == row.id, tags.c.tag == tag)
+            ).scalar_one()
+            if present and not exists:
+                self._insert_ignoring_duplicate(conn, tags, {"version_id": row.id, "tag": tag})
+                self._record(conn, name, "tag", tag, None, number, actor, stamp)
+            elif not present and exists:
+                conn.execute(tags.delete().where(tags.c.version_id == row.id, tags.c.tag == tag))
+                self._record(conn, name, "untag", tag, number, None, actor, stamp)
+            return self._summaries(conn, [row])[0]
+
+    # -- history and lineage ----------------------------------------------------------------------
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        with self.transaction() as conn:
+            self._require_bento(conn, name)
+            rows = conn.execute(select(history).where(history.c.bento == name).order_by(history.c.id))
+            return [
+                {
+                    "id": row.id,
+                    "action": row.action,
+                    "label": row.label,
+                    "from": row.from_version,
+                    "to": row.to_version,
+                    "actor": row.actor,
+                    "at": row.at,
+                }
+                for row in rows
+            ]
+
+    def search(
+        self,
+        notebook: str | None = None,
+        cell: str | None = None,
+        commit: str | None = None,
+        tag: str | None = None,
+        name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Versions built from notebook X, cell Y (id or source sha256), git commit Z (or a prefix), or tagged T."""
+        query = select(*_SUMMARY_COLUMNS)
+        conditions = []
+        if name:
+            conditions.append(versions.c.bento == check_name(name))
+        if notebook:
+            conditions.append(versions.c.notebook_path == notebook)
+        if commit:
+            conditions.append(versions.c.git_commit.startswith(commit.lower(), autoescape=True))
+        if cell:
+            matching = select(version_cells.c.version_id).where(
+                or_(version_cells.c.cell_id == cell, version_cells.c.source_sha256 == cell)
+            )
+            conditions.append(versions.c.id.in_(matching))
+        if tag:
+            conditions.append(versions.c.id.in_(select(tags.c.version_id).where(tags.c.tag == tag)))
+        if conditions:
+            query = query.where(and_(*conditions))
+        with self.transaction() as conn:
+            rows = conn.execute(query.order_by(versions.c.bento, versions.c.number).limit(1000))
+            return self._summaries(conn, list(rows))

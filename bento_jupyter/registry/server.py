@@ -1,0 +1,112 @@
+"""Run a registry: open its backends, bind a socket, serve the API with uvicorn until stopped."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bento_jupyter.bento.store import home
+from bento_jupyter.registry.errors import InvalidRequest, RegistryUnavailable
+
+if TYPE_CHECKING:
+    from bento_jupyter.registry.api import Context
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+MAX_JSON_BYTES = 16 << 20
+MAX_BLOB_BYTES = 64 << 30
+
+
+def registry_home() -> Path:
+    return home() / "registry"
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{registry_home() / 'registry.db'}"
+
+
+def default_storage() -> str:
+    return str(registry_home() / "blobs")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServeOptions:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    db: str | None = None
+    storage: str | None = None
+    s3_endpoint: str | None = None
+    open: bool = False
+    max_json_bytes: int = MAX_JSON_BYTES
+    max_blob_bytes: int = MAX_BLOB_BYTES
+    log_level: str = "warning"
+
+
+def build_context(options: ServeOptions) -> Context:
+    """Open the database and blob store that ``options`` name (SQLAlchemy, boto3 load only here)."""
+    from bento_jupyter.registry.api import Context, Limits
+    from bento_jupyter.registry.auth import TokenStore
+    from bento_jupyter.registry.blobs import open_blob_store
+    from bento_jupyter.registry.metadata import MetadataStore
+    from bento_jupyter.registry.schema import open_database
+    from bento_jupyter.registry.store import RegistryStore
+
+    if options.open and not is_loopback(options.host):
+        raise InvalidRequest(f"--open serves without tokens, so only on a loopback host, not {options.host!r}")
+    engine = open_database(options.db or default_db_url())
+    blobs = open_blob_store(options.storage or default_storage(), options.s3_endpoint)
+    limits = Limits(options.max_json_bytes, options.max_blob_bytes)
+    return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RegistryUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    return sock
+
+
+def serve(options: ServeOptions) -> None:
+    """Serve in the foreground; prints ``registry listening on URL`` once the socket is bound."""
+    import uvicorn
+
+    from bento_jupyter.registry.api import create_app
+
+    ctx = build_context(options)
+    sock = _bind(options.host, options.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"registry listening on http://{shown}:{port}", flush=True)
+    print(f"  metadata {ctx.store.metadata.engine.url.render_as_string(hide_password=True)}", flush=True)
+    print(f"  blobs    {ctx.store.blobs!r}", flush=True)
+    if ctx.open:
+        print("  auth     OPEN: anyone on this machine may read and write", flush=True)
+    elif not ctx.tokens.list():
+        print(
+            "  auth     no tokens yet: bento-jupyter registry token create --scope admin", file=sys.stderr, flush=True
+        )
+    config = uvicorn.Config(create_app(ctx), log_level=options.log_level, access_log=False, lifespan="off")
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        ctx.store.close()
+        sock.close()

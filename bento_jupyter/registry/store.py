@@ -1,0 +1,51 @@
+"""The registry's core, free of HTTP: metadata and blobs kept consistent with each other."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bento_jupyter.registry.blobs import BlobStore
+from bento_jupyter.registry.errors import Conflict, InvalidRequest
+from bento_jupyter.registry.metadata import MetadataStore
+from bento_jupyter.registry.refs import check_manifest, check_name, check_sha256
+
+_PROBES = 8  # concurrent existence checks: S3 answers each with one round trip
+
+
+class RegistryStore:
+    """Publishing checks every blob a manifest lists before the version is committed."""
+
+    def __init__(self, metadata: MetadataStore, blobs: BlobStore) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self._probes = ThreadPoolExecutor(_PROBES, thread_name_prefix="blob-probe")
+
+    def close(self) -> None:
+        self._probes.shutdown(wait=False)
+        self.metadata.engine.dispose()
+
+    def sizes(self, digests: list[str]) -> dict[str, int | None]:
+        unique = sorted({check_sha256(d) for d in digests})
+        return dict(zip(unique, self._probes.map(self.blobs.size, unique), strict=True))
+
+    def missing(self, digests: list[str]) -> list[str]:
+        """The digests among ``digests`` that no stored blob has (what a client must upload)."""
+        if not isinstance(digests, list) or len(digests) > 100_000:
+            raise InvalidRequest("send {'digests': [sha256, ...]} (at most 100000)")
+        return [digest for digest, size in self.sizes(digests).items() if size is None]
+
+    def publish(self, name: str, manifest: Any, actor: str) -> tuple[dict[str, Any], bool]:
+        """Commit a version whose every file is already stored with its listed size."""
+        check_manifest(manifest, check_name(name))
+        sizes = self.sizes([entry["sha256"] for entry in manifest["files"]])
+        missing = sorted(digest for digest, size in sizes.items() if size is None)
+        if missing:
+            raise Conflict(f"upload these blobs first: {len(missing)} missing", missing=missing)
+        for entry in manifest["files"]:
+            if sizes[entry["sha256"]] != entry["size"]:
+                raise InvalidRequest(
+                    f"{entry['path']}: the manifest says {entry['size']} bytes, blob {entry['sha256']} has "
+                    f"{sizes[entry['sha256']]}"
+                )
+        return self.metadata.publish(name, manifest, actor)

@@ -1,0 +1,101 @@
+"""The commands a user types: login, push, pull, alias, history, registry tag/search/versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import stat
+
+import pytest
+import requests
+
+from bento_jupyter.bento.store import Store
+from bento_jupyter.registry.api import OPERATIONS
+from bento_jupyter.registry.commands import add_commands, main
+from tests.registry.conftest import RegistryProcess, make_bento
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    process = RegistryProcess(f"sqlite:///{root / 'r.db'}", f"file://{root / 'blobs'}", root / "home").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path / "user"))
+    for variable in ("BENTO_JUPYTER_REGISTRY_URL", "BENTO_JUPYTER_REGISTRY_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "user"
+
+
+def run(capsys, *argv: str) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_login_saves_url_and_token_privately_and_refuses_a_bad_token(served, home, capsys):
+    assert main(["login", served.url, "--token", "bjr_nope.nope"]) == 2
+    assert "unknown or revoked token" in capsys.readouterr().err
+    assert not (home / "config.json").exists()
+    run(capsys, "login", served.url, "--token", served.tokens["write"])
+    config = home / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert json.loads(config.read_text())["registry"] == {"url": served.url, "token": served.tokens["write"]}
+
+
+def test_push_pull_alias_and_history_commands_round_trip(served, home, capsys, name):
+    run(capsys, "login", served.url, "--token", served.tokens["write"])
+    store = Store("bentos")
+    make_bento(store, name, handler="v = 1\n")
+    make_bento(store, name, handler="v = 2\n")
+    assert f"published {name}:1" in run(capsys, "push", f"{name}:1")
+    assert f"published {name}:2" in run(capsys, "push", name)
+    assert f"already published as {name}:2" in run(capsys, "push", f"{name}:2")
+    assert "nothing -> 1" in run(capsys, "alias", name, "production", "1")
+    assert "1 -> 2" in run(capsys, "alias", name, "production", "2")
+    assert main(["alias", name, "production", "1", "--expect", "1"]) == 2
+    assert "points at 2" in capsys.readouterr().err
+    store.delete(f"{name}:1")
+    out = run(capsys, "pull", f"{name}@production")
+    assert "already in the local store" in out  # version 2 is still local
+    store.delete(f"{name}:2")
+    out = run(capsys, "pull", f"{name}:1")
+    assert f"(registry version 1) pulled into the local store as {name}:" in out
+    lines = run(capsys, "history", name).splitlines()
+    assert [line.split("  ", 2)[2] for line in lines] == [
+        "published version 1",
+        "published version 2",
+        "moved @production: - -> 1",
+        "moved @production: 1 -> 2",
+    ]
+    assert all("test-write:" in line for line in lines)
+    run(capsys, "tag", f"{name}:2", "golden")
+    assert f"{name}:2" in run(capsys, "search", "--tag", "golden")
+    assert "@production #golden" in run(capsys, "versions", name)
+
+
+def test_add_commands_plugs_into_the_main_parser(served, home, capsys):
+    parser = argparse.ArgumentParser(prog="bento-jupyter")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["registry", "token", "create", "--scope", "read"])
+    assert args.run(args) == 0 and capsys.readouterr().out.startswith("bjr_")
+    for argv in (["push", "x:1"], ["pull", "x@prod"], ["alias", "x", "prod", "3"], ["history", "x"], ["login", "u"]):
+        assert callable(parser.parse_args(argv).run)
+    serve = parser.parse_args(["registry", "serve"])
+    assert (serve.host, serve.port, serve.open) == ("127.0.0.1", 8787, False)
+
+
+def test_the_openapi_document_describes_every_operation(served):
+    document = requests.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.")
+    described = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
+    assert described == {(op.method, op.path) for op in OPERATIONS}
+    publish = document["paths"]["/api/v1/bentos/{name}/versions"]["post"]
+    assert publish["x-scope"] == "write" and publish["security"] == [{"bearer": []}]

@@ -1,0 +1,159 @@
+"""Bad input: strict names, no path tricks, body limits, wrong digests, JSON errors, no unpickling."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import http.client
+import pickle
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+import bento_jupyter.registry
+from bento_jupyter.bento.manifest import manifest_digest, read_manifest
+from bento_jupyter.registry.client import RegistryClient, push
+from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.registry.refs import RemoteRef, check_file_path, check_label
+from tests.registry.conftest import RegistryProcess, make_bento
+
+pytestmark = pytest.mark.integration
+BLOB_LIMIT = 1 << 20
+JSON_LIMIT = 64 << 10
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    root = tmp_path_factory.mktemp("strict")
+    limits = ["--max-blob-mb", "1", "--max-manifest-mb", str(JSON_LIMIT / (1 << 20))]
+    process = RegistryProcess(f"sqlite:///{root / 'r.db'}", f"file://{root / 'blobs'}", root / "home", extra=limits)
+    yield process.start()
+    process.stop()
+
+
+@pytest.mark.parametrize("bad", ["UPPER", "a/b", "..", ".hidden", "-x", "a" * 65, "a b", "x%00"])
+def test_bad_bento_names_are_refused_before_any_lookup(strict, bad):
+    answer = strict.api("GET", f"/bentos/{bad}/versions", "read")
+    assert answer.status_code in (400, 404)
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["code"] in ("invalid", "not_found")
+
+
+def test_path_tricks_never_reach_the_filesystem(strict, tmp_path):
+    for path in [
+        "/blobs/..%2F..%2Fetc%2Fpasswd",
+        "/blobs/" + "A" * 64,
+        "/blobs/../../r.db",
+        "/bentos/..%2F..%2F/history",
+    ]:
+        answer = strict.api("GET", path, "read")
+        assert answer.status_code in (400, 404), path
+    for bad in ["../x", "/etc/passwd", "a/../../x", "a\\b", "bento.yaml", "./a", "a//b", "c:/x"]:
+        with pytest.raises(InvalidRequest):
+            check_file_path(bad)
+    for bad in ["1", "latest", "Prod", "a/b"]:
+        with pytest.raises(InvalidRequest):
+            check_label(bad)
+    with pytest.raises(InvalidRequest):
+        RemoteRef.parse("../etc:1")
+    assert RemoteRef.parse("iris@production") == RemoteRef("iris", alias="production")
+
+
+def test_a_manifest_with_an_escaping_path_or_a_wrong_digest_is_refused(strict, local, name):
+    item = make_bento(local, name)
+    manifest = read_manifest(item.path)
+    evil = {**manifest, "files": [{**manifest["files"][0], "path": "../../outside.py"}]}
+    evil["digest"] = manifest_digest(evil)
+    answer = strict.api("POST", f"/bentos/{name}/versions", json=evil)
+    assert answer.status_code == 400 and "invalid file path" in answer.json()["error"]
+    tampered = {**manifest, "lineage": {"notebook_path": "forged.ipynb"}}
+    answer = strict.api("POST", f"/bentos/{name}/versions", json=tampered)
+    assert answer.status_code == 400 and answer.json()["code"] == "digest_mismatch"
+    renamed = strict.api("POST", "/bentos/other-name/versions", json=manifest)
+    assert renamed.status_code == 400
+    assert strict.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
+
+
+def test_bodies_over_the_limits_get_413(strict):
+    digest = hashlib.sha256(b"x").hexdigest()
+    host, port = strict.url.removeprefix("http://").split(":")
+    for path, limit in [(f"/api/v1/blobs/{digest}", BLOB_LIMIT), ("/api/v1/blobs/missing", JSON_LIMIT)]:
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        method = "PUT" if "missing" not in path else "POST"
+        connection.putrequest(method, path)
+        connection.putheader("Authorization", f"Bearer {strict.tokens['write']}")
+        connection.putheader("Content-Length", str(limit + 1))  # declared, never sent
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 413, path
+        connection.close()
+
+    def over_the_limit():  # chunked, no Content-Length: caught while streaming
+        yield b"\x00" * BLOB_LIMIT
+        yield b"\x00"
+
+    answer = strict.api("PUT", f"/blobs/{digest}", data=over_the_limit())
+    assert answer.status_code == 413 and answer.json()["code"] == "too_large"
+    assert strict.api("POST", "/blobs/missing", json={"digests": [digest]}).json()["missing"] == [digest]
+
+
+def test_errors_are_json(strict):
+    assert strict.api("GET", "/nowhere", "read").json()["code"] == "not_found"
+    assert strict.api("DELETE", "/bentos", "read").json()["code"] == "method_not_allowed"
+    answer = strict.api("POST", "/blobs/missing", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json() == {"error": "the body is not valid JSON", "code": "invalid"}
+    answer = strict.api("PUT", "/bentos/x/aliases/prod", json={"version": 1})
+    assert answer.status_code == 400 and "compare-and-set" in answer.json()["error"]
+
+
+def test_the_server_never_unpickles_anything(strict, local, name, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Bomb:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    def fill(root: Path) -> None:
+        (root / "models").mkdir()
+        (root / "models" / "model.pkl").write_bytes(pickle.dumps(Bomb()))
+        from bento_jupyter.bento.manifest import write_manifest
+
+        write_manifest(
+            root, {"kind": "bento", "name": name, "models": [{"name": "m", "kind": "pickle"}], "lineage": {}}
+        )
+
+    local.add(name, fill)
+    assert push(name, strict.url, strict.tokens["write"], store=local).version == 1
+    RegistryClient(strict.url, strict.tokens["read"]).version(name, 1)
+    assert not marker.exists()
+    forbidden = {"pickle", "cloudpickle", "dill", "joblib", "torch", "marshal", "shelve", "yaml"}
+    for source in Path(bento_jupyter.registry.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not {m.split(".")[0] for m in modules} & forbidden, (source.name, modules)
+
+
+def test_a_server_killed_mid_upload_shows_nothing_and_a_restart_takes_the_retry(tmp_path, local, name):
+    process = RegistryProcess(f"sqlite:///{tmp_path / 'r.db'}", f"file://{tmp_path / 'blobs'}", tmp_path / "home")
+    process.start()
+    item = make_bento(local, name, model=b"\x03" * 300_000)
+    weights = next(f for f in read_manifest(item.path)["files"] if f["path"] == "models/weights.bin")
+    host, port = process.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(
+            f"PUT /api/v1/blobs/{weights['sha256']} HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n"
+            f"Authorization: Bearer {process.tokens['write']}\r\n\r\n".encode()
+            + b"\x03" * 100_000
+        )
+        process.stop(signal.SIGKILL)
+    assert not (tmp_path / "blobs" / "sha256" / weights["sha256"][:2] / weights["sha256"]).exists()
+    process.start()
+    try:
+        assert process.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
+        retried = push(name, process.url, process.tokens["write"], store=local)
+        assert (retried.version, retried.uploaded_blobs) == (1, 2)
+    finally:
+        process.stop()
