@@ -12,7 +12,7 @@ from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.registry.commands import add_commands as add_registry_commands
-from bento_jupyter.server.runner import DEFAULT_HOST
+from bento_jupyter.sockets import DEFAULT_HOST
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bento_jupyter.bento.store import home
-from bento_jupyter.registry.errors import InvalidRequest, RegistryUnavailable
+from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
 
 if TYPE_CHECKING:
     from bento_jupyter.registry.api import Context
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 MAX_JSON_BYTES = 16 << 20
 MAX_BLOB_BYTES = 64 << 30
@@ -72,19 +71,6 @@ def build_context(options: ServeOptions) -> Context:
     return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise RegistryUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    return sock
-
-
 def serve(options: ServeOptions) -> None:
     """Serve in the foreground; prints ``registry listening on URL`` once the socket is bound."""
     import uvicorn
@@ -92,7 +78,7 @@ def serve(options: ServeOptions) -> None:
     from bento_jupyter.registry.api import create_app
 
     ctx = build_context(options)
-    sock = _bind(options.host, options.port)
+    sock = bind_socket(options.host, options.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"registry listening on http://{shown}:{port}", flush=True)

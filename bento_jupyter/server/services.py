@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from bento_jupyter.errors import ServiceConflictError
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, ServiceApp
 from bento_jupyter.server.metrics import APIStats
-from bento_jupyter.server.runner import DEFAULT_HOST, ThreadedServer
+from bento_jupyter.server.runner import ThreadedServer
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.sockets import DEFAULT_HOST
 
 
 @dataclass

@@ -10,7 +10,7 @@ from uvicorn.supervisors import Multiprocess
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.server.app import ServiceApp
-from bento_jupyter.server.runner import bind_socket
+from bento_jupyter.sockets import bind_socket
 
 _ROOT_VARIABLE = "BENTO_JUPYTER_SERVE_ROOT"
 

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from bento_jupyter import api
 from bento_jupyter.errors import ServerStartError
-from bento_jupyter.server.runner import ThreadedServer, bind_socket
+from bento_jupyter.server.runner import ThreadedServer
+from bento_jupyter.sockets import bind_socket
 
 
 class Point(BaseModel):
