@@ -276,13 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m bento_jupyter.registry COMMAND``: the same commands without the ``registry`` prefix."""
-    from bento_jupyter.errors import BentoJupyterError
+    from bento_jupyter.cli import run
 
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (BentoJupyterError, ValueError) as exc:
-        print(f"bento-jupyter: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run(build_parser().parse_args(argv))

@@ -272,6 +272,15 @@ class RegistryProcess:
 BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
 
 
+@pytest.fixture(scope="module")
+def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A token-protected registry on SQLite and local disk, for tests that need one backend only."""
+    root = tmp_path_factory.mktemp("registry")
+    process = RegistryProcess(f"sqlite:///{root / 'registry.db'}", f"file://{root / 'blobs'}", root / "home").start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     """One registry process per backend combination, shared by the contract tests (names keep them apart)."""

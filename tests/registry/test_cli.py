@@ -12,17 +12,9 @@ import requests
 from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.api import OPERATIONS
 from bento_jupyter.registry.commands import add_commands, main
-from tests.registry.conftest import RegistryProcess, make_bento
+from tests.registry.conftest import make_bento
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    process = RegistryProcess(f"sqlite:///{root / 'r.db'}", f"file://{root / 'blobs'}", root / "home").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -40,18 +32,21 @@ def run(capsys, *argv: str) -> str:
     return out
 
 
-def test_login_saves_url_and_token_privately_and_refuses_a_bad_token(served, home, capsys):
-    assert main(["login", served.url, "--token", "bjr_nope.nope"]) == 2
+def test_login_saves_url_and_token_privately_and_refuses_a_bad_token(sqlite_registry, home, capsys):
+    assert main(["login", sqlite_registry.url, "--token", "bjr_nope.nope"]) == 2
     assert "unknown or revoked token" in capsys.readouterr().err
     assert not (home / "config.json").exists()
-    run(capsys, "login", served.url, "--token", served.tokens["write"])
+    run(capsys, "login", sqlite_registry.url, "--token", sqlite_registry.tokens["write"])
     config = home / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert json.loads(config.read_text())["registry"] == {"url": served.url, "token": served.tokens["write"]}
+    assert json.loads(config.read_text())["registry"] == {
+        "url": sqlite_registry.url,
+        "token": sqlite_registry.tokens["write"],
+    }
 
 
-def test_push_pull_alias_and_history_commands_round_trip(served, home, capsys, name):
-    run(capsys, "login", served.url, "--token", served.tokens["write"])
+def test_push_pull_alias_and_history_commands_round_trip(sqlite_registry, home, capsys, name):
+    run(capsys, "login", sqlite_registry.url, "--token", sqlite_registry.tokens["write"])
     store = Store("bentos")
     make_bento(store, name, handler="v = 1\n")
     make_bento(store, name, handler="v = 2\n")
@@ -81,7 +76,7 @@ def test_push_pull_alias_and_history_commands_round_trip(served, home, capsys, n
     assert "@production #golden" in run(capsys, "versions", name)
 
 
-def test_add_commands_plugs_into_the_main_parser(served, home, capsys):
+def test_add_commands_plugs_into_the_main_parser(sqlite_registry, home, capsys):
     parser = argparse.ArgumentParser(prog="bento-jupyter")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["registry", "token", "create", "--scope", "read"])
@@ -92,8 +87,8 @@ def test_add_commands_plugs_into_the_main_parser(served, home, capsys):
     assert (serve.host, serve.port, serve.open) == ("127.0.0.1", 8787, False)
 
 
-def test_the_openapi_document_describes_every_operation(served):
-    document = requests.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+def test_the_openapi_document_describes_every_operation(sqlite_registry):
+    document = requests.get(f"{sqlite_registry.url}/api/v1/openapi.json", timeout=10).json()
     assert document["openapi"].startswith("3.")
     described = {(method.upper(), path) for path, ops in document["paths"].items() for method in ops}
     assert described == {(op.method, op.path) for op in OPERATIONS}

@@ -7,26 +7,18 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.store import Store
-from tests.registry.conftest import RegistryProcess, make_bento
+from tests.registry.conftest import make_bento
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("magics")
-    process = RegistryProcess(f"sqlite:///{root / 'r.db'}", f"file://{root / 'blobs'}", root / "home").start()
-    yield process
-    process.stop()
-
-
-def test_push_then_pull_through_the_magics(served, tmp_path, monkeypatch, capsys):
+def test_push_then_pull_through_the_magics(sqlite_registry, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path / "user"))
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "bento_jupyter")
     item = make_bento(Store("bentos"), "magic-demo")
     digest = read_manifest(item.path)["digest"]
-    credentials = f"--url {served.url} --token {served.tokens['write']}"
+    credentials = f"--url {sqlite_registry.url} --token {sqlite_registry.tokens['write']}"
 
     shell.run_line_magic("bento", f"push magic-demo:{item.version} {credentials}")
     first = capsys.readouterr().out
