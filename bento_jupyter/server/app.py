@@ -65,10 +65,6 @@ class ServiceApp:
         self._schema = orjson.dumps(service_schema(self.definition))
         self._openapi = orjson.dumps(openapi_document(self.definition, __version__))
 
-    @property
-    def endpoints(self) -> dict[str, Endpoint]:
-        return self._endpoints
-
     def swap(self, definition: ServiceDefinition) -> list[Endpoint]:
         """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
         new = self._build(definition)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bento_jupyter.server import batch_values
-from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel, QueueState
+from bento_jupyter.server.batch_policy import BatchPolicy, QueueState
 from bento_jupyter.server.http_errors import Overloaded
 
 BatchObserver = Callable[[int, float], None]
@@ -81,10 +81,6 @@ class BatchDispatcher:
         self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def latency(self) -> LatencyModel:
-        return self._policy.latency
 
     def _state(self) -> QueueState:
         now = self._clock()

@@ -72,12 +72,6 @@ class ThreadedServer:
                 raise ServerStartError(f"server on {self.url} did not start within {timeout:g}s")
             time.sleep(0.01)
 
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
-        """Run ``coroutine`` on the server's event loop and wait for its result."""
-        if self._loop is None:
-            raise ServerStartError("server is not running")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
-
     def submit(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Schedule ``coroutine`` on the server's loop without waiting."""
         if self._loop is not None:
