@@ -1,9 +1,14 @@
-/* Closed-loop HTTP/1.1 load generator: N keep-alive connections, one request in flight on each.
+/* HTTP/1.1 load generator: N keep-alive connections, one request in flight on each.
  *
  * One epoll thread (pin it to its own core). Latencies are kept per status class (2xx, 503, other)
  * so overload runs can tell fast refusals from slow successes, which wrk's single histogram cannot.
  *
- *   loadgen HOST PORT PATH BODY_FILE CONNECTIONS WARMUP_S DURATION_S TIMEOUT_S
+ *   loadgen HOST PORT PATH BODY_FILE CONNECTIONS WARMUP_S DURATION_S TIMEOUT_S [RATE]
+ *
+ * Without RATE it is closed-loop: each connection sends its next request as soon as an answer
+ * arrives. With RATE it is open-loop: requests are due at a fixed RATE per second whatever the
+ * server does, each goes out on a free connection (or waits for one), and its latency counts from
+ * the moment it was due, so a slow server cannot hide its backlog (no coordinated omission).
  *
  * stdout: "start" when the measured window opens, "end" when it closes, then one JSON object.
  */
@@ -23,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { IDLE, CONNECTING, WRITING, READING };
+enum { IDLE, CONNECTING, WRITING, READING, FREE };
 enum { OK, REFUSED, OTHER, CLASSES };
 
 typedef struct {
@@ -45,6 +50,10 @@ static int epfd;
 static double window_open, window_close, timeout_s;
 static series_t series[CLASSES];
 static long statuses[600], socket_errors, timeouts;
+static double rate;                 /* open-loop requests per second; 0 = closed loop */
+static double next_due;             /* open loop: when the next request falls due */
+static double *waiting;             /* open loop: due times of requests with no free connection yet */
+static size_t waiting_head, waiting_len, waiting_cap;
 
 static double now(void) {
     struct timespec ts;
@@ -108,12 +117,45 @@ static void try_write(conn_t *c) {
     c->state = READING;
 }
 
-/* Start the next request at once: the socket is almost always writable, so no epoll round trip. */
-static void send_request(conn_t *c) {
+/* Start a request due at ``due`` at once: the socket is almost always writable, so no epoll round trip. */
+static void send_due(conn_t *c, double due) {
     c->sent = 0;
     c->len = 0;
-    c->started = now();
+    c->started = due;
     try_write(c);
+}
+
+static void push_waiting(double due) {
+    if (waiting_len == waiting_cap) {
+        size_t cap = waiting_cap ? 2 * waiting_cap : 4096;
+        double *grown = malloc(cap * sizeof *grown);
+        for (size_t i = 0; i < waiting_len; i++) grown[i] = waiting[(waiting_head + i) % waiting_cap];
+        free(waiting);
+        waiting = grown;
+        waiting_cap = cap;
+        waiting_head = 0;
+    }
+    waiting[(waiting_head + waiting_len++) % waiting_cap] = due;
+}
+
+/* A connection is ready for its next request: closed loop sends now, open loop takes the oldest due one. */
+static void send_request(conn_t *c) {
+    if (!rate) return send_due(c, now());
+    if (!waiting_len) {
+        c->state = FREE;
+        return;
+    }
+    double due = waiting[waiting_head];
+    waiting_head = (waiting_head + 1) % waiting_cap;
+    waiting_len--;
+    send_due(c, due);
+}
+
+/* Open loop: queue every request that fell due since the last call, then hand them to free connections. */
+static void release_due(conn_t *conns, int nconns, double t) {
+    for (; next_due <= t; next_due += 1.0 / rate) push_waiting(next_due);
+    for (int i = 0; i < nconns && waiting_len; i++)
+        if (conns[i].state == FREE) send_request(&conns[i]);
 }
 
 static void on_writable(conn_t *c) {
@@ -219,8 +261,8 @@ static void print_series(const char *name, series_t *s) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 9) {
-        fprintf(stderr, "usage: %s HOST PORT PATH BODY_FILE CONNECTIONS WARMUP_S DURATION_S TIMEOUT_S\n",
+    if (argc != 9 && argc != 10) {
+        fprintf(stderr, "usage: %s HOST PORT PATH BODY_FILE CONNECTIONS WARMUP_S DURATION_S TIMEOUT_S [RATE]\n",
                 argv[0]);
         return 2;
     }
@@ -228,6 +270,7 @@ int main(int argc, char **argv) {
     int port = atoi(argv[2]), nconns = atoi(argv[5]);
     double warmup = atof(argv[6]), duration = atof(argv[7]);
     timeout_s = atof(argv[8]);
+    rate = argc == 10 ? atof(argv[9]) : 0;
 
     FILE *f = fopen(argv[4], "rb");
     if (!f) { perror(argv[4]); return 2; }
@@ -252,6 +295,7 @@ int main(int argc, char **argv) {
     epfd = epoll_create1(0);
 
     double t0 = now();
+    next_due = t0;
     window_open = t0 + warmup;
     window_close = window_open + duration;
     conn_t *conns = calloc((size_t)nconns, sizeof *conns);
@@ -263,7 +307,8 @@ int main(int argc, char **argv) {
         double t = now();
         if (!announced && t >= window_open) { puts("start"); fflush(stdout); announced = 1; }
         if (t >= window_close) break;
-        int n = epoll_wait(epfd, events, 1024, 5);
+        if (rate) release_due(conns, nconns, t);
+        int n = epoll_wait(epfd, events, 1024, rate ? 1 : 5);
         for (int i = 0; i < n; i++) {
             conn_t *c = events[i].data.ptr;
             if (c->fd < 0) continue;
@@ -276,7 +321,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nconns; i++) {
             conn_t *c = &conns[i];
             if (c->state == IDLE) open_conn(c);
-            else if (t - c->started > timeout_s) {
+            else if (c->state != FREE && t - c->started > timeout_s) {
                 if (in_window(t)) timeouts++;
                 drop(c, 0);
                 open_conn(c);
@@ -285,6 +330,8 @@ int main(int argc, char **argv) {
     }
     puts("end");
     fflush(stdout);
+    for (size_t i = 0; i < waiting_len; i++)  /* due in the window, never sent: as good as timed out */
+        if (in_window(waiting[(waiting_head + i) % waiting_cap])) timeouts++;
 
     printf("{\"connections\":%d,\"seconds\":%.3f,\"socket_errors\":%ld,\"timeouts\":%ld,\"statuses\":{",
            nconns, duration, socket_errors, timeouts);

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 
 class LatencyModel:
-    """Predicts a batch's run time from its size, ``t(n) = base + per_item * n``.
+    """Predicts a batch's run time from its size, ``t(n) = base + per_item * n``, and the gap between batches.
 
     Fitted online by exponentially weighted least squares, so it follows a model that warms up
     or a machine that gets busier. The first ``warmup`` batches are ignored: a model's first call
-    (lazy initialisation, allocator growth) says little about the next ones.
+    (lazy initialisation, allocator growth) says little about the next ones. ``gap`` is the mean
+    time from one batch's end to the next one's start while requests wait: the server reading
+    requests, refusing some and writing answers, which a backlog's wait includes too.
     """
 
     def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
@@ -18,6 +20,10 @@ class LatencyModel:
         self._warmup = warmup
         self._weight = self._x = self._y = self._xx = self._xy = 0.0
         self.observations = 0
+        self.gap = 0.0
+
+    def observe_gap(self, seconds: float) -> None:
+        self.gap += self._decay * (seconds - self.gap)
 
     def observe(self, size: int, seconds: float) -> None:
         if self._warmup:
@@ -99,14 +105,17 @@ class BatchPolicy:
             return Dispatch(now=True)
         return Dispatch(now=False, wake_at=latest_start)
 
+    def _cycle(self, items: int) -> float:
+        return self.latency.predict(items) + self.latency.gap
+
     def predicted_wait(self, state: QueueState, new_items: int) -> float:
         """Seconds a request of ``new_items`` would queue before its batch starts."""
         if state.in_flight < self.max_concurrency and state.queued_items == 0:
             return 0.0
         full_batches, rest = divmod(state.queued_items, self.max_batch_size)
-        ahead = full_batches * self.latency.predict(self.max_batch_size)
+        ahead = full_batches * self._cycle(self.max_batch_size)
         if rest and rest + new_items > self.max_batch_size:
-            ahead += self.latency.predict(rest)
+            ahead += self._cycle(rest)
         busy = state.in_flight_remaining if state.in_flight >= self.max_concurrency else 0.0
         return busy + ahead / self.max_concurrency
 
@@ -114,7 +123,8 @@ class BatchPolicy:
         """None to admit; otherwise the seconds after which a retry may succeed.
 
         Only a backlog is refused: while everything queued fits in the next batch, a slow batch
-        in flight is slowness, not overload, and shedding would not make anyone faster.
+        in flight is slowness, not overload, and shedding would not make anyone faster. A request
+        behind a backlog is refused when its wait plus its own batch's run would exceed the budget.
         """
         backlog = state.queued_items + new_items > self.max_batch_size
         if state.queued_items + new_items > self.max_queue_items and state.queued_items:
@@ -122,4 +132,5 @@ class BatchPolicy:
         if not backlog:
             return None
         wait = self.predicted_wait(state, new_items)
-        return wait if wait > self.max_latency_s else None
+        own_batch = min(self.max_batch_size, state.queued_items % self.max_batch_size + new_items)
+        return wait if wait + self._cycle(own_batch) > self.max_latency_s else None

@@ -52,10 +52,14 @@ class _Part:
 
 
 class BatchDispatcher:
-    """Queues requests of one API, runs merged batches on worker threads, answers each request.
+    """Queues requests of one API, runs merged batches, answers each request.
 
     ``run_batch`` is the handler: it takes one merged value and returns one output item per input
-    item. It runs on ``max_concurrency`` worker threads, never on the event loop.
+    item. With one batch in flight at a time (``max_concurrency == 1``, the CPU default) it runs on
+    the event loop's own thread: a worker thread would add two thread switches per batch and would
+    have to win the GIL back from a busy loop after every torch call (up to the 5 ms switch interval
+    each), for no overlap worth having. With more (GPU), batches run on that many worker threads.
+    Requests that arrive while a batch runs are read afterwards and share the next batch.
     """
 
     def __init__(
@@ -78,7 +82,13 @@ class BatchDispatcher:
         self._running: list[tuple[float, int]] = []  # (start time, size) of batches in flight
         self._timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
-        self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
+        self._backlog_since: float | None = None  # a batch ended with requests still queued
+        self._looked_once = False
+        self._executor = (
+            ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
+            if policy.max_concurrency > 1
+            else None
+        )
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -90,14 +100,20 @@ class BatchDispatcher:
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
 
+    def admit(self, size: int = 1) -> None:
+        """Raise Overloaded when a request of ``size`` items would not be answered within its budget."""
+        retry_after = self._policy.refusal(self._state(), size)
+        if retry_after is not None:
+            raise Overloaded(retry_after)
+
     async def submit(self, value: Any) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output."""
         size = batch_values.batch_size(value, self._batch_dim)
         if size == 0:
+            if self._executor is None:
+                return self._run_batch(value)
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
-        retry_after = self._policy.refusal(self._state(), size)
-        if retry_after is not None:
-            raise Overloaded(retry_after)
+        self.admit(size)
         request = _Request(
             value,
             size,
@@ -108,12 +124,15 @@ class BatchDispatcher:
         self._queue.append(request)
         self._queued_items += size
         self._idle.clear()
+        self._schedule_pump()
+        return await request.future
+
+    def _schedule_pump(self) -> None:
+        """Look at the queue once the loop has read every request already waiting on its sockets:
+        requests arriving together share a batch, and nobody waits on a timer."""
         if not self._pump_scheduled:
-            # Look at the queue once the loop has read every request that is already waiting on
-            # its sockets: requests arriving together share a batch, and nobody waits on a timer.
             self._pump_scheduled = True
             asyncio.get_running_loop().call_soon(self._pump)
-        return await request.future
 
     def _pump(self) -> None:
         self._pump_scheduled = False
@@ -127,7 +146,26 @@ class BatchDispatcher:
                     delay = max(0.0, step.wake_at - self._clock())
                     self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
                 return
-            self._start(self._take_batch())
+            if self._executor is None and self._still_arriving():
+                self._schedule_pump()
+                return
+            parts = self._take_batch()
+            if self._backlog_since is not None:
+                self._policy.latency.observe_gap(self._clock() - self._backlog_since)
+                self._backlog_since = None
+            if self._executor is None:
+                self._run_here(parts)
+                return
+            self._start(parts)
+
+    def _still_arriving(self) -> bool:
+        """True once per batch when it has room: look again after the loop's next turn.
+
+        A batch run on the loop's thread stops it reading: first let the requests already read
+        but not yet queued (their tasks run after this callback) join it. Costs one loop turn.
+        """
+        self._looked_once = not self._looked_once and self._queued_items < self._policy.max_batch_size
+        return self._looked_once
 
     def _take_batch(self) -> list[_Part]:
         """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
@@ -151,7 +189,14 @@ class BatchDispatcher:
         self._queue = kept
         return parts
 
+    def _run_here(self, parts: list[_Part]) -> None:
+        """Run one batch on the loop's thread, then go back to reading sockets before the next."""
+        size = sum(part.stop - part.start for part in parts)
+        pieces, seconds = self._run_parts(parts)
+        self._settle(parts, size, pieces, seconds)
+
     def _start(self, parts: list[_Part]) -> None:
+        """Run one batch on a worker thread."""
         size = sum(part.stop - part.start for part in parts)
         started = (self._clock(), size)
         self._running.append(started)
@@ -159,8 +204,16 @@ class BatchDispatcher:
         outcome = loop.run_in_executor(self._executor, self._run_parts, parts)
         outcome.add_done_callback(lambda done: self._finish(parts, started, done))
 
+    def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
+        self._running.remove(started)
+        try:
+            pieces, seconds = done.result()
+        except BaseException as exc:  # the executor itself failed (e.g. shut down)
+            pieces, seconds = [exc] * len(parts), -1.0
+        self._settle(parts, started[1], pieces, seconds)
+
     def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], float]:
-        """Worker thread: one model call for the batch; on failure, one call per request."""
+        """One model call for the batch; on failure, one call per request."""
         dim = self._batch_dim
         values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
         began = self._clock()
@@ -180,21 +233,21 @@ class BatchDispatcher:
         except Exception as exc:
             return exc
 
-    def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
-        self._running.remove(started)
-        try:
-            pieces, seconds = done.result()
-        except BaseException as exc:  # the executor itself failed (e.g. shut down)
-            pieces, seconds = [exc] * len(parts), -1.0
+    def _settle(self, parts: list[_Part], size: int, pieces: list[Any], seconds: float) -> None:
+        """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
         if seconds >= 0:
-            self._policy.latency.observe(started[1], seconds)
+            self._policy.latency.observe(size, seconds)
             if self._on_batch is not None:
-                self._on_batch(started[1], seconds)
+                self._on_batch(size, seconds)
         for part, piece in zip(parts, pieces, strict=True):
             part.request.settle(part.start, part.stop, piece, self._batch_dim)
-        if self._queue or self._running:
-            self._pump()
-        else:
+        if self._queue:
+            self._backlog_since = self._clock()
+            if self._executor is None:
+                self._schedule_pump()  # read the sockets first: late arrivals join the next batch
+            else:
+                self._pump()
+        elif not self._running:
             self._idle.set()
 
     async def drain(self) -> None:
@@ -205,4 +258,5 @@ class BatchDispatcher:
         """Release the worker threads once drained (callers drain first)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)

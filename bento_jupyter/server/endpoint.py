@@ -98,6 +98,8 @@ class Endpoint:
             raise UnsupportedMediaType(
                 f"unsupported content type {content_type.decode(errors='replace')!r}: send application/json"
             )
+        if self.dispatcher is not None:
+            self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
         raw = await asgi_io.read_body(scope, receive, self._max_body)
         try:
             payload = orjson.loads(raw) if raw else {}

@@ -90,3 +90,21 @@ def test_queue_bound_refuses_even_when_the_model_is_untrained():
 def test_a_slow_batch_in_flight_alone_is_not_overload():
     # The running batch will take 50 ms more, but everything queued fits in the next batch.
     assert policy().refusal(state(queued=10, in_flight=1, remaining=0.050), 1) is None
+
+
+def test_a_request_is_refused_when_its_own_batch_would_end_past_the_budget():
+    p = policy()
+    # One full batch ahead (8.4 ms) fits the 10 ms budget, but not with the request's own batch after it.
+    assert p.predicted_wait(state(queued=64, in_flight=0), 1) < 0.010
+    assert p.refusal(state(queued=64, in_flight=0), 1) is not None
+    assert p.refusal(state(queued=63, in_flight=0), 1) is None  # it joins the next batch
+
+
+def test_time_between_batches_counts_in_the_predicted_wait():
+    quiet, busy = trained_model(), trained_model()
+    for _ in range(50):
+        busy.observe_gap(0.004)  # the server spends 4 ms reading and refusing between batches
+    backlog = state(queued=64, in_flight=0)
+    assert policy(latency=busy).predicted_wait(backlog, 1) == pytest.approx(
+        policy(latency=quiet).predicted_wait(backlog, 1) + 0.004, rel=0.01
+    )

@@ -35,15 +35,13 @@ def dispatcher(model, max_batch_size=64, latency=None, queue=1024, concurrency=1
     return BatchDispatcher(model, policy)
 
 
-async def held_then_released(model, d, values):
-    """Submit while the model is held on a first request, so the rest queue up together."""
-    model.gate.clear()
-    first = asyncio.ensure_future(d.submit(np.array([[0.0]])))
-    await asyncio.sleep(0.05)
-    rest = [asyncio.ensure_future(d.submit(v)) for v in values]
-    await asyncio.sleep(0.01)
-    model.gate.set()
-    return await first, await asyncio.gather(*rest, return_exceptions=True)
+def submitted_together(d, values):
+    """Submit every value in one event-loop turn, like requests read from many sockets at once."""
+
+    async def go():
+        return await asyncio.gather(*(d.submit(v) for v in values), return_exceptions=True)
+
+    return asyncio.run(go())
 
 
 def test_lone_request_is_answered_alone():
@@ -56,40 +54,34 @@ def test_lone_request_is_answered_alone():
     assert model.batches == [1]
 
 
-def test_requests_queued_behind_a_running_batch_are_merged_into_one_call():
+def test_requests_arriving_together_are_merged_into_one_call():
     model = RecordingModel()
-    d = dispatcher(model)
     values = [np.array([[float(i)]]) for i in range(1, 11)]
-    _, answers = asyncio.run(held_then_released(model, d, values))
+    answers = submitted_together(dispatcher(model), values)
     assert [a.tolist() for a in answers] == [[[2.0 * i]] for i in range(1, 11)]
-    assert model.batches == [1, 10]
+    assert model.batches == [10]
 
 
 def test_max_batch_size_counts_items_and_large_requests_are_split():
     model = RecordingModel()
-    d = dispatcher(model, max_batch_size=4)
     big = np.arange(10, dtype=float).reshape(10, 1)
-    _, (answer,) = asyncio.run(held_then_released(model, d, [big]))
+    (answer,) = submitted_together(dispatcher(model, max_batch_size=4), [big])
     assert answer.tolist() == (big * 2).tolist()
-    assert model.batches == [1, 4, 4, 2]
+    assert model.batches == [4, 4, 2]
 
 
 def test_a_failing_request_does_not_fail_its_batch_mates():
     model = RecordingModel(fail_on=-1.0)
-    d = dispatcher(model)
-    values = [np.array([[1.0]]), np.array([[-1.0]]), np.array([[3.0]])]
-    _, answers = asyncio.run(held_then_released(model, d, values))
+    answers = submitted_together(dispatcher(model), [np.array([[1.0]]), np.array([[-1.0]]), np.array([[3.0]])])
     assert answers[0].tolist() == [[2.0]] and answers[2].tolist() == [[6.0]]
     assert isinstance(answers[1], ValueError)
 
 
 def test_differently_shaped_requests_are_not_merged():
     model = RecordingModel()
-    d = dispatcher(model)
-    values = [np.ones((1, 2)), np.ones((1, 3)), np.ones((1, 2))]
-    _, answers = asyncio.run(held_then_released(model, d, values))
+    answers = submitted_together(dispatcher(model), [np.ones((1, 2)), np.ones((1, 3)), np.ones((1, 2))])
     assert [a.shape for a in answers] == [(1, 2), (1, 3), (1, 2)]
-    assert sorted(model.batches) == [1, 1, 2]
+    assert sorted(model.batches) == [1, 2]
 
 
 def test_wrong_output_length_is_an_error_not_a_silent_mismatch():
@@ -102,25 +94,55 @@ def test_wrong_output_length_is_an_error_not_a_silent_mismatch():
         asyncio.run(go())
 
 
-def test_overload_is_refused_immediately_with_retry_after():
-    latency = LatencyModel(warmup=0)
-    latency.observe(4, 0.040)  # every batch takes 40 ms; budget is 50 ms
+def test_one_slot_runs_batches_on_the_loop_thread_and_more_slots_on_workers():
+    def runs_on(concurrency):
+        threads = []
+
+        def model(batch):
+            threads.append(threading.current_thread().name)
+            return batch
+
+        async def go():
+            await dispatcher(model, concurrency=concurrency).submit(np.ones((1, 1)))
+            return threading.current_thread().name
+
+        loop_thread = asyncio.run(go())
+        return threads[0], loop_thread
+
+    model_thread, loop_thread = runs_on(1)
+    assert model_thread == loop_thread
+    model_thread, loop_thread = runs_on(2)
+    assert model_thread != loop_thread and model_thread.startswith("bento-")
+
+
+def test_requests_queued_behind_a_running_worker_batch_share_the_next_one():
     model = RecordingModel()
-    d = dispatcher(model, max_batch_size=4, latency=latency)
+    d = dispatcher(model, concurrency=2, latency=LatencyModel(warmup=0))
+    d._policy.latency.observe(1, 0.0)  # a fast model: the spare slot does not wait for a fuller batch
 
     async def go():
         model.gate.clear()
-        first = asyncio.ensure_future(d.submit(np.ones((1, 1))))
-        await asyncio.sleep(0.02)
-        # One batch of 4 fits behind the running one (20 ms left + 0 ahead < 50 ms) ...
-        admitted = [asyncio.ensure_future(d.submit(np.ones((1, 1)))) for _ in range(4)]
-        await asyncio.sleep(0.005)
-        # ... a fifth would wait behind a whole 40 ms batch plus the running one.
-        with pytest.raises(Overloaded) as refused:
-            await d.submit(np.ones((1, 1)))
+        first = asyncio.ensure_future(d.submit(np.array([[0.0]])))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(d.submit(np.array([[float(i)]]))) for i in range(1, 6)]
+        await asyncio.sleep(0.01)
         model.gate.set()
-        await asyncio.gather(first, *admitted)
-        return refused.value
+        return await first, await asyncio.gather(*rest)
 
-    refused = asyncio.run(go())
+    _, answers = asyncio.run(go())
+    assert [a.tolist() for a in answers] == [[[2.0 * i]] for i in range(1, 6)]
+    assert model.batches == [1, 5]
+
+
+def test_a_request_behind_a_full_batch_is_refused_when_both_would_exceed_the_budget():
+    latency = LatencyModel(warmup=0)
+    latency.observe(4, 0.040)  # every batch takes 40 ms; the budget is 50 ms
+    model = RecordingModel()
+    d = dispatcher(model, max_batch_size=4, latency=latency)
+    # Four requests fit the next batch (40 ms); a fifth would wait for it and then run its own (80 ms).
+    answers = submitted_together(d, [np.ones((1, 1))] * 5)
+    assert all(isinstance(a, np.ndarray) for a in answers[:4])
+    refused = answers[4]
+    assert isinstance(refused, Overloaded)
     assert refused.status == 503 and int(refused.headers["retry-after"]) >= 1
+    assert model.batches == [4]
