@@ -64,11 +64,18 @@ def run_load(
     timeout_s: float = 10.0,
     on_start: Callable[[], None] | None = None,
     on_end: Callable[[], None] | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
-    """``connections`` closed-loop clients POST ``body`` to ``url``; hooks fire as the window opens and closes."""
+    """``connections`` clients POST ``body`` to ``url``; hooks fire as the window opens and closes.
+
+    Closed loop by default; with ``rate``, open loop: that many requests per second fall due,
+    whatever the server does, and each one's latency counts from when it fell due.
+    """
     parts = urlsplit(url)
     argv = ["taskset", "-c", str(CLIENT_CORE), str(LOADGEN), parts.hostname or "127.0.0.1", str(parts.port)]
     argv += [parts.path or "/", str(body), str(connections), str(warmup_s), str(seconds), str(timeout_s)]
+    if rate is not None:
+        argv.append(f"{rate:.1f}")
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         report = ""

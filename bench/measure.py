@@ -52,6 +52,7 @@ def measure(
     connections: int,
     settings: Settings,
     hooks: Sequence[WindowHook] = (),
+    rate: float | None = None,
 ) -> Measurement:
     """Load ``target`` with ``connections`` clients; account its CPU and batches over the measured window."""
     marks: dict[str, float] = {}
@@ -78,6 +79,7 @@ def measure(
         timeout_s=settings.timeout_s,
         on_start=on_start,
         on_end=on_end,
+        rate=rate,
     )
     cpu = 100 * (marks["cpu1"] - marks["cpu0"]) / (marks["t1"] - marks["t0"])
     start, end = batches.get("start"), batches.get("end")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.in_kernel import OVERLOAD_CAPACITY, OVERLOAD_CONNECTIONS, RTT_CONNECTIONS, KernelReport
+from bench.in_kernel import (
+    CAPACITY_CONNECTIONS,
+    OVERLOAD_BUDGET_MS,
+    OVERLOAD_CAPACITY,
+    OVERLOAD_CONNECTIONS,
+    OVERLOAD_FACTOR,
+    RTT_CONNECTIONS,
+    KernelReport,
+)
 from bench.measure import Measurement
 
 _HEADER = ("server", "conc", "req/s", "p50 ms", "p99 ms", "errors", "503", "batch", "CPU%")
@@ -92,6 +100,17 @@ def _quantiles_ms(samples_s: Sequence[float]) -> str:
     return f"p50 {ms(at(0.5))} ms, p99 {ms(at(0.99))} ms (n={len(ordered)})"
 
 
+def _overload_summary(run: Measurement) -> str:
+    load = run.load
+    share = load.refused.count / load.answered if load.answered else 0.0
+    within = "within" if load.ok.p99_ms is not None and load.ok.p99_ms <= OVERLOAD_BUDGET_MS else "OVER"
+    return (
+        f"served {load.ok_per_s:.0f} req/s, p99 {ms(load.ok.p99_ms)} ms ({within} the {OVERLOAD_BUDGET_MS} ms budget);"
+        f" 503 {share:.1%} of answers, time-to-503 p50 {ms(load.refused.p50_ms)} ms, p99 {ms(load.refused.p99_ms)} ms;"
+        f" errors {load.errors} (timeouts {load.timeouts})"
+    )
+
+
 def render_kernel(report: KernelReport) -> str:
     lines = [
         f"cell `1+1` round trip, kernel idle:            {_quantiles_ms(report.rtt_idle_s)}",
@@ -104,16 +123,15 @@ def render_kernel(report: KernelReport) -> str:
             f"kernel memory: before serving VmRSS {before.rss_mib:.0f} MiB (VmHWM {before.peak_mib:.0f}),"
             f" while serving VmRSS {serving.rss_mib:.0f} MiB (VmHWM {serving.peak_mib:.0f})"
         )
-    overload = report.overload
-    if overload is not None:
-        load = overload.load
-        share = load.refused.count / load.answered if load.answered else 0.0
-        lines += [
-            f"overload, ours (kernel), c={OVERLOAD_CONNECTIONS}, capacity {OVERLOAD_CAPACITY}:",
-            f"  served {load.ok_per_s:.0f} req/s, p99 {ms(load.ok.p99_ms)} ms;"
-            f" 503 {share:.1%} of answers ({load.refused.count / load.seconds:.0f}/s),"
-            f" time-to-503 p50 {ms(load.refused.p50_ms)} ms, p99 {ms(load.refused.p99_ms)} ms;"
-            f" errors {load.errors} (timeouts {load.timeouts}); mean batch "
-            + (f"{overload.mean_batch:.1f}" if overload.mean_batch is not None else "-"),
-        ]
+    if report.capacity is not None:
+        lines.append(
+            f"overload, ours (kernel), a slow twin ({OVERLOAD_CAPACITY}):"
+            f" capacity {report.capacity.load.ok_per_s:.0f} req/s (closed loop, c={CAPACITY_CONNECTIONS})"
+        )
+    for label, run in (
+        (f"{OVERLOAD_FACTOR}x capacity offered (open loop)", report.overload),
+        (f"retry storm (closed loop, c={OVERLOAD_CONNECTIONS}, 503s retried at once)", report.retry_storm),
+    ):
+        if run is not None:
+            lines.append(f"  {label}: {_overload_summary(run)}")
     return "\n".join(lines)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+LATENESS_QUANTILE = 0.95
+LATENESS_STEP_S = 0.0005
+LOOP_SHARE_OF_BUDGET = 0.2  # the longest batch run on the loop's thread, as a share of the latency budget
+
 
 class LatencyModel:
     """Predicts a batch's run time from its size, ``t(n) = base + per_item * n``, and the gap between batches.
@@ -13,6 +17,8 @@ class LatencyModel:
     (lazy initialisation, allocator growth) says little about the next ones. ``gap`` is the mean
     time from one batch's end to the next one's start while requests wait: the server reading
     requests, refusing some and writing answers, which a backlog's wait includes too.
+    ``lateness`` tracks the 95th percentile of how much later than predicted answers are ready
+    (thread hand-offs, GIL waits, noisy neighbours): the margin admission keeps against the budget.
     """
 
     def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
@@ -21,9 +27,17 @@ class LatencyModel:
         self._weight = self._x = self._y = self._xx = self._xy = 0.0
         self.observations = 0
         self.gap = 0.0
+        self.lateness = 0.0
 
     def observe_gap(self, seconds: float) -> None:
         self.gap += self._decay * (seconds - self.gap)
+
+    def observe_lateness(self, seconds: float) -> None:
+        """One answer's (actual - predicted) time in the server; a streaming quantile estimate."""
+        if seconds > self.lateness:
+            self.lateness += LATENESS_STEP_S * LATENESS_QUANTILE
+        else:
+            self.lateness = max(0.0, self.lateness - LATENESS_STEP_S * (1 - LATENESS_QUANTILE))
 
     def observe(self, size: int, seconds: float) -> None:
         if self._warmup:
@@ -105,6 +119,17 @@ class BatchPolicy:
             return Dispatch(now=True)
         return Dispatch(now=False, wake_at=latest_start)
 
+    def runs_on_loop(self, items: int) -> bool:
+        """Whether a batch of ``items`` should run on the event loop's own thread.
+
+        Yes when one batch runs at a time and it is predicted to take at most a fifth of the
+        budget. A worker thread would cost two thread switches per batch and, after every torch
+        call, a wait to win the GIL back from a busy loop (up to the 5 ms switch interval each);
+        the price of running here is that the loop reads no sockets meanwhile, which a short
+        batch keeps small next to the budget. Long batches, and pipelines (GPU), use threads.
+        """
+        return self.max_concurrency == 1 and self.latency.predict(items) <= self.max_latency_s * LOOP_SHARE_OF_BUDGET
+
     def _cycle(self, items: int) -> float:
         return self.latency.predict(items) + self.latency.gap
 
@@ -132,5 +157,10 @@ class BatchPolicy:
         if not backlog:
             return None
         wait = self.predicted_wait(state, new_items)
+        late = self.predicted_time_in_server(state, new_items) + self.latency.lateness
+        return wait if late > self.max_latency_s else None
+
+    def predicted_time_in_server(self, state: QueueState, new_items: int) -> float:
+        """Seconds from admitting a request of ``new_items`` to its answer: the wait, then its own batch."""
         own_batch = min(self.max_batch_size, state.queued_items % self.max_batch_size + new_items)
-        return wait if wait + self._cycle(own_batch) > self.max_latency_s else None
+        return self.predicted_wait(state, new_items) + self._cycle(own_batch)

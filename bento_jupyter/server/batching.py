@@ -23,25 +23,27 @@ class _Request:
     size: int
     key: Any
     arrival: float
+    expected_done: float
     future: asyncio.Future[Any]
     taken: int = 0  # items already handed to a batch (a large request spans several)
     settled: int = 0  # items whose batch has answered
     pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
     error: BaseException | None = None
 
-    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
-        """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
+    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> bool:
+        """Record one batch's answer for items ``start:stop``; answer the client once all are back (True)."""
         if isinstance(outcome, BaseException):
             self.error = self.error or outcome
         else:
             self.pieces[start] = outcome
         self.settled += stop - start
         if self.settled < self.size or self.future.done():
-            return
+            return False
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
             self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
+        return True
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,8 @@ class BatchDispatcher:
     """Queues requests of one API, runs merged batches, answers each request.
 
     ``run_batch`` is the handler: it takes one merged value and returns one output item per input
-    item. With one batch in flight at a time (``max_concurrency == 1``, the CPU default) it runs on
-    the event loop's own thread: a worker thread would add two thread switches per batch and would
-    have to win the GIL back from a busy loop after every torch call (up to the 5 ms switch interval
-    each), for no overlap worth having. With more (GPU), batches run on that many worker threads.
-    Requests that arrive while a batch runs are read afterwards and share the next batch.
+    item. Short batches run on the event loop's own thread when one runs at a time (see
+    ``BatchPolicy.runs_on_loop``); the others run on ``max_concurrency`` worker threads.
     """
 
     def __init__(
@@ -84,11 +83,7 @@ class BatchDispatcher:
         self._pump_scheduled = False
         self._backlog_since: float | None = None  # a batch ended with requests still queued
         self._looked_once = False
-        self._executor = (
-            ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
-            if policy.max_concurrency > 1
-            else None
-        )
+        self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -110,15 +105,15 @@ class BatchDispatcher:
         """Queue one request's value; resolves to this request's slice of the batch output."""
         size = batch_values.batch_size(value, self._batch_dim)
         if size == 0:
-            if self._executor is None:
-                return self._run_batch(value)
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
         self.admit(size)
+        now = self._clock()
         request = _Request(
             value,
             size,
             batch_values.shape_key(value, self._batch_dim),
-            self._clock(),
+            now,
+            now + self._policy.predicted_time_in_server(self._state(), size),
             asyncio.get_running_loop().create_future(),
         )
         self._queue.append(request)
@@ -146,14 +141,15 @@ class BatchDispatcher:
                     delay = max(0.0, step.wake_at - self._clock())
                     self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
                 return
-            if self._executor is None and self._still_arriving():
+            here = self._policy.runs_on_loop(min(self._queued_items, self._policy.max_batch_size))
+            if here and self._still_arriving():
                 self._schedule_pump()
                 return
             parts = self._take_batch()
             if self._backlog_since is not None:
                 self._policy.latency.observe_gap(self._clock() - self._backlog_since)
                 self._backlog_since = None
-            if self._executor is None:
+            if here:
                 self._run_here(parts)
                 return
             self._start(parts)
@@ -192,8 +188,9 @@ class BatchDispatcher:
     def _run_here(self, parts: list[_Part]) -> None:
         """Run one batch on the loop's thread, then go back to reading sockets before the next."""
         size = sum(part.stop - part.start for part in parts)
-        pieces, seconds = self._run_parts(parts)
-        self._settle(parts, size, pieces, seconds)
+        began = self._clock()
+        pieces, timed = self._run_parts(parts)
+        self._settle(parts, size, pieces, self._clock() - began if timed else None, ran_here=True)
 
     def _start(self, parts: list[_Part]) -> None:
         """Run one batch on a worker thread."""
@@ -207,24 +204,24 @@ class BatchDispatcher:
     def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
         self._running.remove(started)
         try:
-            pieces, seconds = done.result()
+            pieces, timed = done.result()
         except BaseException as exc:  # the executor itself failed (e.g. shut down)
-            pieces, seconds = [exc] * len(parts), -1.0
-        self._settle(parts, started[1], pieces, seconds)
+            pieces, timed = [exc] * len(parts), False
+        # Timed on the loop's clock, hand-offs to and from the worker included: what the queue waits.
+        self._settle(parts, started[1], pieces, self._clock() - started[0] if timed else None, ran_here=False)
 
-    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], float]:
-        """One model call for the batch; on failure, one call per request."""
+    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], bool]:
+        """One model call for the batch; on failure, one call per request (then untimed: not a batch's cost)."""
         dim = self._batch_dim
         values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
-        began = self._clock()
         try:
             output = self._run_batch(batch_values.concat(values, dim))
             pieces: list[Any] = batch_values.split(output, [p.stop - p.start for p in parts], dim)
-            return pieces, self._clock() - began
+            return pieces, True
         except Exception as exc:
             if len(parts) == 1:
-                return [exc], self._clock() - began
-        return [self._run_alone(value) for value in values], -1.0
+                return [exc], True
+        return [self._run_alone(value) for value in values], False
 
     def _run_alone(self, value: Any) -> Any:
         try:
@@ -233,17 +230,21 @@ class BatchDispatcher:
         except Exception as exc:
             return exc
 
-    def _settle(self, parts: list[_Part], size: int, pieces: list[Any], seconds: float) -> None:
+    def _settle(
+        self, parts: list[_Part], size: int, pieces: list[Any], seconds: float | None, *, ran_here: bool
+    ) -> None:
         """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
-        if seconds >= 0:
+        if seconds is not None:
             self._policy.latency.observe(size, seconds)
             if self._on_batch is not None:
                 self._on_batch(size, seconds)
+        now = self._clock()
         for part, piece in zip(parts, pieces, strict=True):
-            part.request.settle(part.start, part.stop, piece, self._batch_dim)
+            if part.request.settle(part.start, part.stop, piece, self._batch_dim):
+                self._policy.latency.observe_lateness(now - part.request.expected_done)
         if self._queue:
             self._backlog_since = self._clock()
-            if self._executor is None:
+            if ran_here:
                 self._schedule_pump()  # read the sockets first: late arrivals join the next batch
             else:
                 self._pump()
@@ -258,5 +259,4 @@ class BatchDispatcher:
         """Release the worker threads once drained (callers drain first)."""
         if self._timer is not None:
             self._timer.cancel()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        self._executor.shutdown(wait=False)

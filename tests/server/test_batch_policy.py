@@ -108,3 +108,24 @@ def test_time_between_batches_counts_in_the_predicted_wait():
     assert policy(latency=busy).predicted_wait(backlog, 1) == pytest.approx(
         policy(latency=quiet).predicted_wait(backlog, 1) + 0.004, rel=0.01
     )
+
+
+def test_short_batches_run_on_the_loop_thread_long_ones_and_pipelines_on_workers():
+    fast = policy(latency=trained_model(base=0.0005, per_item=0.00002))  # 64 rows: 1.8 ms of a 10 ms budget
+    assert fast.runs_on_loop(64)
+    assert not policy().runs_on_loop(8)  # 2.8 ms: over a fifth of the budget
+    assert not policy(concurrency=2, latency=trained_model(base=0.0005, per_item=0.00002)).runs_on_loop(1)
+
+
+def test_answers_later_than_predicted_widen_the_margin_admission_keeps():
+    latency = trained_model(base=0.001, per_item=0.00005)
+    p = policy(latency=latency)
+    backlog = state(queued=64, in_flight=0)  # 4.2 ms ahead + 1.05 ms for its own batch: fits 10 ms
+    assert p.refusal(backlog, 1) is None
+    for _ in range(200):
+        latency.observe_lateness(0.006)  # answers keep arriving 6 ms after their prediction
+    assert latency.lateness == pytest.approx(0.006, abs=0.001)
+    assert p.refusal(backlog, 1) is not None
+    for _ in range(2000):
+        latency.observe_lateness(0.0)
+    assert latency.lateness == 0.0 and p.refusal(backlog, 1) is None

@@ -94,25 +94,27 @@ def test_wrong_output_length_is_an_error_not_a_silent_mismatch():
         asyncio.run(go())
 
 
-def test_one_slot_runs_batches_on_the_loop_thread_and_more_slots_on_workers():
-    def runs_on(concurrency):
+def test_short_batches_run_on_the_loop_thread_long_ones_and_pipelines_on_workers():
+    def runs_on(concurrency, batch_seconds):
         threads = []
 
         def model(batch):
             threads.append(threading.current_thread().name)
             return batch
 
+        latency = LatencyModel(warmup=0)
+        latency.observe(1, batch_seconds)
+
         async def go():
-            await dispatcher(model, concurrency=concurrency).submit(np.ones((1, 1)))
+            await dispatcher(model, concurrency=concurrency, latency=latency).submit(np.ones((1, 1)))
             return threading.current_thread().name
 
         loop_thread = asyncio.run(go())
-        return threads[0], loop_thread
+        return "loop" if threads[0] == loop_thread else threads[0]
 
-    model_thread, loop_thread = runs_on(1)
-    assert model_thread == loop_thread
-    model_thread, loop_thread = runs_on(2)
-    assert model_thread != loop_thread and model_thread.startswith("bento-")
+    assert runs_on(1, 0.001) == "loop"  # 1 ms of a 50 ms budget
+    assert runs_on(1, 0.040).startswith("bento-")
+    assert runs_on(2, 0.001).startswith("bento-")
 
 
 def test_requests_queued_behind_a_running_worker_batch_share_the_next_one():
