@@ -17,8 +17,10 @@ from bench.kernel import BenchKernel, CellError
 from bench.load import LOADGEN
 from bench.measure import Measurement, Settings, measure
 from bench.model import IN_FEATURES, save_weights
+from bench.model_rate import BATCH, measure_on_core
 from bench.servers import (
     REPO,
+    SERVER_CORE,
     ProcessServer,
     Unavailable,
     bentoml_server,
@@ -26,7 +28,7 @@ from bench.servers import (
     noop_server,
     standalone_server,
 )
-from bench.table import Row, ms, render_grid, render_kernel, render_ratios
+from bench.table import Row, ms, render_bound, render_grid, render_kernel, render_ratios
 
 WORKDIR = REPO / "bench" / ".build" / "run"
 ROWS = ("kernel", "standalone", "bentoml", "bentoml-10ms", "bentoml-unbatched", "naive", "noop")
@@ -159,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = write_body(WORKDIR / "body.json")
     env = server_env(WORKDIR, weights)
 
+    log(f"the model alone: batch-{BATCH} forward on core {SERVER_CORE}")
+    model_rows_per_s = measure_on_core(SERVER_CORE, str(weights), env)
     rows, report = run_kernel_rows(env, body, settings, wanted, logs)
     process_rows: list[tuple[str, Callable[[], ProcessServer]]] = [
         ("bentoml", lambda: bentoml_server("MLPBatched", BENTOML_LABEL, env, logs)),
@@ -186,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ours is not None and others:
         print()
         print(render_ratios(ours, others, settings.concurrencies))
+    noop = by_label.get(NOOP_LABEL)
+    print()
+    print(render_bound(model_rows_per_s, BATCH, noop, ours, settings.concurrencies))
     if "kernel" in wanted:
         print()
         print(render_kernel(report))

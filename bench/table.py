@@ -100,6 +100,27 @@ def _quantiles_ms(samples_s: Sequence[float]) -> str:
     return f"p50 {ms(at(0.5))} ms, p99 {ms(at(0.99))} ms (n={len(ordered)})"
 
 
+def render_bound(
+    model_rows_per_s: float, batch: int, noop: Row | None, ours: Row | None, concurrencies: Sequence[int]
+) -> str:
+    """What one core can do at best: the HTTP ceiling's cost plus the model's own cost per row."""
+    lines = [f"model alone, batch {batch}, server core: {model_rows_per_s:.0f} rows/s"]
+    if noop is None:
+        return lines[0]
+    for conc in concurrencies:
+        ceiling = noop.grid.get(conc)
+        if ceiling is None or not ceiling.load.ok_per_s:
+            continue
+        bound = 1 / (1 / ceiling.load.ok_per_s + 1 / model_rows_per_s)
+        mine = ours.grid.get(conc) if ours is not None else None
+        share = f"; ours {mine.load.ok_per_s / bound:.0%} of it" if mine is not None else ""
+        lines.append(
+            f"  c={conc}: no-op HTTP + model per row = at most {bound:.0f} req/s"
+            f" ({bound / ceiling.load.ok_per_s:.0%} of the ceiling){share}"
+        )
+    return "\n".join(lines)
+
+
 def _overload_summary(run: Measurement) -> str:
     load = run.load
     share = load.refused.count / load.answered if load.answered else 0.0
