@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
+from bento_jupyter.deploy.commands import add_deploy_command
 from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.export.commands import add_export_command
 from bento_jupyter.registry.commands import add_commands as add_registry_commands
 from bento_jupyter.sockets import DEFAULT_HOST
 
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         delete.add_argument("tag")
         group.set_defaults(run=lambda args, kind=kind: _store_command(kind, args))
     add_registry_commands(commands)
+    add_export_command(commands)
+    add_deploy_command(commands)
     return parser
 
 

@@ -36,3 +36,11 @@ class BentoNotFoundError(BentoJupyterError):
 
 class CaptureError(BentoJupyterError):
     """Something a handler uses cannot be captured into a bento."""
+
+
+class ExportError(BentoJupyterError):
+    """A notebook could not become bundles (a cell failed, nothing was served, the output directory is taken)."""
+
+
+class DeployError(BentoJupyterError):
+    """Deployment artifacts cannot be generated (an invalid option, an API a target cannot express)."""

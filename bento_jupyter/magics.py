@@ -8,6 +8,7 @@ import gc
 import inspect
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
@@ -16,13 +17,13 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Float, Int, Unicode
 
 from bento_jupyter import panel
-from bento_jupyter.bento.build import build_bento, save_model
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.store import Store
-from bento_jupyter.capture.code import CodeSlice, capture_handlers, capture_object
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError
-from bento_jupyter.lineage import LineageContext, collect_lineage, kernel_id, notebook_path_from_environment
+from bento_jupyter.export.capture import CaptureMode, write_bundle
+from bento_jupyter.export.live import default_output, export_running_services
+from bento_jupyter.kernel_actions import build_service, save_variable
 from bento_jupyter.server.services import services
 from bento_jupyter.service.definition import ServiceDefinition
 
@@ -63,6 +64,10 @@ def build_parser() -> _Parser:
     stop = commands.add_parser("stop", help="stop a service, or all of them")
     stop.add_argument("name", nargs="?")
     stop.add_argument("--all", action="store_true")
+    export = commands.add_parser("export", help="write running services as deployable bundles, DIR/NAME/")
+    export.add_argument("names", nargs="*", help="services to export (default: all running)")
+    export.add_argument("-o", "--output", help="directory to create (default: dist/NOTEBOOK)")
+    export.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     return parser
 
 
@@ -119,13 +124,16 @@ class BentoMagics(Magics):
         source = self.shell.transform_cell(cell or "")
         funcs = functions_defined_in(source, self.shell.user_ns)
         definition = ServiceDefinition.from_functions(args.name, funcs)
+        capture = CaptureMode.from_environment()  # set by `bento-jupyter export` for its headless kernel
         service = services.serve(
             definition,
             cell_id=cell_id,
             host=args.host or self.default_host,
-            port=args.port if args.port is not None else self.default_port,
+            port=None if capture else args.port if args.port is not None else self.default_port,
             max_body_bytes=int(self.max_body_mb * 1024 * 1024),
         )
+        if capture is not None:  # capture mode: serve (later cells may call it) and write the bundle
+            write_bundle(capture.directory, definition, self.shell, self.cell_log, capture.lineage)
         if self.freeze_gc:
             gc.freeze()
         if self.show_panel:
@@ -154,36 +162,22 @@ class BentoMagics(Magics):
         for service in running:
             print(panel.summary_text(service))
 
-    def _user_namespace(self) -> dict[str, Any]:
-        hidden = self.shell.user_ns_hidden
-        return {k: v for k, v in self.shell.user_ns.items() if k not in hidden and not k.startswith("_")}
-
-    def _lineage(self, code: CodeSlice) -> dict[str, Any]:
-        notebook = notebook_path_from_environment() or self.shell.user_ns.get("__session__")
-        return collect_lineage(LineageContext(code.cells, notebook, kernel_id()))
-
     def _build(self, args: argparse.Namespace, cell: str | None) -> None:
-        service = services.get(args.name)
-        if service is None:
-            raise UsageError(f"%bento build: no service named {args.name!r}; run its %%bento serve cell first")
         extra = list(args.python_packages)
         if args.requirements:
             with open(args.requirements) as handle:
                 extra += [line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")]
-        handlers = [method.func for method in service.definition.apis.values()]
-        code = capture_handlers(handlers, self._user_namespace(), self.cell_log)
-        item = build_bento(Store("bentos"), service.definition, code, self._lineage(code), extra)
+        item = build_service(self.shell, self.cell_log, args.name, extra)
         print(f"built bento {item.tag} at {item.path}")
-        return None
 
     def _save(self, args: argparse.Namespace, cell: str | None) -> None:
-        namespace = self._user_namespace()
-        if args.variable not in namespace:
-            raise UsageError(f"%bento save: no variable named {args.variable!r} in the notebook")
-        name = args.name or args.variable.lower().replace("_", "-")
-        code = capture_object(args.variable, namespace[args.variable], namespace, self.cell_log)
-        item = save_model(Store("models"), name, code, self._lineage(code))
+        item = save_variable(self.shell, self.cell_log, args.variable, args.name)
         print(f"saved model {item.tag} at {item.path}")
+
+    def _export(self, args: argparse.Namespace, cell: str | None) -> None:
+        out = Path(args.output) if args.output else default_output(self.shell)
+        names = export_running_services(self.shell, self.cell_log, out, args.names, args.force)
+        print(f"exported {', '.join(names)} to {out}")
 
     def _stop(self, args: argparse.Namespace, cell: str | None) -> None:
         if args.all:

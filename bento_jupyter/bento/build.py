@@ -32,6 +32,7 @@ def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
                 "max_batch_size": config.max_batch_size,
                 "max_latency_ms": config.max_latency_ms,
                 "batch_dim": config.batch_dim,
+                "device": config.device,
             }
         )
     return entries

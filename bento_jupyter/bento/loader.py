@@ -7,25 +7,41 @@ import types
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest import MANIFEST_NAME, read_manifest
 from bento_jupyter.bento.store import Store
 from bento_jupyter.capture.objects import load_object
-from bento_jupyter.errors import BentoIntegrityError
+from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 from bento_jupyter.service.definition import ServiceDefinition
 
 
+def bundles_in(path: Path) -> list[Path]:
+    """The bentos a directory holds: itself when it is one, else its bento subdirectories (an export)."""
+    if (path / MANIFEST_NAME).is_file():
+        return [path]
+    return sorted(p for p in path.iterdir() if (p / MANIFEST_NAME).is_file()) if path.is_dir() else []
+
+
 def locate(target: str) -> Path:
-    """A bento directory from a path, or from ``name[:version]`` in the local store."""
+    """A bento directory from a path (a bento, or an export holding one), or ``name[:version]`` in the store."""
     path = Path(target)
-    if path.is_dir():
-        return path
-    return Store("bentos").resolve(target).path
+    if not path.is_dir():
+        return Store("bentos").resolve(target).path
+    found = bundles_in(path)
+    if len(found) > 1:
+        names = ", ".join(str(p) for p in found)
+        raise BentoNotFoundError(f"{path} holds several bentos ({names}): name one of them")
+    return found[0] if found else path
+
+
+def module_name(bento_name: str) -> str:
+    """The module a loaded bento's source becomes (importable from ``sys.modules`` once loaded)."""
+    return "bento_" + bento_name.replace("-", "_").replace(".", "_")
 
 
 def load_bento(root: Path) -> tuple[ServiceDefinition, dict[str, Any]]:
     """The service a bento defines, with its objects loaded, and its manifest."""
     manifest = read_manifest(root)
-    module = types.ModuleType(f"bento_{manifest['name'].replace('-', '_').replace('.', '_')}")
+    module = types.ModuleType(module_name(manifest["name"]))
     module.__file__ = str(root / manifest["source"])
     sys.modules[module.__name__] = module
     source = (root / manifest["source"]).read_text()

@@ -130,6 +130,13 @@ async def get_version(ctx: Context, request: Request, who: Principal) -> Respons
     return JSONResponse(await _call(ctx.store.metadata.get_version, _name(request), number))
 
 
+async def delete_version(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("delete a numbered version, not 'latest'")
+    return JSONResponse(await _call(ctx.store.metadata.delete_version, _name(request), number, who.actor))
+
+
 async def list_aliases(ctx: Context, request: Request, who: Principal) -> Response:
     return JSONResponse({"aliases": await _call(ctx.store.metadata.list_aliases, _name(request))})
 
@@ -250,6 +257,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions),
     Operation("POST", _B + "/versions", Scope.WRITE, "Publish a manifest whose blobs are stored", publish, "json"),
     Operation("GET", _B + "/versions/{ref}", Scope.READ, "One version (N or latest) with its manifest", get_version),
+    Operation("DELETE", _B + "/versions/{ref}", Scope.WRITE, "Delete a version no alias points at", delete_version),
     Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag),
     Operation("DELETE", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Remove a tag from a version", delete_tag),
     Operation("GET", _B + "/aliases", Scope.READ, "A bento's aliases and the versions they point at", list_aliases),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,12 @@ class _FileBody:
             yield data
 
 
+def _reason(exc: requests.RequestException) -> str:
+    """The telling end of requests' nested error text: 'Connection refused', 'Name or service not known'..."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    return found.group(1).strip() if found else str(exc)
+
+
 class RegistryClient:
     """One registry at ``url``, authenticated by a bearer ``token`` (None for an ``--open`` registry)."""
 
@@ -74,7 +81,7 @@ class RegistryClient:
         try:
             response = self.session.request(method, self.url + API + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise RegistryUnavailable(f"cannot reach the registry at {self.url}: {exc}") from None
+            raise RegistryUnavailable(f"cannot reach the registry at {self.url}: {_reason(exc)}") from None
         if response.status_code >= 400:
             raise self._error(response)
         return response
@@ -110,6 +117,12 @@ class RegistryClient:
 
     def publish(self, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
         return self.json("POST", f"/bentos/{name}/versions", json=manifest)
+
+    def bentos(self) -> list[dict[str, Any]]:
+        return self.json("GET", "/bentos")["bentos"]
+
+    def delete_version(self, name: str, number: int) -> dict[str, Any]:
+        return self.json("DELETE", f"/bentos/{check_name(name)}/versions/{number}")
 
     def version(self, name: str, number: int | None = None) -> dict[str, Any]:
         return self.json("GET", f"/bentos/{check_name(name)}/versions/{number or 'latest'}")

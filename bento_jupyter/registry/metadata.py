@@ -181,15 +181,24 @@ class MetadataStore:
             for row in rows
         ]
 
-    def _require_bento(self, conn: Connection, name: str) -> int:
-        latest = conn.execute(select(bentos.c.latest).where(bentos.c.name == check_name(name))).scalar()
-        if latest is None:
+    def _require_bento(self, conn: Connection, name: str) -> None:
+        if conn.execute(select(bentos.c.name).where(bentos.c.name == check_name(name))).scalar() is None:
             raise NotFound(f"no bento named {name!r} in this registry")
+
+    def _latest(self, conn: Connection, name: str) -> int:
+        """The highest version still present (numbers of deleted versions are never given out again)."""
+        self._require_bento(conn, name)
+        latest = conn.execute(select(func.max(versions.c.number)).where(versions.c.bento == name)).scalar()
+        if latest is None:
+            raise NotFound(f"{name} has no versions left in this registry")
         return latest
 
     def _version_row(self, conn: Connection, name: str, number: int | None) -> Any:
-        latest = self._require_bento(conn, name)
-        number = latest if number is None else check_version(number)
+        if number is None:
+            number = self._latest(conn, name)
+        else:
+            self._require_bento(conn, name)
+            number = check_version(number)
         row = conn.execute(
             select(*_SUMMARY_COLUMNS, versions.c.manifest).where(versions.c.bento == name, versions.c.number == number)
         ).first()
@@ -198,13 +207,27 @@ class MetadataStore:
         return row
 
     def list_bentos(self) -> list[dict[str, Any]]:
+        """Every bento with versions: its latest version, how many it has, and its aliases."""
         with self.transaction() as conn:
-            rows = conn.execute(select(bentos.c.name, bentos.c.latest, bentos.c.created_at).order_by(bentos.c.name))
-            return [{"name": n, "latest": latest, "created_at": created} for n, latest, created in rows]
+            rows = conn.execute(
+                select(bentos.c.name, func.max(versions.c.number), func.count(versions.c.id), bentos.c.created_at)
+                .join(versions, versions.c.bento == bentos.c.name)
+                .group_by(bentos.c.name, bentos.c.created_at)
+                .order_by(bentos.c.name)
+            ).all()
+            aliases_of: dict[str, dict[str, int]] = {}
+            for bento, alias, number in conn.execute(
+                select(aliases.c.bento, aliases.c.alias, aliases.c.version).order_by(aliases.c.alias)
+            ):
+                aliases_of.setdefault(bento, {})[alias] = number
+            return [
+                {"name": n, "latest": last, "versions": count, "created_at": at, "aliases": aliases_of.get(n, {})}
+                for n, last, count, at in rows
+            ]
 
     def get_bento(self, name: str) -> dict[str, Any]:
         with self.transaction() as conn:
-            latest = self._require_bento(conn, name)
+            latest = self._latest(conn, name)
             created = conn.execute(select(bentos.c.created_at).where(bentos.c.name == name)).scalar_one()
             rows = conn.execute(select(aliases.c.alias, aliases.c.version).where(aliases.c.bento == name))
             return {"name": name, "latest": latest, "created_at": created, "aliases": dict(sorted(rows.tuples()))}
@@ -289,6 +312,32 @@ class MetadataStore:
                 conn.execute(tags.delete().where(tags.c.version_id == row.id, tags.c.tag == tag))
                 self._record(conn, name, "untag", tag, number, None, actor, stamp)
             return self._summaries(conn, [row])[0]
+
+    # -- deleting ---------------------------------------------------------------------------------
+
+    def delete_version(self, name: str, number: int, actor: str) -> dict[str, Any]:
+        """Remove one version (its tags and cell index too); refused while an alias points at it.
+
+        Its number is never given out again, and its blobs stay: other versions may share them.
+        """
+        stamp = now()
+        with self.transaction(write=True) as conn:
+            row = self._version_row(conn, name, check_version(number))
+            held = sorted(
+                conn.execute(
+                    select(aliases.c.alias).where(aliases.c.bento == name, aliases.c.version == number)
+                ).scalars()
+            )
+            if held:
+                raise Conflict(
+                    f"{name}:{number} is the target of {', '.join(f'{name}@{a}' for a in held)}: move the alias first",
+                    aliases=held,
+                )
+            conn.execute(tags.delete().where(tags.c.version_id == row.id))
+            conn.execute(version_cells.delete().where(version_cells.c.version_id == row.id))
+            conn.execute(versions.delete().where(versions.c.id == row.id))
+            self._record(conn, name, "delete", None, number, None, actor, stamp)
+        return {"name": name, "version": number, "deleted": True}
 
     # -- history and lineage ----------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ bentos = Table(
     "bentos",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("latest", Integer, nullable=False),  # the last number given out: versions are 1..latest
+    Column("latest", Integer, nullable=False),  # the last number given out (deleted numbers stay used)
     Column("created_at", String(32), nullable=False),
 )
 
@@ -93,7 +93,7 @@ history = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("bento", String(64), nullable=False),
-    Column("action", String(16), nullable=False),  # publish | alias | tag | untag
+    Column("action", String(16), nullable=False),  # publish | alias | tag | untag | delete
     Column("label", String(64)),  # the alias or tag
     Column("from_version", Integer),
     Column("to_version", Integer),

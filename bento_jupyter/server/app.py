@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from bento_jupyter import __version__
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.schema import openapi_document, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
 
@@ -55,6 +56,7 @@ class ServiceApp:
                 Route("/schema.json", self._schema_json),
                 Route("/docs.json", self._docs_json),
                 Mount("/static_docs", StaticFiles(directory=swagger_ui_path)),
+                *OpenInference(lambda: self.definition, self).routes,
             ]
         )
 

@@ -19,6 +19,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_ready(process: subprocess.Popen, port: int, timeout: float, probe: str = "/readyz") -> str:
+    """The server's URL once ``probe`` answers 200 on ``port``; fails early if ``process`` exits."""
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited {process.returncode}: {process.stdout.read()}")
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+            if requests.get(f"{url}{probe}", timeout=1).status_code == 200:
+                return url
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{process.args} not ready within {timeout}s")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def served_bento(target: str, *extra: str, timeout: float = 60) -> Iterator[str]:
     """Serve ``target`` from a fresh process; yield its URL once ``/readyz`` answers."""
@@ -30,19 +45,8 @@ def served_bento(target: str, *extra: str, timeout: float = 60) -> Iterator[str]
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bento-jupyter serve exited {process.returncode}: {process.stdout.read()}")
-            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
-                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{target} not ready within {timeout}s")
-            time.sleep(0.1)
-        yield url
+        yield wait_ready(process, port, timeout)
     finally:
         process.terminate()
         try:

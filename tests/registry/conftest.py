@@ -272,13 +272,21 @@ class RegistryProcess:
 BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3", "postgres-s3"]
 
 
+@contextlib.contextmanager
+def local_registry(root: Path) -> Iterator[RegistryProcess]:
+    """A token-protected registry process on SQLite and local disk under ``root``."""
+    process = RegistryProcess(f"sqlite:///{root / 'registry.db'}", f"file://{root / 'blobs'}", root / "home").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="module")
 def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     """A token-protected registry on SQLite and local disk, for tests that need one backend only."""
-    root = tmp_path_factory.mktemp("registry")
-    process = RegistryProcess(f"sqlite:///{root / 'registry.db'}", f"file://{root / 'blobs'}", root / "home").start()
-    yield process
-    process.stop()
+    with local_registry(tmp_path_factory.mktemp("registry")) as process:
+        yield process
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -1,0 +1,1 @@
+"""Deploy: generate (and validate) artifacts for engines teams already run, from exported bundles."""

@@ -1,0 +1,117 @@
+"""What the deploy targets read from a bundle, and the options every target shares (validated once)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.errors import DeployError
+
+_IMAGE = re.compile(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+_CPU = re.compile(r"^[0-9]+(\.[0-9]+)?m?$")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One verified bento directory."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def read(cls, root: Path) -> Bundle:
+        return cls(root, read_manifest(root))
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def apis(self) -> list[dict[str, Any]]:
+        return self.manifest["apis"]
+
+    @property
+    def resource_name(self) -> str:
+        """The service name as a Kubernetes object name (DNS-1123 label: '.' and '_' become '-')."""
+        name = re.sub(r"[._]", "-", self.name)
+        name = name if name[0].isalpha() else f"bento-{name}"
+        if not _DNS_LABEL.match(name):
+            raise DeployError(f"service name {self.name!r} cannot become a Kubernetes name ({name!r})")
+        return name
+
+    @property
+    def needs_gpu(self) -> bool:
+        """A bento needs a GPU when an API declares a CUDA device or a model was saved from one."""
+        devices = [api.get("device") or "" for api in self.apis]
+        devices += [model.get("device") or "" for model in self.manifest.get("models", [])]
+        return any(device.startswith("cuda") for device in devices)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Options shared by the targets; ``None`` means "decide from the bundle"."""
+
+    image: str | None = None
+    gpus: int | None = None
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    min_replicas: int = 1
+    max_replicas: int = 4
+
+    def __post_init__(self) -> None:
+        if self.image is not None and not _IMAGE.match(self.image):
+            raise DeployError(f"invalid image reference {self.image!r}")
+        if not _CPU.match(self.cpu) or self.cpu_cores <= 0:
+            raise DeployError(f"invalid --cpu {self.cpu!r}: cores (2, 0.5) or millicores (500m)")
+        if not _MEMORY.match(self.memory):
+            raise DeployError(f"invalid --memory {self.memory!r}: bytes with a unit (512Mi, 2Gi)")
+        if self.gpus is not None and self.gpus < 0:
+            raise DeployError("--gpus must be 0 or more")
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise DeployError("replicas: need 1 <= --min-replicas <= --max-replicas")
+
+    def image_for(self, bundle: Bundle) -> str:
+        """The image to run: the option, else ``NAME:DIGEST12`` (the tag follows the bundle's content)."""
+        return self.image or f"{bundle.resource_name}:{bundle.manifest['digest'].removeprefix('sha256:')[:12]}"
+
+    def gpus_for(self, bundle: Bundle) -> int:
+        return self.gpus if self.gpus is not None else int(bundle.needs_gpu)
+
+    @property
+    def cpu_cores(self) -> float:
+        """The CPU quantity as a number of cores (Ray wants a float)."""
+        return float(self.cpu[:-1]) / 1000 if self.cpu.endswith("m") else float(self.cpu)
+
+    def resources(self, bundle: Bundle) -> dict[str, Any]:
+        """Container resources: requests, a memory limit, and a GPU limit when one is needed."""
+        limits: dict[str, str] = {"memory": self.memory}
+        gpus = self.gpus_for(bundle)
+        if gpus:
+            limits[GPU_RESOURCE] = str(gpus)
+        return {"requests": {"cpu": self.cpu, "memory": self.memory}, "limits": limits}
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared values out in full: no ``&id001`` anchors for a reader to chase."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def write_yaml(path: Path, documents: list[dict[str, Any]], header: str) -> Path:
+    """YAML documents, in the order given, under a comment header."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    body = yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False)
+    path.write_text(comment + body)
+    return path

@@ -1,0 +1,112 @@
+"""What generated Ray Serve applications run: one deployment per bento API, and an HTTP ingress.
+
+Imported only by the module ``bento-jupyter deploy --target ray`` writes, inside an environment with
+``ray[serve]`` installed (Ray is not one of our dependencies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server import batch_values
+from bento_jupyter.server.endpoint import encode_json
+
+Answer = tuple[int, bytes, str]  # status, body, media type
+_PROBES = frozenset({"/readyz", "/livez", "/healthz"})
+
+
+def _error(status: int, message: str, field: str | None = None) -> Answer:
+    body = {"error": message, **({"field": field} if field else {})}
+    return status, orjson.dumps(body), "application/json"
+
+
+class BentoAPI:
+    """One API of a bento, loaded (and verified) in this replica; answers raw JSON request bodies."""
+
+    def __init__(self, bento: str, api: str) -> None:
+        definition, _ = load_bento(Path(bento))
+        self.method = next(m for m in definition.apis.values() if m.name == api)
+        self._text = self.method.output.json_schema().get("type") == "string"
+
+    def _decode(self, payload: bytes) -> dict[str, Any]:
+        try:
+            return self.method.decode(orjson.loads(payload) if payload else {})
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput("", f"request body is not valid JSON: {exc}") from None
+
+    def _encode(self, result: Any) -> Answer:
+        encoded = self.method.encode(result)
+        if self._text:
+            return 200, str(encoded).encode(), "text/plain; charset=utf-8"
+        return 200, encode_json(encoded), "application/json"
+
+    def _failed(self, exc: Exception) -> Answer:
+        return _error(500, f"{self.method.name}() raised {type(exc).__name__}: {exc}")
+
+    async def answer(self, payload: bytes) -> Answer:
+        """One request, one call."""
+        try:
+            kwargs = self._decode(payload)
+        except InvalidInput as exc:
+            return _error(400, exc.message, exc.field)
+        try:
+            if self.method.is_async:
+                return self._encode(await self.method.func(**kwargs))
+            return self._encode(await asyncio.to_thread(self.method.func, **kwargs))
+        except Exception as exc:
+            return self._failed(exc)
+
+    async def answer_batch(self, payloads: list[bytes]) -> list[Answer]:
+        """Requests Ray Serve gathered: their values merged along ``batch_dim``, one model call per shape."""
+        answers: list[Answer] = [_error(500, "not answered")] * len(payloads)
+        dim, param = self.method.config.batch_dim, self.method.batch_param.name
+        groups: dict[Hashable, list[tuple[int, Any]]] = {}
+        for index, payload in enumerate(payloads):
+            try:
+                value = self._decode(payload)[param]
+            except InvalidInput as exc:
+                answers[index] = _error(400, exc.message, exc.field)
+                continue
+            groups.setdefault(batch_values.shape_key(value, dim), []).append((index, value))
+        for members in groups.values():
+            values = [value for _, value in members]
+            try:
+                output = await asyncio.to_thread(self.method.func, batch_values.concat(values, dim))
+                pieces = batch_values.split(output, [batch_values.batch_size(v, dim) for v in values], dim)
+                for (index, _), piece in zip(members, pieces, strict=True):
+                    answers[index] = self._encode(piece)
+            except Exception as exc:
+                for index, _ in members:
+                    answers[index] = self._failed(exc)
+        return answers
+
+
+class BentoIngress:
+    """The application's HTTP entry: ``POST /{api}`` goes to that API's deployment; probes answer here."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes  # route -> DeploymentHandle of the API's deployment
+
+    async def __call__(self, request: Request) -> Response:
+        path, root = request.url.path, request.scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        if path in _PROBES:
+            return Response("\n", media_type="text/plain")
+        handle = self.routes.get(path)
+        if handle is None:
+            status, body, media = _error(404, f"no API at {path}; APIs: {', '.join(sorted(self.routes))}")
+        elif request.method != "POST":
+            status, body, media = _error(405, f"{path} accepts POST only")
+        else:
+            status, body, media = await handle.remote(await request.body())
+        return Response(body, status_code=status, media_type=media)

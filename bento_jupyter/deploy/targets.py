@@ -1,0 +1,37 @@
+"""Generate one target's artifacts for every bundle of an export (or one bento), all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bento_jupyter.bento.loader import bundles_in, locate
+from bento_jupyter.deploy.bentoml_target import write_bentoml
+from bento_jupyter.deploy.bundle import Bundle, DeployOptions
+from bento_jupyter.deploy.kserve import write_kserve
+from bento_jupyter.deploy.kubernetes import write_kubernetes
+from bento_jupyter.deploy.ray_serve import write_ray
+from bento_jupyter.errors import DeployError
+from bento_jupyter.export.directory import staged_directory
+
+Writer = Callable[[list[Bundle], Path, DeployOptions], list[Path]]
+TARGETS: dict[str, Writer] = {
+    "kubernetes": write_kubernetes,
+    "kserve": write_kserve,
+    "ray": write_ray,
+    "bentoml": write_bentoml,
+}
+
+
+def deploy(source: str, target: str, out: Path, options: DeployOptions, force: bool = False) -> list[Path]:
+    """Write ``target``'s artifacts for the bundles at ``source`` (a directory, or ``NAME[:VERSION]``) into ``out``."""
+    if target not in TARGETS:
+        raise DeployError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    path = Path(source)
+    roots = bundles_in(path) if path.is_dir() else [locate(source)]
+    if not roots:
+        raise DeployError(f"{source} holds no bento (no bento.yaml): run bento-jupyter export first")
+    bundles = [Bundle.read(root) for root in roots]
+    with staged_directory(out, force) as work:
+        written = TARGETS[target](bundles, work, options)
+    return [out / path.relative_to(work) for path in written]

@@ -1,0 +1,1 @@
+"""Export: a notebook on disk (or the live kernel) becomes one deployable bundle per served service."""

@@ -1,0 +1,72 @@
+"""Output directories written whole or not at all: built in a scratch directory beside the target,
+then moved into place with a rename. An existing non-empty target is replaced only when forced."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bento_jupyter.bento.loader import bundles_in
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.errors import ExportError
+
+INDEX_NAME = "export.json"
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Refuse a target that is a file, or a non-empty directory unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ExportError(f"{out} is not empty: choose another directory, or pass --force to replace it")
+
+
+@contextlib.contextmanager
+def staged_directory(out: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a scratch directory; when the block succeeds it becomes ``out``, otherwise it vanishes."""
+    check_target(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    work.chmod(0o777 & ~umask)  # mkdtemp's 0700 would otherwise become the published directory's mode
+    try:
+        yield work
+        _publish(work, out, force)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _publish(work: Path, out: Path, force: bool) -> None:
+    check_target(out, force)  # again: the target may have changed while the work ran
+    if not out.exists():
+        os.rename(work, out)
+        return
+    if not any(out.iterdir()):
+        out.rmdir()
+        os.rename(work, out)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}-replaced-", dir=out.parent))
+    os.rename(out, retired / out.name)
+    os.rename(work, out)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_index(work: Path, fields: dict[str, Any]) -> list[str]:
+    """Verify the bundles in ``work`` and list them in ``export.json``; return the service names."""
+    manifests = [read_manifest(bundle) for bundle in bundles_in(work)]
+    if manifests:
+        index = {
+            **fields,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "services": {m["name"]: {"path": m["name"], "digest": m["digest"]} for m in manifests},
+        }
+        (work / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True, default=repr))
+    return [m["name"] for m in manifests]

@@ -1,0 +1,184 @@
+"""What the JupyterLab sidebar asks of a kernel: its services and model-like variables, and actions on them.
+
+The panel evaluates these functions as ``user_expressions`` of a silent execute request, e.g.
+``__import__('bento_jupyter.kernel_inventory').kernel_inventory.report()``; each returns a
+``JSONReply`` whose ``application/json`` representation is what the panel reads. Actions answer
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` for mistakes a user can act on. They go
+through the same functions as the ``%bento`` magics, and work whether or not the extension is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bento_jupyter import kernel_actions
+from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.cell_log import CellLog
+from bento_jupyter.errors import BentoJupyterError, BentoNotFoundError, ServiceConflictError
+from bento_jupyter.model_candidates import describe_models
+from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
+from bento_jupyter.server.metrics import APIStats
+from bento_jupyter.server.services import RunningService, services
+from bento_jupyter.sockets import DEFAULT_HOST
+
+
+class JSONReply:
+    """A dict shown to Jupyter as ``application/json`` (and as JSON text elsewhere)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def _repr_json_(self) -> dict[str, Any]:
+        return self.data
+
+    def __repr__(self) -> str:
+        return json.dumps(self.data)
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise BentoJupyterError("not running inside an IPython kernel")
+    return shell
+
+
+def _magics(shell: Any) -> Any:
+    """The loaded ``BentoMagics`` (for its cell log and settings), or None before ``%load_ext``."""
+    return getattr(shell, "_bento_magics", None)
+
+
+def _action(func: Callable[..., dict[str, Any]]) -> Callable[..., JSONReply]:
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> JSONReply:
+        try:
+            return JSONReply({"ok": True, **func(*args, **kwargs)})
+        except (BentoJupyterError, ValueError, OSError) as exc:
+            return JSONReply({"ok": False, "error": str(exc)})
+
+    return run
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def _stats(stats: APIStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {"requests": 0, "rate_per_s": 0.0, "p50_ms": None, "p99_ms": None, "mean_batch_size": None}
+    return {
+        "requests": stats.requests,
+        "rate_per_s": stats.rate_per_s,
+        "p50_ms": stats.p50_ms,
+        "p99_ms": stats.p99_ms,
+        "mean_batch_size": stats.mean_batch_size,
+    }
+
+
+def _combined(per_api: list[APIStats]) -> dict[str, Any]:
+    """A service's numbers: totals of counts and rates, the worst latencies, batch size weighted by batches."""
+    batched = [(s.mean_batch_size, s.batches) for s in per_api if s.mean_batch_size is not None and s.batches]
+    p50s = [s.p50_ms for s in per_api if s.p50_ms is not None]
+    p99s = [s.p99_ms for s in per_api if s.p99_ms is not None]
+    return {
+        "requests": sum(s.requests for s in per_api),
+        "rate_per_s": sum(s.rate_per_s for s in per_api),
+        "p50_ms": max(p50s, default=None),
+        "p99_ms": max(p99s, default=None),
+        "mean_batch_size": (sum(size * n for size, n in batched) / sum(n for _, n in batched) if batched else None),
+    }
+
+
+def _service_entry(service: RunningService) -> dict[str, Any]:
+    stats = service.stats()
+    return {
+        "name": service.name,
+        "url": service.url,
+        "host": service.server.host,
+        "port": service.server.port,
+        "cell_id": service.cell_id,
+        "endpoints": [
+            {"name": m.name, "route": route, "batchable": m.config.batchable, "stats": _stats(stats.get(route))}
+            for route, m in service.definition.apis.items()
+        ],
+        "stats": _combined(list(stats.values())),
+    }
+
+
+def report() -> JSONReply:
+    """The services this kernel runs and its variables that look like models."""
+    return JSONReply(
+        {
+            "services": [_service_entry(s) for s in services.list()],
+            "models": describe_models(kernel_actions.user_namespace(_shell())),
+        }
+    )
+
+
+# -- actions --------------------------------------------------------------------------------------
+
+
+@_action
+def stop_service(name: str) -> dict[str, Any]:
+    if not services.stop(name):
+        raise BentoNotFoundError(f"no service named {name!r} is running")
+    return {"message": f"stopped {name}"}
+
+
+def _cell_log(shell: Any) -> CellLog:
+    magics = _magics(shell)
+    return magics.cell_log if magics is not None else CellLog()  # no log before %load_ext: live sources
+
+
+@_action
+def build_service(name: str) -> dict[str, Any]:
+    """``%bento build NAME``."""
+    shell = _shell()
+    item = kernel_actions.build_service(shell, _cell_log(shell), name)
+    return {"tag": item.tag, "message": f"built bento {item.tag}"}
+
+
+@_action
+def save_model(variable: str, name: str | None = None) -> dict[str, Any]:
+    """``%bento save VARIABLE [--name NAME]``."""
+    shell = _shell()
+    item = kernel_actions.save_variable(shell, _cell_log(shell), variable, name)
+    return {"tag": item.tag, "message": f"saved model {item.tag}"}
+
+
+def _fetch(ref: str, registry_url: str | None, token: str | None) -> StoredItem:
+    if registry_url:
+        from bento_jupyter.registry import pull
+
+        return pull(ref, registry_url, token or None).item
+    if "@" in ref:
+        raise BentoNotFoundError(f"{ref}: aliases live in a registry; set registryUrl in Settings > Bento")
+    return Store("bentos").resolve(ref)
+
+
+@_action
+def serve_version(ref: str, registry_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Serve bento ``NAME:N`` or ``NAME@ALIAS`` in this kernel: pulled from the registry at ``registry_url``
+    (into the local store), else from the local store."""
+    item = _fetch(ref, registry_url, token)
+    definition, _ = load_bento(item.path)
+    running = services.get(definition.name)
+    if running is not None and running.running:
+        raise ServiceConflictError(f"a service named {definition.name!r} already runs here: stop it first")
+    magics = _magics(_shell())
+    service = services.serve(
+        definition,
+        host=magics.default_host if magics is not None else DEFAULT_HOST,
+        max_body_bytes=int(magics.max_body_mb * 1024 * 1024) if magics is not None else DEFAULT_MAX_BODY_BYTES,
+    )
+    return {
+        "message": f"serving {item.tag} as {service.name} at {service.url}",
+        "url": service.url,
+        "name": service.name,
+        "port": service.server.port,
+        "tag": item.tag,
+    }

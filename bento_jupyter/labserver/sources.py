@@ -1,0 +1,149 @@
+"""Where the sidebar's bentos come from: a registry (URL and token from the panel's settings) or the
+local store under ``$BENTO_JUPYTER_HOME``. Both answer in the same shapes; every call blocks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
+from bento_jupyter.registry.client import RegistryClient, move_alias, push
+from bento_jupyter.registry.config import resolve_login
+from bento_jupyter.registry.errors import InvalidRequest
+
+NO_REGISTRY = "no registry configured: set registryUrl in Settings > Bento"
+
+
+def version_ref(text: str) -> int | None:
+    """A version from a URL segment: a number, or None for ``latest``."""
+    if text == "latest":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidRequest(f"invalid version {text!r}: use a number or 'latest'")
+    return int(text)
+
+
+def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    return {**summary, "lineage": manifest.get("lineage") or {}, "apis": manifest.get("apis") or []}
+
+
+class RegistrySource:
+    """A registry at ``url``; without a ``token``, the environment's or ``bento-jupyter login``'s for that URL."""
+
+    kind = "registry"
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url, self.token = resolve_login(url, token)
+        self.client = RegistryClient(self.url, self.token)
+
+    def bentos(self) -> list[dict[str, Any]]:
+        return [
+            {"name": b["name"], "latest": b["latest"], "versions": b["versions"], "aliases": b["aliases"]}
+            for b in self.client.bentos()
+        ]
+
+    @staticmethod
+    def _summary(v: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": v["name"],
+            "version": v["version"],
+            "aliases": v["aliases"],
+            "tags": v["tags"],
+            "created_by": v["created_by"],
+            "created_at": v["created_at"],
+            "size_bytes": v["size"],
+            "digest": v["digest"],
+        }
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return [self._summary(v) for v in self.client.versions(name)]
+
+    def version(self, name: str, ref: str) -> dict[str, Any]:
+        info = self.client.version(name, version_ref(ref))
+        return _detail(self._summary(info), info["manifest"])
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        return move_alias(name, alias, version, self.url, self.token)
+
+    def delete(self, name: str, ref: str) -> dict[str, Any]:
+        number = version_ref(ref)
+        if number is None:
+            raise InvalidRequest("delete a numbered version, not 'latest'")
+        self.client.delete_version(name, number)
+        return {"deleted": f"{name}:{number}"}
+
+    def push(self, tag: str) -> dict[str, Any]:
+        result = push(tag, self.url, self.token)
+        return {"tag": result.tag, "version": result.version, "created": result.created}
+
+
+class LocalSource:
+    """The local store: versions numbered by this machine, no aliases or tags."""
+
+    kind = "local"
+    url = None
+
+    def __init__(self, kind: str = "bentos") -> None:
+        self.store = Store(kind)
+
+    def _summary(self, item: StoredItem) -> dict[str, Any]:
+        summary: dict[str, Any] = {"name": item.name, "version": item.version, "aliases": [], "tags": []}
+        try:
+            manifest = read_manifest(item.path, verify_files=False, name=self.store.manifest_name)
+        except BentoIntegrityError as exc:
+            return {**summary, "error": str(exc)}
+        lineage = manifest.get("lineage") or {}
+        return {
+            **summary,
+            "created_by": lineage.get("built_by"),
+            "created_at": lineage.get("built_at"),
+            "size_bytes": sum(entry["size"] for entry in manifest.get("files", [])),
+            "digest": manifest.get("digest"),
+        }
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every version of every name, with its tag: what ``bento-jupyter bentos|models list`` shows."""
+        return [{"tag": item.tag, **self._summary(item)} for item in self.store.list()]
+
+    def bentos(self) -> list[dict[str, Any]]:
+        numbers: dict[str, list[int]] = defaultdict(list)
+        for item in self.store.list():
+            numbers[item.name].append(item.version)
+        return [{"name": n, "latest": max(v), "versions": len(v), "aliases": {}} for n, v in sorted(numbers.items())]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        items = self.store.list(name)
+        if not items:
+            raise BentoNotFoundError(f"no bento named {name!r} in {self.store.root}")
+        return [self._summary(item) for item in items]
+
+    def version(self, name: str, ref: str) -> dict[str, Any]:
+        number = version_ref(ref)
+        item = self.store.resolve(f"{name}:{number or 'latest'}")
+        return _detail(self._summary(item), self.store.manifest(item.tag))
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        raise InvalidRequest(f"aliases live in a registry: {NO_REGISTRY}")
+
+    def delete(self, name: str, ref: str) -> dict[str, Any]:
+        number = version_ref(ref)
+        if number is None:
+            raise InvalidRequest("delete a numbered version, not 'latest'")
+        return {"deleted": self.store.delete(f"{name}:{number}").tag}
+
+    def push(self, tag: str) -> dict[str, Any]:
+        raise InvalidRequest(NO_REGISTRY)
+
+
+def notebook_in_root(path: str | None, root_dir: str) -> str | None:
+    """``path`` (a lineage notebook path) relative to the Jupyter root, or None when it is not a notebook there."""
+    if not path:
+        return None
+    root = Path(root_dir).resolve()
+    candidate = (root / path).resolve()  # an absolute path stays itself
+    if not candidate.is_file() or not candidate.is_relative_to(root):
+        return None
+    return candidate.relative_to(root).as_posix()

@@ -1,0 +1,237 @@
+/** Sections 1 and 2: the running services and the model-like objects of the active notebook's kernel. */
+import { PageConfig } from '@jupyterlab/coreutils';
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { ISignal } from '@lumino/signaling';
+import React, { useCallback, useRef, useState } from 'react';
+
+import { IRegistrySettings, requestAPI } from './api';
+import { errorText, humanBytes, number } from './format';
+import { callInventory } from './kernel';
+import { IKernelTarget, kernelTarget } from './kernelTarget';
+import { INotice, Notice, Section } from './notice';
+import { IVisibility, usePolling } from './polling';
+import { IActionResult, IKernelModel, IKernelReport, IService, IStoredItem } from './types';
+
+/** Run a kernel_inventory action in the active kernel; its answer as a notice. */
+export type KernelAction = (fn: string, args: (string | null)[]) => Promise<INotice>;
+
+export function noticeOf(result: IActionResult): INotice {
+  return result.ok
+    ? { kind: 'info', text: result.message ?? 'done' }
+    : { kind: 'error', text: result.error ?? result.message ?? 'the kernel reported a failure' };
+}
+
+/** Run a kernel_inventory action in the active notebook's kernel (builds and pulls may take minutes). */
+export async function runInKernel(tracker: INotebookTracker, fn: string, args: (string | null)[]): Promise<INotice> {
+  const target = kernelTarget(tracker);
+  if (!target.kernel) {
+    return { kind: 'error', text: target.problem ?? 'No kernel.' };
+  }
+  try {
+    return noticeOf(await callInventory<IActionResult>(target.kernel, fn, args, 600000));
+  } catch (error) {
+    return { kind: 'error', text: errorText(error) };
+  }
+}
+
+/** The browser-reachable URL of a service: through jupyter-server-proxy, so it works on a remote hub too. */
+export function proxiedUrl(service: IService): string {
+  return `${PageConfig.getBaseUrl()}proxy/${service.port}/`;
+}
+
+function ServiceCard(props: { service: IService; run: KernelAction }): JSX.Element {
+  const { service, run } = props;
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<INotice | null>(null);
+  const act = async (fn: string) => {
+    setBusy(true);
+    setNotice({ kind: 'info', text: `${fn === 'stop_service' ? 'Stopping' : 'Building'} ${service.name}…` });
+    setNotice(await run(fn, [service.name]));
+    setBusy(false);
+  };
+  const url = proxiedUrl(service);
+  const stats = service.stats;
+  return (
+    <li className="jp-bento-card" data-testid="bento-service" data-name={service.name}>
+      <div className="jp-bento-card-head">
+        <span className="jp-bento-name">{service.name}</span>
+        <span className="jp-bento-actions">
+          <button
+            className="jp-bento-button"
+            data-testid="bento-build"
+            disabled={busy}
+            onClick={() => act('build_service')}
+          >
+            Build
+          </button>
+          <button
+            className="jp-bento-button jp-mod-warn"
+            data-testid="bento-stop"
+            disabled={busy}
+            onClick={() => act('stop_service')}
+          >
+            Stop
+          </button>
+        </span>
+      </div>
+      <a className="jp-bento-url" data-testid="bento-service-url" href={url} target="_blank" rel="noopener noreferrer">
+        {url}
+      </a>
+      <div className="jp-bento-muted" title="where the kernel listens">
+        in the kernel: {service.url}
+      </div>
+      <ul className="jp-bento-endpoints">
+        {service.endpoints.map(endpoint => (
+          <li key={endpoint.route} data-testid="bento-endpoint">
+            <code>POST {endpoint.route}</code>{' '}
+            {endpoint.batchable ? <span className="jp-bento-badge">batched</span> : null}
+          </li>
+        ))}
+      </ul>
+      <div className="jp-bento-stats" data-testid="bento-service-stats">
+        <span title="requests per second (last seconds)">{number(stats.rate_per_s, 1)} req/s</span>
+        <span title="mean adaptive batch size">batch {number(stats.mean_batch_size, 1)}</span>
+        <span title="99th percentile latency">p99 {number(stats.p99_ms, 1, ' ms')}</span>
+        <span title="requests served">{stats.requests} total</span>
+      </div>
+      <Notice notice={notice} testid="bento-service-message" />
+    </li>
+  );
+}
+
+function ModelRow(props: { model: IKernelModel; run: KernelAction; onSaved: () => void }): JSX.Element {
+  const { model, run, onSaved } = props;
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<INotice | null>(null);
+  const save = async () => {
+    setBusy(true);
+    setNotice({ kind: 'info', text: `Saving ${model.variable}…` });
+    const result = await run('save_model', [model.variable, null]);
+    setNotice(result);
+    setBusy(false);
+    onSaved();
+  };
+  return (
+    <li className="jp-bento-card" data-testid="bento-model" data-variable={model.variable}>
+      <div className="jp-bento-card-head">
+        <code className="jp-bento-name">{model.variable}</code>
+        <button className="jp-bento-button" data-testid="bento-save-model" disabled={busy} onClick={save}>
+          Save
+        </button>
+      </div>
+      <div className="jp-bento-muted">
+        {model.type} · {model.size_exact === false ? '~' : ''}
+        {humanBytes(model.size_bytes)} · {model.device ?? 'cpu'}
+      </div>
+      <Notice notice={notice} testid="bento-model-message" />
+    </li>
+  );
+}
+
+/** Both kernel sections, fed by one `report()` per poll. */
+export function KernelSections(props: {
+  tracker: INotebookTracker;
+  registry: IRegistrySettings;
+  visibility: IVisibility;
+  kick: ISignal<unknown, unknown>;
+}): JSX.Element {
+  const { tracker, registry, visibility, kick } = props;
+  const [target, setTarget] = useState<IKernelTarget>(() => kernelTarget(tracker));
+  const [report, setReport] = useState<IKernelReport | null>(null);
+  const [reportError, setReportError] = useState<string | null>(null);
+  const [stored, setStored] = useState<IStoredItem[] | null>(null);
+  const [storeError, setStoreError] = useState<string | null>(null);
+
+  const refreshStore = useCallback(async () => {
+    try {
+      const answer = await requestAPI<{ items: IStoredItem[] }>('local/models', registry);
+      setStored(answer.items);
+      setStoreError(null);
+    } catch (error) {
+      setStoreError(errorText(error));
+    }
+  }, [registry]);
+
+  const shownNotebook = useRef<string | null>(null);
+
+  const refresh = async () => {
+    const now = kernelTarget(tracker);
+    setTarget(now);
+    if (now.notebook !== shownNotebook.current) {
+      shownNotebook.current = now.notebook;
+      setReport(null); // another notebook: never show the last one's services as its own
+    }
+    if (now.kernel && now.status === 'busy') {
+      // A request now would wait behind the running cell: keep the last report until the kernel is idle.
+      setReportError(null);
+    } else if (now.kernel) {
+      try {
+        setReport(await callInventory<IKernelReport>(now.kernel, 'report', [], 20000));
+        setReportError(null);
+      } catch (error) {
+        setReportError(errorText(error));
+      }
+    } else {
+      setReport(null);
+      setReportError(null);
+    }
+    await refreshStore();
+  };
+  usePolling(refresh, visibility, kick);
+
+  const run: KernelAction = async (fn, args) => {
+    const notice = await runInKernel(tracker, fn, args);
+    void refresh();
+    return notice;
+  };
+
+  const problem: INotice | null = target.problem
+    ? { kind: target.severity, text: target.problem }
+    : reportError
+      ? { kind: 'error', text: reportError }
+      : target.status === 'busy'
+        ? { kind: 'info', text: 'The kernel is busy running a cell: the panel refreshes when it is idle.' }
+        : null;
+  const services = report?.services ?? [];
+  const models = report?.models ?? [];
+  return (
+    <>
+      <div className="jp-bento-kernel" data-testid="bento-kernel" data-status={target.status}>
+        <span className="jp-bento-muted">Notebook:</span>{' '}
+        <span data-testid="bento-notebook">{target.notebook ?? '—'}</span>{' '}
+        <span className="jp-bento-muted">({target.status})</span>
+      </div>
+      <Notice notice={problem} testid="bento-kernel-problem" />
+      <Section title="Running services" testid="bento-services">
+        {report && services.length === 0 ? (
+          <div className="jp-bento-empty">No services in this kernel. Run a %%bento serve NAME cell to start one.</div>
+        ) : null}
+        <ul className="jp-bento-list">
+          {services.map(service => (
+            <ServiceCard key={service.name} service={service} run={run} />
+          ))}
+        </ul>
+      </Section>
+      <Section title="Models in the kernel" testid="bento-models">
+        {report && models.length === 0 ? (
+          <div className="jp-bento-empty">No model-like objects in this kernel.</div>
+        ) : null}
+        <ul className="jp-bento-list">
+          {models.map(model => (
+            <ModelRow key={model.variable} model={model} run={run} onSaved={() => void refreshStore()} />
+          ))}
+        </ul>
+        <h4 className="jp-bento-subtitle">Saved in the model store</h4>
+        <Notice notice={storeError ? { kind: 'error', text: storeError } : null} testid="bento-store-error" />
+        {stored && stored.length === 0 ? <div className="jp-bento-empty">No saved models yet.</div> : null}
+        <ul className="jp-bento-list jp-bento-compact">
+          {(stored ?? []).map(item => (
+            <li key={item.tag} data-testid="bento-stored-model" data-tag={item.tag}>
+              <code>{item.tag}</code> <span className="jp-bento-muted">{humanBytes(item.size_bytes)}</span>
+            </li>
+          ))}
+        </ul>
+      </Section>
+    </>
+  );
+}

@@ -1,0 +1,107 @@
+/** The shapes exchanged with the kernel inventory and the server extension (labextension/CONTRACT.md). */
+
+export interface IEndpoint {
+  name: string;
+  route: string;
+  batchable: boolean;
+}
+
+export interface IServiceStats {
+  requests: number;
+  rate_per_s: number;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  mean_batch_size: number | null;
+}
+
+export interface IService {
+  name: string;
+  url: string;
+  host: string;
+  port: number;
+  cell_id: string | null;
+  endpoints: IEndpoint[];
+  stats: IServiceStats;
+}
+
+export interface IKernelModel {
+  variable: string;
+  type: string;
+  size_bytes: number | null;
+  /** false: the size is a bounded estimate. */
+  size_exact?: boolean;
+  device: string | null;
+}
+
+export interface IKernelReport {
+  services: IService[];
+  models: IKernelModel[];
+}
+
+/** What every kernel-side action answers. */
+export interface IActionResult {
+  ok: boolean;
+  message?: string;
+  error?: string;
+  tag?: string;
+  url?: string;
+}
+
+export interface IBentoSummary {
+  name: string;
+  latest: number;
+  versions: number;
+  aliases: Record<string, number>;
+}
+
+export interface IBentoList {
+  source: 'registry' | 'local';
+  url: string | null;
+  bentos: IBentoSummary[];
+}
+
+export interface IVersion {
+  version: number;
+  aliases: string[];
+  tags: string[];
+  created_by: string | null;
+  created_at: string | null;
+  size_bytes: number | null;
+  digest: string | null;
+  /** Set instead of the other fields when a local version's manifest is damaged. */
+  error?: string;
+}
+
+export interface IBentoVersions {
+  name: string;
+  versions: IVersion[];
+}
+
+export interface ILineageCell {
+  cell_id: string | null;
+  execution_count: number | null;
+  source_sha256?: string;
+  source?: string;
+}
+
+export interface ILineage {
+  notebook_path?: string;
+  cells?: ILineageCell[];
+  git?: { commit?: string; branch?: string; dirty?: boolean };
+  [key: string]: unknown;
+}
+
+export interface IVersionDetail extends IVersion {
+  name: string;
+  lineage: ILineage;
+  apis: unknown[];
+  notebook: { path: string | null };
+}
+
+export interface IStoredItem {
+  tag: string;
+  name: string;
+  version: number;
+  size_bytes?: number | null;
+  created_at?: string | null;
+}

@@ -1,0 +1,204 @@
+"""The Bento sidebar in a real JupyterLab, driven in Debian's Chromium: run the quickstart, then stop, build, push,
+inspect lineage, open the source notebook and save a model from the panel; registry and kernel failures read
+as messages in the panel. The tests run in order on one page, each building on the last."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import requests
+
+from bento_jupyter.bento.store import Store
+from tests.labextension.conftest import ARTIFACTS
+from tests.labextension.sidebar_lab import SidebarLab
+from tests.registry.conftest import RegistryProcess, free_port
+
+pytestmark = pytest.mark.integration
+NOTEBOOK = "quickstart.ipynb"
+RUN_TIMEOUT_MS = 180_000
+
+
+def by_testid(page: Any, testid: str, **data: str) -> Any:
+    selector = f'[data-testid="{testid}"]' + "".join(f'[data-{k}="{v}"]' for k, v in data.items())
+    return page.locator(selector)
+
+
+def screenshot(page: Any, name: str) -> None:
+    """The panel as the user sees it, kept under test-artifacts/."""
+    path = ARTIFACTS / f"{name}.png"
+    by_testid(page, "bento-sidebar").screenshot(path=str(path))
+    print(f"screenshot: {path}")
+
+
+def open_sidebar(page: Any) -> None:
+    """Show the panel (the layout restorer may already have: wait for it to finish first)."""
+    tab = page.locator('.jp-SideBar li[data-id="bento-jupyter-sidebar"]')
+    tab.wait_for()
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
+    if not by_testid(page, "bento-sidebar").is_visible():
+        tab.click()
+    by_testid(page, "bento-sidebar").wait_for()
+
+
+def run_menu(page: Any, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
+
+
+def active_tab_title(page: Any) -> str:
+    return page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").inner_text()
+
+
+def test_running_the_quickstart_shows_its_service_with_a_proxied_url(page: Any, lab: SidebarLab):
+    page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
+    open_sidebar(page)
+    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
+    assert by_testid(page, "bento-notebook").inner_text() == NOTEBOOK
+    run_menu(page, "Run All Cells")
+
+    card = by_testid(page, "bento-service", name="iris")
+    card.wait_for(timeout=RUN_TIMEOUT_MS)
+    link = card.locator('[data-testid="bento-service-url"]')
+    port = int(re.fullmatch(r"http://127\.0\.0\.1:\d+/proxy/(\d+)/", link.get_attribute("href")).group(1))
+    assert link.inner_text() == f"{lab.url}proxy/{port}/"
+    endpoints = card.locator('[data-testid="bento-endpoint"]').all_inner_texts()
+    assert endpoints == ["POST /predict batched", "POST /describe"]
+    # The quickstart's own cells called the service 200 times over HTTP: the live numbers count them.
+    page.wait_for_function(
+        "() => Number(/(\\d+) total/.exec(document.querySelector('[data-testid=bento-service-stats]').innerText)?.[1])"
+        " >= 200"
+    )
+    through_proxy = lab.api("POST", f"proxy/{port}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.1]]})
+    assert through_proxy.status_code == 200, through_proxy.text
+    assert through_proxy.json()[0] in (0, 1, 2)
+    screenshot(page, "1-service-running")
+
+
+def test_build_and_push_from_the_panel_show_the_version_and_its_lineage(
+    page: Any, lab: SidebarLab, registry: RegistryProcess
+):
+    card = by_testid(page, "bento-service", name="iris")
+    card.locator('[data-testid="bento-build"]').click()
+    built = card.locator('[data-testid="bento-service-message"][data-kind="info"]')
+    built.filter(has_text="built bento iris:1").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert [item.tag for item in Store("bentos", lab.home).list()] == ["iris:1"]
+
+    by_testid(page, "bento-push", tag="iris:1").click()
+    by_testid(page, "bento-push-message", kind="info").filter(has_text="Pushed iris:1").wait_for(timeout=RUN_TIMEOUT_MS)
+    published = registry.api("GET", "/bentos/iris/versions/1", scope="read")
+    assert published.status_code == 200, published.text
+
+    bento = by_testid(page, "bento-bento", name="iris")
+    bento.locator('[data-testid="bento-bento-toggle"]').click()
+    bento.locator('[data-testid="bento-version"][data-version="1"] button').click()
+    detail = by_testid(page, "bento-version-detail", ref="iris:1")
+    detail.wait_for()
+    assert by_testid(page, "bento-lineage-notebook").inner_text() == NOTEBOOK
+    assert by_testid(page, "bento-lineage-git").inner_text().startswith(lab.commit[:10])
+    cells = by_testid(page, "bento-lineage-cell").all_inner_texts()
+    assert any("%%bento serve iris" in text for text in cells), cells
+    screenshot(page, "2-version-lineage")
+
+
+def test_open_notebook_opens_the_source_notebook_at_the_serving_cell(page: Any, lab: SidebarLab):
+    page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').click()  # closing asks nothing then
+    page.wait_for_function("() => !document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty')")
+    notebook_tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=NOTEBOOK)
+    notebook_tab.locator(".lm-TabBar-tabCloseIcon").click()
+    notebook_tab.wait_for(state="detached")
+
+    by_testid(page, "bento-open-notebook").click()
+    page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current", has_text=NOTEBOOK).wait_for()
+    assert active_tab_title(page) == NOTEBOOK
+    active = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell.jp-mod-active .jp-InputArea-editor")
+    active.filter(has_text="%%bento serve iris").wait_for()
+    screenshot(page, "3-open-notebook")
+
+
+def test_save_model_from_the_panel_puts_it_in_the_store(page: Any, lab: SidebarLab):
+    row = by_testid(page, "bento-model", variable="model")
+    row.wait_for()
+    row.locator('[data-testid="bento-save-model"]').click()
+    saved = row.locator('[data-testid="bento-model-message"][data-kind="info"]')
+    saved.filter(has_text="saved model model:1").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert [item.tag for item in Store("models", lab.home).list()] == ["model:1"]
+    by_testid(page, "bento-stored-model", tag="model:1").wait_for()
+    screenshot(page, "4-model-saved")
+
+
+def test_stop_from_the_panel_stops_the_service_in_the_kernel(page: Any, lab: SidebarLab):
+    card = by_testid(page, "bento-service", name="iris")
+    card.locator('[data-testid="bento-stop"]').click()
+    card.wait_for(state="detached")
+
+    # The kernel itself says so: a new cell running %bento list. (Not the port: other test runs on this machine
+    # may take a freed port at once, the quickstart's services all scan from 3000.)
+    last_cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").last
+    last_cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type("%bento list")
+    page.keyboard.press("Shift+Enter")
+    outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+    outputs.filter(has_text="no services running").wait_for()
+    screenshot(page, "5-service-stopped")
+
+
+def test_serve_a_registry_version_and_set_an_alias_from_the_panel(
+    page: Any, lab: SidebarLab, registry: RegistryProcess
+):
+    detail = by_testid(page, "bento-version-detail", ref="iris:1")
+    detail.locator('[data-testid="bento-serve-version"]').click()
+    card = by_testid(page, "bento-service", name="iris")
+    card.wait_for(timeout=RUN_TIMEOUT_MS)
+    port = int(re.search(r"/proxy/(\d+)/", card.locator('[data-testid="bento-service-url"]').inner_text()).group(1))
+    answer = lab.api("POST", f"proxy/{port}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.1]]})
+    assert answer.status_code == 200, answer.text
+
+    detail.locator('[data-testid="bento-alias-input"]').fill("prod")
+    detail.locator('[data-testid="bento-set-alias"]').click()
+    detail.locator('[data-testid="bento-version-message"]').filter(has_text="iris@prod -> version 1").wait_for()
+    by_testid(page, "bento-version", version="1").filter(has_text="@prod").wait_for()
+    alias = registry.api("GET", "/bentos/iris/aliases/prod", scope="read")
+    assert alias.status_code == 200 and alias.json()["version"] == 1, alias.text
+    screenshot(page, "6-served-from-registry")
+
+
+def reload_with_registry(page: Any, lab: SidebarLab, url: str, token: str) -> None:
+    """New settings reach the page when it loads; the layout restorer brings the panel back open."""
+    lab.set_registry(url, token)
+    page.reload()
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
+    by_testid(page, "bento-sidebar").wait_for(timeout=10_000)
+
+
+def test_registry_failures_read_as_messages_in_the_panel(page: Any, lab: SidebarLab, registry: RegistryProcess):
+    closed = free_port()
+    reload_with_registry(page, lab, f"http://127.0.0.1:{closed}", registry.tokens["write"])
+    unreachable = by_testid(page, "bento-registry-error")
+    unreachable.wait_for()
+    assert f"127.0.0.1:{closed}" in unreachable.inner_text()
+    screenshot(page, "7-registry-unreachable")
+
+    reload_with_registry(page, lab, registry.url, "not-a-token")
+    refused = by_testid(page, "bento-registry-error")
+    refused.filter(has_text="token").wait_for()
+    screenshot(page, "8-registry-bad-token")
+
+    reload_with_registry(page, lab, registry.url, registry.tokens["write"])
+    by_testid(page, "bento-bento", name="iris").wait_for()
+    assert by_testid(page, "bento-registry-error").count() == 0
+
+
+def test_a_dead_kernel_reads_as_a_message_in_the_panel(page: Any, lab: SidebarLab):
+    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
+    (session,) = [s for s in lab.api("GET", "api/sessions").json() if s["path"] == NOTEBOOK]
+    assert lab.api("DELETE", f"api/kernels/{session['kernel']['id']}").status_code == 204
+    problem = by_testid(page, "bento-kernel-problem", kind="error")
+    problem.filter(has_text=NOTEBOOK).wait_for(timeout=60_000)
+    assert "kernel" in problem.inner_text()
+    assert by_testid(page, "bento-service").count() == 0
+    screenshot(page, "9-kernel-dead")
+    requests.get(lab.url, timeout=5)  # the server itself lives on

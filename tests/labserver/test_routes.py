@@ -1,0 +1,150 @@
+"""The sidebar's REST routes on a real Jupyter server, against the local store and a real registry."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.store import Store
+from tests.labserver.jupyter_process import API, JupyterServer
+from tests.registry.conftest import RegistryProcess, free_port, make_bento
+
+pytestmark = pytest.mark.integration
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"  # what make_bento's lineage records
+ROUTES = [
+    ("GET", "bentos"),
+    ("GET", "bentos/keep"),
+    ("GET", "bentos/keep/1"),
+    ("DELETE", "bentos/keep/1"),
+    ("PUT", "bentos/keep/aliases/prod"),
+    ("POST", "push"),
+    ("GET", "local/bentos"),
+    ("GET", "local/models"),
+]
+
+
+@pytest.fixture(scope="module")
+def store(jupyter: JupyterServer) -> Store:
+    """The server's local bento store, with the notebook make_bento's lineage names present under the root."""
+    notebook = jupyter.root / "notebooks" / "train.ipynb"
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    return Store("bentos", jupyter.home)
+
+
+def on_registry(registry: RegistryProcess, scope: str = "write") -> dict[str, str]:
+    """The headers the panel sends when its settings name a registry."""
+    return {"X-Bento-Registry-Url": registry.url, "X-Bento-Registry-Token": registry.tokens[scope]}
+
+
+def test_every_route_refuses_requests_without_the_jupyter_token(jupyter, store):
+    make_bento(store, "keep")
+    for method, path in ROUTES:
+        for headers in ({}, {"Authorization": "token not-the-token"}):
+            answer = jupyter.api(method, f"{API}/{path}", auth=False, headers=headers, json={"version": 1})
+            assert answer.status_code == 403, (method, path, headers)
+    assert [item.tag for item in store.list("keep")] == ["keep:1"]  # the refused DELETE deleted nothing
+
+
+def test_local_store_routes_list_show_and_delete(jupyter, store):
+    first = make_bento(store, "local-a")
+    make_bento(store, "local-a", handler="v = 2\n", notebook="/elsewhere/not-here.ipynb")
+    listed = jupyter.api("GET", f"{API}/bentos").json()
+    assert (listed["source"], listed["url"]) == ("local", None)
+    assert {"name": "local-a", "latest": 2, "versions": 2, "aliases": {}} in listed["bentos"]
+
+    versions = jupyter.api("GET", f"{API}/bentos/local-a").json()
+    manifest = read_manifest(first.path)
+    assert versions["name"] == "local-a" and [v["version"] for v in versions["versions"]] == [1, 2]
+    assert versions["versions"][0] == {
+        "name": "local-a",
+        "version": 1,
+        "aliases": [],
+        "tags": [],
+        "created_by": "tester",
+        "created_at": "2025-01-01T00:00:00Z",
+        "size_bytes": sum(f["size"] for f in manifest["files"]),
+        "digest": manifest["digest"],
+    }
+
+    detail = jupyter.api("GET", f"{API}/bentos/local-a/1").json()
+    assert detail["notebook"] == {"path": "notebooks/train.ipynb"}
+    assert detail["lineage"]["git"]["commit"] == COMMIT and detail["lineage"]["cells"][0]["cell_id"] == "cell-a"
+    latest = jupyter.api("GET", f"{API}/bentos/local-a/latest").json()
+    assert latest["version"] == 2 and latest["notebook"] == {"path": None}  # not a notebook under the root
+
+    local = jupyter.api("GET", f"{API}/local/bentos").json()
+    assert local["root"] == str(jupyter.home / "bentos")
+    assert {"local-a:1", "local-a:2"} <= {item["tag"] for item in local["items"]}
+
+    assert jupyter.api("DELETE", f"{API}/bentos/local-a/1").json() == {"deleted": "local-a:1"}
+    gone = jupyter.api("GET", f"{API}/bentos/local-a/1")
+    assert gone.status_code == 404 and "local-a:1 is not in" in gone.json()["error"]
+
+
+def test_local_store_refuses_registry_only_actions_with_readable_errors(jupyter, store):
+    make_bento(store, "local-b")
+    alias = jupyter.api("PUT", f"{API}/bentos/local-b/aliases/prod", json={"version": 1})
+    assert alias.status_code == 400 and alias.json()["error"].startswith("aliases live in a registry")
+    push = jupyter.api("POST", f"{API}/push", json={"tag": "local-b:1"})
+    assert push.status_code == 400
+    assert push.json() == {"error": "no registry configured: set registryUrl in Settings > Bento"}
+    unknown = jupyter.api("GET", f"{API}/bentos/ghost")
+    assert unknown.status_code == 404 and "ghost" in unknown.json()["error"]
+    bad_version = jupyter.api("GET", f"{API}/bentos/local-b/first")
+    assert bad_version.status_code == 400 and "invalid version 'first'" in bad_version.json()["error"]
+    bad_body = jupyter.api("POST", f"{API}/push", data=b"[not json")
+    assert bad_body.status_code == 400 and bad_body.json()["error"] == "send a JSON object"
+
+
+def test_registry_routes_push_list_show_alias_and_delete(jupyter, store, lab_registry):
+    make_bento(store, "reg-a")
+    make_bento(store, "reg-a", handler="v = 2\n")
+    writer = on_registry(lab_registry)
+    first = jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}, headers=writer).json()
+    assert first == {"tag": "reg-a:1", "version": 1, "created": True}
+    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}, headers=writer).json()["created"] is False
+    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:2"}, headers=writer).json()["version"] == 2
+
+    moved = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": 1}, headers=writer).json()
+    assert moved == {"name": "reg-a", "alias": "prod", "version": 1, "previous": None}
+    reader = on_registry(lab_registry, "read")
+    listed = jupyter.api("GET", f"{API}/bentos", headers=reader).json()
+    assert (listed["source"], listed["url"]) == ("registry", lab_registry.url)
+    assert {"name": "reg-a", "latest": 2, "versions": 2, "aliases": {"prod": 1}} in listed["bentos"]
+
+    versions = jupyter.api("GET", f"{API}/bentos/reg-a", headers=reader).json()["versions"]
+    assert [(v["version"], v["aliases"], v["tags"]) for v in versions] == [(1, ["prod"], []), (2, [], [])]
+    assert versions[0]["created_by"].startswith("test-write:") and versions[0]["size_bytes"] > 4096
+    detail = jupyter.api("GET", f"{API}/bentos/reg-a/1", headers=reader).json()
+    assert detail["digest"] == versions[0]["digest"] and detail["aliases"] == ["prod"]
+    assert detail["lineage"]["notebook_path"] == "notebooks/train.ipynb"
+    assert detail["notebook"] == {"path": "notebooks/train.ipynb"} and detail["lineage"]["git"]["commit"] == COMMIT
+
+    held = jupyter.api("DELETE", f"{API}/bentos/reg-a/1", headers=writer)
+    assert held.status_code == 409 and "reg-a@prod: move the alias first" in held.json()["error"]
+    scope = jupyter.api("DELETE", f"{API}/bentos/reg-a/2", headers=reader)
+    assert scope.status_code == 403 and "read scope" in scope.json()["error"]
+    assert jupyter.api("DELETE", f"{API}/bentos/reg-a/2", headers=writer).json() == {"deleted": "reg-a:2"}
+    remaining = jupyter.api("GET", f"{API}/bentos/reg-a", headers=reader).json()["versions"]
+    assert [v["version"] for v in remaining] == [1]
+    unknown = jupyter.api("GET", f"{API}/bentos/ghost", headers=reader)
+    assert unknown.status_code == 404 and "ghost" in unknown.json()["error"]
+    bad_alias = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": "2"}, headers=writer)
+    assert bad_alias.status_code == 400 and bad_alias.json()["error"] == "send {'version': N}"
+
+
+def test_a_bad_registry_token_is_a_readable_401(jupyter, lab_registry):
+    headers = {"X-Bento-Registry-Url": lab_registry.url, "X-Bento-Registry-Token": "bjr_bad.token"}
+    answer = jupyter.api("GET", f"{API}/bentos", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["error"].startswith(f"the registry at {lab_registry.url} refused the token: unknown")
+
+
+def test_an_unreachable_registry_is_a_readable_502(jupyter):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    answer = jupyter.api("GET", f"{API}/bentos", headers={"X-Bento-Registry-Url": url})
+    assert answer.status_code == 502
+    assert answer.json() == {"error": f"cannot reach the registry at {url}: Connection refused"}
