@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 LATENESS_QUANTILE = 0.95
 LATENESS_STEP_S = 0.0005
-LOOP_SHARE_OF_BUDGET = 0.2  # the longest batch run on the loop's thread, as a share of the latency budget
+LOOP_SHARE_OF_BUDGET = 0.2  # the longest lone request run on the loop's thread, as a share of the budget
 
 
 class LatencyModel:
@@ -120,15 +120,15 @@ class BatchPolicy:
         return Dispatch(now=False, wake_at=latest_start)
 
     def runs_on_loop(self, items: int) -> bool:
-        """Whether a batch of ``items`` should run on the event loop's own thread.
+        """Whether a batch of ``items`` should run on the event loop's own thread rather than a worker.
 
-        Yes when one batch runs at a time and it is predicted to take at most a fifth of the
-        budget. A worker thread would cost two thread switches per batch and, after every torch
-        call, a wait to win the GIL back from a busy loop (up to the 5 ms switch interval each);
-        the price of running here is that the loop reads no sockets meanwhile, which a short
-        batch keeps small next to the budget. Long batches, and pipelines (GPU), use threads.
+        Only a lone, short request (one item, at most a fifth of the budget, one batch at a time):
+        nobody arrives meanwhile for the loop to read, so the two thread switches of a hand-off
+        would be pure latency. Under load, batches go to a worker and the loop keeps reading
+        the requests that will form the next batch.
         """
-        return self.max_concurrency == 1 and self.latency.predict(items) <= self.max_latency_s * LOOP_SHARE_OF_BUDGET
+        short = self.latency.predict(items) <= self.max_latency_s * LOOP_SHARE_OF_BUDGET
+        return self.max_concurrency == 1 and items == 1 and short
 
     def _cycle(self, items: int) -> float:
         return self.latency.predict(items) + self.latency.gap

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 def _referenced_objects(func: Callable[..., Any]) -> Iterator[Any]:
@@ -53,3 +56,25 @@ def batch_mover(device: str) -> Callable[[Any], Any] | None:
         return batch
 
     return move
+
+
+def with_callers_torch_threads(func: Callable[..., R]) -> Callable[..., R]:
+    """``func``, running on any thread with the torch intra-op thread count set where it was wrapped.
+
+    ``torch.set_num_threads`` only reaches OpenMP in the thread that calls it: our server and
+    worker threads would otherwise compute with OpenMP's default (every core), ignoring what the
+    notebook chose, and oversubscribe a core the kernel is pinned to.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return func
+    count = torch.get_num_threads()
+    applied = threading.local()
+
+    def run(*args: Any, **kwargs: Any) -> R:
+        if not getattr(applied, "done", False):
+            torch.set_num_threads(count)
+            applied.done = True
+        return func(*args, **kwargs)
+
+    return run

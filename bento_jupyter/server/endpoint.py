@@ -15,7 +15,7 @@ from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.batching import BatchDispatcher
-from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device
+from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device, with_callers_torch_threads
 from bento_jupyter.server.http_errors import (
     BadRequest,
     HandlerFailed,
@@ -53,6 +53,7 @@ class Endpoint:
         self._metrics = metrics
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
+        self._run_direct = with_callers_torch_threads(method.func)
         self.dispatcher: BatchDispatcher | None = None
         if method.config.batchable:
             config = method.config
@@ -67,7 +68,7 @@ class Endpoint:
             move = batch_mover(device) if method.takes_tensor else None
             run = method.func if move is None else (lambda batch, f=method.func: f(move(batch)))
             self.dispatcher = BatchDispatcher(
-                run,
+                with_callers_torch_threads(run),
                 policy,
                 batch_dim=config.batch_dim,
                 name=method.name,
@@ -126,7 +127,7 @@ class Endpoint:
         if self.method.is_async:
             return await self.method.func(**kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.method.func, **kwargs))
+        return await loop.run_in_executor(None, functools.partial(self._run_direct, **kwargs))
 
     async def retire(self) -> None:
         """Finish what is queued, then release the worker threads (after a hot swap or stop)."""

@@ -110,11 +110,12 @@ def test_time_between_batches_counts_in_the_predicted_wait():
     )
 
 
-def test_short_batches_run_on_the_loop_thread_long_ones_and_pipelines_on_workers():
-    fast = policy(latency=trained_model(base=0.0005, per_item=0.00002))  # 64 rows: 1.8 ms of a 10 ms budget
-    assert fast.runs_on_loop(64)
-    assert not policy().runs_on_loop(8)  # 2.8 ms: over a fifth of the budget
-    assert not policy(concurrency=2, latency=trained_model(base=0.0005, per_item=0.00002)).runs_on_loop(1)
+def test_only_a_lone_short_request_runs_on_the_loop_thread():
+    fast = trained_model(base=0.0005, per_item=0.00002)  # 0.5 ms of a 10 ms budget
+    assert policy(latency=fast).runs_on_loop(1)
+    assert not policy(latency=fast).runs_on_loop(2)  # a batch: the loop keeps reading while it runs
+    assert not policy().runs_on_loop(1)  # 2.1 ms: over a fifth of the budget
+    assert not policy(concurrency=2, latency=fast).runs_on_loop(1)  # a pipeline
 
 
 def test_answers_later_than_predicted_widen_the_margin_admission_keeps():

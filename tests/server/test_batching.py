@@ -94,7 +94,7 @@ def test_wrong_output_length_is_an_error_not_a_silent_mismatch():
         asyncio.run(go())
 
 
-def test_short_batches_run_on_the_loop_thread_long_ones_and_pipelines_on_workers():
+def test_a_lone_short_request_runs_on_the_loop_thread_others_on_workers():
     def runs_on(concurrency, batch_seconds):
         threads = []
 

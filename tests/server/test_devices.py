@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import pytest
 import requests
 import torch
@@ -49,3 +54,34 @@ def test_batches_are_moved_to_the_gpu_pinned_and_non_blocking():
         return model(x)
 
     assert model_device(handler, None).startswith("cuda")
+
+
+def _openmp_threads() -> int | None:
+    """OpenMP's thread count for the calling thread, from the libgomp torch loaded (None if not found)."""
+    with open("/proc/self/maps") as maps:
+        libraries = {line.split()[-1] for line in maps if "libgomp" in line}
+    return ctypes.CDLL(sorted(libraries)[0]).omp_get_max_threads() if libraries else None
+
+
+openmp_seen: list[int | None] = []
+
+
+@api(batchable=True, max_batch_size=8, max_latency_ms=1)
+def threads_probe(inputs: np.ndarray) -> np.ndarray:
+    openmp_seen.append(_openmp_threads())
+    return inputs
+
+
+def test_handlers_compute_with_the_torch_thread_count_the_notebook_set(serve):
+    if _openmp_threads() is None or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs torch's libgomp and two cores to tell the settings apart")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        url = serve("threads", threads_probe).url
+        rows = [{"inputs": [[float(i)]]} for i in range(8)]
+        with ThreadPoolExecutor(8) as pool:  # lone requests run on the server's thread, batches on a worker
+            list(pool.map(lambda body: requests.post(f"{url}/threads_probe", json=body, timeout=5), rows))
+    finally:
+        torch.set_num_threads(before)
+    assert openmp_seen and set(openmp_seen) == {1}
