@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LATENESS_QUANTILE = 0.95
+LATENESS_QUANTILE = 0.99
 LATENESS_STEP_S = 0.0005
 LOOP_SHARE_OF_BUDGET = 0.2  # the longest lone request run on the loop's thread, as a share of the budget
 
@@ -17,7 +17,7 @@ class LatencyModel:
     (lazy initialisation, allocator growth) says little about the next ones. ``gap`` is the mean
     time from one batch's end to the next one's start while requests wait: the server reading
     requests, refusing some and writing answers, which a backlog's wait includes too.
-    ``lateness`` tracks the 95th percentile of how much later than predicted answers are ready
+    ``lateness`` tracks the 99th percentile of how much later than predicted answers are ready
     (thread hand-offs, GIL waits, noisy neighbours): the margin admission keeps against the budget.
     """
 
