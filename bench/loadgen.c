@@ -220,6 +220,7 @@ static void on_readable(conn_t *c) {
             c->buf = realloc(c->buf, c->cap);
         }
         ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
+        if (r == 0 && c->state == FREE) return drop(c, 0);  /* an idle keep-alive the server timed out */
         if (r == 0) {  /* peer closed: a response delimited by EOF, or an error */
             int status = 0, closes = 0;
             if (c->len && response_length(c->buf, c->len, &status, &closes) == 0 && closes) {
