@@ -95,25 +95,26 @@ class BatchDispatcher:
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
 
-    def admit(self, size: int = 1) -> None:
+    def admit(self, size: int = 1) -> QueueState:
         """Raise Overloaded when a request of ``size`` items would not be answered within its budget."""
-        retry_after = self._policy.refusal(self._state(), size)
+        state = self._state()
+        retry_after = self._policy.refusal(state, size)
         if retry_after is not None:
             raise Overloaded(retry_after)
+        return state
 
     async def submit(self, value: Any) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output."""
         size = batch_values.batch_size(value, self._batch_dim)
         if size == 0:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
-        self.admit(size)
-        now = self._clock()
+        state = self.admit(size)
         request = _Request(
             value,
             size,
             batch_values.shape_key(value, self._batch_dim),
-            now,
-            now + self._policy.predicted_time_in_server(self._state(), size),
+            state.now,
+            state.now + self._policy.predicted_time_in_server(state, size),
             asyncio.get_running_loop().create_future(),
         )
         self._queue.append(request)
@@ -155,12 +156,12 @@ class BatchDispatcher:
             self._start(parts)
 
     def _still_arriving(self) -> bool:
-        """True once per batch when it has room: look again after the loop's next turn.
+        """True every other look: before running a lone request here, look again after the loop's next turn.
 
         A batch run on the loop's thread stops it reading: first let the requests already read
         but not yet queued (their tasks run after this callback) join it. Costs one loop turn.
         """
-        self._looked_once = not self._looked_once and self._queued_items < self._policy.max_batch_size
+        self._looked_once = not self._looked_once
         return self._looked_once
 
     def _take_batch(self) -> list[_Part]:
