@@ -117,6 +117,21 @@ static void try_write(conn_t *c) {
     c->state = READING;
 }
 
+/* epoll_wait with a nanosecond timeout: millisecond ticks would send open-loop requests up to
+ * 1 ms late and charge that to the server. Falls back to milliseconds on kernels before 5.11. */
+static int wait_events(struct epoll_event *events, int max, double seconds) {
+    static int coarse;
+    if (seconds < 0) seconds = 0;
+    if (seconds > 0.005) seconds = 0.005;
+    if (!coarse) {
+        struct timespec ts = {0, (long)(seconds * 1e9)};
+        int n = epoll_pwait2(epfd, events, max, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        coarse = 1;
+    }
+    return epoll_wait(epfd, events, max, (int)(seconds * 1000 + 0.999));
+}
+
 /* Start a request due at ``due`` at once: the socket is almost always writable, so no epoll round trip. */
 static void send_due(conn_t *c, double due) {
     c->sent = 0;
@@ -309,7 +324,7 @@ int main(int argc, char **argv) {
         if (!announced && t >= window_open) { puts("start"); fflush(stdout); announced = 1; }
         if (t >= window_close) break;
         if (rate) release_due(conns, nconns, t);
-        int n = epoll_wait(epfd, events, 1024, rate ? 1 : 5);
+        int n = wait_events(events, 1024, rate ? next_due - now() : 0.005);
         for (int i = 0; i < n; i++) {
             conn_t *c = events[i].data.ptr;
             if (c->fd < 0) continue;

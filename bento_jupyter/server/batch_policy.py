@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
-LATENESS_QUANTILE = 0.99
-LATENESS_STEP_S = 0.0005
+TAIL_WINDOW = 256  # observations a tail estimate looks back on
+TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
+TAIL_REFRESH = 32  # observations between two readings of the window
 LOOP_SHARE_OF_BUDGET = 0.2  # the longest lone request run on the loop's thread, as a share of the budget
+
+
+class RecentTail:
+    """The 99th percentile of the last 256 observations, read again every 32 (0 until then)."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self._window: list[float] = []  # a ring
+        self._seen = 0
+
+    def observe(self, x: float) -> None:
+        slot = self._seen % TAIL_WINDOW
+        if slot < len(self._window):
+            self._window[slot] = x
+        else:
+            self._window.append(x)
+        self._seen += 1
+        if self._seen % TAIL_REFRESH == 0:
+            self.value = heapq.nlargest(TAIL_RANK, self._window)[-1]
 
 
 class LatencyModel:
@@ -14,11 +35,15 @@ class LatencyModel:
 
     Fitted online by exponentially weighted least squares, so it follows a model that warms up
     or a machine that gets busier. The first ``warmup`` batches are ignored: a model's first call
-    (lazy initialisation, allocator growth) says little about the next ones. ``gap`` is the mean
-    time from one batch's end to the next one's start while requests wait: the server reading
-    requests, refusing some and writing answers, which a backlog's wait includes too.
-    ``lateness`` tracks the 99th percentile of how much later than predicted answers are ready
-    (thread hand-offs, GIL waits, noisy neighbours): the margin admission keeps against the budget.
+    (lazy initialisation, allocator growth) says little about the next ones. ``bound(n)`` adds
+    the 99th percentile of recent batches' overrun of that fit (GIL waits, noisy neighbours).
+    ``gap`` is the mean time from one batch's end to the next one's start while requests wait:
+    the server reading requests, refusing some and writing answers, which a backlog's wait
+    includes too. ``margin`` is what admission keeps free of the budget for what the fit does
+    not see: the 99th percentile of how much later than expected recent answers reached their
+    requests (thread hand-offs, task wake-ups), plus that of the event loop's turns, which a
+    request waits through in its socket and in HTTP parsing before the server can time it.
+    A cold start's outliers leave these windows after 256 observations.
     """
 
     def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
@@ -27,22 +52,31 @@ class LatencyModel:
         self._weight = self._x = self._y = self._xx = self._xy = 0.0
         self.observations = 0
         self.gap = 0.0
-        self.lateness = 0.0
+        self._overrun = RecentTail()
+        self._lateness = RecentTail()
+        self._loop_lag = RecentTail()
 
     def observe_gap(self, seconds: float) -> None:
         self.gap += self._decay * (seconds - self.gap)
 
     def observe_lateness(self, seconds: float) -> None:
-        """One answer's (actual - predicted) time in the server; a streaming quantile estimate."""
-        if seconds > self.lateness:
-            self.lateness += LATENESS_STEP_S * LATENESS_QUANTILE
-        else:
-            self.lateness = max(0.0, self.lateness - LATENESS_STEP_S * (1 - LATENESS_QUANTILE))
+        """One answer's actual minus expected time in the server."""
+        self._lateness.observe(seconds)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        """One event-loop turn: from scheduling a callback to its run."""
+        self._loop_lag.observe(seconds)
+
+    @property
+    def margin(self) -> float:
+        return max(0.0, self._lateness.value) + self._loop_lag.value
 
     def observe(self, size: int, seconds: float) -> None:
         if self._warmup:
             self._warmup -= 1
             return
+        if self.observations:
+            self._overrun.observe(seconds - self.predict(size))
         a = self._decay if self.observations else 1.0
         keep = 1.0 - a
         self._weight = keep * self._weight + a
@@ -63,6 +97,10 @@ class LatencyModel:
         slope = max(0.0, (self._xy / self._weight - mean_x * mean_y) / variance)
         base = max(0.0, mean_y - slope * mean_x)
         return base + slope * size
+
+    def bound(self, size: int) -> float:
+        """Seconds that 99% of recent batches of ``size`` items stayed within."""
+        return self.predict(size) + max(0.0, self._overrun.value)
 
 
 @dataclass(frozen=True)
@@ -108,13 +146,14 @@ class BatchPolicy:
         self.max_concurrency = max_concurrency
         self.max_queue_items = max_queue_items
         self.latency = latency
+        self._overloaded_until = float("-inf")
 
     def next_step(self, state: QueueState) -> Dispatch:
         if state.queued_items == 0 or state.in_flight >= self.max_concurrency:
             return Dispatch(now=False)
         if state.in_flight == 0 or state.queued_items >= self.max_batch_size:
             return Dispatch(now=True)
-        latest_start = state.oldest_arrival + self.max_latency_s - self.latency.predict(state.queued_items)
+        latest_start = state.oldest_arrival + self.max_latency_s - self.latency.bound(state.queued_items)
         if state.now >= latest_start:
             return Dispatch(now=True)
         return Dispatch(now=False, wake_at=latest_start)
@@ -131,7 +170,7 @@ class BatchPolicy:
         return self.max_concurrency == 1 and items == 1 and short
 
     def _cycle(self, items: int) -> float:
-        return self.latency.predict(items) + self.latency.gap
+        return self.latency.bound(items) + self.latency.gap
 
     def predicted_wait(self, state: QueueState, new_items: int) -> float:
         """Seconds a request of ``new_items`` would queue before its batch starts."""
@@ -147,20 +186,25 @@ class BatchPolicy:
     def refusal(self, state: QueueState, new_items: int) -> float | None:
         """None to admit; otherwise the seconds after which a retry may succeed.
 
-        Only a backlog is refused: while everything queued fits in the next batch, a slow batch
-        in flight is slowness, not overload, and shedding would not make anyone faster. A request
-        behind a backlog is refused when its wait plus its own batch's run would exceed the budget.
+        A request is late when its wait plus its own batch's run, plus the latency model's margin,
+        would exceed the budget. Overload is a backlog: a late request behind more than a batch
+        of queued items is refused, and for one budget's length after that every late request
+        is. Otherwise a request that joins the next batch is admitted even when late: that is
+        slowness, and refusing it would only leave the batch emptier.
         """
-        backlog = state.queued_items + new_items > self.max_batch_size
         if state.queued_items + new_items > self.max_queue_items and state.queued_items:
             return max(self.predicted_wait(state, new_items), self.max_latency_s)
-        if not backlog:
-            return None
         wait = self.predicted_wait(state, new_items)
-        late = self.predicted_time_in_server(state, new_items) + self.latency.lateness
-        return wait if late > self.max_latency_s else None
+        if wait + self._own_batch(state, new_items) + self.latency.margin <= self.max_latency_s:
+            return None
+        if state.queued_items + new_items > self.max_batch_size:
+            self._overloaded_until = state.now + self.max_latency_s
+            return wait
+        return wait if state.now < self._overloaded_until else None
+
+    def _own_batch(self, state: QueueState, new_items: int) -> float:
+        return self._cycle(min(self.max_batch_size, state.queued_items % self.max_batch_size + new_items))
 
     def predicted_time_in_server(self, state: QueueState, new_items: int) -> float:
         """Seconds from admitting a request of ``new_items`` to its answer: the wait, then its own batch."""
-        own_batch = min(self.max_batch_size, state.queued_items % self.max_batch_size + new_items)
-        return self.predicted_wait(state, new_items) + self._cycle(own_batch)
+        return self.predicted_wait(state, new_items) + self._own_batch(state, new_items)

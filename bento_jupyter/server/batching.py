@@ -23,27 +23,25 @@ class _Request:
     size: int
     key: Any
     arrival: float
-    expected_done: float
     future: asyncio.Future[Any]
     taken: int = 0  # items already handed to a batch (a large request spans several)
     settled: int = 0  # items whose batch has answered
     pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
     error: BaseException | None = None
 
-    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> bool:
-        """Record one batch's answer for items ``start:stop``; answer the client once all are back (True)."""
+    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
+        """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
         if isinstance(outcome, BaseException):
             self.error = self.error or outcome
         else:
             self.pieces[start] = outcome
         self.settled += stop - start
         if self.settled < self.size or self.future.done():
-            return False
+            return
         if self.error is not None:
             self.future.set_exception(self.error)
         else:
             self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
-        return True
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ class BatchDispatcher:
     def _state(self) -> QueueState:
         now = self._clock()
         remaining = min(
-            (start + self._policy.latency.predict(size) - now for start, size in self._running), default=0.0
+            (start + self._policy.latency.bound(size) - now for start, size in self._running), default=0.0
         )
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
@@ -109,28 +107,31 @@ class BatchDispatcher:
         if size == 0:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
         state = self.admit(size)
-        request = _Request(
-            value,
-            size,
-            batch_values.shape_key(value, self._batch_dim),
-            state.now,
-            state.now + self._policy.predicted_time_in_server(state, size),
-            asyncio.get_running_loop().create_future(),
-        )
+        # Before the first timed batch there is no prediction to be late against.
+        informed = self._policy.latency.observations > 0
+        expected_done = state.now + self._policy.predicted_time_in_server(state, size)
+        key = batch_values.shape_key(value, self._batch_dim)
+        request = _Request(value, size, key, state.now, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._queued_items += size
         self._idle.clear()
         self._schedule_pump()
-        return await request.future
+        try:
+            return await request.future
+        finally:  # here, not when the batch settles: waking this task up is part of the answer's time
+            if informed:
+                self._policy.latency.observe_lateness(self._clock() - expected_done)
 
     def _schedule_pump(self) -> None:
         """Look at the queue once the loop has read every request already waiting on its sockets:
         requests arriving together share a batch, and nobody waits on a timer."""
         if not self._pump_scheduled:
             self._pump_scheduled = True
-            asyncio.get_running_loop().call_soon(self._pump)
+            asyncio.get_running_loop().call_soon(self._pump, self._clock())
 
-    def _pump(self) -> None:
+    def _pump(self, asked_at: float | None = None) -> None:
+        if asked_at is not None:  # one turn of the loop since: how long a request waits to be read
+            self._policy.latency.observe_loop_lag(self._clock() - asked_at)
         self._pump_scheduled = False
         if self._timer is not None:
             self._timer.cancel()
@@ -239,10 +240,8 @@ class BatchDispatcher:
             self._policy.latency.observe(size, seconds)
             if self._on_batch is not None:
                 self._on_batch(size, seconds)
-        now = self._clock()
         for part, piece in zip(parts, pieces, strict=True):
-            if part.request.settle(part.start, part.stop, piece, self._batch_dim):
-                self._policy.latency.observe_lateness(now - part.request.expected_done)
+            part.request.settle(part.start, part.stop, piece, self._batch_dim)
         if self._queue:
             self._backlog_since = self._clock()
             if ran_here:

@@ -123,10 +123,43 @@ def test_answers_later_than_predicted_widen_the_margin_admission_keeps():
     p = policy(latency=latency)
     backlog = state(queued=64, in_flight=0)  # 4.2 ms ahead + 1.05 ms for its own batch: fits 10 ms
     assert p.refusal(backlog, 1) is None
-    for _ in range(200):
+    for _ in range(256):
         latency.observe_lateness(0.006)  # answers keep arriving 6 ms after their prediction
-    assert latency.lateness == pytest.approx(0.006, abs=0.001)
+    assert latency.margin == pytest.approx(0.006)
     assert p.refusal(backlog, 1) is not None
-    for _ in range(2000):
+    for _ in range(256):
         latency.observe_lateness(0.0)
-    assert latency.lateness == 0.0 and p.refusal(backlog, 1) is None
+    assert latency.margin == 0.0 and p.refusal(backlog, 1) is None
+
+
+def test_a_slow_event_loop_widens_the_margin_too():
+    latency = trained_model(base=0.001, per_item=0.00005)
+    for _ in range(256):
+        latency.observe_loop_lag(0.006)  # requests sit in their sockets for a 6 ms loop turn
+    assert latency.margin == pytest.approx(0.006)
+    assert policy(latency=latency).refusal(state(queued=64, in_flight=0), 1) is not None
+
+
+def test_the_margin_is_the_recent_99th_percentile_and_forgets_a_cold_start():
+    latency = trained_model()
+    recent = [0.001 * (i % 100) for i in range(256)]  # 0-99 ms, each value two or three times
+    for late in [0.200] * 32 + recent:  # a cold start first
+        latency.observe_lateness(late)
+    assert latency.margin == pytest.approx(0.098)  # 3rd largest of the last 256 (99, 99, 98): their 99th percentile
+
+
+def test_batches_that_overrun_the_fit_lengthen_the_bound_used_for_waiting():
+    latency = LatencyModel(warmup=0)
+    for i in range(300):
+        latency.observe(8, 0.020 + (0.005 if i % 50 == 0 else 0.0))  # 2% of batches run 5 ms over
+    assert latency.predict(8) == pytest.approx(0.020, abs=0.001)
+    assert latency.bound(8) == pytest.approx(0.025, abs=0.001)
+
+
+def test_once_overloaded_a_request_late_behind_the_running_batch_is_refused_for_one_budget():
+    p = policy()
+    behind_slow_batch = state(now=100.0, queued=10, in_flight=1, remaining=0.009)  # late, joins the next batch
+    assert p.refusal(behind_slow_batch, 1) is None  # slowness: nobody is queued beyond the next batch
+    assert p.refusal(state(now=100.0, queued=192, in_flight=1, remaining=0.005), 1) is not None  # a backlog
+    assert p.refusal(state(now=100.005, queued=10, in_flight=1, remaining=0.009), 1) is not None
+    assert p.refusal(state(now=100.011, queued=10, in_flight=1, remaining=0.009), 1) is None
