@@ -50,7 +50,7 @@ class Endpoint:
 
     def __init__(self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int) -> None:
         self.method = method
-        self._metrics = metrics
+        self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
         self._run_direct = with_callers_torch_threads(method.func)
@@ -72,14 +72,12 @@ class Endpoint:
                 policy,
                 batch_dim=config.batch_dim,
                 name=method.name,
-                on_batch=lambda size, _s: metrics.observe_batch(method.route, size),
+                on_batch=lambda size, _s: self._metrics.batched(size),
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
-        route = self.method.route
-        gauge = self._metrics.in_progress(route)
-        gauge.inc()
+        self._metrics.in_progress += 1
         status = 200
         try:
             body, media = await self._answer(scope, receive)
@@ -88,8 +86,8 @@ class Endpoint:
             status = error.status
             await asgi_io.send_error(send, error)
         finally:
-            gauge.dec()
-            self._metrics.observe_request(route, status, time.perf_counter() - began)
+            self._metrics.in_progress -= 1
+            self._metrics.answered(status, time.perf_counter() - began)
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
         if scope["method"] != "POST":
