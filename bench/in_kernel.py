@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.kernel import BenchKernel, RoundtripProbe
 from bench.measure import Measurement, Settings, measure
 from bench.procstat import Memory, memory
-from bench.servers import free_port, wait_ready
+from bench.servers import ProcessServer, free_port, wait_ready
 
 SETUP_CELL = """\
 %load_ext bento_jupyter
@@ -47,6 +47,8 @@ CAPACITY_CONNECTIONS = 16  # two batches' worth: keeps the twin busy without a b
 OVERLOAD_FACTOR = 4
 RTT_CONNECTIONS = 64
 IDLE_RTT_SAMPLES = 30
+SIDE_BY_SIDE_ROUNDS = 6  # alternating c=1 windows against the naive server, so drift hits both alike
+SIDE_BY_SIDE_SECONDS = 1.0
 
 Progress = Callable[[int, Measurement], None]
 
@@ -90,15 +92,26 @@ class KernelReport:
     rtt_idle_s: list[float] = field(default_factory=list)
     rtt_saturated_s: list[float] = field(default_factory=list)
     while_probing: Measurement | None = None  # the load run during which rtt_saturated_s was taken
+    c1_side_by_side: list[tuple[Measurement, Measurement]] = field(default_factory=list)  # (ours, naive) rounds
     capacity: Measurement | None = None  # the slow twin, just saturated: its served rate is its capacity
     overload: Measurement | None = None  # open loop at OVERLOAD_FACTOR x that capacity
     retry_storm: Measurement | None = None  # closed loop at OVERLOAD_CONNECTIONS: every 503 retried at once
 
 
 def run_kernel_row(
-    kernel: BenchKernel, body: Path, settings: Settings, report: KernelReport, progress: Progress
+    kernel: BenchKernel,
+    body: Path,
+    settings: Settings,
+    report: KernelReport,
+    progress: Progress,
+    rival: ProcessServer | None = None,
 ) -> None:
-    """Serve the MLP from a cell and load it at every concurrency, timing cells and reading RSS."""
+    """Serve the MLP from a cell and load it at every concurrency, timing cells and reading RSS.
+
+    With a ``rival`` (the naive server), c=1 is also measured in short windows alternating
+    between the two: this machine's speed drifts over minutes, and c=1 compares latencies
+    within a fraction of a millisecond.
+    """
     kernel.execute(SETUP_CELL)
     report.memory_before = memory(kernel.pid)
     report.rtt_idle_s = [kernel.roundtrip_s() for _ in range(IDLE_RTT_SAMPLES)]
@@ -115,6 +128,20 @@ def run_kernel_row(
     report.while_probing = measure(service, body, RTT_CONNECTIONS, settings, [sampler, probe])
     report.rtt_saturated_s = probe.samples_s
     report.memory_serving = sampler.peak
+    if rival is not None:
+        report.c1_side_by_side = side_by_side(service, rival, body, settings)
+
+
+def side_by_side(
+    ours: KernelService, rival: ProcessServer, body: Path, settings: Settings
+) -> list[tuple[Measurement, Measurement]]:
+    """c=1 on ``ours`` and on ``rival`` in alternating short windows; both stay up throughout."""
+    window = replace(settings, seconds=SIDE_BY_SIDE_SECONDS, warmup_s=min(settings.warmup_s, 0.5))
+    rival.start()
+    try:
+        return [(measure(ours, body, 1, window), measure(rival, body, 1, window)) for _ in range(SIDE_BY_SIDE_ROUNDS)]
+    finally:
+        rival.stop()
 
 
 def run_overload(kernel: BenchKernel, body: Path, settings: Settings, report: KernelReport) -> None:

@@ -110,7 +110,8 @@ def run_kernel_rows(
         kernel.start()
         if "kernel" in wanted:
             log(f"serving from a cell: {KERNEL_LABEL}")
-            run_kernel_row(kernel, body, settings, report, report_progress)
+            rival = naive_server(env, logs) if "naive" in wanted else None
+            run_kernel_row(kernel, body, settings, report, report_progress, rival)
         if "standalone" in wanted:
             standalone = build_standalone(kernel, env, logs)
         if "kernel" in wanted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from statistics import median
 
 from bench.in_kernel import (
     CAPACITY_CONNECTIONS,
@@ -12,6 +13,7 @@ from bench.in_kernel import (
     OVERLOAD_CONNECTIONS,
     OVERLOAD_FACTOR,
     RTT_CONNECTIONS,
+    SIDE_BY_SIDE_SECONDS,
     KernelReport,
 )
 from bench.measure import Measurement
@@ -132,12 +134,28 @@ def _overload_summary(run: Measurement) -> str:
     )
 
 
+def _side_by_side_summary(rounds: Sequence[tuple[Measurement, Measurement]]) -> str:
+    pairs = [(ours.load.ok.p50_ms, naive.load.ok.p50_ms) for ours, naive in rounds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not pairs:
+        return "c=1 side by side with the naive server: no answers"
+    ours_ms, naive_ms = median(a for a, _ in pairs), median(b for _, b in pairs)
+    each = ", ".join(f"{a / b:.2f}x" for a, b in pairs)
+    return (
+        f"c=1 side by side ({len(pairs)} alternating {SIDE_BY_SIDE_SECONDS:g} s windows): p50 ours {ms(ours_ms)} ms,"
+        f" starlette 1 forward/request {ms(naive_ms)} ms, median ratio {median(a / b for a, b in pairs):.2f}x"
+        f" (rounds: {each})"
+    )
+
+
 def render_kernel(report: KernelReport) -> str:
     lines = [
         f"cell `1+1` round trip, kernel idle:            {_quantiles_ms(report.rtt_idle_s)}",
         f"cell `1+1` round trip, serving at c={RTT_CONNECTIONS}:       {_quantiles_ms(report.rtt_saturated_s)}"
         + (f"; server meanwhile {report.while_probing.load.ok_per_s:.0f} req/s" if report.while_probing else ""),
     ]
+    if report.c1_side_by_side:
+        lines.append(_side_by_side_summary(report.c1_side_by_side))
     before, serving = report.memory_before, report.memory_serving
     if before and serving:
         lines.append(

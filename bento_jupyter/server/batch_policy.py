@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TAIL_WINDOW = 256  # observations a tail estimate looks back on
 TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
@@ -103,8 +103,7 @@ class LatencyModel:
         return self.predict(size) + max(0.0, self._overrun.value)
 
 
-@dataclass(frozen=True)
-class QueueState:
+class QueueState(NamedTuple):  # a tuple: built several times per request, so it must be cheap
     """What the dispatcher knows at one instant."""
 
     now: float
@@ -114,8 +113,7 @@ class QueueState:
     in_flight_remaining: float  # seconds until the earliest running batch should finish
 
 
-@dataclass(frozen=True)
-class Dispatch:
+class Dispatch(NamedTuple):
     """Run a batch now (``now``), or look again at ``wake_at`` (None: when something changes)."""
 
     now: bool

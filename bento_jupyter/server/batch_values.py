@@ -29,7 +29,7 @@ def shape_key(value: Any, dim: int) -> Hashable:
     """Values with equal keys can be concatenated: same dtype and same shape off ``dim``."""
     if isinstance(value, np.ndarray) or _is_tensor(value):
         shape = tuple(value.shape)
-        return (str(value.dtype), shape[:dim] + shape[dim + 1 :])
+        return (value.dtype, shape[:dim] + shape[dim + 1 :])
     return None
 
 

@@ -112,15 +112,44 @@ class BatchDispatcher:
         expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
         request = _Request(value, size, key, state.now, asyncio.get_running_loop().create_future())
-        self._queue.append(request)
-        self._queued_items += size
-        self._idle.clear()
-        self._schedule_pump()
+        if not self._queue and not self._running and self._policy.runs_on_loop(size):
+            await self._run_lone(request)
+        else:
+            self._enqueue(request)
         try:
             return await request.future
         finally:  # here, not when the batch settles: waking this task up is part of the answer's time
             if informed:
                 self._policy.latency.observe_lateness(self._clock() - expected_done)
+
+    def _enqueue(self, request: _Request, first: bool = False) -> None:
+        if first:
+            self._queue.appendleft(request)
+        else:
+            self._queue.append(request)
+        self._queued_items += request.size
+        self._idle.clear()
+        self._schedule_pump()
+
+    async def _run_lone(self, request: _Request) -> None:
+        """A short request at an idle dispatcher runs in its own task, with no queue or pump in between.
+
+        It first yields one loop turn, holding the model as if its batch ran: requests already
+        read but not yet queued then queue behind it. If any did, it heads their batch instead.
+        """
+        hold = (request.arrival, request.size)
+        self._running.append(hold)
+        self._idle.clear()
+        try:
+            await asyncio.sleep(0)
+        finally:
+            self._running.remove(hold)
+            if not self._queue:
+                self._idle.set()
+        if self._queue:
+            self._enqueue(request, first=True)
+        else:
+            self._run_here([_Part(request, 0, request.size)])
 
     def _schedule_pump(self) -> None:
         """Look at the queue once the loop has read every request already waiting on its sockets:

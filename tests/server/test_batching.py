@@ -117,6 +117,21 @@ def test_a_lone_short_request_runs_on_the_loop_thread_others_on_workers():
     assert runs_on(2, 0.001).startswith("bento-")
 
 
+def test_a_lone_request_abandoned_before_it_runs_leaves_the_dispatcher_idle():
+    model = RecordingModel()
+    d = dispatcher(model)
+
+    async def go():
+        lone = asyncio.ensure_future(d.submit(np.array([[1.0]])))
+        await asyncio.sleep(0)  # it is now yielding its one turn before running
+        lone.cancel()
+        await asyncio.wait_for(d.drain(), 1)
+        return await d.submit(np.array([[2.0]]))
+
+    assert asyncio.run(go()).tolist() == [[4.0]]
+    assert model.batches == [1]
+
+
 def test_requests_queued_behind_a_running_worker_batch_share_the_next_one():
     model = RecordingModel()
     d = dispatcher(model, concurrency=2, latency=LatencyModel(warmup=0))
