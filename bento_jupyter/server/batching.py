@@ -87,9 +87,7 @@ class BatchDispatcher:
 
     def _state(self) -> QueueState:
         now = self._clock()
-        remaining = min(
-            (start + self._policy.latency.bound(size) - now for start, size in self._running), default=0.0
-        )
+        remaining = min((start + self._policy.latency.bound(size) - now for start, size in self._running), default=0.0)
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
 

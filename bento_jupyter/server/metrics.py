@@ -142,7 +142,8 @@ class ServiceMetrics(Collector):
                 buckets = latencies.cumulative()
                 total.add_metric(key, buckets[-1][1])
                 duration.add_metric(key, buckets, latencies.total)
-            in_progress.add_metric([endpoint, self.service_name], api.in_progress)
+            per_api = [endpoint, self.service_name]
+            in_progress.add_metric(per_api, api.in_progress)
             if api.batch_sizes.total:
-                batch_size.add_metric([endpoint, self.service_name], api.batch_sizes.cumulative(), api.batch_sizes.total)
+                batch_size.add_metric(per_api, api.batch_sizes.cumulative(), api.batch_sizes.total)
         yield from (total, duration, in_progress, batch_size)
