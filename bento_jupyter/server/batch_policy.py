@@ -9,6 +9,7 @@ TAIL_WINDOW = 256  # observations a tail estimate looks back on
 TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
 TAIL_REFRESH = 32  # observations between two readings of the window
 LOOP_SHARE_OF_BUDGET = 0.2  # the longest lone request run on the loop's thread, as a share of the budget
+LOOP_RUN_MAX_S = 0.001  # and in absolute terms: the loop accepts and reads nothing meanwhile
 
 
 class RecentTail:
@@ -159,12 +160,14 @@ class BatchPolicy:
     def runs_on_loop(self, items: int) -> bool:
         """Whether a batch of ``items`` should run on the event loop's own thread rather than a worker.
 
-        Only a lone, short request (one item, at most a fifth of the budget, one batch at a time):
-        nobody arrives meanwhile for the loop to read, so the two thread switches of a hand-off
-        would be pure latency. Under load, batches go to a worker and the loop keeps reading
-        the requests that will form the next batch.
+        Only a lone, short request (one item, one batch at a time, at most a fifth of the budget
+        and 1 ms): then the two thread switches of a hand-off would be pure latency. A longer
+        run would keep the loop from accepting and reading the requests arriving meanwhile,
+        and each of them would then run alone in turn. Under load, batches go to a worker and
+        the loop keeps reading the requests that will form the next batch.
         """
-        short = self.latency.predict(items) <= self.max_latency_s * LOOP_SHARE_OF_BUDGET
+        limit = min(self.max_latency_s * LOOP_SHARE_OF_BUDGET, LOOP_RUN_MAX_S)
+        short = self.latency.predict(items) <= limit
         return self.max_concurrency == 1 and items == 1 and short
 
     def _cycle(self, items: int) -> float:

@@ -56,7 +56,8 @@ class BatchDispatcher:
 
     ``run_batch`` is the handler: it takes one merged value and returns one output item per input
     item. Short batches run on the event loop's own thread when one runs at a time (see
-    ``BatchPolicy.runs_on_loop``); the others run on ``max_concurrency`` worker threads.
+    ``BatchPolicy.runs_on_loop``), a lone one right in its request's task; the others run on
+    ``max_concurrency`` worker threads.
     """
 
     def __init__(

@@ -116,6 +116,9 @@ def test_only_a_lone_short_request_runs_on_the_loop_thread():
     assert not policy(latency=fast).runs_on_loop(2)  # a batch: the loop keeps reading while it runs
     assert not policy().runs_on_loop(1)  # 2.1 ms: over a fifth of the budget
     assert not policy(concurrency=2, latency=fast).runs_on_loop(1)  # a pipeline
+    slow = trained_model(base=0.005, per_item=0.0)
+    patient = BatchPolicy(64, max_latency_s=1.0, max_concurrency=1, max_queue_items=1024, latency=slow)
+    assert not patient.runs_on_loop(1)  # 5 ms is a small share of 1 s, but the loop would read nothing meanwhile
 
 
 def test_answers_later_than_predicted_widen_the_margin_admission_keeps():
