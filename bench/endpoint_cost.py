@@ -56,6 +56,10 @@ async def _seconds_per_request(app: ServiceApp, concurrency: int, requests: int)
     scope, receive, send = _request(orjson.dumps({"inputs": [row]}))
 
     async def rounds(count: int) -> None:
+        if concurrency == 1:  # one after another in this task, as a lone client's requests arrive
+            for _ in range(count):
+                await app(scope, receive, send)
+            return
         for _ in range(count // concurrency):
             await asyncio.gather(*(app(scope, receive, send) for _ in range(concurrency)))
 

@@ -193,6 +193,8 @@ class BatchPolicy:
         is. Otherwise a request that joins the next batch is admitted even when late: that is
         slowness, and refusing it would only leave the batch emptier.
         """
+        if not state.queued_items and state.in_flight < self.max_concurrency:
+            return None  # the model is free: it answers at once, and refusing would help nobody
         if state.queued_items + new_items > self.max_queue_items and state.queued_items:
             return max(self.predicted_wait(state, new_items), self.max_latency_s)
         wait = self.predicted_wait(state, new_items)

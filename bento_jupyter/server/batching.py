@@ -88,7 +88,10 @@ class BatchDispatcher:
 
     def _state(self) -> QueueState:
         now = self._clock()
-        remaining = min((start + self._policy.latency.bound(size) - now for start, size in self._running), default=0.0)
+        if not self._queue and not self._running:  # the common case at low load, kept cheap
+            return QueueState(now, 0, now, 0, 0.0)
+        bound = self._policy.latency.bound
+        remaining = min((start + bound(size) - now for start, size in self._running), default=0.0)
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
 
