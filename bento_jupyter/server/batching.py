@@ -110,8 +110,9 @@ class BatchDispatcher:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
         state = self.admit(size)
         # Before the first timed batch there is no prediction to be late against.
-        informed = self._policy.latency.observations > 0
-        expected_done = state.now + self._policy.predicted_time_in_server(state, size)
+        expected_done = None
+        if self._policy.latency.observations:
+            expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
         request = _Request(value, size, key, state.now, asyncio.get_running_loop().create_future())
         if not self._queue and not self._running and self._policy.runs_on_loop(size):
@@ -121,7 +122,7 @@ class BatchDispatcher:
         try:
             return await request.future
         finally:  # here, not when the batch settles: waking this task up is part of the answer's time
-            if informed:
+            if expected_done is not None:
                 self._policy.latency.observe_lateness(self._clock() - expected_done)
 
     def _enqueue(self, request: _Request, first: bool = False) -> None:
