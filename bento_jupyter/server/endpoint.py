@@ -23,7 +23,9 @@ from bento_jupyter.server.http_errors import (
     MethodNotAllowed,
     UnsupportedMediaType,
 )
+from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 
 # curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
@@ -54,6 +56,9 @@ class Endpoint:
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
         self._run_direct = with_callers_torch_threads(method.func)
+        # An API of one tensor takes the body straight into numpy when it is a plain {name: array}.
+        only_tensor = len(method.params) == 1 and isinstance(method.params[0].codec, TensorCodec)
+        self._tensor_body = TensorBodyReader(method.params[0].name) if only_tensor else None
         self.dispatcher: BatchDispatcher | None = None
         if method.config.batchable:
             config = method.config
@@ -99,15 +104,7 @@ class Endpoint:
             )
         if self.dispatcher is not None:
             self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
-        raw = await asgi_io.read_body(scope, receive, self._max_body)
-        try:
-            payload = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-        try:
-            kwargs = self.method.decode(payload)
-        except InvalidInput as exc:
-            raise BadRequest(exc.message, field=exc.field or None) from None
+        kwargs = self._decode(await asgi_io.read_body(scope, receive, self._max_body))
         try:
             result = await self._call(kwargs)
             encoded = self.method.encode(result)
@@ -118,6 +115,21 @@ class Endpoint:
             raise
         except Exception as exc:
             raise HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}") from exc
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        """The handler's keyword arguments from the request body; BadRequest names the field at fault."""
+        array = self._tensor_body.read(raw) if self._tensor_body is not None else None
+        try:
+            if array is not None:
+                param = self.method.params[0]
+                return {param.name: param.codec.from_array(array, param.name)}
+            try:
+                payload = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError as exc:
+                raise BadRequest(f"request body is not valid JSON: {exc}") from None
+            return self.method.decode(payload)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, field=exc.field or None) from None
 
     async def _call(self, kwargs: dict[str, Any]) -> Any:
         if self.dispatcher is not None:

@@ -34,20 +34,23 @@ class TensorCodec:
     """numpy arrays and torch tensors, sent as (nested) JSON lists of numbers."""
 
     framework: str  # "numpy" or "torch"
-    dtype: str | None = None
 
     def decode(self, value: Any, field: str) -> Any:
         try:
-            array = np.asarray(value, dtype=self.dtype)
+            array = np.asarray(value)
         except (ValueError, TypeError) as exc:
             raise InvalidInput(field, f"expected a rectangular array of numbers ({exc})") from None
+        return self.from_array(array, field)
+
+    def from_array(self, array: np.ndarray, field: str) -> Any:
+        """The handler's argument from the array that the JSON numbers make."""
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
         if self.framework == "numpy":
             return array
         import torch
 
-        if array.dtype == np.float64 and self.dtype is None:
+        if array.dtype == np.float64:
             array = array.astype(np.float32)
         return torch.from_numpy(array)
 
@@ -57,10 +60,7 @@ class TensorCodec:
         return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
     def json_schema(self) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
-        if self.dtype:
-            schema["dtype"] = self.dtype
-        return schema
+        return {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
 
 
 @dataclass(frozen=True)
