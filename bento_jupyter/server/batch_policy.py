@@ -8,8 +8,10 @@ from typing import NamedTuple
 TAIL_WINDOW = 256  # observations a tail estimate looks back on
 TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
 TAIL_REFRESH = 32  # observations between two readings of the window
-LOOP_SHARE_OF_BUDGET = 0.2  # the longest lone request run on the loop's thread, as a share of the budget
-LOOP_RUN_MAX_S = 0.001  # and in absolute terms: the loop accepts and reads nothing meanwhile
+LOOP_SHARE_OF_BUDGET = 0.5  # the longest run on the loop's thread, as a share of the budget: the loop
+# accepts, reads and refuses nothing meanwhile
+LOOP_RUN_MAX_S = 0.001  # the longest lone request run there when a worker thread could overlap the loop
+CPU_BOUND_SHARE = 0.5  # runs that keep their thread on a core at least this share of their time compute
 
 
 class RecentTail:
@@ -31,13 +33,47 @@ class RecentTail:
             self.value = heapq.nlargest(TAIL_RANK, self._window)[-1]
 
 
-class LatencyModel:
-    """Predicts a batch's run time from its size, ``t(n) = base + per_item * n``, and the gap between batches.
+class LinearFit:
+    """``t(n) = base + per_item * n``, fitted online by exponentially weighted least squares."""
 
-    Fitted online by exponentially weighted least squares, so it follows a model that warms up
-    or a machine that gets busier. The first ``warmup`` batches are ignored: a model's first call
-    (lazy initialisation, allocator growth) says little about the next ones. ``bound(n)`` adds
-    the 99th percentile of recent batches' overrun of that fit (GIL waits, noisy neighbours).
+    def __init__(self, decay: float) -> None:
+        self._decay = decay
+        self._weight = self._x = self._y = self._xx = self._xy = 0.0
+        self.observations = 0
+
+    def observe(self, size: int, seconds: float) -> None:
+        a = self._decay if self.observations else 1.0
+        keep = 1.0 - a
+        self._weight = keep * self._weight + a
+        self._x = keep * self._x + a * size
+        self._y = keep * self._y + a * seconds
+        self._xx = keep * self._xx + a * size * size
+        self._xy = keep * self._xy + a * size * seconds
+        self.observations += 1
+
+    def predict(self, size: int) -> float:
+        """Seconds for ``size`` items (0 before any observation)."""
+        if not self.observations:
+            return 0.0
+        mean_x, mean_y = self._x / self._weight, self._y / self._weight
+        variance = self._xx / self._weight - mean_x * mean_x
+        if variance <= 1e-9:
+            return mean_y
+        slope = max(0.0, (self._xy / self._weight - mean_x * mean_y) / variance)
+        base = max(0.0, mean_y - slope * mean_x)
+        return base + slope * size
+
+
+class LatencyModel:
+    """Predicts a batch's time from its size (a ``LinearFit``), and the gap between batches.
+
+    Fitted online, so it follows a model that warms up or a machine that gets busier. The first
+    ``warmup`` batches are ignored: a model's first call (lazy initialisation, allocator growth)
+    says little about the next ones. Batches are timed on the event loop's clock, thread
+    hand-offs included: that is what a queue waits. ``bound(n)`` adds the 99th percentile of
+    recent batches' overrun of that fit (GIL waits, noisy neighbours). ``alone(n)`` is how long
+    a batch keeps the core when it runs by itself on the loop's thread, and ``cpu_share`` how
+    much of that it computes rather than waits (I/O, a GPU).
     ``gap`` is the mean time from one batch's end to the next one's start while requests wait:
     the server reading requests, refusing some and writing answers, which a backlog's wait
     includes too. ``margin`` is what admission keeps free of the budget for what the fit does
@@ -50,15 +86,34 @@ class LatencyModel:
     def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
         self._decay = decay
         self._warmup = warmup
-        self._weight = self._x = self._y = self._xx = self._xy = 0.0
-        self.observations = 0
+        self._fit = LinearFit(decay)
+        self._alone = LinearFit(decay)
         self.gap = 0.0
+        self.cpu_share = 0.0
         self._overrun = RecentTail()
         self._lateness = RecentTail()
         self._loop_lag = RecentTail()
 
+    @property
+    def observations(self) -> int:
+        return self._fit.observations
+
     def observe_gap(self, seconds: float) -> None:
         self.gap += self._decay * (seconds - self.gap)
+
+    def observe_run(self, size: int, seconds_alone: float, cpu_share: float) -> None:
+        """One run's own time on its thread (other threads' turns on the core left out), and its CPU share."""
+        weight = self._decay if self._alone.observations else 1.0
+        self.cpu_share += weight * (cpu_share - self.cpu_share)
+        self._alone.observe(size, seconds_alone)
+
+    @property
+    def cpu_bound(self) -> bool:
+        return self.cpu_share >= CPU_BOUND_SHARE
+
+    def alone(self, size: int) -> float:
+        """Seconds a batch of ``size`` items keeps the core when it runs by itself."""
+        return self._alone.predict(size)
 
     def observe_lateness(self, seconds: float) -> None:
         """One answer's actual minus expected time in the server."""
@@ -73,31 +128,17 @@ class LatencyModel:
         return max(0.0, self._lateness.value) + self._loop_lag.value
 
     def observe(self, size: int, seconds: float) -> None:
+        """One batch's time on the loop's clock."""
         if self._warmup:
             self._warmup -= 1
             return
-        if self.observations:
-            self._overrun.observe(seconds - self.predict(size))
-        a = self._decay if self.observations else 1.0
-        keep = 1.0 - a
-        self._weight = keep * self._weight + a
-        self._x = keep * self._x + a * size
-        self._y = keep * self._y + a * seconds
-        self._xx = keep * self._xx + a * size * size
-        self._xy = keep * self._xy + a * size * seconds
-        self.observations += 1
+        if self._fit.observations:
+            self._overrun.observe(seconds - self._fit.predict(size))
+        self._fit.observe(size, seconds)
 
     def predict(self, size: int) -> float:
         """Seconds a batch of ``size`` items is expected to take (0 before any observation)."""
-        if not self.observations:
-            return 0.0
-        mean_x, mean_y = self._x / self._weight, self._y / self._weight
-        variance = self._xx / self._weight - mean_x * mean_x
-        if variance <= 1e-9:
-            return mean_y
-        slope = max(0.0, (self._xy / self._weight - mean_x * mean_y) / variance)
-        base = max(0.0, mean_y - slope * mean_x)
-        return base + slope * size
+        return self._fit.predict(size)
 
     def bound(self, size: int) -> float:
         """Seconds that 99% of recent batches of ``size`` items stayed within."""
@@ -139,8 +180,10 @@ class BatchPolicy:
         max_concurrency: int,
         max_queue_items: int,
         latency: LatencyModel,
+        one_core: bool = False,
     ) -> None:
         self.max_batch_size = max_batch_size
+        self.one_core = one_core  # the handler computes on the CPU and the process may use one core
         self.max_latency_s = max_latency_s
         self.max_concurrency = max_concurrency
         self.max_queue_items = max_queue_items
@@ -160,15 +203,21 @@ class BatchPolicy:
     def runs_on_loop(self, items: int) -> bool:
         """Whether a batch of ``items`` should run on the event loop's own thread rather than a worker.
 
-        Only a lone, short request (one item, one batch at a time, at most a fifth of the budget
-        and 1 ms): then the two thread switches of a hand-off would be pure latency. A longer
-        run would keep the loop from accepting and reading the requests arriving meanwhile,
-        and each of them would then run alone in turn. Under load, batches go to a worker and
-        the loop keeps reading the requests that will form the next batch.
+        A worker pays two thread switches per batch; in return the loop keeps accepting and
+        reading requests while the batch runs. That overlap only exists when the handler waits
+        (I/O, a GPU) or there is another core. So a batch runs on the loop's thread when the
+        process has one core and the handler computes, and otherwise only a lone request of at
+        most 1 ms (then the loop would have nothing to read anyway). Either way one batch at a
+        time, and at most half the budget: the loop accepts, reads and refuses nothing meanwhile.
         """
-        limit = min(self.max_latency_s * LOOP_SHARE_OF_BUDGET, LOOP_RUN_MAX_S)
-        short = self.latency.predict(items) <= limit
-        return self.max_concurrency == 1 and items == 1 and short
+        if self.max_concurrency != 1:
+            return False
+        blocks_loop = self.latency.alone(items)
+        if blocks_loop > self.max_latency_s * LOOP_SHARE_OF_BUDGET:
+            return False
+        if self.one_core and self.latency.cpu_bound:
+            return True
+        return items == 1 and blocks_loop <= LOOP_RUN_MAX_S
 
     def _cycle(self, items: int) -> float:
         return self.latency.bound(items) + self.latency.gap

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bento_jupyter.server import batch_values
 from bento_jupyter.server.batch_policy import BatchPolicy, QueueState
@@ -42,6 +42,28 @@ class _Request:
             self.future.set_exception(self.error)
         else:
             self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
+
+
+class _RunTime(NamedTuple):
+    """A run on its own thread: its time there, less other threads' turns on the core, and its CPU share."""
+
+    alone: float
+    cpu_share: float
+
+    @classmethod
+    def between(cls, began: tuple[float, float, float], ended: tuple[float, float, float]) -> _RunTime:
+        """From (wall, thread CPU, process CPU) clock readings before and after the run.
+
+        Time the process's other threads (the event loop) held the core is left out: on one
+        core they take turns with the run, which then waits for the core, not for I/O or a GPU.
+        """
+        wall, thread, process = (end - start for start, end in zip(began, ended, strict=True))
+        alone = max(wall - (process - thread), thread, 1e-9)
+        return cls(alone, thread / alone)
+
+
+def _clocks() -> tuple[float, float, float]:
+    return time.perf_counter(), time.thread_time(), time.process_time()
 
 
 @dataclass(frozen=True)
@@ -223,8 +245,8 @@ class BatchDispatcher:
         """Run one batch on the loop's thread, then go back to reading sockets before the next."""
         size = sum(part.stop - part.start for part in parts)
         began = self._clock()
-        pieces, timed = self._run_parts(parts)
-        self._settle(parts, size, pieces, self._clock() - began if timed else None, ran_here=True)
+        pieces, run = self._run_parts(parts)
+        self._settle(parts, size, pieces, self._clock() - began, run, ran_here=True)
 
     def _start(self, parts: list[_Part]) -> None:
         """Run one batch on a worker thread."""
@@ -238,24 +260,28 @@ class BatchDispatcher:
     def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
         self._running.remove(started)
         try:
-            pieces, timed = done.result()
+            pieces, run = done.result()
         except BaseException as exc:  # the executor itself failed (e.g. shut down)
-            pieces, timed = [exc] * len(parts), False
+            pieces, run = [exc] * len(parts), None
         # Timed on the loop's clock, hand-offs to and from the worker included: what the queue waits.
-        self._settle(parts, started[1], pieces, self._clock() - started[0] if timed else None, ran_here=False)
+        self._settle(parts, started[1], pieces, self._clock() - started[0], run, ran_here=False)
 
-    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], bool]:
-        """One model call for the batch; on failure, one call per request (then untimed: not a batch's cost)."""
+    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], _RunTime | None]:
+        """One model call for the batch, and how long it ran.
+
+        On failure, one call per request: then untimed (None), as that is not a batch's cost.
+        """
         dim = self._batch_dim
         values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
+        began = _clocks()
         try:
             output = self._run_batch(batch_values.concat(values, dim))
             pieces: list[Any] = batch_values.split(output, [p.stop - p.start for p in parts], dim)
-            return pieces, True
         except Exception as exc:
-            if len(parts) == 1:
-                return [exc], True
-        return [self._run_alone(value) for value in values], False
+            if len(parts) > 1:
+                return [self._run_alone(value) for value in values], None
+            pieces = [exc]
+        return pieces, _RunTime.between(began, _clocks())
 
     def _run_alone(self, value: Any) -> Any:
         try:
@@ -265,11 +291,12 @@ class BatchDispatcher:
             return exc
 
     def _settle(
-        self, parts: list[_Part], size: int, pieces: list[Any], seconds: float | None, *, ran_here: bool
+        self, parts: list[_Part], size: int, pieces: list[Any], seconds: float, run: _RunTime | None, *, ran_here: bool
     ) -> None:
-        """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
-        if seconds is not None:
+        """Answer a finished batch's requests, learn from its timing (if timed), and look at the queue again."""
+        if run is not None:
             self._policy.latency.observe(size, seconds)
+            self._policy.latency.observe_run(size, run.alone, run.cpu_share)
             if self._on_batch is not None:
                 self._on_batch(size, seconds)
         for part, piece in zip(parts, pieces, strict=True):

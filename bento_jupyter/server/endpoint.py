@@ -15,7 +15,13 @@ from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.batching import BatchDispatcher
-from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device, with_callers_torch_threads
+from bento_jupyter.server.devices import (
+    batch_mover,
+    computes_on_one_core,
+    default_concurrency,
+    model_device,
+    with_callers_torch_threads,
+)
 from bento_jupyter.server.http_errors import (
     BadRequest,
     HandlerFailed,
@@ -69,6 +75,7 @@ class Endpoint:
                 max_concurrency=config.max_concurrency or default_concurrency(device),
                 max_queue_items=config.max_queue_size or 16 * config.max_batch_size,
                 latency=LatencyModel(),
+                one_core=computes_on_one_core(device),
             )
             move = batch_mover(device) if method.takes_tensor else None
             run = method.func if move is None else (lambda batch, f=method.func: f(move(batch)))

@@ -48,10 +48,7 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
 
 def _tensor_metadata(name: str, codec: Any) -> dict[str, Any]:
     """Rank is not declared by type hints: shape ``[-1]`` stands for "any"."""
-    if isinstance(codec, TensorCodec):
-        datatype = _DATATYPES.get(np.dtype(codec.dtype), "FP32") if codec.dtype else "FP32"
-    else:
-        datatype = "BYTES"
+    datatype = "FP32" if isinstance(codec, TensorCodec) else "BYTES"
     return {"name": name, "datatype": datatype, "shape": [-1]}
 
 

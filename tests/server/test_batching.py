@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -33,6 +34,12 @@ class RecordingModel:
 def dispatcher(model, max_batch_size=64, latency=None, queue=1024, concurrency=1) -> BatchDispatcher:
     policy = BatchPolicy(max_batch_size, 0.050, concurrency, queue, latency or LatencyModel())
     return BatchDispatcher(model, policy)
+
+
+def timed(latency: LatencyModel, size: int, seconds: float) -> None:
+    """One batch of ``size`` that took ``seconds``, computing all along."""
+    latency.observe(size, seconds)
+    latency.observe_run(size, seconds, 1.0)
 
 
 def submitted_together(d, values):
@@ -103,7 +110,7 @@ def test_a_lone_short_request_runs_on_the_loop_thread_others_on_workers():
             return batch
 
         latency = LatencyModel(warmup=0)
-        latency.observe(1, batch_seconds)
+        timed(latency, 1, batch_seconds)
 
         async def go():
             await dispatcher(model, concurrency=concurrency, latency=latency).submit(np.ones((1, 1)))
@@ -135,7 +142,7 @@ def test_a_lone_request_abandoned_before_it_runs_leaves_the_dispatcher_idle():
 def test_requests_queued_behind_a_running_worker_batch_share_the_next_one():
     model = RecordingModel()
     d = dispatcher(model, concurrency=2, latency=LatencyModel(warmup=0))
-    d._policy.latency.observe(1, 0.0)  # a fast model: the spare slot does not wait for a fuller batch
+    timed(d._policy.latency, 1, 0.0)  # a fast model: the spare slot does not wait for a fuller batch
 
     async def go():
         model.gate.clear()
@@ -153,7 +160,7 @@ def test_requests_queued_behind_a_running_worker_batch_share_the_next_one():
 
 def test_a_request_behind_a_full_batch_is_refused_when_both_would_exceed_the_budget():
     latency = LatencyModel(warmup=0)
-    latency.observe(4, 0.040)  # every batch takes 40 ms; the budget is 50 ms
+    timed(latency, 4, 0.040)  # every batch takes 40 ms; the budget is 50 ms
     model = RecordingModel()
     d = dispatcher(model, max_batch_size=4, latency=latency)
     # Four requests fit the next batch (40 ms); a fifth would wait for it and then run its own (80 ms).
@@ -163,3 +170,45 @@ def test_a_request_behind_a_full_batch_is_refused_when_both_would_exceed_the_bud
     assert isinstance(refused, Overloaded)
     assert refused.status == 503 and int(refused.headers["retry-after"]) >= 1
     assert model.batches == [4]
+
+
+class ThreadRecordingModel:
+    """Computes (spins on the CPU) or waits (sleeps) for ``seconds`` per batch; records the thread of each call."""
+
+    def __init__(self, seconds: float, computes: bool) -> None:
+        self.seconds, self.computes = seconds, computes
+        self.threads: list[int] = []
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.get_ident())
+        if self.computes:
+            end = time.thread_time() + self.seconds
+            while time.thread_time() < end:
+                pass
+        else:
+            time.sleep(self.seconds)
+        return batch
+
+
+def batches_after_warmup(model: ThreadRecordingModel) -> tuple[int, list[int]]:
+    """Ten rounds of 16 requests read together by a one-core dispatcher: (loop thread, callers of the last 5)."""
+    policy = BatchPolicy(64, 0.050, 1, 1024, LatencyModel(), one_core=True)
+    d = BatchDispatcher(model, policy)
+
+    async def go():
+        for _ in range(10):
+            await asyncio.gather(*(d.submit(np.array([[1.0]])) for _ in range(16)))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(go())
+    return loop_thread, model.threads[-5:]
+
+
+def test_on_one_core_a_computing_handler_runs_on_the_loop_thread():
+    loop_thread, callers = batches_after_warmup(ThreadRecordingModel(0.002, computes=True))
+    assert callers == [loop_thread] * 5
+
+
+def test_on_one_core_a_waiting_handler_still_runs_on_a_worker():
+    loop_thread, callers = batches_after_warmup(ThreadRecordingModel(0.002, computes=False))
+    assert callers and loop_thread not in callers  # the loop keeps reading while the handler waits
