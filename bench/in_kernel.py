@@ -47,7 +47,7 @@ CAPACITY_CONNECTIONS = 16  # two batches' worth: keeps the twin busy without a b
 OVERLOAD_FACTOR = 4
 RTT_CONNECTIONS = 64
 IDLE_RTT_SAMPLES = 30
-SIDE_BY_SIDE_ROUNDS = 6  # alternating c=1 windows against the naive server, so drift hits both alike
+SIDE_BY_SIDE_ROUNDS = 10  # alternating c=1 windows against the naive server, so drift hits both alike
 SIDE_BY_SIDE_SECONDS = 1.0
 
 Progress = Callable[[int, Measurement], None]
@@ -139,7 +139,12 @@ def side_by_side(
     window = replace(settings, seconds=SIDE_BY_SIDE_SECONDS, warmup_s=min(settings.warmup_s, 0.5))
     rival.start()
     try:
-        return [(measure(ours, body, 1, window), measure(rival, body, 1, window)) for _ in range(SIDE_BY_SIDE_ROUNDS)]
+        pairs = []
+        for round_ in range(SIDE_BY_SIDE_ROUNDS):  # who goes first alternates too, so drift within a round cancels
+            swapped = round_ % 2 == 1
+            first, second = (measure(s, body, 1, window) for s in ((rival, ours) if swapped else (ours, rival)))
+            pairs.append((second, first) if swapped else (first, second))
+        return pairs
     finally:
         rival.stop()
 
