@@ -66,8 +66,7 @@ def _clocks() -> tuple[float, float, float]:
     return time.perf_counter(), time.thread_time(), time.process_time()
 
 
-@dataclass(frozen=True)
-class _Part:
+class _Part(NamedTuple):
     request: _Request
     start: int
     stop: int
