@@ -278,11 +278,11 @@ class BatchDispatcher:
             pieces: list[Any] = batch_values.split(output, [p.stop - p.start for p in parts], dim)
         except Exception as exc:
             if len(parts) > 1:
-                return [self._run_alone(value) for value in values], None
+                return [self._run_one_request(value) for value in values], None
             pieces = [exc]
         return pieces, _RunTime.between(began, _clocks())
 
-    def _run_alone(self, value: Any) -> Any:
+    def _run_one_request(self, value: Any) -> Any:
         try:
             output = self._run_batch(value)
             return batch_values.split(output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim)[0]
