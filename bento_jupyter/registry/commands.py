@@ -1,4 +1,4 @@
-"""The registry's command-line surface: ``registry serve|token|tag|search``, ``login``, ``push``, ``pull``,
+"""The registry's command-line surface: ``registry serve|upgrade|token|tag|search``, ``login``, ``push``, ``pull``,
 ``alias`` and ``history``. ``add_commands`` plugs them into the ``bento-jupyter`` parser."""
 
 from __future__ import annotations
@@ -59,14 +59,33 @@ def _serve(args: argparse.Namespace) -> int:
             max_json_bytes=int(args.max_manifest_mb * MIB),
             max_blob_bytes=int(args.max_blob_mb * MIB),
             log_level=args.log_level,
+            upgrade=args.upgrade,
         )
     )
     return 0
 
 
+def _upgrade(args: argparse.Namespace) -> int:
+    from bento_jupyter.registry.migrations import upgrade
+    from bento_jupyter.registry.schema import connect
+    from bento_jupyter.registry.server import default_db_url
+
+    engine = connect(args.db or default_db_url())
+    try:
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        print(f"{where} is already at schema revision {after}")
+    else:
+        print(f"upgraded {where} from schema revision {before or '(empty)'} to {after}")
+    return 0
+
+
 def _token_store(args: argparse.Namespace) -> Any:
     from bento_jupyter.registry.auth import TokenStore
-    from bento_jupyter.registry.schema import open_database
+    from bento_jupyter.registry.migrations import open_database
     from bento_jupyter.registry.server import default_db_url
 
     return TokenStore(open_database(args.db or default_db_url()))
@@ -195,7 +214,12 @@ def add_registry_commands(commands: Any) -> None:
     serve.add_argument("--max-blob-mb", type=float, default=64 * 1024, help="largest blob accepted (413 above)")
     serve.add_argument("--max-manifest-mb", type=float, default=16, help="largest JSON body accepted (413 above)")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--upgrade", action="store_true", help="migrate an older database's schema before serving")
     serve.set_defaults(run=_serve)
+
+    upgrade = commands.add_parser("upgrade", help="migrate the registry database to this release's schema")
+    _db(upgrade)
+    upgrade.set_defaults(run=_upgrade)
 
     token = commands.add_parser("token", help="create, list or revoke API tokens (on the database directly)")
     actions = token.add_subparsers(dest="token_action", required=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -87,7 +87,8 @@ tags = Table(
     Index("ix_tags_tag", "tag"),
 )
 
-# Append-only: rows are inserted in the transaction that makes the change, never updated or deleted.
+# Append-only: rows are inserted in the transaction that makes the change, never updated or deleted
+# (a trigger made by migration 0001 refuses UPDATE and DELETE).
 history = Table(
     "history",
     metadata,
@@ -99,25 +100,70 @@ history = Table(
     Column("to_version", Integer),
     Column("actor", String(128), nullable=False),
     Column("at", String(32), nullable=False),
+    Column("reason", Text),  # why, as the actor said (--reason)
+    Column("details", Text),  # JSON: a rollback's target, a forced promotion's compatibility report
     Index("ix_history_bento", "bento"),
 )
 
-_APPEND_ONLY = {
-    "sqlite": [
-        f"CREATE TRIGGER history_no_{verb.lower()} BEFORE {verb} ON history "
-        "BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END"
-        for verb in ("UPDATE", "DELETE")
-    ],
-    "postgresql": [
-        "CREATE FUNCTION history_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'the history is append-only'; END $$",
-        "CREATE TRIGGER history_append_only BEFORE UPDATE OR DELETE ON history "
-        "FOR EACH ROW EXECUTE FUNCTION history_append_only()",
-    ],
-}
-for _dialect, _statements in _APPEND_ONLY.items():
-    for _statement in _statements:
-        event.listen(history, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+# What an alias needs before it may move: a comma list of "verified", "compatible".
+alias_policies = Table(
+    "alias_policies",
+    metadata,
+    Column("bento", String(64), ForeignKey("bentos.name"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("requires", String(64), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+# Results of replaying a version's recorded samples, posted by a client or a CI job.
+verifications = Table(
+    "verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("report", Text, nullable=False),  # JSON, as posted
+    Column("actor", String(128), nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_verifications_version_id", "version_id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(128), nullable=False),  # the HMAC key; needed to sign, so stored as given
+    Column("events", String(256), nullable=False),  # comma list, or "*"
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hook_id", String(16), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # the exact bytes signed and sent
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("response_status", Integer),
+    Column("error", Text),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_webhook_deliveries_hook_id", "hook_id"),
+    Index("ix_webhook_deliveries_status", "status"),
+)
+
+# When a blob was last named by an upload check or a publish: GC leaves recently marked blobs alone.
+blob_marks = Table(
+    "blob_marks",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("marked_at", String(32), nullable=False),
+)
 
 tokens = Table(
     "tokens",
@@ -162,8 +208,8 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
 
-def open_database(url: str) -> Engine:
-    """An engine on ``url`` with the registry's tables created if they are missing."""
+def connect(url: str) -> Engine:
+    """An engine on ``url``, configured for the registry; ``migrations.open_database`` checks its schema."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -176,5 +222,4 @@ def open_database(url: str) -> Engine:
             engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
         except ModuleNotFoundError as exc:
             raise InvalidRequest(f"PostgreSQL needs its driver ({exc.name}): pip install 'psycopg[binary]'") from None
-    metadata.create_all(engine)
     return engine

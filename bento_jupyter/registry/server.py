@@ -52,6 +52,7 @@ class ServeOptions:
     max_json_bytes: int = MAX_JSON_BYTES
     max_blob_bytes: int = MAX_BLOB_BYTES
     log_level: str = "warning"
+    upgrade: bool = False  # migrate an older database's schema before serving
 
 
 def build_context(options: ServeOptions) -> Context:
@@ -60,12 +61,12 @@ def build_context(options: ServeOptions) -> Context:
     from bento_jupyter.registry.auth import TokenStore
     from bento_jupyter.registry.blobs import open_blob_store
     from bento_jupyter.registry.metadata import MetadataStore
-    from bento_jupyter.registry.schema import open_database
+    from bento_jupyter.registry.migrations import open_database
     from bento_jupyter.registry.store import RegistryStore
 
     if options.open and not is_loopback(options.host):
         raise InvalidRequest(f"--open serves without tokens, so only on a loopback host, not {options.host!r}")
-    engine = open_database(options.db or default_db_url())
+    engine = open_database(options.db or default_db_url(), migrate=options.upgrade)
     blobs = open_blob_store(options.storage or default_storage(), options.s3_endpoint)
     limits = Limits(options.max_json_bytes, options.max_blob_bytes)
     return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open)
