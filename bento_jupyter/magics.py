@@ -25,7 +25,7 @@ from bento_jupyter.export.capture import CaptureMode, write_bundle
 from bento_jupyter.export.live import default_output, export_running_services
 from bento_jupyter.kernel_actions import build_service, save_variable
 from bento_jupyter.server.services import services
-from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.service.definition import ServiceDefinition, choose_endpoints
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,8 +122,8 @@ class BentoMagics(Magics):
         current = self.cell_log.current
         cell_id = current.cell_id if current else None
         source = self.shell.transform_cell(cell or "")
-        funcs = functions_defined_in(source, self.shell.user_ns)
-        definition = ServiceDefinition.from_functions(args.name, funcs)
+        choice = choose_endpoints(functions_defined_in(source, self.shell.user_ns))
+        definition = ServiceDefinition.from_functions(args.name, choice.endpoints)
         capture = CaptureMode.from_environment()  # set by `bento-jupyter export` for its headless kernel
         service = services.serve(
             definition,
@@ -137,7 +137,7 @@ class BentoMagics(Magics):
         if self.freeze_gc:
             gc.freeze()
         if self.show_panel:
-            panel.show(service, self.shell, services.stop)
+            panel.show(service, self.shell, services.stop, choice.skipped)
 
     def _push(self, args: argparse.Namespace, cell: str | None) -> None:
         from bento_jupyter.registry import push

@@ -25,8 +25,8 @@ def describe_endpoints(service: RunningService) -> list[str]:
     return lines
 
 
-def summary_text(service: RunningService) -> str:
-    """The plain-text panel: URL, endpoints and live numbers."""
+def summary_text(service: RunningService, skipped: dict[str, str] | None = None) -> str:
+    """The plain-text panel: URL, endpoints and live numbers, then the cell's functions that are not endpoints."""
     state = "serving" if service.running else "stopped"
     lines = [f"{service.name} {state} at {service.url}  (docs: {service.url}/)"]
     stats = service.stats()
@@ -42,6 +42,8 @@ def summary_text(service: RunningService) -> str:
                 f" p50={p50}ms p99={p99}ms mean_batch={batch}"
             )
         lines.append(f"  {line}{numbers}")
+    for name, why in (skipped or {}).items():
+        lines.append(f"  skipped {name}() ({why})")
     return "\n".join(lines)
 
 
@@ -54,10 +56,11 @@ class ServicePanel:
 
     _live: dict[str, ServicePanel] = {}
 
-    def __init__(self, service: RunningService, on_stop: Any) -> None:
+    def __init__(self, service: RunningService, on_stop: Any, skipped: dict[str, str] | None = None) -> None:
         import ipywidgets as widgets
 
         self.service = service
+        self.skipped = skipped or {}
         self._text = widgets.HTML()
         self._stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self._stop_button.on_click(lambda _: on_stop(service.name))
@@ -71,7 +74,7 @@ class ServicePanel:
         threading.Thread(target=self._refresh_loop, name="bento-panel", daemon=True).start()
 
     def refresh(self) -> None:
-        self._text.value = f"<pre>{html.escape(summary_text(self.service))}</pre>"
+        self._text.value = f"<pre>{html.escape(summary_text(self.service, self.skipped))}</pre>"
         self._stop_button.disabled = not self.service.running
 
     def _refresh_loop(self) -> None:
@@ -84,14 +87,14 @@ class ServicePanel:
         self._closed.set()
 
 
-def show(service: RunningService, shell: Any, on_stop: Any) -> None:
+def show(service: RunningService, shell: Any, on_stop: Any, skipped: dict[str, str] | None = None) -> None:
     """Display the service's panel in the notebook, or print its summary in a terminal."""
     if _in_widget_frontend(shell):
         from IPython.display import display
 
-        display(ServicePanel(service, on_stop).widget)
+        display(ServicePanel(service, on_stop, skipped).widget)
     else:
-        print(summary_text(service))
+        print(summary_text(service, skipped))
 
 
 def progress_bar(verb: str, shell: Any) -> Callable[[int, int], None]:

@@ -18,8 +18,12 @@ from bento_jupyter import api
 def predict(inputs: np.ndarray) -> np.ndarray:
     return inputs * FACTOR
 
+@api
 def describe(text: str) -> dict:
     return {"length": len(text)}
+
+def normalize(x):
+    return x
 
 def _private_helper():
     return 1
@@ -40,14 +44,26 @@ def serve(shell, line="demo", cell=SERVE_CELL, cell_id="cell-1"):
     return services.get(line.split()[0])
 
 
-def test_serving_cell_defines_functions_and_serves_public_ones(shell, capsys):
+def test_serving_cell_defines_functions_and_serves_its_api_functions_only(shell, capsys):
     service = serve(shell)
     assert service is not None and service.url.startswith("http://127.0.0.1:")
     assert set(service.definition.apis) == {"/predict", "/describe"}
-    assert shell.user_ns["describe"]("abc") == {"length": 3}
+    assert shell.user_ns["describe"]("abc") == {"length": 3} and shell.user_ns["normalize"](1) == 1
     answer = requests.post(f"{service.url}/predict", json={"inputs": [[1, 2]]}, timeout=5)
     assert answer.json() == [[2, 4]]
-    assert f"demo serving at {service.url}" in capsys.readouterr().out
+    assert requests.post(f"{service.url}/normalize", json={"x": 1}, timeout=5).status_code == 404
+    out = capsys.readouterr().out
+    assert f"demo serving at {service.url}" in out
+    assert "POST /predict" in out and "POST /describe" in out
+    assert "skipped normalize() (not decorated with @api)" in out
+
+
+def test_a_cell_without_api_serves_its_public_functions(shell, capsys):
+    cell = "def double(x: int) -> int:\n    return 2 * x\n\ndef _helper():\n    return 1\n"
+    service = serve(shell, cell=cell)
+    assert set(service.definition.apis) == {"/double"}
+    assert requests.post(f"{service.url}/double", json={"x": 4}, timeout=5).json() == 8
+    assert "skipped" not in capsys.readouterr().out
 
 
 def test_rerunning_the_cell_hot_swaps_handlers_and_globals_on_the_same_port(shell):

@@ -109,6 +109,26 @@ class APIMethod:
 
 
 @dataclass(frozen=True)
+class EndpointChoice:
+    """Which of a cell's functions are endpoints, and which were skipped (with why)."""
+
+    endpoints: list[Callable[..., Any]]
+    skipped: dict[str, str]
+
+
+def choose_endpoints(funcs: Iterable[Callable[..., Any]]) -> EndpointChoice:
+    """The endpoint rule: when any function is ``@api``-decorated, only decorated ones are endpoints
+    (the rest are helpers); with no ``@api`` at all, every function given is one."""
+    funcs = list(funcs)
+    if not any(config_of(f) is not None for f in funcs):
+        return EndpointChoice(funcs, {})
+    return EndpointChoice(
+        [f for f in funcs if config_of(f) is not None],
+        {f.__name__: "not decorated with @api" for f in funcs if config_of(f) is None},
+    )
+
+
+@dataclass(frozen=True)
 class ServiceDefinition:
     """A named set of APIs, keyed by route."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import torch
 from pydantic import BaseModel
 
 from bento_jupyter import api
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import config_of
-from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+from bento_jupyter.service.definition import APIMethod, ServiceDefinition, choose_endpoints
 
 
 class Point(BaseModel):
@@ -39,6 +41,23 @@ def test_bare_decorator_and_undecorated_functions_are_endpoints():
     definition = ServiceDefinition.from_functions("svc", [a, b])
     assert set(definition.apis) == {"/a", "/b"}
     assert definition.apis["/b"].decode({}) == {"n": 3}
+
+
+@given(st.lists(st.booleans(), max_size=6))
+def test_when_any_function_is_decorated_only_decorated_ones_are_endpoints(decorated):
+    funcs = []
+    for i, marked in enumerate(decorated):
+
+        def func(x: int) -> int:
+            return x
+
+        func.__name__ = f"f{i}"
+        funcs.append(api(func) if marked else func)
+    choice = choose_endpoints(funcs)
+    expected = [f for f, marked in zip(funcs, decorated, strict=True) if marked] if any(decorated) else funcs
+    assert choice.endpoints == expected
+    assert set(choice.skipped) == {f.__name__ for f in funcs if f not in expected}
+    assert all(why == "not decorated with @api" for why in choice.skipped.values())
 
 
 @pytest.mark.parametrize(
