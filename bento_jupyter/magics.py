@@ -29,7 +29,10 @@ from bento_jupyter.service.definition import ServiceDefinition, choose_endpoints
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose mistakes become one-line UsageErrors instead of SystemExit."""
+    """argparse whose mistakes become one-line UsageErrors instead of SystemExit; help is ours (full_help)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, add_help=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"%bento: {message}")
@@ -39,36 +42,75 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> _Parser:
-    parser = _Parser(prog="%bento", add_help=False)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    serve = commands.add_parser("serve", help="serve the cell's functions over HTTP (cell magic)")
-    serve.add_argument("name")
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--host", default=None)
+    parser = _Parser(
+        prog="%bento",
+        description="Serve notebook functions over HTTP, build them into bentos and publish them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="SUBCOMMAND")
+    serve = commands.add_parser("serve", help="run the cell, then serve its @api functions over HTTP (cell magic)")
+    serve.add_argument("name", help="the service's name (lowercase letters, digits, '.', '_', '-')")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: the first free from 3000)")
+    serve.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
     listing = commands.add_parser("list", help="list running services, or stored bentos or models")
-    listing.add_argument("what", nargs="?", choices=["services", "bentos", "models"], default="services")
+    listing.add_argument(
+        "what",
+        nargs="?",
+        choices=["services", "bentos", "models"],
+        default="services",
+        help="what to list (default: services)",
+    )
     build = commands.add_parser("build", help="freeze a served service into a bento in the local store")
-    build.add_argument("name")
+    build.add_argument("name", help="a running service")
     build.add_argument("--requirements", help="a requirements file whose lines override inferred pins")
-    build.add_argument("--python-packages", nargs="+", default=[], help="requirements to add or override")
+    build.add_argument(
+        "--python-packages", nargs="+", default=[], metavar="REQ", help="requirements to add or override"
+    )
     push = commands.add_parser("push", help="publish a bento from the local store to the registry")
-    push.add_argument("tag")
+    push.add_argument("tag", help="NAME or NAME:N")
     pull = commands.add_parser("pull", help="fetch a bento version (NAME:N or NAME@alias) from the registry")
-    pull.add_argument("ref")
+    pull.add_argument("ref", help="NAME:N or NAME@alias")
     for transfer in (push, pull):
         transfer.add_argument("--url", help="registry URL (default: from bento-jupyter login)")
         transfer.add_argument("--token", help="registry token (default: from bento-jupyter login)")
     save = commands.add_parser("save", help="save an in-memory model into the local model store")
-    save.add_argument("variable")
-    save.add_argument("--name")
+    save.add_argument("variable", help="the notebook variable holding the model")
+    save.add_argument("--name", help="the model's name in the store (default: the variable's)")
     stop = commands.add_parser("stop", help="stop a service, or all of them")
-    stop.add_argument("name", nargs="?")
-    stop.add_argument("--all", action="store_true")
+    stop.add_argument("name", nargs="?", help="a running service")
+    stop.add_argument("--all", action="store_true", help="stop every service of this kernel")
     export = commands.add_parser("export", help="write running services as deployable bundles, DIR/NAME/")
     export.add_argument("names", nargs="*", help="services to export (default: all running)")
     export.add_argument("-o", "--output", help="directory to create (default: dist/NOTEBOOK)")
     export.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     return parser
+
+
+_HELP = {"-h", "--help", "help"}
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
+    """Each subcommand's one-line help and parser, in definition order."""
+    (action,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+    return {name: (helps[name], sub) for name, sub in action.choices.items()}
+
+
+def subcommand_help(name: str, sub: argparse.ArgumentParser, summary: str) -> str:
+    """One subcommand: its usage line, what it does, and each argument with its help."""
+    usage = " ".join(sub.format_usage().removeprefix("usage: ").replace(" [-h]", "").split())
+    formatter = sub._get_formatter()
+    lines = [("%" if name == "serve" else "") + usage, f"    {summary}"]
+    for action in sub._actions:
+        if action.help and action.help is not argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+            lines.append(f"      {formatter._format_action_invocation(action):<28} {action.help}")
+    return "\n".join(lines)
+
+
+def full_help(parser: argparse.ArgumentParser) -> str:
+    """Every subcommand with its options: what ``%bento``, ``%bento --help`` and ``%bento?`` show."""
+    parts = [f"{parser.description}\n", "Subcommands (`%bento SUBCOMMAND --help` shows one):\n"]
+    parts += [subcommand_help(name, sub, summary) for name, (summary, sub) in _subcommands(parser).items()]
+    return "\n".join(parts)
 
 
 def functions_defined_in(source: str, namespace: dict[str, Any]) -> list[Callable[..., Any]]:
@@ -102,13 +144,23 @@ class BentoMagics(Magics):
 
     @line_cell_magic
     def bento(self, line: str, cell: str | None = None) -> Any:
-        args = self._parser.parse_args(shlex.split(line))
+        words = shlex.split(line)
+        if not words or words[0] in _HELP:
+            print(full_help(self._parser))
+            return None
+        if _HELP.intersection(words) and words[0] in (subcommands := _subcommands(self._parser)):
+            summary, sub = subcommands[words[0]]
+            print(subcommand_help(words[0], sub, summary))
+            return None
+        args = self._parser.parse_args(words)
         if args.command == "serve":
             self._execute(cell)  # the user's own errors surface unchanged, with their traceback
         try:
             return getattr(self, f"_{args.command}")(args, cell)
         except (BentoJupyterError, ValueError, OSError) as exc:
             raise UsageError(str(exc)) from None
+
+    bento.__doc__ = full_help(build_parser())  # what `%bento?` shows
 
     def _execute(self, cell: str | None) -> None:
         """Run a serving cell's body in the notebook namespace, registered for inspect/linecache."""

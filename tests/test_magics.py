@@ -103,6 +103,37 @@ def test_stop_all(shell, capsys):
     assert services.list() == []
 
 
+@pytest.mark.parametrize("line", ["", "--help", "-h", "help"])
+def test_bento_and_bento_help_print_every_subcommand_with_its_options(shell, capsys, line):
+    shell.run_line_magic("bento", line)
+    out = capsys.readouterr().out
+    for usage in (
+        "%%bento serve",
+        "%bento list",
+        "%bento build",
+        "%bento push",
+        "%bento pull",
+        "%bento save",
+        "%bento stop",
+        "%bento export",
+    ):
+        assert usage in out
+    for option in ("--port PORT", "--python-packages REQ", "--url URL", "--all", "--force"):
+        assert option in out
+
+
+def test_question_mark_shows_the_same_help(shell, capsys):
+    shell.run_cell("%bento?")
+    out = capsys.readouterr().out
+    assert "%%bento serve" in out and "--port PORT" in out and "<no docstring>" not in out
+
+
+def test_subcommand_help_prints_only_that_subcommand(shell, capsys):
+    shell.run_line_magic("bento", "build --help")
+    out = capsys.readouterr().out
+    assert out.startswith("%bento build") and "--requirements" in out and "%bento push" not in out
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
