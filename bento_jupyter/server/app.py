@@ -17,7 +17,7 @@ from bento_jupyter import __version__
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.open_inference import OpenInference
-from bento_jupyter.server.schema import openapi_document, service_schema
+from bento_jupyter.server.schema import openapi_document, server_url, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -43,9 +43,7 @@ class ServiceApp:
         self._max_body = max_body_bytes
         self.definition = definition
         self._endpoints = self._build(definition)
-        self._schema = b""
-        self._openapi = b""
-        self._render_documents()
+        self._schema = orjson.dumps(service_schema(definition))
         self._site = Starlette(
             routes=[
                 Route("/", self._docs_page),
@@ -63,18 +61,18 @@ class ServiceApp:
     def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint]:
         return {route: Endpoint(m, self.metrics, self._max_body) for route, m in definition.apis.items()}
 
-    def _render_documents(self) -> None:
-        self._schema = orjson.dumps(service_schema(self.definition))
-        self._openapi = orjson.dumps(openapi_document(self.definition, __version__))
-
     def swap(self, definition: ServiceDefinition) -> list[Endpoint]:
         """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
         new = self._build(definition)
-        old = list(self._endpoints.values())
+        old = self._endpoints
+        for route, endpoint in new.items():  # an unchanged signature keeps its docs example
+            before = old.get(route)
+            if before is not None and before.method.params == endpoint.method.params:
+                endpoint.example = before.example
         self.definition = definition
-        self._render_documents()
+        self._schema = orjson.dumps(service_schema(definition))
         self._endpoints = new
-        return old
+        return list(old.values())
 
     async def retire(self, endpoints: list[Endpoint]) -> None:
         await asyncio.gather(*(endpoint.retire() for endpoint in endpoints))
@@ -96,8 +94,13 @@ class ServiceApp:
     async def _schema_json(self, _: Request) -> Response:
         return Response(self._schema, media_type="application/json")
 
-    async def _docs_json(self, _: Request) -> Response:
-        return Response(self._openapi, media_type="application/json")
+    async def _docs_json(self, request: Request) -> Response:
+        examples = {route: e.example for route, e in self._endpoints.items() if e.example is not None}
+        base = server_url(request.headers.get("x-forwarded-prefix"))
+        return Response(
+            orjson.dumps(openapi_document(self.definition, __version__, examples, base)),
+            media_type="application/json",
+        )
 
     async def _docs_page(self, _: Request) -> Response:
         return HTMLResponse(_SWAGGER_PAGE.format(title=self.definition.name))

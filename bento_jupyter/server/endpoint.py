@@ -31,6 +31,7 @@ from bento_jupyter.server.http_errors import (
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 
@@ -65,6 +66,7 @@ class Endpoint:
         # An API of one tensor takes the body straight into numpy when it is a plain {name: array}.
         only_tensor = len(method.params) == 1 and isinstance(method.params[0].codec, TensorCodec)
         self._tensor_body = TensorBodyReader(method.params[0].name) if only_tensor else None
+        self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
         self.dispatcher: BatchDispatcher | None = None
         if method.config.batchable:
             config = method.config
@@ -111,10 +113,13 @@ class Endpoint:
             )
         if self.dispatcher is not None:
             self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
-        kwargs = self._decode(await asgi_io.read_body(scope, receive, self._max_body))
+        raw = await asgi_io.read_body(scope, receive, self._max_body)
+        kwargs = self._decode(raw)
         try:
             result = await self._call(kwargs)
             encoded = self.method.encode(result)
+            if self.example is None:
+                self.example = example_request(self.method, raw)
             if self._text_output:
                 return str(encoded).encode(), _TEXT
             return encode_json(encoded), b"application/json"

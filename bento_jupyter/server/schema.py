@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+
+_MAX_EXAMPLE_BYTES = 8192
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+$")
 
 
 def _input_schema(method: APIMethod) -> dict[str, Any]:
@@ -45,15 +52,45 @@ def service_schema(definition: ServiceDefinition) -> dict[str, Any]:
     }
 
 
-def _openapi_value(schema: dict[str, Any]) -> dict[str, Any]:
-    """Tensors travel as nested JSON lists of numbers; other schemas are already JSON Schema."""
-    if schema.get("type") == "tensor":
-        return {
-            "type": "array",
-            "items": {},
-            "description": f"{schema['format']} as nested lists of numbers",
-        }
-    return schema
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists (0 for a number)."""
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
+def _openapi_value(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    """Tensors travel as nested JSON lists of numbers (as deep as a real request nested them, else one
+    level); other schemas are already JSON Schema."""
+    if schema.get("type") != "tensor":
+        return schema
+    value: dict[str, Any] = {"type": "number"}
+    for _ in range(max(_depth(example), 1)):
+        value = {"type": "array", "items": value}
+    return {**value, "description": f"{schema['format']} as nested lists of numbers"}
+
+
+def example_request(method: APIMethod, body: bytes) -> dict[str, Any] | None:
+    """A request body that ``method`` answered, cut to one item of a batch, for the docs' pre-filled
+    example; None when it is not a JSON object or too big to show (over 8 KiB)."""
+    try:
+        payload = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:  # a form-encoded curl body that happened to parse elsewhere
+        return None
+    if not isinstance(payload, dict):
+        return None
+    batch = payload.get(method.params[0].name) if method.config.batchable and method.params else None
+    if isinstance(batch, list) and method.config.batch_dim == 0:
+        payload[method.params[0].name] = batch[:1]
+    return payload if len(orjson.dumps(payload)) <= _MAX_EXAMPLE_BYTES else None
+
+
+def server_url(forwarded_prefix: str | None) -> str:
+    """The ``servers`` URL: the path a proxy (jupyter-server-proxy's ``X-Forwarded-Prefix``) serves us
+    under, so Swagger's "Try it out" posts through it; ``/`` when reached directly."""
+    prefix = (forwarded_prefix or "").rstrip("/")
+    return prefix if _PREFIX.match(prefix) else "/"
 
 
 _ERROR = {
@@ -71,9 +108,13 @@ _ERROR = {
 _PROBE = {"responses": {"200": {"description": "OK"}}}
 
 
-def _operation(method: APIMethod) -> dict[str, Any]:
+def _operation(method: APIMethod, example: Mapping[str, Any] | None) -> dict[str, Any]:
     body = _input_schema(method)
-    body["properties"] = {k: _openapi_value(v) for k, v in body["properties"].items()}
+    example = example or {}
+    body["properties"] = {k: _openapi_value(v, example.get(k)) for k, v in body["properties"].items()}
+    content: dict[str, Any] = {"schema": body}
+    if example:
+        content["example"] = example
     output = method.output.json_schema()
     media = "text/plain" if output.get("type") == "string" else "application/json"
     extra = ""
@@ -87,7 +128,7 @@ def _operation(method: APIMethod) -> dict[str, Any]:
             "operationId": method.name,
             "summary": (method.func.__doc__ or method.name).strip().splitlines()[0],
             "description": f"Calls {method.name}().{extra}",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "requestBody": {"required": True, "content": {"application/json": content}},
             "responses": {
                 "200": {"description": "Result", "content": {media: {"schema": _openapi_value(output)}}},
                 "400": _ERROR,
@@ -100,13 +141,21 @@ def _operation(method: APIMethod) -> dict[str, Any]:
     }
 
 
-def openapi_document(definition: ServiceDefinition, version: str) -> dict[str, Any]:
-    """OpenAPI 3 for ``/docs.json`` and the Swagger UI."""
-    paths: dict[str, Any] = {route: _operation(method) for route, method in definition.apis.items()}
+def openapi_document(
+    definition: ServiceDefinition,
+    version: str,
+    examples: Mapping[str, Mapping[str, Any]] | None = None,
+    base: str = "/",
+) -> dict[str, Any]:
+    """OpenAPI 3 for ``/docs.json`` and the Swagger UI: ``examples`` maps a route to a request body it
+    answered (see ``example_request``), ``base`` is the ``servers`` URL (see ``server_url``)."""
+    examples = examples or {}
+    paths: dict[str, Any] = {route: _operation(m, examples.get(route)) for route, m in definition.apis.items()}
     for probe in ("/readyz", "/livez", "/healthz", "/metrics"):
         paths[probe] = {"get": {**_PROBE, "operationId": probe.strip("/"), "tags": ["Infrastructure"]}}
     return {
         "openapi": "3.0.2",
         "info": {"title": definition.name, "version": version, "description": "Served by bento_jupyter"},
+        "servers": [{"url": base}],
         "paths": paths,
     }
