@@ -13,6 +13,7 @@ from bento_jupyter.bento.store import Store
 from bento_jupyter.deploy.commands import add_deploy_command
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.commands import add_export_command
+from bento_jupyter.oci.commands import add_oci_command
 from bento_jupyter.registry.commands import add_commands as add_registry_commands
 from bento_jupyter.sockets import DEFAULT_HOST
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(commands)
     add_export_command(commands)
     add_deploy_command(commands)
+    add_oci_command(commands)
     return parser
 
 

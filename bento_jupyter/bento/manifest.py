@@ -15,6 +15,9 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "bento.yaml"
 MODEL_MANIFEST_NAME = "model.yaml"
 MANIFEST_NAMES = frozenset({MANIFEST_NAME, MODEL_MANIFEST_NAME})
+# The signature over a bento (bento/signing.py) sits beside the manifest and, like it, is not a listed file.
+SIGNATURE_NAME = "bento.sig"
+UNLISTED_NAMES = MANIFEST_NAMES | {SIGNATURE_NAME}
 _CHUNK = 1 << 20
 
 
@@ -36,7 +39,7 @@ def _files_under(root: Path) -> Iterator[Path]:
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath, name)
-            if path.relative_to(root).as_posix() not in MANIFEST_NAMES:
+            if path.relative_to(root).as_posix() not in UNLISTED_NAMES:
                 yield path
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bento_jupyter.bento.manifest import MANIFEST_NAMES, manifest_digest
+from bento_jupyter.bento.manifest import UNLISTED_NAMES, manifest_digest
 from bento_jupyter.bento.store import NAME_PATTERN
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 
@@ -50,7 +50,7 @@ def check_file_path(path: Any) -> str:
     if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
         raise InvalidRequest(f"invalid file path {path!r} in manifest")
     parts = PurePosixPath(path).parts
-    if path.startswith("/") or any(part in ("..", ".", "") for part in parts) or path in MANIFEST_NAMES:
+    if path.startswith("/") or any(part in ("..", ".", "") for part in parts) or path in UNLISTED_NAMES:
         raise InvalidRequest(f"invalid file path {path!r} in manifest: must be relative, without '..'")
     if PurePosixPath(path).as_posix() != path or ":" in parts[0]:
         raise InvalidRequest(f"invalid file path {path!r} in manifest")

@@ -1,0 +1,1 @@
+"""Bentos as OCI artifacts: push to and pull from any OCI Distribution registry (Harbor, GHCR, ECR, ...)."""

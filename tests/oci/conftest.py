@@ -1,0 +1,116 @@
+"""A real OCI registry for the tests: Debian's ``docker-registry`` (Docker Distribution) on 127.0.0.1, with
+and without htpasswd auth; and real bentos built by the ``%bento`` magics on a bare InteractiveShell."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from bento_jupyter.bento.store import Store
+from tests.integration.bento_process import free_port
+from tests.registry.conftest import _stop, _wait
+
+USER, PASSWORD = "alice", "s3cret-pass"
+
+
+@dataclass
+class Distribution:
+    """One ``docker-registry serve`` process and the directory its blobs live in."""
+
+    host: str  # 127.0.0.1:PORT
+    storage: Path
+    auth: bool
+
+    def url(self, repository: str, tag: str | None = None) -> str:
+        return f"oci://{self.host}/{repository}" + (f":{tag}" if tag else "")
+
+    def blob_path(self, digest: str) -> Path:
+        hex_digest = digest.removeprefix("sha256:")
+        return self.storage / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest / "data"
+
+
+def _htpasswd_line() -> str:
+    program = shutil.which("htpasswd")
+    if program is None:
+        pytest.skip("htpasswd not found (bcrypt passwords for the registry): apt-get install apache2-utils")
+    return subprocess.run([program, "-Bbn", USER, PASSWORD], capture_output=True, text=True, check=True).stdout
+
+
+@contextlib.contextmanager
+def distribution(root: Path, auth: bool) -> Iterator[Distribution]:
+    program = shutil.which("docker-registry")
+    if program is None:
+        pytest.skip("docker-registry (Docker Distribution) not found: apt-get install docker-registry")
+    port = free_port()
+    auth_section = ""
+    if auth:
+        (root / "htpasswd").write_text(_htpasswd_line())
+        auth_section = f"auth:\n  htpasswd:\n    realm: bento-tests\n    path: {root / 'htpasswd'}\n"
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{auth_section}"
+    )
+    with open(root / "registry.log", "wb") as log:
+        process = subprocess.Popen([program, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait(
+            lambda: requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401),
+            "docker-registry",
+            30,
+            process,
+        )
+        yield Distribution(f"127.0.0.1:{port}", root / "data", auth)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    with distribution(tmp_path_factory.mktemp("distribution"), auth=False) as registry:
+        yield registry
+
+
+@pytest.fixture(scope="module")
+def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    with distribution(tmp_path_factory.mktemp("distribution-auth"), auth=True) as registry:
+        yield registry
+
+
+WEIGHTS = "np.arange(12.0).reshape(3, 4)"
+
+
+def handler(offset: int) -> str:
+    return f"def predict(x: list[float]) -> list[float]:\n    return (np.asarray(x) @ WEIGHTS + {offset}).tolist()\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """``demo:1`` and ``demo:2``: same model (WEIGHTS), different handlers (offset 0 and 100)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from bento_jupyter.server.services import services
+
+    store = Store("bentos", tmp_path_factory.mktemp("home"))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "bento_jupyter")
+    shell.run_cell(f"import numpy as np\nWEIGHTS = {WEIGHTS}", cell_id="weights")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("BENTO_JUPYTER_HOME", str(store.root.parent))
+    try:
+        for offset in (0, 100):
+            shell.run_cell(f"%%bento serve demo\n{handler(offset)}", cell_id="serve").raise_error()
+            shell.run_cell("%bento build demo", cell_id="build").raise_error()
+    finally:
+        services.stop_all()
+        patch.undo()
+    assert [item.tag for item in store.list()] == ["demo:1", "demo:2"]
+    return store
