@@ -11,7 +11,7 @@ from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
 from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.capture.code import CodeSlice
-from bento_jupyter.capture.objects import save_object
+from bento_jupyter.capture.objects import save_objects
 from bento_jupyter.capture.requirements import infer_requirements
 from bento_jupyter.server.schema import openapi_document, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
@@ -58,7 +58,7 @@ def write_bento(
     )
     (root / "src").mkdir()
     (root / SOURCE_MODULE).write_text(source)
-    models = [save_object(value, root / "models", name) for name, value in sorted(code.objects.items())]
+    models = save_objects(code.objects, root / "models", code.references())
     requirements = _requirement_set(code, extra_requirements)
     python = ".".join(platform.python_version_tuple()[:2])
     (root / "env").mkdir()
@@ -102,7 +102,7 @@ def save_model(store: Store, name: str, code: CodeSlice, lineage: dict[str, Any]
     def fill(root: Path) -> None:
         (root / "src").mkdir()
         (root / "src" / "model_code.py").write_text(code.render(f"Code model {name!r} needs to load."))
-        entries = [save_object(value, root / "models", key) for key, value in sorted(code.objects.items())]
+        entries = save_objects(code.objects, root / "models", code.references())
         write_manifest(
             root,
             {"kind": "model", "name": name, "models": entries, "lineage": lineage},

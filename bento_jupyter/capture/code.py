@@ -1,36 +1,47 @@
 """Find everything handlers reach and slice it into readable source plus objects to store.
 
 Starting from the handlers, follow the global names their code uses (recursively through
-notebook-defined helpers and classes). Modules become imports, notebook definitions become
-source taken from the cells that defined them, literal constants become assignments, and every
-other object (models, arrays, fitted estimators) is handed over for storage.
+notebook-defined helpers and classes). Modules become imports; top-level notebook definitions
+become source taken from the cells that defined them (decorators re-applied); literal constants
+become assignments; everything else (models, arrays, fitted estimators, closures, lambdas,
+``functools.partial`` objects, bound methods) is stored as it is now in the kernel, with references
+to the bento's own definitions kept by name (see ``capture.pickling``). What cannot be stored raises
+a one-line ``CaptureError`` naming the object, its cell and what to do.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
+import sys
 import textwrap
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from bento_jupyter.capture import pickling
+from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
 from bento_jupyter.cell_log import CellLog, ExecutedCell
 from bento_jupyter.errors import CaptureError
 
 _MAX_LITERAL_BYTES = 64 * 1024
-_NOTEBOOK_MODULE = "__main__"
+_NOTEBOOK_MODULE = pickling.NOTEBOOK_MODULE
 
 
-@dataclass(frozen=True)
+@dataclass
 class Definition:
-    """A function or class defined in the notebook, with the cell it came from."""
+    """A function or class defined at the top of a notebook cell, re-created in the bento from its source."""
 
     name: str
     source: str
     cell: ExecutedCell | None
     order: tuple[int, int]
+    value: Any
+    aliases: list[str] = field(default_factory=list)  # other names bound to the same object
 
 
 @dataclass
@@ -41,12 +52,21 @@ class CodeSlice:
     definitions: dict[str, Definition] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)  # name -> literal source
     objects: dict[str, Any] = field(default_factory=dict)  # name -> object to store
+    origins: dict[str, ExecutedCell | None] = field(default_factory=dict)  # object name -> cell binding it
     modules: set[str] = field(default_factory=set)  # top-level modules the code needs
 
     @property
     def cells(self) -> list[ExecutedCell]:
         unique = {d.cell.sequence: d.cell for d in self.definitions.values() if d.cell}
         return [unique[k] for k in sorted(unique)]
+
+    def references(self) -> pickling.References:
+        """The bento's source definitions, by identity, for stored objects to refer to by name."""
+        references = pickling.References()
+        for definition in self.definitions.values():
+            for name in (definition.name, *definition.aliases):
+                references.add(name, definition.value)
+        return references
 
     def render(self, header: str) -> str:
         """The slice as one Python module."""
@@ -56,35 +76,36 @@ class CodeSlice:
             lines.append("")
             lines += [f"{name} = {literal}" for name, literal in sorted(self.constants.items())]
         for definition in sorted(self.definitions.values(), key=lambda d: d.order):
-            origin = (
-                f"# from cell {definition.cell.cell_id or '?'} (execution {definition.cell.execution_count})"
-                if definition.cell
-                else "# from the notebook session"
-            )
-            lines += ["", "", origin, definition.source.rstrip()]
+            lines += ["", "", f"# from {describe_cell(definition.cell)}", definition.source.rstrip()]
+            lines += [f"{alias} = {definition.name}" for alias in definition.aliases]
         return "\n".join(lines) + "\n"
 
 
-def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
-    yield code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _code_objects(const)
+def describe_cell(cell: ExecutedCell | None) -> str:
+    """``cell ID (execution N)``, as users see it in messages and in the generated source."""
+    if cell is None:
+        return "the notebook session"
+    return f"cell {cell.cell_id or '?'} (execution {cell.execution_count})"
+
+
+def _top_module(module: str) -> str:
+    return module.split(".")[0]
 
 
 def _ast_names(nodes: list[ast.AST]) -> set[str]:
     return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def _signature_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> list[ast.AST]:
-    """Decorators, annotations, defaults and bases: evaluated when the definition runs."""
+def _signature_nodes(node: ast.AST) -> list[ast.AST]:
+    """Decorators, annotations, defaults, bases and class-body statements: evaluated when the definition runs."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return []
     nodes: list[ast.AST] = list(node.decorator_list)
     if isinstance(node, ast.ClassDef):
         nodes += node.bases + [k.value for k in node.keywords]
         nodes += [s for s in node.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)]
         for item in node.body:
-            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                nodes += _signature_nodes(item)
+            nodes += _signature_nodes(item)
         return nodes
     args = node.args
     nodes += [a.annotation for a in args.args + args.kwonlyargs + args.posonlyargs if a.annotation]
@@ -102,6 +123,18 @@ def _cell_body(cell: ExecutedCell) -> str:
     return "\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line for line in lines)
 
 
+def _parsed_cells(cell_log: CellLog) -> list[tuple[ExecutedCell, ast.Module, str]]:
+    """The executed cells that parse as Python, latest first."""
+    parsed = []
+    for cell in reversed(cell_log.cells):
+        body = _cell_body(cell)
+        try:
+            parsed.append((cell, ast.parse(body), body))
+        except SyntaxError:
+            continue
+    return parsed
+
+
 def _live_source(value: Any) -> str | None:
     """The source the live object was compiled from, when Python can still find it."""
     try:
@@ -110,34 +143,23 @@ def _live_source(value: Any) -> str | None:
         return None
 
 
-def _find_in_cells(value: Any, cell_log: CellLog) -> tuple[ExecutedCell, ast.AST, str] | None:
-    """The latest executed cell defining ``value`` at top level, with its node and source.
-
-    When the object's own source is known, only a cell holding that exact definition matches:
-    a later cell redefining the same name must not stand in for the object actually served.
-    """
-    live = _live_source(value)
-    for cell in reversed(cell_log.cells):
-        body = _cell_body(cell)
-        try:
-            tree = ast.parse(body)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            defines = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-            if (
-                defines
-                and node.name == value.__name__
-                and (live is None or _definition_source(node, body).strip() == live.strip())
-            ):
-                return cell, node, body
-    return None
-
-
 def _definition_source(node: ast.AST, body: str) -> str:
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     lines = body.splitlines()[start - 1 : node.end_lineno]
     return textwrap.dedent("\n".join(lines))
+
+
+def _binds(node: ast.AST, name: str) -> bool:
+    """Whether a top-level statement binds ``name`` in the module scope."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name == name
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return any((a.asname or a.name.split(".")[0]) == name for a in node.names)
+    if isinstance(node, ast.Name):
+        return node.id == name and isinstance(node.ctx, ast.Store)
+    if isinstance(node, ast.Lambda):
+        return False
+    return any(_binds(child, name) for child in ast.iter_child_nodes(node))
 
 
 def _literal(value: Any) -> str | None:
@@ -153,10 +175,33 @@ def _literal(value: Any) -> str | None:
     return None
 
 
+def _unwrapped(value: Any) -> Any:
+    """The function a decorator wrapped (``functools.wraps``, ``lru_cache``), else ``value`` itself."""
+    try:
+        return inspect.unwrap(value) if hasattr(value, "__wrapped__") else value
+    except ValueError:  # a __wrapped__ cycle
+        return value
+
+
+def _importable(module: str, qualname: str, value: Any) -> bool:
+    """Whether ``from module import qualname`` gives back ``value`` itself."""
+    if "<" in qualname or "." in qualname:
+        return False
+    try:
+        return getattr(importlib.import_module(module), qualname, None) is value
+    except Exception:  # an import that fails is not a way to get the object back
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
 class _Walker:
     def __init__(self, namespace: dict[str, Any], cell_log: CellLog) -> None:
         self.namespace = namespace
-        self.cell_log = cell_log
+        self.cells = _parsed_cells(cell_log)
         self.slice = CodeSlice()
         self._seen: set[str] = set()
 
@@ -169,70 +214,134 @@ class _Walker:
 
     def visit(self, name: str, value: Any) -> None:
         if isinstance(value, types.ModuleType):
-            module = value.__name__
-            self.slice.modules.add(module.split(".")[0])
-            top = module.split(".")[0]
-            self.slice.imports[name] = (
-                f"import {module}"
-                if name == module or (name == top and "." in module)
-                else f"import {module} as {name}"
-            )
+            self._import_module(name, value)
             return
-        if inspect.isfunction(value) or inspect.isclass(value):
-            if getattr(value, "__module__", None) == _NOTEBOOK_MODULE:
-                self._visit_definition(name, value)
-            else:
-                self._import_from_module(name, value)
-            return
+        target = _unwrapped(value)
+        if inspect.isfunction(target) or inspect.isclass(target):
+            module = getattr(target, "__module__", None)
+            if module == _NOTEBOOK_MODULE and self._define(name, value, target):
+                return
+            if module not in (None, _NOTEBOOK_MODULE) and target is value:
+                if module == "builtins" and name == value.__qualname__:
+                    return
+                if _importable(module, value.__qualname__, value):
+                    self.slice.modules.add(_top_module(module))
+                    statement = f"from {module} import {value.__qualname__}"
+                    self.slice.imports[name] = statement if name == value.__qualname__ else f"{statement} as {name}"
+                    return
         literal = _literal(value)
         if literal is not None:
             self.slice.constants[name] = literal
             return
+        self._store(name, value)
+
+    def _import_module(self, name: str, value: types.ModuleType) -> None:
+        module = value.__name__
+        top = _top_module(module)
+        self.slice.modules.add(top)
+        self.slice.imports[name] = (
+            f"import {module}" if name == module or (name == top and "." in module) else f"import {module} as {name}"
+        )
+
+    def _define(self, name: str, value: Any, target: Any) -> bool:
+        """Capture a top-level notebook definition as source; False when it is not one (lambda, closure...)."""
+        own = target.__name__
+        if target.__qualname__ != own or self.namespace.get(own) is not value:
+            return False  # a lambda, a nested function or method, or a name since rebound to something else
+        if own != name:  # an alias: ``double = scale``
+            self._seen.discard(own)
+            self.visit_names({own})
+            definition = self.slice.definitions.get(own)
+            if definition is None:
+                return False
+            definition.aliases.append(name)
+            return True
+        found = self._find_in_cells(target)
+        if found is None:
+            return False
+        cell, node, source = found
+        self.slice.definitions[name] = Definition(
+            name, source, cell, (cell.sequence, node.lineno) if cell else (-1, 0), value
+        )
+        functions = functions_of(target) + ([value] if value is not target and inspect.isfunction(value) else [])
+        for function in functions:
+            self.slice.modules |= {_top_module(m) for m in imported_modules(function.__code__)}
+        self.visit_names(_ast_names(_signature_nodes(node)) | {n for f in functions for n in global_names(f.__code__)})
+        return True
+
+    def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.AST, str] | None:
+        """The latest executed cell defining ``target`` at top level, with its node and source.
+
+        When the object's own source is known, only a cell holding that exact definition matches:
+        a later cell redefining the same name must not stand in for the object actually served.
+        """
+        live = _live_source(target)
+        for cell, tree, body in self.cells:
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == (
+                    target.__name__
+                ):
+                    source = _definition_source(node, body)
+                    if live is None or source.strip() == live.strip():
+                        return cell, node, source
+        if live is not None:  # defined outside the recorded cells (%run, exec): its own source is the truth
+            node = ast.parse(live).body[0]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                return None, node, live
+        return None
+
+    def binding_cell(self, name: str) -> ExecutedCell | None:
+        """The latest cell whose top-level code binds ``name``."""
+        for cell, tree, _ in self.cells:
+            if any(_binds(node, name) for node in tree.body):
+                return cell
+        return None
+
+    def _store(self, name: str, value: Any) -> None:
+        """Keep ``value`` as it is now; follow what it reaches so the slice and requirements are complete."""
         self.slice.objects[name] = value
+        self.slice.origins[name] = self.binding_cell(name)
         kind = type(value)
-        if kind.__module__ == _NOTEBOOK_MODULE:  # an instance of a notebook class: keep its source
+        if inspect.isfunction(value) and value.__module__ == _NOTEBOOK_MODULE:
+            # a closure or lambda: its helpers first, so that it refers to them by name
+            self.visit_names(global_names(value.__code__))
+        if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
             self.visit_names({kind.__name__})
-        else:
-            self.slice.modules.add(kind.__module__.split(".")[0])
-
-    def _import_from_module(self, name: str, value: Any) -> None:
-        module, qualname = value.__module__, value.__qualname__
-        if module == "builtins":
+        torch = _torch_module_type()
+        if torch is not None and isinstance(value, torch):
+            self.slice.modules.add("torch")
+            for module in value.modules():
+                cls = type(module)
+                if cls.__module__ == _NOTEBOOK_MODULE:
+                    self.visit_names({cls.__name__})
+                else:
+                    self.slice.modules.add(_top_module(cls.__module__))
             return
-        self.slice.modules.add(module.split(".")[0])
-        statement = f"from {module} import {qualname}"
-        self.slice.imports[name] = statement if name == qualname else f"{statement} as {name}"
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            self.slice.modules.add("numpy")
+            return
+        reached: list[Any] = []
+        try:
+            modules = pickling.survey(value, self._known(), reached.append)
+        except Exception as exc:  # whatever pickling raises, the user gets one line about their object
+            raise CaptureError(
+                f"cannot capture {name!r} ({kind.__qualname__}, from {describe_cell(self.slice.origins[name])}):"
+                f" it cannot be saved ({_first_line(exc)}); create it inside the function that uses it,"
+                " or replace it with a value that can be pickled"
+            ) from None
+        self.slice.modules |= {_top_module(m) for m in modules}
+        self.visit_names({o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o})
 
-    def _visit_definition(self, name: str, value: Any) -> None:
-        found = _find_in_cells(value, self.cell_log)
-        if found is not None:
-            cell, node, body = found
-            source = _definition_source(node, body)
-            order = (cell.sequence, node.lineno)
-        else:
-            source = _live_source(value)
-            if source is None:
-                raise CaptureError(f"cannot find the source of {name!r} in the executed cells")
-            cell, order = None, (-1, 0)
-            node = ast.parse(source).body[0]
-        if name != value.__name__:
-            source += f"\n{name} = {value.__name__}"
-        self.slice.definitions[name] = Definition(name, source, cell, order)
-        self.visit_names(_ast_names(_signature_nodes(node)) | self._body_names(value))
+    def _known(self) -> pickling.References:
+        references = self.slice.references()
+        for name, value in self.slice.objects.items():
+            references.add(name, value)
+        return references
 
-    @staticmethod
-    def _body_names(value: Any) -> set[str]:
-        functions: list[Callable[..., Any]] = []
-        if inspect.isfunction(value):
-            functions.append(value)
-        else:
-            for attr in vars(value).values():
-                inner = getattr(attr, "__func__", attr)
-                if isinstance(attr, property):
-                    functions += [f for f in (attr.fget, attr.fset, attr.fdel) if f]
-                elif inspect.isfunction(inner):
-                    functions.append(inner)
-        return {n for f in functions for code in _code_objects(f.__code__) for n in code.co_names}
+
+def _torch_module_type() -> type | None:
+    torch = sys.modules.get("torch")
+    return torch.nn.Module if torch is not None else None
 
 
 def capture_handlers(handlers: list[Callable[..., Any]], namespace: dict[str, Any], cell_log: CellLog) -> CodeSlice:
@@ -248,5 +357,5 @@ def capture_object(name: str, value: Any, namespace: dict[str, Any], cell_log: C
     """The slice needed to rebuild one object: the object itself plus its notebook classes."""
     walker = _Walker(namespace, cell_log)
     walker._seen.add(name)
-    walker.visit(name, value)
+    walker._store(name, value)
     return walker.slice

@@ -4,7 +4,11 @@
   loaded with ``torch.load(weights_only=True)`` that may only name torch classes and classes from
   the bento's own source;
 * numpy arrays: ``.npy`` without pickle;
-* anything else: cloudpickle, marked ``code_executing`` in the manifest.
+* anything else: cloudpickle, marked ``code_executing`` in the manifest, referring to the bento's own
+  definitions and to objects stored before it by name (``capture.pickling``).
+
+Objects are saved, and listed in the manifest, in the order they must be loaded: tensors and arrays
+first, then plain objects, then callables (which usually refer to the others).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bento_jupyter.capture import pickling
 from bento_jupyter.errors import BentoIntegrityError
 
 _NOTEBOOK_PREFIX = "__main__."
@@ -65,8 +70,11 @@ def _notebook_classes_importable(module: Any) -> Iterator[None]:
                 setattr(main, name, previous)
 
 
-def save_object(value: Any, directory: Path, name: str) -> dict[str, Any]:
-    """Write ``value`` under ``directory``; return its manifest entry."""
+def save_object(
+    value: Any, directory: Path, name: str, references: pickling.References | None = None
+) -> dict[str, Any]:
+    """Write ``value`` under ``directory``; return its manifest entry. A pickle refers to ``references``
+    (objects the loaded bento holds by name) instead of copying them."""
     directory.mkdir(parents=True, exist_ok=True)
     if _is_torch_module(value):
         from safetensors.torch import save_model
@@ -88,10 +96,8 @@ def save_object(value: Any, directory: Path, name: str) -> dict[str, Any]:
     if isinstance(value, np.ndarray) and value.dtype != object:
         np.save(directory / f"{name}.npy", value, allow_pickle=False)
         return {"name": name, "kind": "numpy", "files": [f"{name}.npy"], "code_executing": False}
-    import cloudpickle
-
     with (directory / f"{name}.pkl").open("wb") as handle:
-        cloudpickle.dump(value, handle)
+        pickling.dump(value, handle, references or pickling.References())
     return {
         "name": name,
         "kind": "pickle",
@@ -99,6 +105,24 @@ def save_object(value: Any, directory: Path, name: str) -> dict[str, Any]:
         "files": [f"{name}.pkl"],
         "code_executing": True,
     }
+
+
+def _load_rank(value: Any) -> int:
+    if _is_torch_module(value) or (isinstance(value, np.ndarray) and value.dtype != object):
+        return 0
+    return 2 if callable(value) else 1
+
+
+def save_objects(
+    objects: dict[str, Any], directory: Path, references: pickling.References | None = None
+) -> list[dict[str, Any]]:
+    """Save every object in load order; each may refer to ``references`` and to those saved before it."""
+    references = references or pickling.References()
+    entries = []
+    for name, value in sorted(objects.items(), key=lambda item: (_load_rank(item[1]), item[0])):
+        entries.append(save_object(value, directory, name, references))
+        references.add(name, value)
+    return entries
 
 
 def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list[Any]:
@@ -137,8 +161,6 @@ def load_object(entry: dict[str, Any], directory: Path, source_namespace: dict[s
     if kind == "numpy":
         return np.load(directory / entry["files"][0], allow_pickle=False)
     if kind == "pickle":
-        import cloudpickle
-
         with (directory / entry["files"][0]).open("rb") as handle:
-            return cloudpickle.load(handle)
+            return pickling.load(handle, source_namespace)
     raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry['name']}")

@@ -1,0 +1,214 @@
+"""The slicer on a bare InteractiveShell: every notebook idiom a handler uses is rebuilt faithfully in the
+bento (loaded back here, answers compared with the kernel's), or refused with one line saying what to do."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from bento_jupyter.bento.build import write_bento
+from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.capture.code import capture_handlers
+from bento_jupyter.errors import CaptureError
+from bento_jupyter.kernel_actions import user_namespace
+from bento_jupyter.service.definition import ServiceDefinition
+
+
+@pytest.fixture
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bento_jupyter")
+    ip.run_line_magic("reset", "-f")
+    yield ip
+    ip.run_line_magic("reset", "-f")
+
+
+def run(shell, *cells: str) -> list[str]:
+    """Run ``cells`` in order, each with a fresh cell id; return the ids."""
+    ids = []
+    for source in cells:
+        ids.append(f"cell-{len(shell._bento_magics.cell_log.cells)}")
+        shell.run_cell(source, cell_id=ids[-1]).raise_error()
+    return ids
+
+
+def bento_of(shell, tmp_path, handler: str = "handler"):
+    """Capture ``handler`` from the shell, write the bento, load it back: (source, loaded namespace)."""
+    func = shell.user_ns[handler]
+    code = capture_handlers([func], user_namespace(shell), shell._bento_magics.cell_log)
+    root = tmp_path / "bento"
+    root.mkdir()
+    write_bento(root, ServiceDefinition.from_functions("t", [func]), code, {}, [])
+    definition, _ = load_bento(root)
+    (method,) = definition.apis.values()
+    return (root / "src" / "service.py").read_text(), method.func
+
+
+def same_answers(shell, tmp_path, inputs, handler: str = "handler") -> str:
+    source, loaded = bento_of(shell, tmp_path, handler)
+    kernel = shell.user_ns[handler]
+    for value in inputs:
+        assert loaded(value) == kernel(value), source
+    return source
+
+
+def test_a_closure_made_by_a_factory_keeps_its_cell_contents(shell, tmp_path):
+    run(
+        shell,
+        "def make_scaler(f):\n    def scale(v):\n        return [x * f for x in v]\n    return scale",
+        "double = make_scaler(2.0)",
+        "def handler(v: list) -> list:\n    return double(v)",
+    )
+    same_answers(shell, tmp_path, [[1.0, 2.5], []])
+
+
+def test_a_lambda_bound_to_a_name(shell, tmp_path):
+    run(
+        shell,
+        "OFFSET = 3\nnormalize = lambda v: [x - OFFSET for x in v]",
+        "def handler(v: list) -> list:\n    return normalize(v)",
+    )
+    same_answers(shell, tmp_path, [[4, 5]])
+
+
+def test_functools_partial_of_a_notebook_function(shell, tmp_path):
+    run(
+        shell,
+        "import functools\ndef clip(v, lo, hi):\n    return [min(max(x, lo), hi) for x in v]",
+        "unit = functools.partial(clip, lo=0, hi=1)",
+        "def handler(v: list) -> list:\n    return unit(v)",
+    )
+    same_answers(shell, tmp_path, [[-1, 0.5, 3]])
+
+
+def test_a_notebook_decorator_is_applied_again(shell, tmp_path):
+    run(
+        shell,
+        "import functools\ndef doubled(fn):\n    @functools.wraps(fn)\n    def wrapper(x):\n        return 2 * fn(x)\n"
+        "    return wrapper",
+        "@doubled\ndef plus_one(x):\n    return x + 1",
+        "def handler(x: int) -> int:\n    return plus_one(x)",
+    )
+    source = same_answers(shell, tmp_path, [1, 5])
+    assert "@doubled" in source
+
+
+def test_a_decorator_without_wraps_is_stored_as_the_closure_it_made(shell, tmp_path):
+    run(
+        shell,
+        "def tripled(fn):\n    def wrapper(x):\n        return 3 * fn(x)\n    return wrapper",
+        "@tripled\ndef ident(x):\n    return x",
+        "def handler(x: int) -> int:\n    return ident(x)",
+    )
+    same_answers(shell, tmp_path, [2])
+
+
+def test_nested_functions_and_lru_cache(shell, tmp_path):
+    run(
+        shell,
+        "import functools\n@functools.lru_cache(maxsize=None)\ndef fib(n):\n"
+        "    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+        "def handler(n: int) -> int:\n    def inner(k):\n        return fib(k) * 2\n    return inner(n)",
+    )
+    same_answers(shell, tmp_path, [10, 20])
+
+
+def test_bound_class_and_static_methods_and_properties_of_notebook_objects(shell, tmp_path):
+    run(
+        shell,
+        "class Scaler:\n    unit = 10\n    def __init__(self, k):\n        self.k = k\n"
+        "    @property\n    def twice(self):\n        return 2 * self.k\n"
+        "    @classmethod\n    def default(cls):\n        return cls(cls.unit)\n"
+        "    @staticmethod\n    def add(a, b):\n        return a + b\n"
+        "    def apply(self, x):\n        return self.add(x * self.k, self.twice)",
+        "scaler = Scaler(3)\napply = scaler.apply\nmake = Scaler.default",
+        "def handler(x: int) -> list:\n    return [apply(x), make().apply(x), Scaler.add(x, 1)]",
+    )
+    same_answers(shell, tmp_path, [1, 7])
+
+
+def test_dataclasses_and_enums(shell, tmp_path):
+    run(
+        shell,
+        "import dataclasses, enum\nclass Color(enum.Enum):\n    RED = 1\n    BLUE = 2",
+        "@dataclasses.dataclass(frozen=True)\nclass Config:\n    color: Color\n    gain: float = 1.5",
+        "config = Config(Color.BLUE, 2.0)",
+        "def handler(x: float) -> list:\n"
+        "    return [config.color is Color.BLUE, config.gain * x, Config(Color.RED).gain]",
+    )
+    same_answers(shell, tmp_path, [1.0])
+
+
+def test_values_reassigned_or_mutated_after_the_definition_are_taken_as_served(shell, tmp_path):
+    run(
+        shell,
+        "LABELS = ['a']\nTHRESHOLD = 0.1\nweights = {'x': 1}",
+        "def handler(x: float) -> list:\n    return [x > THRESHOLD, LABELS, weights['x']]",
+        "THRESHOLD = 0.9\nLABELS.append('b')\nweights['x'] = 7",
+    )
+    same_answers(shell, tmp_path, [0.5])
+
+
+def test_an_object_of_a_notebook_class_is_an_instance_of_the_bentos_class(shell, tmp_path):
+    run(
+        shell,
+        "class Rule:\n    def __init__(self, limit):\n        self.limit = limit",
+        "rules = [Rule(2), 'not a rule', Rule(5)]",
+        "def handler(x: int) -> list:\n    return [isinstance(r, Rule) and x > r.limit for r in rules]",
+    )
+    same_answers(shell, tmp_path, [3])
+
+
+def test_an_object_of_a_redefined_class_stays_what_the_kernel_sees(shell, tmp_path):
+    run(
+        shell,
+        "class Rule:\n    pass",
+        "old = Rule()",
+        "class Rule:\n    pass",
+        "def handler(x: int) -> bool:\n    return isinstance(old, Rule)",
+    )
+    same_answers(shell, tmp_path, [0])
+
+
+def test_a_scikit_learn_style_estimator_defined_in_the_notebook(shell, tmp_path):
+    sklearn = pytest.importorskip("sklearn")
+    del sklearn
+    run(
+        shell,
+        "import numpy as np\nfrom sklearn.base import BaseEstimator, TransformerMixin\n"
+        "from sklearn.pipeline import make_pipeline\nfrom sklearn.linear_model import LogisticRegression",
+        "class Shift(BaseEstimator, TransformerMixin):\n    def __init__(self, by=1.0):\n        self.by = by\n"
+        "    def fit(self, X, y=None):\n        self.mean_ = X.mean(axis=0)\n        return self\n"
+        "    def transform(self, X):\n        return X - self.mean_ + self.by",
+        "X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])\npipe = make_pipeline(Shift(), "
+        "LogisticRegression()).fit(X, [0, 0, 1, 1])",
+        "def handler(rows: list) -> list:\n    step = pipe.steps[0][1]\n"
+        "    return [isinstance(step, Shift), pipe.predict_proba(np.array(rows)).round(6).tolist()]",
+    )
+    source = same_answers(shell, tmp_path, [[[0.5, 0.5], [3.0, 3.0]]])
+    assert "class Shift" in source
+
+
+def test_an_object_that_cannot_be_saved_fails_with_one_line_naming_it_and_its_cell(shell, tmp_path):
+    ids = run(
+        shell,
+        "import threading\nlock = threading.Lock()",
+        "def handler(x: int) -> int:\n    with lock:\n        return x",
+    )
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'lock'" in message and f"cell {ids[0]}" in message and "create it inside the function" in message
+
+
+def test_imports_anywhere_in_the_captured_code_become_requirements(shell):
+    run(
+        shell,
+        "class Reader:\n    def read(self, text):\n        import yaml\n        return yaml.safe_load(text)",
+        "make = lambda: __import__('json')\n"
+        "def handler(text: str) -> dict:\n    try:\n        import orjson as fast\n    except ImportError:\n"
+        "        fast = None\n    return Reader().read(text)",
+    )
+    code = capture_handlers([shell.user_ns["handler"]], user_namespace(shell), shell._bento_magics.cell_log)
+    assert {"yaml", "orjson"} <= code.modules
