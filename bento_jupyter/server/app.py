@@ -18,6 +18,7 @@ from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.schema import openapi_document, server_url, service_schema
+from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.service.definition import ServiceDefinition
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -58,10 +59,13 @@ class ServiceApp:
             ]
         )
 
-    def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint]:
-        return {route: Endpoint(m, self.metrics, self._max_body) for route, m in definition.apis.items()}
+    def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint | StreamEndpoint]:
+        return {
+            route: (StreamEndpoint if m.is_stream else Endpoint)(m, self.metrics, self._max_body)
+            for route, m in definition.apis.items()
+        }
 
-    def swap(self, definition: ServiceDefinition) -> list[Endpoint]:
+    def swap(self, definition: ServiceDefinition) -> list[Endpoint | StreamEndpoint]:
         """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
         new = self._build(definition)
         old = self._endpoints
@@ -74,7 +78,7 @@ class ServiceApp:
         self._endpoints = new
         return list(old.values())
 
-    async def retire(self, endpoints: list[Endpoint]) -> None:
+    async def retire(self, endpoints: list[Endpoint | StreamEndpoint]) -> None:
         await asyncio.gather(*(endpoint.retire() for endpoint in endpoints))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,9 +6,13 @@ from typing import Any
 
 from starlette.types import Receive, Send
 
-from bento_jupyter.server.http_errors import HTTPError, PayloadTooLarge
+from bento_jupyter.server.http_errors import HTTPError, PayloadTooLarge, UnsupportedMediaType
 
 _JSON = b"application/json"
+SSE_MEDIA_TYPE = "text/event-stream"
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+# curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
+_ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
 
 
 def header(scope: dict[str, Any], name: bytes) -> bytes:
@@ -16,6 +20,15 @@ def header(scope: dict[str, Any], name: bytes) -> bytes:
         if key == name:
             return value
     return b""
+
+
+def check_json_request(scope: dict[str, Any]) -> None:
+    """Refuse with 415 a request body that does not claim to be JSON."""
+    content_type = header(scope, b"content-type").split(b";", 1)[0].strip().lower()
+    if content_type not in _ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"unsupported content type {content_type.decode(errors='replace')!r}: send application/json"
+        )
 
 
 async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:

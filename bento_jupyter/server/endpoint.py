@@ -27,7 +27,6 @@ from bento_jupyter.server.http_errors import (
     HandlerFailed,
     HTTPError,
     MethodNotAllowed,
-    UnsupportedMediaType,
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
@@ -35,8 +34,6 @@ from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 
-# curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
-_ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
 _TEXT = b"text/plain; charset=utf-8"
 
 
@@ -106,11 +103,7 @@ class Endpoint:
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"{self.method.route} accepts POST only")
-        content_type = asgi_io.header(scope, b"content-type").split(b";", 1)[0].strip().lower()
-        if content_type not in _ACCEPTED_TYPES:
-            raise UnsupportedMediaType(
-                f"unsupported content type {content_type.decode(errors='replace')!r}: send application/json"
-            )
+        asgi_io.check_json_request(scope)
         if self.dispatcher is not None:
             self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
         raw = await asgi_io.read_body(scope, receive, self._max_body)

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 
 _MAX_EXAMPLE_BYTES = 8192
@@ -29,6 +30,14 @@ def _input_schema(method: APIMethod) -> dict[str, Any]:
     }
 
 
+def _output_schema(method: APIMethod) -> dict[str, Any]:
+    """The result's schema; for a stream, each item's, flagged as BentoML flags it."""
+    output = method.output.json_schema()
+    if method.is_stream:
+        output = {**output, "is_stream": True, "media_type": SSE_MEDIA_TYPE}
+    return output
+
+
 def service_schema(definition: ServiceDefinition) -> dict[str, Any]:
     """``/schema.json`` in the shape ``bentoml.SyncHTTPClient`` reads."""
     routes = []
@@ -38,8 +47,8 @@ def service_schema(definition: ServiceDefinition) -> dict[str, Any]:
             "route": method.route,
             "batchable": method.config.batchable,
             "input": _input_schema(method),
-            "output": method.output.json_schema(),
-            "is_task": False,
+            "output": _output_schema(method),
+            "is_task": method.config.task,
         }
         if method.func.__doc__:
             route["description"] = method.func.__doc__.strip()
@@ -117,6 +126,15 @@ def _operation(method: APIMethod, example: Mapping[str, Any] | None) -> dict[str
         content["example"] = example
     output = method.output.json_schema()
     media = "text/plain" if output.get("type") == "string" else "application/json"
+    result: dict[str, Any] = {"description": "Result", "content": {media: {"schema": _openapi_value(output)}}}
+    if method.is_stream:
+        item = _openapi_value(output)
+        result = {
+            "description": "A stream of items, each sent as soon as the handler yields it: one Server-Sent"
+            " Event per item (an `error` event ends a failed stream), or one JSON line per item when the"
+            f" request accepts {NDJSON_MEDIA_TYPE}",
+            "content": {SSE_MEDIA_TYPE: {"schema": item}, NDJSON_MEDIA_TYPE: {"schema": item}},
+        }
     extra = ""
     if method.config.batchable:
         extra = (
@@ -130,7 +148,7 @@ def _operation(method: APIMethod, example: Mapping[str, Any] | None) -> dict[str
             "description": f"Calls {method.name}().{extra}",
             "requestBody": {"required": True, "content": {"application/json": content}},
             "responses": {
-                "200": {"description": "Result", "content": {media: {"schema": _openapi_value(output)}}},
+                "200": result,
                 "400": _ERROR,
                 "413": _ERROR,
                 "415": _ERROR,

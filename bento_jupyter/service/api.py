@@ -24,6 +24,7 @@ class APIConfig:
     max_concurrency: int | None = None
     max_queue_size: int | None = None
     device: str | None = None
+    task: bool = False
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1:
@@ -51,6 +52,7 @@ def api(
     max_concurrency: int | None = None,
     max_queue_size: int | None = None,
     device: str | None = None,
+    task: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -60,6 +62,11 @@ def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     The function itself is returned unchanged, so it stays callable in the notebook.
     ``max_latency_ms`` is the longest a request may wait in the batch queue before it is
     answered; requests that cannot make it are refused with 503 rather than left to time out.
+    A generator (or async generator) function streams its items as they are yielded.
+    ``task=True`` adds BentoML's task routes (``/submit``, ``/status``, ``/get``, ``/cancel``,
+    ``/retry``): the call runs in the background and its result is kept on disk; for a task,
+    ``max_queue_size`` bounds how many may wait (default 100) and ``max_concurrency`` how many
+    run at once (default 1).
     """
     config = APIConfig(**options)
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +25,14 @@ from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for
 SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _RESERVED_ROUTES = frozenset({"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"})
 _RESERVED_PREFIXES = ("/v2/", "/static_docs/", "/_bento/")
+_STREAM_ORIGINS = (Iterator, Iterable, Generator, AsyncIterator, AsyncIterable, AsyncGenerator)
+
+
+def _item_hint(return_hint: Any) -> Any:
+    """What a generator's return hint says it yields (``Iterator[str]`` -> ``str``); Any when unsaid."""
+    if typing.get_origin(return_hint) in _STREAM_ORIGINS and typing.get_args(return_hint):
+        return typing.get_args(return_hint)[0]
+    return Any
 
 
 @dataclass(frozen=True)
@@ -37,8 +54,9 @@ class APIMethod:
     func: Callable[..., Any]
     config: APIConfig
     params: tuple[Param, ...]
-    output: Codec
+    output: Codec  # of the result, or of each item when ``is_stream``
     is_async: bool
+    is_stream: bool = False
 
     @classmethod
     def from_function(cls, func: Callable[..., Any], config: APIConfig | None = None) -> APIMethod:
@@ -55,14 +73,17 @@ class APIMethod:
                 raise ServiceDefinitionError(f"{name}(): parameter {p.name!r} must be a plain named parameter")
             required = p.default is inspect.Parameter.empty
             params.append(Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default))
+        is_stream = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+        output_hint = hints.get("return", Any)
         method = cls(
             name=name,
             route=config.route or f"/{name}",
             func=func,
             config=config,
             params=tuple(params),
-            output=codec_for(hints.get("return", Any)),
-            is_async=inspect.iscoroutinefunction(func),
+            output=codec_for(_item_hint(output_hint) if is_stream else output_hint),
+            is_async=inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func),
+            is_stream=is_stream,
         )
         method._check()
         return method
@@ -73,8 +94,10 @@ class APIMethod:
         if self.config.batchable:
             if len(self.params) != 1:
                 raise ServiceDefinitionError(f"{self.name}(): a batchable API takes exactly one parameter, the batch")
-            if self.is_async:
+            if self.is_async or self.is_stream:
                 raise ServiceDefinitionError(f"{self.name}(): a batchable API must be a plain (sync) function")
+        if self.config.task and self.is_stream:
+            raise ServiceDefinitionError(f"{self.name}(): a task returns one result: it cannot be a generator")
 
     @property
     def batch_param(self) -> Param:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ with bentoml.SyncHTTPClient(sys.argv[1], timeout=10) as client:
         "predict": out.tolist(), "predict_type": type(out).__name__,
         "describe": client.describe(text="hello"),
         "greet": client.greet(name="bento"),
+        "tokens": list(client.tokens(prompt="hi", n=4)),
+        "scores": list(client.scores(n=3)),
     }))
     try:
         client.describe(text=["not", "a", "string"])
@@ -43,11 +48,24 @@ def greet(name: str) -> str:
     return f"hi {name}"
 
 
+def tokens(prompt: str, n: int) -> Iterator[str]:
+    """Streamed: BentoML's client reads one item per chunk, so items leave apart in time as tokens do."""
+    for i in range(n):
+        time.sleep(0.05)
+        yield f"{prompt}-{i} "
+
+
+async def scores(n: int) -> AsyncIterator[dict]:
+    for i in range(n):
+        await asyncio.sleep(0.05)
+        yield {"step": i, "score": i / 2}
+
+
 @pytest.mark.integration
 def test_bentoml_sync_http_client_calls_our_server(serve):
     if not BENTOML_PYTHON.exists():
         pytest.skip(".venv-bentoml is missing: run bash .ci/install")
-    server = serve("compat", predict, describe, greet)
+    server = serve("compat", predict, describe, greet, tokens, scores)
     done = subprocess.run(
         [str(BENTOML_PYTHON), "-c", CLIENT_SCRIPT, server.url],
         capture_output=True,
@@ -62,5 +80,7 @@ def test_bentoml_sync_http_client_calls_our_server(serve):
         "predict_type": "ndarray",
         "describe": {"length": 5},
         "greet": "hi bento",
+        "tokens": ["hi-0 ", "hi-1 ", "hi-2 ", "hi-3 "],
+        "scores": [{"step": 0, "score": 0.0}, {"step": 1, "score": 0.5}, {"step": 2, "score": 1.0}],
     }
     assert error == {"error_code": 400}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Generator
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +121,37 @@ def test_invalid_input_names_the_field(payload, field):
     with pytest.raises(InvalidInput) as caught:
         APIMethod.from_function(f).decode(payload)
     assert caught.value.field == field
+
+
+def test_generators_are_streams_whose_items_are_typed_by_the_return_hint():
+    def tokens(prompt: str) -> Generator[str, None, None]:
+        yield prompt
+
+    async def points(n: int) -> AsyncIterator[Point]:
+        yield Point(x=n, y=n)
+
+    def untyped(n: int):
+        yield n
+
+    stream, async_stream, plain = (APIMethod.from_function(f) for f in (tokens, points, untyped))
+    assert stream.is_stream and not stream.is_async
+    assert stream.output.json_schema() == {"type": "string"}
+    assert async_stream.is_stream and async_stream.is_async
+    assert async_stream.output.encode(Point(x=1, y=2)) == {"x": 1.0, "y": 2.0}
+    assert plain.is_stream and plain.output.json_schema() == {}
+    assert not APIMethod.from_function(lambda n: n).is_stream
+
+
+def test_a_generator_cannot_be_batchable_or_a_task():
+    @api(batchable=True)
+    def batched(inputs: np.ndarray):
+        yield inputs
+
+    @api(task=True)
+    def job(n: int):
+        yield n
+
+    with pytest.raises(ServiceDefinitionError, match="batchable API must be a plain"):
+        APIMethod.from_function(batched)
+    with pytest.raises(ServiceDefinitionError, match="task returns one result"):
+        APIMethod.from_function(job)
