@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
@@ -15,13 +16,19 @@ from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.commands import add_export_command
 from bento_jupyter.oci.commands import add_oci_command
 from bento_jupyter.registry.commands import add_commands as add_registry_commands
+from bento_jupyter.signature_commands import add_signature_commands
 from bento_jupyter.sockets import DEFAULT_HOST
 
 
 def _serve(args: argparse.Namespace) -> int:
     from bento_jupyter.server.standalone import serve_bento
 
-    serve_bento(locate(args.target), args.host, args.port, args.workers)
+    root = locate(args.target)
+    if args.require_signature:
+        from bento_jupyter.bento.signing import verify_bento
+
+        print(f"{root}: signed by {verify_bento(root, Path(args.require_signature))}", file=sys.stderr)
+    serve_bento(root, args.host, args.port, args.workers)
     return 0
 
 
@@ -69,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--require-signature", metavar="KEYS", help="serve only if signed by one of these public keys (file or dir)"
+    )
     serve.set_defaults(run=_serve)
     for kind in ("bentos", "models"):
         group = commands.add_parser(kind, help=f"list, show or delete stored {kind}")
@@ -84,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_command(commands)
     add_deploy_command(commands)
     add_oci_command(commands)
+    add_signature_commands(commands)
     return parser
 
 

@@ -44,3 +44,7 @@ class ExportError(BentoJupyterError):
 
 class DeployError(BentoJupyterError):
     """Deployment artifacts cannot be generated (an invalid option, an API a target cannot express)."""
+
+
+class BentoSignatureError(BentoIntegrityError):
+    """A bento is unsigned, signed by a key that is not trusted, or changed after it was signed."""

@@ -92,25 +92,30 @@ def handler(offset: int) -> str:
     return f"def predict(x: list[float]) -> list[float]:\n    return (np.asarray(x) @ WEIGHTS + {offset}).tolist()\n"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """``demo:1`` and ``demo:2``: same model (WEIGHTS), different handlers (offset 0 and 100)."""
+def build_demo(store: Store, offsets: tuple[int, ...] = (0, 100)) -> None:
+    """Versions of ``demo`` in ``store`` built by ``%bento build``: one per offset, all with the same WEIGHTS."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from bento_jupyter.server.services import services
 
-    store = Store("bentos", tmp_path_factory.mktemp("home"))
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "bento_jupyter")
     shell.run_cell(f"import numpy as np\nWEIGHTS = {WEIGHTS}", cell_id="weights")
     patch = pytest.MonkeyPatch()
     patch.setenv("BENTO_JUPYTER_HOME", str(store.root.parent))
     try:
-        for offset in (0, 100):
+        for offset in offsets:
             shell.run_cell(f"%%bento serve demo\n{handler(offset)}", cell_id="serve").raise_error()
             shell.run_cell("%bento build demo", cell_id="build").raise_error()
     finally:
         services.stop_all()
         patch.undo()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """``demo:1`` and ``demo:2``: same model (WEIGHTS), different handlers (offset 0 and 100)."""
+    store = Store("bentos", tmp_path_factory.mktemp("home"))
+    build_demo(store)
     assert [item.tag for item in store.list()] == ["demo:1", "demo:2"]
     return store

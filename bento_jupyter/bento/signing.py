@@ -1,0 +1,138 @@
+"""Sign a bento and verify its signature, with OpenSSF model-signing (key-based, offline).
+
+The signature is a Sigstore bundle in ``bento.sig`` beside ``bento.yaml``: a DSSE envelope over an in-toto
+statement listing every file of the bento (``bento.yaml`` included, so the manifest and its digest are covered)
+with its sha256, signed by an elliptic-curve key (P-256/384/521). Anyone can check it with the standard tool:
+``model_signing verify key --signature bento.sig --public_key KEY.pub BENTO_DIR``.
+
+A set of trusted keys is a PEM public key file or a directory of them; a key is named by its file's stem and
+identified by model-signing's hint: the sha256 of its PEM SubjectPublicKeyInfo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from bento_jupyter.bento.manifest import SIGNATURE_NAME, read_manifest
+from bento_jupyter.errors import BentoSignatureError
+
+KEY_SUFFIXES = (".pub", ".pem")
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signed a bento: the key's fingerprint, and its name when it is one of the trusted keys."""
+
+    fingerprint: str  # sha256 hex of the public key's PEM (model-signing's key hint)
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fingerprint[:16]})" if self.name else f"key {self.fingerprint[:16]}"
+
+
+def key_fingerprint(public_key_pem: bytes) -> str:
+    """model-signing's key hint: sha256 of the key re-encoded as PEM SubjectPublicKeyInfo (ValueError if not PEM)."""
+    key = serialization.load_pem_public_key(public_key_pem)
+    encoded = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def trusted_keys(location: Path) -> dict[str, Path]:
+    """Fingerprint -> key file, from one PEM public key or a directory of ``*.pub``/``*.pem`` files."""
+    files = sorted(p for p in location.iterdir() if p.suffix in KEY_SUFFIXES) if location.is_dir() else [location]
+    if not location.exists() or not files:
+        raise BentoSignatureError(f"no trusted public keys at {location} (PEM files named *.pub or *.pem)")
+    keys = {}
+    for path in files:
+        try:
+            keys[key_fingerprint(path.read_bytes())] = path
+        except ValueError:
+            raise BentoSignatureError(f"{path} is not a PEM public key") from None
+    return keys
+
+
+def _hashing_config() -> Any:  # model_signing.hashing.Config, imported lazily (a slow import)
+    from model_signing import hashing
+
+    return hashing.Config().set_ignored_paths(paths=[SIGNATURE_NAME], ignore_git_paths=False)
+
+
+def signer_of(root: Path) -> Signer | None:
+    """The key a bento's signature names, unverified (None when unsigned): for listings, never for trust."""
+    try:
+        bundle = json.loads((root / SIGNATURE_NAME).read_text())
+        return Signer(bundle["verificationMaterial"]["publicKey"]["hint"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        raise BentoSignatureError(f"{root / SIGNATURE_NAME} is not a model-signing signature") from None
+
+
+def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> Signer:
+    """Verify the bento, then write ``bento.sig`` (replacing any older one atomically); return the signer."""
+    from model_signing import signing
+
+    read_manifest(root)  # never sign a bento that no longer matches its own manifest
+    try:
+        config = signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)
+    except (ValueError, TypeError) as exc:
+        raise BentoSignatureError(f"cannot sign with {private_key}: {exc} (an EC P-256/384/521 PEM key)") from None
+    handle, scratch = tempfile.mkstemp(prefix=".bento-sig-", dir=root.parent)
+    os.close(handle)
+    try:
+        config.set_hashing_config(_hashing_config()).sign(root, scratch)
+        os.replace(scratch, root / SIGNATURE_NAME)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+    signer = signer_of(root)
+    assert signer is not None
+    return signer
+
+
+def _changes(message: str) -> str:
+    """model-signing's mismatch report as file names: which were altered, added or removed."""
+    found = {
+        "altered": re.findall(r"Hash mismatch for '([^']+)'", message),
+        "added": re.findall(r"Extra files found in model '[^']*': ([^\"'\]]+)", message),
+        "removed": re.findall(r"Missing files in model '[^']*': ([^\"'\]]+)", message),
+    }
+    parts = [f"{what}: {', '.join(names)}" for what, names in found.items() if names]
+    return "; ".join(parts) or message
+
+
+def verify_bento(root: Path, keys: Path | dict[str, Path]) -> Signer:
+    """The trusted signer of the bento at ``root``; BentoSignatureError when it is unsigned, signed by a key
+    not in ``keys`` (a key file, a directory, or ``trusted_keys``' mapping), or changed after signing."""
+    from model_signing import verifying
+
+    trusted = trusted_keys(keys) if isinstance(keys, Path) else keys
+    signer = signer_of(root)
+    if signer is None:
+        raise BentoSignatureError(
+            f"{root} is not signed (no {SIGNATURE_NAME}): sign it with bento-jupyter sign NAME[:VERSION] --key KEY"
+        )
+    key = trusted.get(signer.fingerprint)
+    if key is None:
+        raise BentoSignatureError(f"{root} is signed by {signer}, which is not one of the {len(trusted)} trusted keys")
+    config = verifying.Config().use_elliptic_key_verifier(public_key=key).set_hashing_config(_hashing_config())
+    try:
+        config.verify(root, root / SIGNATURE_NAME)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("Signature mismatch"):
+            raise BentoSignatureError(f"{root} was changed after it was signed ({_changes(message)})") from None
+        raise BentoSignatureError(f"{root}: the signature does not verify with {key.name}: {message}") from None
+    except Exception as exc:  # a corrupt bundle raises protobuf and cryptography errors of many kinds
+        raise BentoSignatureError(f"{root}: the signature does not verify with {key.name}: {exc!r}") from None
+    return Signer(signer.fingerprint, key.stem)
