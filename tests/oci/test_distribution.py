@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -156,3 +157,19 @@ def test_htpasswd_registry_uses_the_docker_config_login(htpasswd_registry, built
     result = push("demo:2", htpasswd_registry.url("team/docker-login", "2"), store=built)
     pulled = pull(str(result.ref), store=Store("bentos", tmp_path / "home"))
     assert pulled.bento_digest == built.manifest("demo:2")["digest"]
+
+
+def test_the_signature_travels_through_push_and_pull_and_still_verifies(open_registry, built, tmp_path):
+    from bento_jupyter.bento.signing import sign_bento, verify_bento
+    from bento_jupyter.oci.artifact import SIGNATURE_MEDIA_TYPE
+    from tests.bento.test_signing import write_key_pair
+
+    source = Store("bentos", tmp_path / "source")
+    shutil.copytree(built.resolve("demo:1").path, source.root / "demo" / "1")
+    private, _ = write_key_pair(tmp_path, "alice")
+    sign_bento(source.resolve("demo:1").path, private)
+    result = push("demo:1", open_registry.url("team/signed", "1"), store=source)
+    document = json.loads(Artifact.from_bento(source.resolve("demo:1").path).manifest)
+    assert document["layers"][-1]["mediaType"] == SIGNATURE_MEDIA_TYPE
+    pulled = pull(str(result.ref), store=Store("bentos", tmp_path / "empty"))
+    assert verify_bento(pulled.item.path, tmp_path / "trusted").name == "alice"
