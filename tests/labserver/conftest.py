@@ -62,6 +62,7 @@ def predict(inputs: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(inputs, dtype=torch.float32)).argmax(1).numpy()
 
 
+@api
 def threshold(inputs: list) -> list:
     return clf.predict(inputs).tolist()
 """,
