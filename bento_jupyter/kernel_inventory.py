@@ -21,8 +21,8 @@ from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError, BentoNotFoundError, ServiceConflictError
 from bento_jupyter.model_candidates import describe_models
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
-from bento_jupyter.server.metrics import APIStats
-from bento_jupyter.server.services import RunningService, services
+from bento_jupyter.server.services import services
+from bento_jupyter.server.status import service_status
 from bento_jupyter.sockets import DEFAULT_HOST
 
 
@@ -67,53 +67,11 @@ def _action(func: Callable[..., dict[str, Any]]) -> Callable[..., JSONReply]:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _stats(stats: APIStats | None) -> dict[str, Any]:
-    if stats is None:
-        return {"requests": 0, "rate_per_s": 0.0, "p50_ms": None, "p99_ms": None, "mean_batch_size": None}
-    return {
-        "requests": stats.requests,
-        "rate_per_s": stats.rate_per_s,
-        "p50_ms": stats.p50_ms,
-        "p99_ms": stats.p99_ms,
-        "mean_batch_size": stats.mean_batch_size,
-    }
-
-
-def _combined(per_api: list[APIStats]) -> dict[str, Any]:
-    """A service's numbers: totals of counts and rates, the worst latencies, batch size weighted by batches."""
-    batched = [(s.mean_batch_size, s.batches) for s in per_api if s.mean_batch_size is not None and s.batches]
-    p50s = [s.p50_ms for s in per_api if s.p50_ms is not None]
-    p99s = [s.p99_ms for s in per_api if s.p99_ms is not None]
-    return {
-        "requests": sum(s.requests for s in per_api),
-        "rate_per_s": sum(s.rate_per_s for s in per_api),
-        "p50_ms": max(p50s, default=None),
-        "p99_ms": max(p99s, default=None),
-        "mean_batch_size": (sum(size * n for size, n in batched) / sum(n for _, n in batched) if batched else None),
-    }
-
-
-def _service_entry(service: RunningService) -> dict[str, Any]:
-    stats = service.stats()
-    return {
-        "name": service.name,
-        "url": service.url,
-        "host": service.server.host,
-        "port": service.server.port,
-        "cell_id": service.cell_id,
-        "endpoints": [
-            {"name": m.name, "route": route, "batchable": m.config.batchable, "stats": _stats(stats.get(route))}
-            for route, m in service.definition.apis.items()
-        ],
-        "stats": _combined(list(stats.values())),
-    }
-
-
 def report() -> JSONReply:
     """The services this kernel runs and its variables that look like models."""
     return JSONReply(
         {
-            "services": [_service_entry(s) for s in services.list()],
+            "services": [service_status(s) for s in services.list()],
             "models": describe_models(kernel_actions.user_namespace(_shell())),
         }
     )

@@ -13,6 +13,7 @@ from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
 from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, BentoNotFoundError
+from bento_jupyter.labserver.live_services import kernel_services, stop_service
 from bento_jupyter.labserver.sources import LocalSource, RegistrySource, notebook_in_root
 from bento_jupyter.registry.errors import RegistryError, RegistryUnavailable, Unauthorized
 
@@ -141,6 +142,20 @@ class LocalItemsHandler(BentoHandler):
         await self.answer(listing)
 
 
+class KernelServicesHandler(BentoHandler):
+    """The live services of one kernel, read from their control routes (works while a cell runs)."""
+
+    @tornado.web.authenticated
+    async def get(self, kernel_id: str) -> None:
+        await self.answer(lambda _: {"kernel_id": kernel_id, "services": kernel_services(kernel_id)})
+
+
+class StopServiceHandler(BentoHandler):
+    @tornado.web.authenticated
+    async def post(self, kernel_id: str, name: str) -> None:
+        await self.answer(lambda _: stop_service(kernel_id, name))
+
+
 _SEGMENT = r"([^/]+)"
 
 
@@ -153,5 +168,7 @@ def routes(base_url: str, root_dir: str) -> list[tuple[str, type, dict[str, Any]
         (rf"bentos/{_SEGMENT}/{_SEGMENT}", VersionHandler),
         (r"push", PushHandler),
         (r"local/(bentos|models)", LocalItemsHandler),
+        (rf"kernels/{_SEGMENT}/services", KernelServicesHandler),
+        (rf"kernels/{_SEGMENT}/services/{_SEGMENT}/stop", StopServiceHandler),
     ]
     return [(url_path_join(base_url, API_PATH, path) + "$", handler, {"root_dir": root_dir}) for path, handler in table]

@@ -35,6 +35,7 @@ class APIStats:
     p99_ms: float | None
     mean_batch_size: float | None
     batches: int
+    in_flight: int
 
 
 class _Histogram:
@@ -98,6 +99,7 @@ class APIMetrics:
             p99_ms=quantile(0.99),
             mean_batch_size=sum(sizes) / len(sizes) if sizes else None,
             batches=sum(self.batch_sizes.counts),
+            in_flight=self.in_progress,
         )
 
 

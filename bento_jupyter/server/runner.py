@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bento_jupyter.errors import ServerStartError
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
@@ -26,13 +26,38 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class ThreadedServer:
-    """uvicorn serving ``app`` from a daemon thread; ``start()`` returns once it accepts requests."""
+class _BySocket:
+    """Sends requests that arrived on the control socket to the control app, all others to the app."""
 
-    def __init__(self, app: ASGIApp, host: str = DEFAULT_HOST, port: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, control: ASGIApp, control_port: int) -> None:
+        self.app, self.control, self.control_port = app, control, control_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        target = self.control if server is not None and server[1] == self.control_port else self.app
+        await target(scope, receive, send)
+
+
+class ThreadedServer:
+    """uvicorn serving ``app`` from a daemon thread; ``start()`` returns once it accepts requests.
+
+    With ``control``, the same server also listens on a free 127.0.0.1 port that answers only ``control``.
+    """
+
+    def __init__(
+        self, app: ASGIApp, host: str = DEFAULT_HOST, port: int | None = None, control: ASGIApp | None = None
+    ) -> None:
         self._sock = bind_socket(host, port)
         self.host = host
         self.port: int = self._sock.getsockname()[1]
+        self._sockets = [self._sock]
+        self.control_url: str | None = None
+        if control is not None:
+            control_sock = bind_socket(DEFAULT_HOST, 0)
+            self._sockets.append(control_sock)
+            control_port = control_sock.getsockname()[1]
+            self.control_url = f"http://{DEFAULT_HOST}:{control_port}"
+            app = _BySocket(app, control, control_port)
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -58,7 +83,7 @@ class ThreadedServer:
         try:
             with asyncio.Runner(loop_factory=_new_loop) as runner:
                 self._loop = runner.get_loop()
-                runner.run(self._server.serve(sockets=[self._sock]))
+                runner.run(self._server.serve(sockets=self._sockets))
         except BaseException as exc:  # reported by start()
             self._error = exc
 
@@ -87,5 +112,6 @@ class ThreadedServer:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout)
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bento_jupyter.errors import ServiceConflictError
+from bento_jupyter.lineage import kernel_id
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, ServiceApp
+from bento_jupyter.server.control import ControlApp, ControlRecord, new_token, remove_record, write_record
 from bento_jupyter.server.metrics import APIStats
 from bento_jupyter.server.runner import ThreadedServer
+from bento_jupyter.server.status import service_status
 from bento_jupyter.service.definition import ServiceDefinition
 from bento_jupyter.sockets import DEFAULT_HOST
 
@@ -25,6 +30,7 @@ class RunningService:
     server: ThreadedServer
     started_at: float = field(default_factory=time.time)
     swaps: int = 0
+    control_file: Path | None = None
 
     @property
     def name(self) -> str:
@@ -51,6 +57,8 @@ class RunningService:
 
     def stop(self) -> None:
         self.server.stop()
+        if self.control_file is not None:
+            remove_record(self.control_file)
 
 
 class ServiceTable:
@@ -88,10 +96,20 @@ class ServiceTable:
             if cell_id:
                 for other in [s for s in self._by_name.values() if s.cell_id == cell_id]:
                     self._stop_locked(other.name)  # the cell now serves under another name
+            token = new_token()
+            # `service` is bound below, before the token is written: no request can reach these before.
+            control = ControlApp(
+                token,
+                stats=lambda: service_status(service),
+                stop=lambda: threading.Thread(target=self._stop_service, args=(service,), daemon=True).start(),
+            )
             app = ServiceApp(definition, max_body_bytes)
-            server = ThreadedServer(app, host, port)
+            server = ThreadedServer(app, host, port, control)
             server.start()
             service = RunningService(definition, cell_id, app, server)
+            assert server.control_url is not None
+            record = ControlRecord(definition.name, kernel_id(), os.getpid(), server.control_url, token)
+            service.control_file = write_record(record)
             self._by_name[definition.name] = service
             return service
 
@@ -112,6 +130,12 @@ class ServiceTable:
             return False
         service.stop()
         return True
+
+    def _stop_service(self, service: RunningService) -> None:
+        """Stop ``service`` if it is still the one serving its name (a control route's stop)."""
+        with self._lock:
+            if self._by_name.get(service.name) is service:
+                self._stop_locked(service.name)
 
     def stop_all(self) -> list[str]:
         with self._lock:

@@ -1,0 +1,129 @@
+"""A service's control surface: live stats and stop, answered by the server's own thread, so they work
+while the kernel's main thread runs a cell.
+
+The routes listen on a second socket bound to 127.0.0.1 (never the service's public one) and demand a
+bearer token made when the service starts. The token and the control URL are written to a file only
+this user can read (mode 0600) in Jupyter's runtime directory, where this user's Jupyter server finds
+them (``bento_jupyter.labserver``); nobody else can read the token, so nobody else can stop the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from bento_jupyter.server import asgi_io
+
+STATS_PATH = "/_bento/stats"
+STOP_PATH = "/_bento/stop"
+_FILE_PREFIX = "bento-service-"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class ControlApp:
+    """ASGI app of the control routes: ``GET /_bento/stats`` (the ``stats()`` dict) and ``POST /_bento/stop``
+    (calls ``stop()``, which must not block: the answer goes out while the server shuts down). 401 without
+    ``Authorization: Bearer TOKEN``; 404 and 405 as usual."""
+
+    def __init__(self, token: str, stats: Callable[[], dict[str, Any]], stop: Callable[[], None]) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._stats = stats
+        self._stop = stop
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        routes = {STATS_PATH: "GET", STOP_PATH: "POST"}
+        path, method = scope["path"], scope["method"]
+        if path not in routes:
+            await _send_json(send, 404, {"error": f"no control route {path}"})
+        elif not hmac.compare_digest(asgi_io.header(scope, b"authorization"), self._expected):
+            await _send_json(send, 401, {"error": "missing or wrong control token"})
+        elif method != routes[path]:
+            await _send_json(send, 405, {"error": f"{path} accepts {routes[path]} only"})
+        elif path == STATS_PATH:
+            await _send_json(send, 200, self._stats())
+        else:
+            self._stop()
+            await _send_json(send, 202, {"stopping": True})
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    await asgi_io.send_bytes(send, status, orjson.dumps(body))
+
+
+@dataclass(frozen=True)
+class ControlRecord:
+    """What a Jupyter server needs to reach one service's control routes."""
+
+    name: str
+    kernel_id: str | None
+    pid: int
+    control_url: str
+    token: str
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime directory (``$JUPYTER_RUNTIME_DIR`` or the platform default)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return Path(jupyter_runtime_dir())
+
+
+def write_record(record: ControlRecord, directory: Path | None = None) -> Path:
+    """Write ``record`` readable by this user only (created 0600, never widened); returns its path."""
+    directory = directory or runtime_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{_FILE_PREFIX}{record.pid}-{record.name}.json"
+    scratch = path.with_suffix(".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        scratch.unlink()
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(asdict(record), handle)
+    os.replace(scratch, path)
+    return path
+
+
+def remove_record(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_records(directory: Path | None = None) -> Iterator[ControlRecord]:
+    """The records of services whose kernel process lives; files left by dead processes are removed."""
+    directory = directory or runtime_dir()
+    for path in sorted(directory.glob(f"{_FILE_PREFIX}*.json")):
+        try:
+            if path.stat().st_uid != os.getuid():  # only this user's services
+                continue
+            record = ControlRecord(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if _alive(record.pid):
+            yield record
+        else:
+            remove_record(path)
