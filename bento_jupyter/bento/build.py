@@ -12,11 +12,12 @@ from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.capture.code import CodeSlice
 from bento_jupyter.capture.objects import save_objects
-from bento_jupyter.capture.requirements import infer_requirements
+from bento_jupyter.capture.requirements import infer_requirements, lock_requirements
 from bento_jupyter.server.schema import openapi_document, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
 
 SOURCE_MODULE = "src/service.py"
+LOCK_FILE = "env/requirements.lock"
 
 
 def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
@@ -63,6 +64,11 @@ def write_bento(
     python = ".".join(platform.python_version_tuple()[:2])
     (root / "env").mkdir()
     (root / "env" / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    (root / LOCK_FILE).write_text(
+        "# Every distribution the requirements need, pinned to the versions the kernel ran with.\n"
+        + "\n".join(lock_requirements(requirements))
+        + "\n"
+    )
     (root / "env" / "Dockerfile").write_text(render_dockerfile(definition.name, python))
     (root / "env" / "entrypoint.sh").write_text(ENTRYPOINT)
     return write_manifest(
@@ -73,6 +79,7 @@ def write_bento(
             "created_with": f"bento_jupyter {__version__}",
             "python_version": platform.python_version(),
             "requirements": requirements,
+            "requirements_lock": LOCK_FILE,
             "source": SOURCE_MODULE,
             "apis": _api_entries(definition),
             "models": models,

@@ -15,8 +15,8 @@ FROM python:{python}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PORT=3000 BENTO_JUPYTER_HOME=/home/bento/.bento_jupyter
 RUN useradd --create-home --uid 10001 bento
 WORKDIR /home/bento/bento
-COPY env/requirements.txt env/requirements.txt
-RUN pip install --no-cache-dir -r env/requirements.txt
+COPY env/requirements.txt env/requirements.lock env/
+RUN pip install --no-cache-dir -r env/requirements.txt -c env/requirements.lock
 COPY --chown=bento:bento . .
 USER bento
 EXPOSE 3000

@@ -6,7 +6,7 @@ import importlib.metadata as metadata
 
 import pytest
 
-from bento_jupyter.capture.requirements import infer_requirements, validate_requirement
+from bento_jupyter.capture.requirements import infer_requirements, lock_requirements, validate_requirement
 
 
 def test_imported_modules_map_to_pinned_distributions():
@@ -33,3 +33,34 @@ def test_overrides_replace_inferred_pins():
 def test_requirement_strings_are_validated(bad):
     with pytest.raises(ValueError):
         validate_requirement(bad)
+
+
+def test_the_lock_is_the_transitive_closure_pinned_to_installed_versions():
+    lock = lock_requirements([f"requests=={metadata.version('requests')}"])
+    names = {line.split("==")[0].lower() for line in lock}
+    assert {"requests", "urllib3", "idna", "certifi", "charset-normalizer"} <= names
+    for line in lock:
+        name, version = line.split("==")
+        assert metadata.version(name).split("+")[0] == version
+
+
+def test_the_lock_follows_requested_extras_and_keeps_what_is_not_installed():
+    plain = lock_requirements(["uvicorn"])
+    standard = lock_requirements(["uvicorn[standard]", "no-such-dist-here>=1"])
+    assert not any(line.startswith("httptools==") for line in plain)
+    assert any(line.startswith("httptools==") for line in standard)
+    assert "no-such-dist-here>=1" in standard
+
+
+def test_a_package_installed_during_the_session_is_found_when_imported(tmp_path, monkeypatch):
+    """What ``%pip install`` does: a new distribution appears on sys.path after the kernel started."""
+    (tmp_path / "late_module").mkdir()
+    (tmp_path / "late_module" / "__init__.py").write_text("VALUE = 1\n")
+    info = tmp_path / "late_dist-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: late-dist\nVersion: 1.2.3\nRequires-Dist: idna\n")
+    (info / "top_level.txt").write_text("late_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pins = infer_requirements({"late_module"})
+    assert pins == ["late-dist==1.2.3"]
+    assert any(line.startswith("idna==") for line in lock_requirements(pins))
