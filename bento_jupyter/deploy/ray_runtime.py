@@ -18,7 +18,7 @@ from starlette.responses import Response
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import batch_values
-from bento_jupyter.server.endpoint import encode_json
+from bento_jupyter.service.json_values import dumps
 
 Answer = tuple[int, bytes, str]  # status, body, media type
 _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
@@ -38,16 +38,13 @@ class BentoAPI:
         self._text = self.method.output.json_schema().get("type") == "string"
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
-        try:
-            return self.method.decode(orjson.loads(payload) if payload else {})
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput("", f"request body is not valid JSON: {exc}") from None
+        return self.method.decode(payload)
 
     def _encode(self, result: Any) -> Answer:
         encoded = self.method.encode(result)
         if self._text:
             return 200, str(encoded).encode(), "text/plain; charset=utf-8"
-        return 200, encode_json(encoded), "application/json"
+        return 200, dumps(encoded), "application/json"
 
     def _failed(self, exc: Exception) -> Answer:
         return _error(500, f"{self.method.name}() raised {type(exc).__name__}: {exc}")

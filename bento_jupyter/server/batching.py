@@ -127,8 +127,8 @@ class BatchDispatcher:
     async def submit(self, value: Any) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output."""
         size = batch_values.batch_size(value, self._batch_dim)
-        if size == 0:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, value)
+        if size == 0:  # no item, no output item: the model is not called
+            return []
         state = self.admit(size)
         # Before the first timed batch there is no prediction to be late against.
         expected_done = None

@@ -7,8 +7,6 @@ import functools
 import time
 from typing import Any
 
-import numpy as np
-import orjson
 from starlette.types import Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
@@ -33,22 +31,9 @@ from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
+from bento_jupyter.service.json_values import dumps
 
 _TEXT = b"text/plain; charset=utf-8"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "detach"):  # a torch tensor nested in a JSON result
-        return value.detach().cpu().tolist()
-    raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
-
-
-def encode_json(value: Any) -> bytes:
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class Endpoint:
@@ -102,7 +87,7 @@ class Endpoint:
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
         if scope["method"] != "POST":
-            raise MethodNotAllowed(f"{self.method.route} accepts POST only")
+            raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
         asgi_io.check_json_request(scope)
         if self.dispatcher is not None:
             self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
@@ -115,7 +100,7 @@ class Endpoint:
                 self.example = example_request(self.method, raw)
             if self._text_output:
                 return str(encoded).encode(), _TEXT
-            return encode_json(encoded), b"application/json"
+            return dumps(encoded), b"application/json"
         except HTTPError:
             raise
         except Exception as exc:
@@ -128,11 +113,7 @@ class Endpoint:
             if array is not None:
                 param = self.method.params[0]
                 return {param.name: param.codec.from_array(array, param.name)}
-            try:
-                payload = orjson.loads(raw) if raw else {}
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"request body is not valid JSON: {exc}") from None
-            return self.method.decode(payload)
+            return self.method.decode(raw)
         except InvalidInput as exc:
             raise BadRequest(exc.message, field=exc.field or None) from None
 

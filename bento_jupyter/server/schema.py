@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema, to_jsonable_python
 
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
+from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
 
 _MAX_EXAMPLE_BYTES = 8192
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+$")
@@ -117,23 +123,64 @@ _ERROR = {
 _PROBE = {"responses": {"200": {"description": "OK"}}}
 
 
-def _operation(method: APIMethod, example: Mapping[str, Any] | None) -> dict[str, Any]:
-    body = _input_schema(method)
+class _DocumentSchemas(GenerateJsonSchema):
+    """Pydantic's JSON Schema, with a float result also allowed to be one of the strings that stand for
+    NaN and ±Infinity (``json_values``); requests keep plain numbers."""
+
+    def float_schema(self, schema: core_schema.FloatSchema) -> JsonSchemaValue:
+        number = super().float_schema(schema)
+        return {"anyOf": [number, NON_FINITE_SCHEMA]} if self.mode == "serialization" else number
+
+
+def _schemas(definition: ServiceDefinition) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
+    """Each API's request body (inline) and result schema; the named types they use pooled under
+    ``components/schemas``, a type that reads differently in requests and results as ``Name-Input``
+    and ``Name-Output``."""
+    wanted: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = []
+    for method in definition.apis.values():
+        wanted.append((method.name, "validation", method.inputs))
+        wanted.append((method.name, "serialization", TypeAdapter(method.output.annotation)))
+    schemas, pooled = TypeAdapter.json_schemas(
+        wanted, ref_template="#/components/schemas/{model}", schema_generator=_DocumentSchemas
+    )
+    components = pooled.get("$defs", {})
+    found: dict[tuple[str, str], Any] = {}
+    for (name, mode), schema in schemas.items():
+        if mode == "validation":  # the body's own TypedDict is used nowhere else: inline it
+            schema = components.pop(schema["$ref"].rsplit("/", 1)[-1])
+        found[(name, mode)] = schema
+    return found, components
+
+
+def _request_body(method: APIMethod, schema: dict[str, Any], example: Mapping[str, Any]) -> dict[str, Any]:
+    """The body schema with the handler's defaults, and tensors nested as deep as the example nests them."""
+    properties = schema.get("properties", {})
+    for p in method.params:
+        if p.name not in properties:
+            continue
+        if isinstance(p.codec, TensorCodec):
+            properties[p.name] = _openapi_value(p.codec.json_schema(), example.get(p.name))
+        if not p.required:
+            with contextlib.suppress(Exception):
+                properties[p.name]["default"] = to_jsonable_python(p.default)
+    return schema
+
+
+def _operation(
+    method: APIMethod, body: dict[str, Any], output: dict[str, Any], example: Mapping[str, Any] | None
+) -> dict[str, Any]:
     example = example or {}
-    body["properties"] = {k: _openapi_value(v, example.get(k)) for k, v in body["properties"].items()}
-    content: dict[str, Any] = {"schema": body}
+    content: dict[str, Any] = {"schema": _request_body(method, body, example)}
     if example:
         content["example"] = example
-    output = method.output.json_schema()
-    media = "text/plain" if output.get("type") == "string" else "application/json"
-    result: dict[str, Any] = {"description": "Result", "content": {media: {"schema": _openapi_value(output)}}}
+    media = "text/plain" if method.output.json_schema().get("type") == "string" else "application/json"
+    result: dict[str, Any] = {"description": "Result", "content": {media: {"schema": output}}}
     if method.is_stream:
-        item = _openapi_value(output)
         result = {
             "description": "A stream of items, each sent as soon as the handler yields it: one Server-Sent"
             " Event per item (an `error` event ends a failed stream), or one JSON line per item when the"
             f" request accepts {NDJSON_MEDIA_TYPE}",
-            "content": {SSE_MEDIA_TYPE: {"schema": item}, NDJSON_MEDIA_TYPE: {"schema": item}},
+            "content": {SSE_MEDIA_TYPE: {"schema": output}, NDJSON_MEDIA_TYPE: {"schema": output}},
         }
     extra = ""
     if method.config.batchable:
@@ -150,6 +197,7 @@ def _operation(method: APIMethod, example: Mapping[str, Any] | None) -> dict[str
             "responses": {
                 "200": result,
                 "400": _ERROR,
+                "405": _ERROR,
                 "413": _ERROR,
                 "415": _ERROR,
                 "500": _ERROR,
@@ -165,15 +213,20 @@ def openapi_document(
     examples: Mapping[str, Mapping[str, Any]] | None = None,
     base: str = "/",
 ) -> dict[str, Any]:
-    """OpenAPI 3 for ``/docs.json`` and the Swagger UI: ``examples`` maps a route to a request body it
+    """OpenAPI 3.1 for ``/docs.json`` and the Swagger UI: ``examples`` maps a route to a request body it
     answered (see ``example_request``), ``base`` is the ``servers`` URL (see ``server_url``)."""
     examples = examples or {}
-    paths: dict[str, Any] = {route: _operation(m, examples.get(route)) for route, m in definition.apis.items()}
+    schemas, components = _schemas(definition)
+    paths: dict[str, Any] = {
+        route: _operation(m, schemas[(m.name, "validation")], schemas[(m.name, "serialization")], examples.get(route))
+        for route, m in definition.apis.items()
+    }
     for probe in ("/readyz", "/livez", "/healthz", "/metrics"):
         paths[probe] = {"get": {**_PROBE, "operationId": probe.strip("/"), "tags": ["Infrastructure"]}}
     return {
-        "openapi": "3.0.2",
+        "openapi": "3.1.0",
         "info": {"title": definition.name, "version": version, "description": "Served by bento_jupyter"},
         "servers": [{"url": base}],
         "paths": paths,
+        "components": {"schemas": components},
     }

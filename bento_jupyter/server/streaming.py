@@ -20,11 +20,11 @@ from starlette.types import Message, Receive, Scope, Send
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
-from bento_jupyter.server.endpoint import encode_json
 from bento_jupyter.server.http_errors import BadRequest, HandlerFailed, HTTPError, MethodNotAllowed
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.definition import APIMethod
+from bento_jupyter.service.json_values import dumps
 
 _NDJSON_ACCEPTED = (b"application/x-ndjson", b"application/jsonl", b"application/json-lines")
 # BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).
@@ -78,8 +78,8 @@ class ItemEncoder:
         encoded = self._method.encode(value)
         self._count += 1
         if self._format is StreamFormat.NDJSON:
-            return encode_json(encoded) + b"\n"
-        text = str(encoded) if self._text else encode_json(encoded).decode()
+            return dumps(encoded) + b"\n"
+        text = str(encoded) if self._text else dumps(encoded).decode()
         if self._format is StreamFormat.BENTOML:
             return text.encode()
         return sse_event(text, event_id=self._count)
@@ -170,15 +170,11 @@ class StreamEndpoint:
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
-            raise MethodNotAllowed(f"{self.method.route} accepts POST only")
+            raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
         asgi_io.check_json_request(scope)
         raw = await asgi_io.read_body(scope, receive, self._max_body)
         try:
-            payload = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
-        try:
-            kwargs = self.method.decode(payload)
+            kwargs = self.method.decode(raw)
         except InvalidInput as exc:
             raise BadRequest(exc.message, field=exc.field or None) from None
         fmt = StreamFormat.negotiate(scope)

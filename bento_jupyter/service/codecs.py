@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+import pydantic_core
+from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+from bento_jupyter.service.json_values import json_ready
 
 _NUMERIC_KINDS = frozenset("biuf")
 # BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
@@ -17,8 +19,14 @@ _TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
 
 
 class Codec(Protocol):
-    """Decodes one JSON value into a typed Python value, encodes a result, describes itself."""
+    """Decodes one JSON value into a typed Python value, encodes a result, describes itself.
 
+    ``annotation`` is what pydantic validates a request's JSON against (and documents in OpenAPI);
+    ``json_schema()`` is BentoML's description in ``/schema.json``.
+    """
+
+    @property
+    def annotation(self) -> Any: ...
     def decode(self, value: Any, field: str) -> Any: ...
     def encode(self, value: Any) -> Any: ...
     def json_schema(self) -> dict[str, Any]: ...
@@ -35,6 +43,12 @@ class TensorCodec:
 
     framework: str  # "numpy" or "torch"
 
+    @property
+    def annotation(self) -> Any:
+        """Any JSON value, documented as an array: ``decode`` checks it."""
+        schema = {"type": "array", "items": {}, "description": f"{_TENSOR_FORMATS[self.framework]} as nested lists"}
+        return Annotated[Any, WithJsonSchema(schema)]
+
     def decode(self, value: Any, field: str) -> Any:
         try:
             array = np.asarray(value)
@@ -43,7 +57,9 @@ class TensorCodec:
         return self.from_array(array, field)
 
     def from_array(self, array: np.ndarray, field: str) -> Any:
-        """The handler's argument from the array that the JSON numbers make."""
+        """The handler's argument from the array that the JSON numbers make (a single number is refused)."""
+        if array.ndim == 0:
+            raise InvalidInput(field, "expected an array of numbers, got a single value")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
         if self.framework == "numpy":
@@ -77,19 +93,34 @@ class PydanticCodec:
         except Exception as exc:
             raise ServiceDefinitionError(f"unsupported type hint {hint!r}: {exc}") from None
 
+    @property
+    def annotation(self) -> Any:
+        return self.hint
+
     def decode(self, value: Any, field: str) -> Any:
+        """Validated as strictly as the JSON of ``value`` would be in a request body."""
         try:
-            return self.adapter.validate_python(value)
+            return self.adapter.validate_json(pydantic_core.to_json(value), strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join([field, *(str(part) for part in first["loc"])])
-            raise InvalidInput(where, first["msg"]) from None
+            raise invalid_input(exc, field) from None
 
     def encode(self, value: Any) -> Any:
-        return self.adapter.dump_python(value, mode="json")
+        """JSON-ready data; numpy and torch values anywhere in ``value`` become plain numbers and lists."""
+        try:
+            return self.adapter.dump_python(value, mode="json", warnings=False)
+        except pydantic_core.PydanticSerializationError:
+            return self.adapter.dump_python(json_ready(value), mode="json", warnings=False)
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()
+
+
+def invalid_input(error: ValidationError, field: str = "") -> InvalidInput:
+    """The first problem pydantic found, as InvalidInput naming its dotted path (an unknown field first)."""
+    problems = sorted(error.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = problems[0]
+    where = ".".join([*([field] if field else []), *(str(part) for part in first["loc"])])
+    return InvalidInput(where, first["msg"])
 
 
 def codec_for(hint: Any) -> Codec:

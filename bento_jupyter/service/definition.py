@@ -15,12 +15,15 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import APIConfig, config_of
-from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for
+from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for, invalid_input
 
 SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _RESERVED_ROUTES = frozenset({"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"})
@@ -56,6 +59,7 @@ class APIMethod:
     params: tuple[Param, ...]
     output: Codec  # of the result, or of each item when ``is_stream``
     is_async: bool
+    inputs: TypeAdapter[Any] = field(compare=False, repr=False)
     is_stream: bool = False
 
     @classmethod
@@ -84,6 +88,7 @@ class APIMethod:
             output=codec_for(_item_hint(output_hint) if is_stream else output_hint),
             is_async=inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func),
             is_stream=is_stream,
+            inputs=_inputs_adapter(name, params),
         )
         method._check()
         return method
@@ -104,22 +109,26 @@ class APIMethod:
         """The parameter whose values are merged into batches (batchable APIs only)."""
         return self.params[0]
 
-    def decode(self, payload: Any) -> dict[str, Any]:
-        """Validate a request's JSON object into keyword arguments; InvalidInput names the field."""
-        if not isinstance(payload, Mapping):
-            raise InvalidInput("", "request body must be a JSON object keyed by parameter name")
-        known = {p.name for p in self.params}
-        unknown = sorted(set(payload) - known)
-        if unknown:
-            raise InvalidInput(unknown[0], f"unexpected field; {self.name}() takes {sorted(known)}")
-        kwargs = {}
+    def decode(self, body: bytes) -> dict[str, Any]:
+        """A request's JSON object (empty: ``{}``) as keyword arguments; InvalidInput names the field.
+
+        Validation is pydantic's strict JSON mode: a value must have its declared JSON type (``false`` is no
+        number), integers keep every digit, and a field the API does not take is refused.
+        """
+        try:
+            kwargs = self.inputs.validate_json(body or b"{}", strict=True)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]
+            if problem["type"] == "json_invalid":
+                raise InvalidInput("", f"request body is not valid JSON: {problem['msg']}") from None
+            if problem["type"] == "dict_type":
+                raise InvalidInput("", "request body must be a JSON object keyed by parameter name") from None
+            raise invalid_input(exc) from None
         for p in self.params:
-            if p.name in payload:
-                kwargs[p.name] = p.codec.decode(payload[p.name], p.name)
-            elif p.required:
-                raise InvalidInput(p.name, "field required")
-            else:
+            if p.name not in kwargs:
                 kwargs[p.name] = p.default
+            elif isinstance(p.codec, TensorCodec):
+                kwargs[p.name] = p.codec.decode(kwargs[p.name], p.name)
         return kwargs
 
     def encode(self, result: Any) -> Any:
@@ -129,6 +138,18 @@ class APIMethod:
     @property
     def takes_tensor(self) -> bool:
         return any(isinstance(p.codec, TensorCodec) for p in self.params)
+
+
+def _inputs_adapter(name: str, params: list[Param]) -> TypeAdapter[Any]:
+    """Validates a whole request body: a JSON object with one key per parameter and no other."""
+    fields = {p.name: p.codec.annotation if p.required else NotRequired[p.codec.annotation] for p in params}
+    title = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name)) + "Input"
+    body = TypedDict(title, fields)  # type: ignore[misc]
+    body.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    try:
+        return TypeAdapter(body)
+    except Exception as exc:
+        raise ServiceDefinitionError(f"{name}(): cannot validate its parameters: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Generator
 
 import numpy as np
+import orjson
 import pytest
 import torch
 from hypothesis import given
@@ -42,7 +43,7 @@ def test_bare_decorator_and_undecorated_functions_are_endpoints():
 
     definition = ServiceDefinition.from_functions("svc", [a, b])
     assert set(definition.apis) == {"/a", "/b"}
-    assert definition.apis["/b"].decode({}) == {"n": 3}
+    assert definition.apis["/b"].decode(b"") == {"n": 3}
 
 
 @given(st.lists(st.booleans(), max_size=6))
@@ -96,7 +97,7 @@ def test_decode_converts_by_type_hint():
         return {}
 
     kwargs = APIMethod.from_function(f).decode(
-        {"arr": [[1, 2]], "t": [1.5, 2.5], "p": {"x": 1, "y": 2}, "tags": ["a"], "text": "hi"}
+        orjson.dumps({"arr": [[1, 2]], "t": [1.5, 2.5], "p": {"x": 1, "y": 2}, "tags": ["a"], "text": "hi"})
     )
     assert isinstance(kwargs["arr"], np.ndarray) and kwargs["arr"].shape == (1, 2)
     assert isinstance(kwargs["t"], torch.Tensor) and kwargs["t"].dtype == torch.float32
@@ -112,6 +113,9 @@ def test_decode_converts_by_type_hint():
         ({"arr": [1], "p": {"x": "nope", "y": 2}}, "p.x"),
         ({"arr": [1]}, "p"),
         ({"arr": [1], "p": {"x": 1, "y": 2}, "extra": 1}, "extra"),
+        ({"arr": 5, "p": {"x": 1, "y": 2}}, "arr"),
+        ({"arr": [1], "p": {"x": False, "y": 2}}, "p.x"),
+        ({"arr": [1], "p": {"x": "1.5", "y": 2}}, "p.x"),
     ],
 )
 def test_invalid_input_names_the_field(payload, field):
@@ -119,7 +123,7 @@ def test_invalid_input_names_the_field(payload, field):
         return 0
 
     with pytest.raises(InvalidInput) as caught:
-        APIMethod.from_function(f).decode(payload)
+        APIMethod.from_function(f).decode(orjson.dumps(payload))
     assert caught.value.field == field
 
 

@@ -1,0 +1,79 @@
+"""JSON as services write it: numpy and torch values as plain numbers and lists, integers of any size exactly,
+and NaN, Infinity and -Infinity as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no
+number for them; a schema declares them with ``NON_FINITE_SCHEMA``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+import orjson
+
+NON_FINITE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": ["NaN", "Infinity", "-Infinity"],
+    "description": "a float that JSON cannot write as a number",
+}
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: ...} as {"1": ...}, as the standard library writes it
+
+
+def _non_finite_name(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy and torch values made plain Python, and non-finite floats made strings.
+
+    Dicts, lists and tuples are walked; other objects (datetimes, UUIDs, dataclasses) are left as they are.
+    """
+    if isinstance(value, float):  # np.float64 included
+        return float(value) if math.isfinite(value) else _non_finite_name(value)
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, dict):
+        return {json_ready(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return json_ready(value.tolist())
+    if _is_tensor(value):
+        return json_ready(value.detach().cpu().tolist())
+    return value
+
+
+def _numpy_or_torch(value: Any) -> Any:
+    if isinstance(value, (np.ndarray, np.generic)) or _is_tensor(value):
+        return json_ready(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``; TypeError names a type that has no JSON form.
+
+    orjson writes the common case. It writes NaN and ±Infinity as ``null`` and refuses integers beyond
+    64 bits, so any ``null`` in its output or any refusal sends the value through ``json_ready``, and what
+    orjson still refuses (big integers) through the standard library, which writes them exactly.
+    """
+    try:
+        written = orjson.dumps(value, default=_numpy_or_torch, option=_OPTIONS | orjson.OPT_SERIALIZE_NUMPY)
+        if b"null" not in written:
+            return written
+    except TypeError:
+        pass
+    ready = json_ready(value)
+    try:
+        return orjson.dumps(ready, option=_OPTIONS)
+    except TypeError:
+        return json.dumps(ready, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
