@@ -148,14 +148,92 @@ async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
     )
 
 
+def _reason(body: dict[str, Any]) -> str | None:
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise InvalidRequest("reason: a string of at most 1000 characters")
+    return reason or None
+
+
 async def move_alias(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
     body = await _json_body(request, ctx.limits.max_json_bytes)
     if not isinstance(body, dict) or "version" not in body or "expected" not in body:
-        raise InvalidRequest("send {'version': N, 'expected': M or null} (compare-and-set on the current target)")
+        raise InvalidRequest(
+            "send {'version': N, 'expected': M or null, 'reason'?: TEXT, 'force'?: BOOL} "
+            "(compare-and-set on the current target)"
+        )
     expected = None if body["expected"] is None else check_version(body["expected"])
-    moved = await _call(ctx.store.metadata.move_alias, name, alias, check_version(body["version"]), expected, who.actor)
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("force: true or false")
+    moved = await _call(
+        lambda: ctx.store.promotions.move(
+            name,
+            alias,
+            check_version(body["version"]),
+            expected,
+            who.actor,
+            reason=_reason(body),
+            force=force,
+            may_force=who.scope >= Scope.ADMIN,
+        )
+    )
     return JSONResponse(moved)
+
+
+async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)")
+    expected = None if body.get("expected") is None else check_version(body["expected"])
+    moved = await _call(ctx.store.metadata.rollback, name, alias, who.actor, _reason(body), expected)
+    return JSONResponse(moved)
+
+
+async def get_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    return JSONResponse(await _call(ctx.store.promotions.policy, name, alias))
+
+
+async def put_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict) or "requires" not in body:
+        raise InvalidRequest("send {'requires': ['compatible', 'verified']} ([] for no checks)")
+    return JSONResponse(await _call(ctx.store.promotions.set_policy, name, alias, body["requires"], who.actor))
+
+
+async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    found = await _call(ctx.store.promotions.verifications, _name(request), number)
+    return JSONResponse({"verifications": found})
+
+
+async def post_verification(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("verify a numbered version, not 'latest'")
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    recorded = await _call(ctx.store.promotions.record_verification, _name(request), number, body, who.actor)
+    return JSONResponse(recorded, status_code=201)
+
+
+async def compare_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    query = request.query_params
+    if not query.get("from", "").isdigit() or not query.get("to", "").isdigit():
+        raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
+    old, new = int(query["from"]), int(query["to"])
+    changes = await _call(ctx.store.promotions.compare, _name(request), old, new)
+    return JSONResponse(
+        {
+            "from": old,
+            "to": new,
+            "compatible": not any(c.breaking for c in changes),
+            "changes": [{"api": c.api, "message": c.message, "breaking": c.breaking} for c in changes],
+        }
+    )
 
 
 async def put_tag(ctx: Context, request: Request, who: Principal) -> Response:
@@ -175,7 +253,8 @@ async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool
 
 
 async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"history": await _call(ctx.store.metadata.history, _name(request))})
+    alias = request.query_params.get("alias")
+    return JSONResponse({"history": await _call(ctx.store.metadata.history, _name(request), alias)})
 
 
 async def search(ctx: Context, request: Request, who: Principal) -> Response:
@@ -265,7 +344,33 @@ OPERATIONS: list[Operation] = [
     Operation(
         "PUT", _B + "/aliases/{alias}", Scope.WRITE, "Move an alias (compare-and-set on 'expected')", move_alias, "json"
     ),
-    Operation("GET", _B + "/history", Scope.READ, "Every publish, alias move and tag change, in order", get_history),
+    Operation(
+        "POST",
+        _B + "/aliases/{alias}/rollback",
+        Scope.WRITE,
+        "Move an alias back to its previous target (repeat to walk further back)",
+        rollback_alias,
+        "json",
+    ),
+    Operation("GET", _B + "/aliases/{alias}/policy", Scope.READ, "What an alias requires before it moves", get_policy),
+    Operation("PUT", _B + "/aliases/{alias}/policy", Scope.ADMIN, "Set what an alias requires", put_policy, "json"),
+    Operation("GET", _B + "/versions/{ref}/verifications", Scope.READ, "A version's verifications", list_verifications),
+    Operation(
+        "POST",
+        _B + "/versions/{ref}/verifications",
+        Scope.WRITE,
+        "Record a verification (samples replayed by a client or CI)",
+        post_verification,
+        "json",
+    ),
+    Operation("GET", _B + "/compare", Scope.READ, "API changes between two versions (?from=N&to=M)", compare_versions),
+    Operation(
+        "GET",
+        _B + "/history",
+        Scope.READ,
+        "Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)",
+        get_history,
+    ),
     Operation("GET", PREFIX + "/search", Scope.READ, "Versions by lineage: notebook, cell, commit, tag", search),
     Operation(
         "POST",

@@ -136,15 +136,43 @@ class RegistryClient:
     def aliases(self, name: str) -> dict[str, int]:
         return self.json("GET", f"/bentos/{check_name(name)}/aliases")["aliases"]
 
-    def move_alias(self, name: str, alias: str, version: int, expected: int | None) -> dict[str, Any]:
-        body = {"version": version, "expected": expected}
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        expected: int | None,
+        reason: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        body = {"version": version, "expected": expected, "reason": reason, "force": force}
         return self.json("PUT", f"/bentos/{check_name(name)}/aliases/{alias}", json=body)
+
+    def rollback(self, name: str, alias: str, reason: str | None = None, expected: int | None = None) -> dict[str, Any]:
+        """Move ``name@alias`` back to its previous target; PromotionRefused/Conflict say why not."""
+        body = {"reason": reason, "expected": expected}
+        return self.json("POST", f"/bentos/{check_name(name)}/aliases/{alias}/rollback", json=body)
+
+    def policy(self, name: str, alias: str) -> dict[str, Any]:
+        return self.json("GET", f"/bentos/{check_name(name)}/aliases/{alias}/policy")
+
+    def set_policy(self, name: str, alias: str, requires: list[str]) -> dict[str, Any]:
+        return self.json("PUT", f"/bentos/{check_name(name)}/aliases/{alias}/policy", json={"requires": requires})
+
+    def record_verification(self, name: str, version: int, passed: bool, **report: Any) -> dict[str, Any]:
+        """Record that replaying ``name:version``'s samples passed (or not); ``report`` is kept as sent."""
+        body = {**report, "passed": passed}
+        return self.json("POST", f"/bentos/{check_name(name)}/versions/{version}/verifications", json=body)
+
+    def compare(self, name: str, old: int, new: int) -> dict[str, Any]:
+        return self.json("GET", f"/bentos/{check_name(name)}/compare", params={"from": old, "to": new})
 
     def tag(self, name: str, version: int, tag: str, present: bool = True) -> dict[str, Any]:
         return self.json("PUT" if present else "DELETE", f"/bentos/{check_name(name)}/versions/{version}/tags/{tag}")
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        return self.json("GET", f"/bentos/{check_name(name)}/history")["history"]
+    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        params = {"alias": alias} if alias else None
+        return self.json("GET", f"/bentos/{check_name(name)}/history", params=params)["history"]
 
     def search(self, **filters: str) -> list[dict[str, Any]]:
         return self.json("GET", "/search", params={k: v for k, v in filters.items() if v})["versions"]
@@ -273,12 +301,18 @@ def move_alias(
     url: str | None = None,
     token: str | None = None,
     expected: int | str | None = "current",
+    reason: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Point ``name@alias`` at ``version``; compare-and-set against ``expected`` (default: what it is now)."""
+    """Point ``name@alias`` at ``version``; compare-and-set against ``expected`` (default: what it is now).
+
+    Raises PromotionRefused (code ``promotion_refused``, its message lists the breaking changes) when the
+    alias's policy refuses; ``force`` overrides with an admin token and is recorded in the history.
+    """
     client = connect(url, token)
     if expected == "current":
         expected = client.aliases(name).get(alias)
-    return client.move_alias(name, alias, version, expected if isinstance(expected, int) else None)
+    return client.move_alias(name, alias, version, expected if isinstance(expected, int) else None, reason, force)
 
 
 def history(name: str, url: str | None = None, token: str | None = None) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""The registry's command-line surface: ``registry serve|upgrade|token|tag|search``, ``login``, ``push``, ``pull``,
-``alias`` and ``history``. ``add_commands`` plugs them into the ``bento-jupyter`` parser."""
+"""The registry's command-line surface: ``registry serve|upgrade|token|tag|search|alias-policy|compare``,
+``login``, ``push``, ``pull``, ``alias``, ``rollback`` and ``history``. ``add_commands`` plugs them into
+the ``bento-jupyter`` parser."""
 
 from __future__ import annotations
 
@@ -180,23 +181,66 @@ def _alias(args: argparse.Namespace) -> int:
     expected: int | str | None = "current"
     if args.expect is not None:
         expected = None if args.expect == "none" else int(args.expect)
-    moved = client.move_alias(args.name, args.alias, args.version, args.url, args.token, expected)
+    moved = client.move_alias(
+        args.name, args.alias, args.version, args.url, args.token, expected, args.reason, args.force
+    )
     previous = moved["previous"] if moved["previous"] is not None else "nothing"
     print(f"{args.name}@{args.alias}: {previous} -> {moved['version']}")
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    moved = client.connect(args.url, args.token).rollback(args.name, args.alias, args.reason)
+    print(f"{args.name}@{args.alias}: {moved['previous']} -> {moved['version']} (rolled back)")
+    return 0
+
+
+def _alias_policy(args: argparse.Namespace) -> int:
+    registry = client.connect(args.url, args.token)
+    if args.require is None:
+        policy = registry.policy(args.name, args.alias)
+    else:
+        policy = registry.set_policy(args.name, args.alias, args.require.split(","))
+    default = " (the default)" if policy["default"] else ""
+    print(f"{args.name}@{args.alias} requires: {', '.join(policy['requires']) or 'nothing'}{default}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    report = client.connect(args.url, args.token).compare(args.name, args.old, args.new)
+    verdict = "compatible" if report["compatible"] else "NOT compatible"
+    print(f"{args.name}:{args.old} -> {args.name}:{args.new}: {verdict}")
+    for change in report["changes"]:
+        print(f"  {'-' if change['breaking'] else '+'} {change['api']}: {change['message']}")
+    return 0
+
+
+def _from_to(event: dict[str, Any]) -> str:
+    return f"{event['from'] if event['from'] is not None else '-'} -> {event['to']}"
+
+
+def _describe(event: dict[str, Any]) -> str:
+    action, label, details = event["action"], event["label"], event.get("details") or {}
+    what = {
+        "publish": f"published version {event['to']}",
+        "alias": f"moved @{label}: {_from_to(event)}",
+        "rollback": f"rolled back @{label}: {_from_to(event)}",
+        "tag": f"tagged version {event['to']} #{label}",
+        "untag": f"untagged version {event['from']} #{label}",
+        "delete": f"deleted version {event['from']}",
+        "policy": f"set @{label} to require {', '.join(details.get('requires', [])) or 'nothing'}",
+        "verify": f"verified version {event['to']}: {'passed' if details.get('passed') else 'FAILED'}",
+    }.get(action, action)
+    if details.get("forced"):
+        what += " (FORCED past: " + "; ".join(p.lstrip("- ") for p in details["overridden"]) + ")"
+    if event.get("reason"):
+        what += f": {event['reason']}"
+    return what
+
+
 def _history(args: argparse.Namespace) -> int:
-    for event in client.history(args.name, args.url, args.token):
-        if event["action"] == "publish":
-            what = f"published version {event['to']}"
-        elif event["action"] == "alias":
-            what = f"moved @{event['label']}: {event['from'] if event['from'] is not None else '-'} -> {event['to']}"
-        elif event["action"] == "tag":
-            what = f"tagged version {event['to']} #{event['label']}"
-        else:
-            what = f"untagged version {event['from']} #{event['label']}"
-        print(f"{event['at']}  {event['actor']}  {what}")
+    for event in client.connect(args.url, args.token).history(args.name, args.alias):
+        print(f"{event['at']}  {event['actor']}  {_describe(event)}")
     return 0
 
 
@@ -246,6 +290,22 @@ def add_registry_commands(commands: Any) -> None:
     _remote(search)
     search.set_defaults(run=_search)
 
+    policy = commands.add_parser("alias-policy", help="show or set what NAME@ALIAS requires before it moves")
+    policy.add_argument("name")
+    policy.add_argument("alias")
+    policy.add_argument(
+        "--require", help="comma list of compatible, verified ('none': no checks; default policy: compatible)"
+    )
+    _remote(policy)
+    policy.set_defaults(run=_alias_policy)
+
+    compare = commands.add_parser("compare", help="the API changes between two versions of a bento")
+    compare.add_argument("name")
+    compare.add_argument("old", type=int)
+    compare.add_argument("new", type=int)
+    _remote(compare)
+    compare.set_defaults(run=_compare)
+
     versions = commands.add_parser("versions", help="list a bento's versions in the registry")
     versions.add_argument("name")
     _remote(versions)
@@ -274,11 +334,21 @@ def add_client_commands(commands: Any) -> None:
     alias.add_argument("alias")
     alias.add_argument("version", type=int)
     alias.add_argument("--expect", help="the version the alias must point at now ('none': must not exist)")
+    alias.add_argument("--reason", help="why, recorded in the history")
+    alias.add_argument("--force", action="store_true", help="move past the alias's policy (admin token; recorded)")
     _remote(alias)
     alias.set_defaults(run=_alias)
 
-    history = commands.add_parser("history", help="every publish, alias move and tag of a bento")
+    rollback = commands.add_parser("rollback", help="move NAME@ALIAS back to its previous target (repeatable)")
+    rollback.add_argument("name")
+    rollback.add_argument("alias")
+    rollback.add_argument("--reason", help="why, recorded in the history")
+    _remote(rollback)
+    rollback.set_defaults(run=_rollback)
+
+    history = commands.add_parser("history", help="every publish, alias move, rollback and tag of a bento")
     history.add_argument("name")
+    history.add_argument("--alias", help="only this alias's moves, rollbacks and policy changes")
     _remote(history)
     history.set_defaults(run=_history)
 

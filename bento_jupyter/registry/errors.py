@@ -63,6 +63,12 @@ class Conflict(RegistryError):
     code = "conflict"
 
 
+class PromotionRefused(Conflict):
+    """An alias's policy refuses the move: an incompatible API or a missing verification."""
+
+    code = "promotion_refused"
+
+
 class PayloadTooLarge(RegistryError):
     """A request body over the server's limit."""
 
@@ -94,6 +100,7 @@ ERRORS_BY_CODE: dict[str, type[RegistryError]] = {
         Forbidden,
         NotFound,
         Conflict,
+        PromotionRefused,
         PayloadTooLarge,
         RegistryIntegrityError,
         RegistryUnavailable,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from bento_jupyter.bento.manifest import canonical_json
 from bento_jupyter.registry.errors import Conflict, NotFound
 from bento_jupyter.registry.refs import check_label, check_name, check_version
-from bento_jupyter.registry.schema import WRITE, aliases, bentos, history, tags, version_cells, versions
+from bento_jupyter.registry.schema import (
+    WRITE,
+    aliases,
+    bentos,
+    history,
+    tags,
+    verifications,
+    version_cells,
+    versions,
+)
 
 _SUMMARY_COLUMNS = [
     versions.c.id,
@@ -67,11 +76,34 @@ def _cells(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+Observer = Callable[[Connection, dict[str, Any]], None]
+
+
+def _event(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "bento": row.bento,
+        "action": row.action,
+        "label": row.label,
+        "from": row.from_version,
+        "to": row.to_version,
+        "actor": row.actor,
+        "at": row.at,
+        "reason": row.reason,
+        "details": json.loads(row.details) if row.details else None,
+    }
+
+
 class MetadataStore:
-    """The registry's metadata on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+    """The registry's metadata on one SQLAlchemy engine (SQLite or PostgreSQL).
+
+    ``observers`` are called with each history event inside the transaction that records it, so what
+    they write (webhook deliveries) commits or rolls back with the change itself.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.observers: list[Observer] = []
 
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[Connection]:
@@ -135,12 +167,28 @@ class MetadataStore:
         new: int | None,
         actor: str,
         stamp: str,
-    ) -> None:
-        conn.execute(
-            insert(history).values(
-                bento=name, action=action, label=label, from_version=old, to_version=new, actor=actor, at=stamp
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        row = conn.execute(
+            insert(history)
+            .values(
+                bento=name,
+                action=action,
+                label=label,
+                from_version=old,
+                to_version=new,
+                actor=actor,
+                at=stamp,
+                reason=reason,
+                details=json.dumps(details) if details else None,
             )
-        )
+            .returning(*history.c)
+        ).one()
+        event = _event(row)
+        for observer in self.observers:
+            observer(conn, event)
+        return event
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -262,30 +310,92 @@ class MetadataStore:
                 raise NotFound(f"{name} has no alias {alias!r}")
             return number
 
-    def move_alias(self, name: str, alias: str, number: int, expected: int | None, actor: str) -> dict[str, Any]:
+    def move_alias(
+        self,
+        name: str,
+        alias: str,
+        number: int,
+        expected: int | None,
+        actor: str,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Point ``alias`` at ``number`` only if it now points at ``expected`` (None: it must not exist)."""
         check_label(alias)
         check_version(number)
-        stamp = now()
         with self.transaction(write=True) as conn:
-            self._version_row(conn, name, number)
-            values = {"version": number, "updated_at": stamp, "updated_by": actor}
-            if expected is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(aliases).values(bento=name, alias=alias, **values))
-                except IntegrityError:
-                    raise self._lost_race(conn, name, alias, expected) from None
-            else:
-                moved = conn.execute(
-                    update(aliases)
-                    .where(aliases.c.bento == name, aliases.c.alias == alias, aliases.c.version == expected)
-                    .values(**values)
-                )
-                if moved.rowcount != 1:
-                    raise self._lost_race(conn, name, alias, expected)
-            self._record(conn, name, "alias", alias, expected, number, actor, stamp)
-        return {"name": name, "alias": alias, "version": number, "previous": expected}
+            return self._move(conn, name, alias, number, expected, actor, "alias", reason, details)
+
+    def _move(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        number: int,
+        expected: int | None,
+        actor: str,
+        action: str,
+        reason: str | None,
+        details: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        stamp = now()
+        self._version_row(conn, name, number)
+        values = {"version": number, "updated_at": stamp, "updated_by": actor}
+        if expected is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(aliases).values(bento=name, alias=alias, **values))
+            except IntegrityError:
+                raise self._lost_race(conn, name, alias, expected) from None
+        else:
+            moved = conn.execute(
+                update(aliases)
+                .where(aliases.c.bento == name, aliases.c.alias == alias, aliases.c.version == expected)
+                .values(**values)
+            )
+            if moved.rowcount != 1:
+                raise self._lost_race(conn, name, alias, expected)
+        event = self._record(conn, name, action, alias, expected, number, actor, stamp, reason, details)
+        return {"name": name, "alias": alias, "version": number, "previous": expected, "history_id": event["id"]}
+
+    def rollback(
+        self, name: str, alias: str, actor: str, reason: str | None = None, expected: int | None = None
+    ) -> dict[str, Any]:
+        """Move ``alias`` back to the target it had before its last move that is not yet rolled back.
+
+        Each alias move pushes a target, each rollback pops one, so repeated rollbacks walk further back.
+        ``expected`` (optional) is the version the caller believes the alias points at now.
+        """
+        check_label(alias)
+        with self.transaction(write=True) as conn:
+            self._require_bento(conn, name)
+            current = conn.execute(
+                select(aliases.c.version).where(aliases.c.bento == name, aliases.c.alias == alias)
+            ).scalar()
+            if current is None:
+                raise NotFound(f"{name} has no alias {alias!r}")
+            if expected is not None and expected != current:
+                raise Conflict(f"{name}@{alias} points at {current}, not {expected}: reload and retry", current=current)
+            stack: list[tuple[int, int]] = []  # (history id, target)
+            for row in conn.execute(
+                select(history.c.id, history.c.action, history.c.to_version)
+                .where(history.c.bento == name, history.c.label == alias, history.c.action.in_(("alias", "rollback")))
+                .order_by(history.c.id)
+            ):
+                if row.action == "alias":
+                    stack.append((row.id, row.to_version))
+                elif stack:
+                    stack.pop()
+            if len(stack) < 2 or stack[-1][1] != current:
+                raise Conflict(f"{name}@{alias} has no earlier target to roll back to (it points at {current})")
+            undone, target = stack[-1][0], stack[-2][1]
+            exists = conn.execute(
+                select(versions.c.id).where(versions.c.bento == name, versions.c.number == target)
+            ).scalar()
+            if exists is None:
+                raise Conflict(f"{name}@{alias} would roll back to {name}:{target}, which has been deleted")
+            details = {"undoes": undone}
+            return self._move(conn, name, alias, target, current, actor, "rollback", reason, details)
 
     def _lost_race(self, conn: Connection, name: str, alias: str, expected: int | None) -> Conflict:
         current = conn.execute(
@@ -334,6 +444,7 @@ class MetadataStore:
                     aliases=held,
                 )
             conn.execute(tags.delete().where(tags.c.version_id == row.id))
+            conn.execute(verifications.delete().where(verifications.c.version_id == row.id))
             conn.execute(version_cells.delete().where(version_cells.c.version_id == row.id))
             conn.execute(versions.delete().where(versions.c.id == row.id))
             self._record(conn, name, "delete", None, number, None, actor, stamp)
@@ -341,21 +452,18 @@ class MetadataStore:
 
     # -- history and lineage ----------------------------------------------------------------------
 
-    def history(self, name: str) -> list[dict[str, Any]]:
+    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """A bento's history, oldest first; with ``alias``, only that alias's moves, rollbacks and policies."""
+        query = select(history).where(history.c.bento == name)
+        if alias is not None:
+            query = query.where(
+                history.c.label == check_label(alias), history.c.action.in_(("alias", "rollback", "policy"))
+            )
         with self.transaction() as conn:
             self._require_bento(conn, name)
-            rows = conn.execute(select(history).where(history.c.bento == name).order_by(history.c.id))
             return [
-                {
-                    "id": row.id,
-                    "action": row.action,
-                    "label": row.label,
-                    "from": row.from_version,
-                    "to": row.to_version,
-                    "actor": row.actor,
-                    "at": row.at,
-                }
-                for row in rows
+                {k: v for k, v in _event(row).items() if k != "bento"}
+                for row in conn.execute(query.order_by(history.c.id))
             ]
 
     def search(

@@ -8,6 +8,7 @@ from typing import Any
 from bento_jupyter.registry.blobs import BlobStore
 from bento_jupyter.registry.errors import Conflict, InvalidRequest
 from bento_jupyter.registry.metadata import MetadataStore
+from bento_jupyter.registry.promotion import Promotions
 from bento_jupyter.registry.refs import check_manifest, check_name, check_sha256
 
 _PROBES = 8  # concurrent existence checks: S3 answers each with one round trip
@@ -19,6 +20,7 @@ class RegistryStore:
     def __init__(self, metadata: MetadataStore, blobs: BlobStore) -> None:
         self.metadata = metadata
         self.blobs = blobs
+        self.promotions = Promotions(metadata)
         self._probes = ThreadPoolExecutor(_PROBES, thread_name_prefix="blob-probe")
 
     def close(self) -> None:

@@ -1,0 +1,169 @@
+"""Rollback and the promotion gate: compare-and-set, history with who and why, readable API diffs,
+policies that require a verification, and recorded overrides."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.store import Store
+from bento_jupyter.registry.client import RegistryClient, push
+from bento_jupyter.registry.commands import main
+from bento_jupyter.registry.errors import Conflict, Forbidden, NotFound, PromotionRefused
+from tests.registry.conftest import RegistryProcess
+
+pytestmark = pytest.mark.integration
+
+INT = {"type": "integer"}
+TENSOR = {"type": "tensor", "format": "numpy-array"}
+
+
+def route(name: str, params: dict[str, Any], required: list[str], output: Any = TENSOR, **flags: Any) -> dict:
+    return {
+        "name": name,
+        "route": f"/{name}",
+        "input": {"type": "object", "properties": params, "required": required},
+        "output": output,
+        **flags,
+    }
+
+
+def publish(registry: RegistryProcess, store: Store, name: str, *routes: dict) -> int:
+    """Build a bento whose service schema has ``routes`` and publish it; returns its registry version."""
+
+    def fill(root: Path) -> None:
+        (root / "src").mkdir()
+        (root / "src" / "service.py").write_text(f"# {routes!r}\n")
+        write_manifest(root, {"kind": "bento", "name": name, "schema": {"routes": list(routes)}, "lineage": {}})
+
+    item = store.add(name, fill)
+    return push(item.tag, registry.url, registry.tokens["write"], store=store).version
+
+
+def clients(registry: RegistryProcess) -> tuple[RegistryClient, RegistryClient]:
+    return tuple(RegistryClient(registry.url, registry.tokens[scope]) for scope in ("write", "admin"))
+
+
+@pytest.mark.parametrize("registry", ["sqlite-local", "postgres-local"], indirect=True)
+def test_rollback_walks_back_one_move_at_a_time_and_records_who_and_why(registry, local, name):
+    write, _ = clients(registry)
+    for n in range(1, 4):
+        assert publish(registry, local, name, route("predict", {"x": {**INT, "description": f"v{n}"}}, ["x"])) == n
+    write.move_alias(name, "production", 1, None)
+    write.move_alias(name, "production", 2, 1)
+    write.move_alias(name, "production", 3, 2, reason="release 3")
+    first = write.rollback(name, "production", reason="latency regression")
+    assert (first["previous"], first["version"]) == (3, 2)
+    with pytest.raises(Conflict, match="points at 2, not 3"):
+        write.rollback(name, "production", expected=3)
+    assert write.rollback(name, "production")["version"] == 1
+    with pytest.raises(Conflict, match="no earlier target"):
+        write.rollback(name, "production")
+    write.move_alias(name, "production", 3, 1)
+    assert write.rollback(name, "production")["version"] == 1  # undoes the move 1 -> 3, not the rollbacks
+    events = write.history(name, alias="production")
+    assert [(e["action"], e["from"], e["to"]) for e in events] == [
+        ("alias", None, 1),
+        ("alias", 1, 2),
+        ("alias", 2, 3),
+        ("rollback", 3, 2),
+        ("rollback", 2, 1),
+        ("alias", 1, 3),
+        ("rollback", 3, 1),
+    ]
+    assert events[3]["reason"] == "latency regression" and events[2]["reason"] == "release 3"
+    assert events[3]["actor"].startswith("test-write") and events[3]["details"]["undoes"] == events[2]["id"]
+    with pytest.raises(NotFound, match="no alias 'staging'"):
+        write.rollback(name, "staging")
+
+
+@pytest.mark.parametrize("registry", ["sqlite-local", "postgres-local"], indirect=True)
+def test_concurrent_rollbacks_of_one_alias_move_it_exactly_once(registry, local, name):
+    write, _ = clients(registry)
+    for n in range(1, 3):
+        publish(registry, local, name, route("predict", {"x": {**INT, "description": f"v{n}"}}, ["x"]))
+    write.move_alias(name, "production", 1, None)
+    write.move_alias(name, "production", 2, 1)
+
+    def attempt(_: int) -> str:
+        try:
+            return f"moved {write.rollback(name, 'production', expected=2)['version']}"
+        except Conflict:
+            return "conflict"
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(attempt, range(8)))
+    assert outcomes == ["conflict"] * 7 + ["moved 1"]
+    assert [e["action"] for e in write.history(name, alias="production")] == ["alias", "alias", "rollback"]
+
+
+def test_an_incompatible_api_is_refused_with_a_readable_diff_and_force_is_recorded(sqlite_registry, local, name):
+    write, admin = clients(sqlite_registry)
+    v1 = publish(sqlite_registry, local, name, route("predict", {"x": INT}, ["x"]), route("explain", {}, []))
+    v2 = publish(
+        sqlite_registry,
+        local,
+        name,
+        route("predict", {"x": {"type": "string"}, "threshold": {"type": "number"}}, ["x", "threshold"]),
+    )
+    v3 = publish(
+        sqlite_registry,
+        local,
+        name,
+        route("predict", {"x": INT, "top_k": {**INT, "default": 5}}, ["x"]),
+        route("explain", {}, []),
+        route("embed", {"text": {"type": "string"}}, ["text"]),
+    )
+    write.move_alias(name, "production", v1, None)
+    with pytest.raises(PromotionRefused) as refused:
+        write.move_alias(name, "production", v2, v1)
+    message = str(refused.value)
+    for line in (
+        "- explain: API removed",
+        "- predict: parameter 'threshold' (number) added without a default",
+        "- predict: parameter 'x' changed type: integer -> string",
+        "--force",
+    ):
+        assert line in message
+    assert write.aliases(name)["production"] == v1
+    assert write.move_alias(name, "production", v3, v1)["version"] == v3  # new API, new optional parameter
+    with pytest.raises(Forbidden, match="admin token"):
+        write.move_alias(name, "production", v2, v3, force=True)
+    admin.move_alias(name, "production", v2, v3, reason="hotfix, clients updated", force=True)
+    last = admin.history(name, alias="production")[-1]
+    assert last["details"]["forced"] is True and last["reason"] == "hotfix, clients updated"
+    assert "- predict: parameter 'top_k' removed" in last["details"]["overridden"]
+    assert write.rollback(name, "production")["version"] == v3  # a rollback is never gated
+
+
+def test_an_alias_that_requires_verification_moves_only_after_a_passing_one(sqlite_registry, local, name, capsys):
+    write, _ = clients(sqlite_registry)
+    v1 = publish(sqlite_registry, local, name, route("predict", {"x": INT}, ["x"]))
+    v2 = publish(sqlite_registry, local, name, route("predict", {"x": INT, "y": {**INT, "default": 1}}, ["x"]))
+    write.move_alias(name, "production", v1, None)
+    remote = ["--url", sqlite_registry.url, "--token", sqlite_registry.tokens["admin"]]
+    assert main(["alias-policy", name, "production", "--require", "verified,compatible", *remote]) == 0
+    assert f"{name}@production requires: compatible, verified" in capsys.readouterr().out
+    with pytest.raises(Forbidden):
+        write.set_policy(name, "production", [])  # policies need an admin token
+    with pytest.raises(PromotionRefused, match=f"{name}:{v2} has no passing verification"):
+        write.move_alias(name, "production", v2, v1)
+    write.record_verification(name, v2, False, samples=3, failures=["sample 2: expected 1, got 0"])
+    with pytest.raises(PromotionRefused, match="no passing verification"):
+        write.move_alias(name, "production", v2, v1)
+    write.record_verification(name, v2, True, samples=3, tool="bento-jupyter verify")
+    assert write.move_alias(name, "production", v2, v1)["version"] == v2
+    recorded = write.json("GET", f"/bentos/{name}/versions/{v2}/verifications")["verifications"]
+    assert [(r["passed"], r["report"]["samples"]) for r in recorded] == [(False, 3), (True, 3)]
+    assert main(["history", name, *remote]) == 0
+    out = capsys.readouterr().out
+    assert f"verified version {v2}: FAILED" in out and f"verified version {v2}: passed" in out
+    assert "set @production to require compatible, verified" in out
+    assert main(["rollback", name, "production", "--reason", "bad canary", *remote]) == 0
+    assert f"{name}@production: {v2} -> {v1} (rolled back)" in capsys.readouterr().out
+    assert main(["rollback", name, "production", *remote]) == 2
+    assert "no earlier target" in capsys.readouterr().err
