@@ -25,10 +25,16 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \\
 ENTRYPOINT ["sh", "env/entrypoint.sh"]
 """
 
-ENTRYPOINT = """\
+TRUSTED_KEYS_DIR = "/etc/bento-jupyter/trusted-keys"
+
+ENTRYPOINT = f"""\
 #!/bin/sh
 # Serve this bento on $PORT (default 3000), on every interface of the container.
-exec bento-jupyter serve "$(dirname "$0")/.." --host 0.0.0.0 --port "${PORT:-3000}" "$@"
+# When public keys are mounted in $BENTO_JUPYTER_TRUSTED_KEYS (default {TRUSTED_KEYS_DIR}),
+# the bento is served only if one of them signed it.
+keys="${{BENTO_JUPYTER_TRUSTED_KEYS:-{TRUSTED_KEYS_DIR}}}"
+if [ -d "$keys" ] && [ -n "$(ls -A "$keys")" ]; then set -- --require-signature "$keys" "$@"; fi
+exec bento-jupyter serve "$(dirname "$0")/.." --host 0.0.0.0 --port "${{PORT:-3000}}" "$@"
 """
 
 

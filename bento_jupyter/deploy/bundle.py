@@ -11,6 +11,7 @@ import yaml
 
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.errors import DeployError
+from bento_jupyter.oci.reference import OCIError, OCIReference
 
 _IMAGE = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
@@ -19,6 +20,7 @@ _IMAGE = re.compile(
 _CPU = re.compile(r"^[0-9]+(\.[0-9]+)?m?$")
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -68,6 +70,8 @@ class DeployOptions:
     memory: str = "1Gi"
     min_replicas: int = 1
     max_replicas: int = 4
+    storage_uri: str | None = None  # kserve: oci://... of a modelcar holding the bento under /models
+    trusted_keys_secret: str | None = None  # a Secret of *.pub keys: the entrypoint then requires a signature
 
     def __post_init__(self) -> None:
         if self.image is not None and not _IMAGE.match(self.image):
@@ -80,6 +84,15 @@ class DeployOptions:
             raise DeployError("--gpus must be 0 or more")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise DeployError("replicas: need 1 <= --min-replicas <= --max-replicas")
+        if self.storage_uri is not None:
+            try:
+                ref = OCIReference.parse(self.storage_uri)
+            except OCIError as exc:
+                raise DeployError(f"invalid --storage-uri: {exc}") from None
+            if not (ref.tag or ref.digest):
+                raise DeployError(f"invalid --storage-uri {self.storage_uri!r}: name a tag or a digest")
+        if self.trusted_keys_secret is not None and not _DNS_SUBDOMAIN.match(self.trusted_keys_secret):
+            raise DeployError(f"invalid --trusted-keys-secret {self.trusted_keys_secret!r}: a Kubernetes Secret name")
 
     def image_for(self, bundle: Bundle) -> str:
         """The image to run: the option, else ``NAME:DIGEST12`` (the tag follows the bundle's content)."""

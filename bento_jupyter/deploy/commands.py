@@ -17,6 +17,8 @@ def _deploy(args: argparse.Namespace) -> int:
         memory=args.memory,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
+        storage_uri=args.storage_uri,
+        trusted_keys_secret=args.trusted_keys_secret,
     )
     for path in deploy(args.source, args.target, Path(args.output), options, args.force):
         print(f"wrote {path}")
@@ -40,4 +42,12 @@ def add_deploy_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--memory", default=defaults.memory, help=f"memory per replica (default {defaults.memory})")
     parser.add_argument("--min-replicas", type=int, default=defaults.min_replicas)
     parser.add_argument("--max-replicas", type=int, default=defaults.max_replicas)
+    parser.add_argument(
+        "--storage-uri",
+        help="kserve: oci://HOST/REPO:TAG of a KServe modelcar holding the bento (NAME.modelcar.Dockerfile)",
+    )
+    parser.add_argument(
+        "--trusted-keys-secret",
+        help="a Secret of *.pub public keys mounted for the entrypoint, which then serves only a bento they signed",
+    )
     parser.set_defaults(run=_deploy)

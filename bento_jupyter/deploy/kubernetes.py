@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter import __version__
+from bento_jupyter.bento.dockerfile import TRUSTED_KEYS_DIR
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 
 CONTAINER_PORT = 3000
 RUN_AS_USER = 10001  # the non-root user of env/Dockerfile
+TRUSTED_KEYS_VOLUME = "trusted-keys"
 
 
 def labels(bundle: Bundle) -> dict[str, str]:
@@ -27,7 +29,9 @@ def _probe(path: str, port: int, period_s: int) -> dict[str, Any]:
 def container(
     bundle: Bundle, options: DeployOptions, *, name: str, port: int, ready_path: str, live_path: str
 ) -> dict[str, Any]:
-    """The serving container: the bundle's image listening on ``$PORT``, probed, sized, non-root."""
+    """The serving container: the bundle's image listening on ``$PORT``, probed, sized, non-root; with the
+    trusted keys mounted where the entrypoint looks for them, when there are some."""
+    mounts = {"volumeMounts": [{"name": TRUSTED_KEYS_VOLUME, "mountPath": TRUSTED_KEYS_DIR, "readOnly": True}]}
     return {
         "name": name,
         "image": options.image_for(bundle),
@@ -41,7 +45,15 @@ def container(
             "runAsUser": RUN_AS_USER,
             "allowPrivilegeEscalation": False,
         },
+        **(mounts if options.trusted_keys_secret else {}),
     }
+
+
+def pod_volumes(options: DeployOptions) -> dict[str, Any]:
+    """The pod spec's ``volumes`` (the trusted keys' Secret), or nothing."""
+    if not options.trusted_keys_secret:
+        return {}
+    return {"volumes": [{"name": TRUSTED_KEYS_VOLUME, "secret": {"secretName": options.trusted_keys_secret}}]}
 
 
 def kubernetes_objects(bundle: Bundle, options: DeployOptions) -> list[dict[str, Any]]:
@@ -56,7 +68,7 @@ def kubernetes_objects(bundle: Bundle, options: DeployOptions) -> list[dict[str,
         "spec": {
             "replicas": options.min_replicas,
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": selector}, "spec": {"containers": [serving]}},
+            "template": {"metadata": {"labels": selector}, "spec": {"containers": [serving], **pod_volumes(options)}},
         },
     }
     service = {

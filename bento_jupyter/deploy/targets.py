@@ -27,6 +27,10 @@ def deploy(source: str, target: str, out: Path, options: DeployOptions, force: b
     """Write ``target``'s artifacts for the bundles at ``source`` (a directory, or ``NAME[:VERSION]``) into ``out``."""
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    if options.storage_uri and target != "kserve":
+        raise DeployError(f"--storage-uri is for --target kserve (a KServe modelcar), not {target}")
+    if options.trusted_keys_secret and target not in ("kubernetes", "kserve"):
+        raise DeployError(f"--trusted-keys-secret is for --target kubernetes or kserve, not {target}")
     path = Path(source)
     roots = bundles_in(path) if path.is_dir() else [locate(source)]
     if not roots:
