@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bento_jupyter.service.api import api
+from bento_jupyter.service.task_context import cancel_requested
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "api", "load_ipython_extension", "service_url", "unload_ipython_extension"]
+__all__ = [
+    "__version__",
+    "api",
+    "cancel_requested",
+    "load_ipython_extension",
+    "service_url",
+    "unload_ipython_extension",
+]
 
 
 def service_url(name: str) -> str:

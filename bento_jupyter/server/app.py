@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 from starlette.applications import Starlette
@@ -14,12 +15,15 @@ from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from bento_jupyter import __version__
+from bento_jupyter.bento.store import home
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.schema import openapi_document, server_url, service_schema
 from bento_jupyter.server.streaming import StreamEndpoint
-from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.server.task_store import TaskStore
+from bento_jupyter.server.tasks import TaskRoutes, TaskRunner, retention_from_environment, task_store_path
+from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -39,11 +43,20 @@ class ServiceApp:
     finish there, new ones reach the new handlers.
     """
 
-    def __init__(self, definition: ServiceDefinition, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        task_home: Path | None = None,
+    ) -> None:
         self.metrics = ServiceMetrics(definition.name)
         self._max_body = max_body_bytes
         self.definition = definition
         self._endpoints = self._build(definition)
+        self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
+        self.tasks: TaskRunner | None = None
+        self._task_routes: dict[str, TaskRoutes] = {}
+        self._serve_tasks(definition)
         self._schema = orjson.dumps(service_schema(definition))
         self._site = Starlette(
             routes=[
@@ -65,6 +78,25 @@ class ServiceApp:
             for route, m in definition.apis.items()
         }
 
+    def _serve_tasks(self, definition: ServiceDefinition) -> None:
+        """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
+        methods = [m for m in definition.apis.values() if m.config.task]
+        if methods and self.tasks is None:
+            store = TaskStore(task_store_path(self._task_home or home(), definition.name))
+            self.tasks = TaskRunner(store, self._task_api, retention_from_environment())
+        if self.tasks is not None:
+            self.tasks.serve(methods)
+        routes = [TaskRoutes(m, self.tasks, self._max_body) for m in methods if self.tasks is not None]
+        self._task_routes = {path: r for r in routes for path in r.paths()}
+
+    def _task_api(self, name: str) -> APIMethod | None:
+        return next((m for m in self.definition.apis.values() if m.name == name and m.config.task), None)
+
+    def close(self) -> None:
+        """Stop running tasks from this app (when its server stops); they stay on disk."""
+        if self.tasks is not None:
+            self.tasks.close()
+
     def swap(self, definition: ServiceDefinition) -> list[Endpoint | StreamEndpoint]:
         """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
         new = self._build(definition)
@@ -76,6 +108,7 @@ class ServiceApp:
         self.definition = definition
         self._schema = orjson.dumps(service_schema(definition))
         self._endpoints = new
+        self._serve_tasks(definition)
         return list(old.values())
 
     async def retire(self, endpoints: list[Endpoint | StreamEndpoint]) -> None:
@@ -86,6 +119,10 @@ class ServiceApp:
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is not None:
                 await endpoint(scope, receive, send)
+                return
+            task_route = self._task_routes.get(scope["path"])
+            if task_route is not None:
+                await task_route(scope, receive, send)
                 return
         await self._site(scope, receive, send)
 

@@ -13,6 +13,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema, to_jsonable_python
 
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
+from bento_jupyter.server.task_store import TaskStatus
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
@@ -207,6 +208,65 @@ def _operation(
     }
 
 
+_TASK_STATUS = {
+    "description": "The task's status",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "title": "TaskStatusResponse",
+                "properties": {
+                    "task_id": {"type": "string"},
+                    "status": {"type": "string", "enum": [s.value for s in TaskStatus]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "executed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "completed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "cancel_requested": {"type": "boolean"},
+                },
+                "required": ["task_id", "status", "created_at", "executed_at"],
+            }
+        }
+    },
+}
+_TASK_ID = [{"name": "task_id", "in": "query", "required": True, "schema": {"type": "string", "title": "Task ID"}}]
+
+
+def _task_operations(method: APIMethod, call: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's five task routes beside a task API's own route, ``call`` being that route's operation."""
+    errors = {code: _ERROR for code in ("400", "404", "500")}
+
+    def operation(verb: str, suffix: str, description: str, answer: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        op = {"operationId": f"{method.name}_{suffix}", "description": description, "tags": ["Tasks"], **extra}
+        return {verb: {**op, "responses": {"200": answer, **errors, **extra.pop("responses", {})}}}
+
+    submit = operation(
+        "post",
+        "submit",
+        f"Store a task of {method.name}() and answer at once with its id; 503 with Retry-After when the queue is full.",
+        _TASK_STATUS,
+        requestBody=call["post"]["requestBody"],
+    )
+    submit["post"]["responses"]["503"] = _ERROR
+    by_id = {"parameters": _TASK_ID}
+    return {
+        f"{method.route}/submit": submit,
+        f"{method.route}/status": operation("get", "status", "The task's status.", _TASK_STATUS, **by_id),
+        f"{method.route}/get": operation(
+            "get",
+            "get",
+            "The finished task's answer (a failed task's error, with its status).",
+            call["post"]["responses"]["200"],
+            **by_id,
+        ),
+        f"{method.route}/cancel": operation(
+            "put", "cancel", "Cancel a pending task; ask a running one to stop.", _TASK_STATUS, **by_id
+        ),
+        f"{method.route}/retry": operation(
+            "post", "retry", "Submit a finished task's request again, as a new task.", _TASK_STATUS, **by_id
+        ),
+    }
+
+
 def openapi_document(
     definition: ServiceDefinition,
     version: str,
@@ -217,10 +277,13 @@ def openapi_document(
     answered (see ``example_request``), ``base`` is the ``servers`` URL (see ``server_url``)."""
     examples = examples or {}
     schemas, components = _schemas(definition)
-    paths: dict[str, Any] = {
-        route: _operation(m, schemas[(m.name, "validation")], schemas[(m.name, "serialization")], examples.get(route))
-        for route, m in definition.apis.items()
-    }
+    paths: dict[str, Any] = {}
+    for route, m in definition.apis.items():
+        paths[route] = _operation(
+            m, schemas[(m.name, "validation")], schemas[(m.name, "serialization")], examples.get(route)
+        )
+        if m.config.task:
+            paths.update(_task_operations(m, paths[route]))
     for probe in ("/readyz", "/livez", "/healthz", "/metrics"):
         paths[probe] = {"get": {**_PROBE, "operationId": probe.strip("/"), "tags": ["Infrastructure"]}}
     return {

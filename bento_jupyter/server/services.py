@@ -59,6 +59,7 @@ class RunningService:
         self.server.stop()
         if self.control_file is not None:
             remove_record(self.control_file)
+        self.app.close()
 
 
 class ServiceTable:

@@ -1,0 +1,235 @@
+"""Tasks on disk: one SQLite file per service, so results outlive a hot swap and a server restart.
+
+Every change is one SQL statement in autocommit mode, so several ``bento-jupyter serve`` workers can
+share a file: the oldest pending task goes to whichever worker's claim runs first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    api TEXT NOT NULL,
+    input BLOB NOT NULL,
+    status TEXT NOT NULL,
+    result BLOB,
+    media_type TEXT,
+    http_status INTEGER,
+    owner TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    executed_at REAL,
+    completed_at REAL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, api, created_at);
+"""
+_COLUMNS = (
+    "task_id, api, input, status, result, media_type, http_status, owner, cancel_requested,"
+    " created_at, executed_at, completed_at"
+)
+
+
+class TaskStatus(enum.Enum):
+    """BentoML's task status names (``bentoml``'s ``ResultStatus``), which its client parses."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task row: its request body, and once finished its answer (body, media type, HTTP status)."""
+
+    task_id: str
+    api: str
+    input: bytes
+    status: TaskStatus
+    result: bytes | None
+    media_type: str | None
+    http_status: int | None
+    owner: str | None  # 'pid:boot-id' of the process running it
+    cancel_requested: bool
+    created_at: float
+    executed_at: float | None
+    completed_at: float | None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> TaskRecord:
+        values = list(row)
+        values[3] = TaskStatus(values[3])
+        values[8] = bool(values[8])
+        return cls(*values)
+
+    def status_json(self) -> dict[str, Any]:
+        """The ``/status`` answer, in BentoML's shape (times as ISO 8601 in UTC)."""
+        return {
+            "task_id": self.task_id,
+            "status": self.status.value,
+            "created_at": _iso(self.created_at),
+            "executed_at": _iso(self.executed_at),
+            "completed_at": _iso(self.completed_at),
+            "cancel_requested": self.cancel_requested,
+        }
+
+
+_BOOT = uuid.uuid4().hex  # tells this process from an earlier one that had the same pid (a container's pid 1)
+
+
+def _this_process() -> str:
+    return f"{os.getpid()}:{_BOOT}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    if owner is None:
+        return False
+    if owner == _this_process():
+        return True
+    pid = int(owner.split(":", 1)[0])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TaskStore:
+    """The tasks of one service in ``path`` (created on first use); every method is thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> TaskRecord | None:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return None if row is None else TaskRecord.from_row(row)
+
+    def add(self, api: str, body: bytes) -> TaskRecord:
+        """A new pending task of ``api`` with the request ``body``."""
+        task_id = uuid.uuid4().hex
+        record = self._one(
+            f"INSERT INTO tasks (task_id, api, input, status, created_at) VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (task_id, api, body, TaskStatus.PENDING.value, time.time()),
+        )
+        assert record is not None
+        return record
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self._one(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
+
+    def pending(self, api: str) -> int:
+        """How many tasks of ``api`` wait to run."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT count(*) FROM tasks WHERE status = ? AND api = ?", (TaskStatus.PENDING.value, api)
+            ).fetchone()
+        return int(count)
+
+    def claim(self, apis: list[str]) -> TaskRecord | None:
+        """Mark the oldest pending task of one of ``apis`` in progress, owned by this process, and return it."""
+        if not apis:
+            return None
+        marks = ", ".join("?" * len(apis))
+        return self._one(
+            f"UPDATE tasks SET status = ?, executed_at = ?, owner = ? WHERE task_id = ("
+            f" SELECT task_id FROM tasks WHERE status = ? AND api IN ({marks}) ORDER BY created_at LIMIT 1"
+            f") AND status = ? RETURNING {_COLUMNS}",
+            (
+                TaskStatus.IN_PROGRESS.value,
+                time.time(),
+                _this_process(),
+                TaskStatus.PENDING.value,
+                *apis,
+                TaskStatus.PENDING.value,
+            ),
+        )
+
+    def finish(self, task_id: str, status: TaskStatus, body: bytes, media_type: str, http_status: int) -> None:
+        """Store a task's answer; a task whose cancellation was asked for ends canceled whatever it returned."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE tasks SET status = CASE WHEN cancel_requested THEN ? ELSE ? END,"
+                " result = ?, media_type = ?, http_status = ?, completed_at = ? WHERE task_id = ?",
+                (TaskStatus.CANCELED.value, status.value, body, media_type, http_status, time.time(), task_id),
+            )
+
+    def cancel(self, task_id: str) -> TaskRecord | None:
+        """Cancel a pending task at once; flag a running one (its handler may poll ``cancel_requested()``)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE tasks SET status = ?, completed_at = ?, cancel_requested = 1 WHERE task_id = ? AND status = ?",
+                (TaskStatus.CANCELED.value, time.time(), task_id, TaskStatus.PENDING.value),
+            )
+            self._db.execute(
+                "UPDATE tasks SET cancel_requested = 1 WHERE task_id = ? AND status = ?",
+                (task_id, TaskStatus.IN_PROGRESS.value),
+            )
+        return self.get(task_id)
+
+    def cancel_requested(self, task_id: str) -> bool:
+        record = self.get(task_id)
+        return record is not None and record.cancel_requested
+
+    def recover(self, error_body: bytes) -> int:
+        """Fail the tasks left in progress by processes that no longer run (a stopped server); how many."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT task_id, owner FROM tasks WHERE status = ?", (TaskStatus.IN_PROGRESS.value,)
+            ).fetchall()
+        orphans = [task_id for task_id, owner in rows if not _owner_alive(owner)]
+        for task_id in orphans:
+            self.finish(task_id, TaskStatus.FAILED, error_body, "application/json", 500)
+        return len(orphans)
+
+    def purge(self, retention_s: float) -> int:
+        """Delete the tasks finished more than ``retention_s`` seconds ago; how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM tasks WHERE completed_at IS NOT NULL AND completed_at < ?", (time.time() - retention_s,)
+            )
+        return cursor.rowcount
+
+    def recent(self, limit: int = 100) -> list[TaskRecord]:
+        """The newest tasks first, for a task list."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [TaskRecord.from_row(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.close()

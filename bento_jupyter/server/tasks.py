@@ -1,0 +1,239 @@
+"""``@api(task=True)``: BentoML's task routes, a bounded queue, and worker threads that run tasks from disk.
+
+``POST {route}/submit`` stores the request and answers at once with a task id; worker threads claim
+pending tasks oldest first, call the handler the service serves *now* (a hot swap takes effect for
+queued tasks), and store the answer. ``GET {route}/status``, ``GET {route}/get``, ``PUT {route}/cancel``
+and ``POST {route}/retry`` read and change the store, whichever process wrote it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server import asgi_io
+from bento_jupyter.server.http_errors import BadRequest, HTTPError, MethodNotAllowed, NotFound, Overloaded
+from bento_jupyter.server.task_store import TaskRecord, TaskStatus, TaskStore
+from bento_jupyter.service.definition import APIMethod
+from bento_jupyter.service.json_values import dumps
+from bento_jupyter.service.task_context import current_task
+
+RETENTION_VARIABLE = "BENTO_JUPYTER_TASK_RETENTION"
+DEFAULT_RETENTION_S = 24 * 3600.0  # BentoML keeps task results for a day too
+DEFAULT_QUEUE_SIZE = 100
+_POLL_S = 0.5  # how often idle workers look for tasks other processes stored
+_INTERRUPTED = orjson.dumps({"error": "the server stopped while this task ran: retry it"})
+TASK_ROUTES = ("/submit", "/status", "/get", "/cancel", "/retry")
+
+
+def retention_from_environment() -> float:
+    """Seconds a finished task is kept: ``$BENTO_JUPYTER_TASK_RETENTION``, else a day."""
+    raw = os.environ.get(RETENTION_VARIABLE)
+    if not raw:
+        return DEFAULT_RETENTION_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"${RETENTION_VARIABLE} must be a number of seconds, got {raw!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"${RETENTION_VARIABLE} must be positive, got {raw!r}")
+    return seconds
+
+
+def _decode(method: APIMethod, body: bytes) -> dict[str, Any]:
+    try:
+        return method.decode(body)
+    except InvalidInput as exc:
+        raise BadRequest(exc.message, field=exc.field or None) from None
+
+
+def _answer(method: APIMethod, result: Any) -> tuple[bytes, str]:
+    encoded = method.encode(result)
+    if method.output.json_schema().get("type") == "string":
+        return str(encoded).encode(), "text/plain; charset=utf-8"
+    return dumps(encoded), "application/json"
+
+
+class TaskRunner:
+    """Runs one service's tasks on worker threads; lives across hot swaps (``resolve`` finds the current handler)."""
+
+    def __init__(self, store: TaskStore, resolve: Callable[[str], APIMethod | None], retention_s: float) -> None:
+        self.store = store
+        self._resolve = resolve
+        self._retention_s = retention_s
+        self._wake = threading.Condition()
+        self._running: dict[str, int] = {}  # API name -> tasks running in this process
+        self._limits: dict[str, int] = {}  # API name -> at most this many at once
+        self._seconds: dict[str, float] = {}  # API name -> smoothed run time, for Retry-After
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+        store.recover(_INTERRUPTED)
+        store.purge(retention_s)
+
+    def serve(self, methods: list[APIMethod]) -> None:
+        """Run tasks of ``methods`` (the task APIs of the definition now served), starting workers as needed."""
+        with self._wake:
+            self._limits = {m.name: m.config.max_concurrency or 1 for m in methods}
+            wanted = sum(self._limits.values())
+            while len(self._threads) < wanted:
+                thread = threading.Thread(target=self._work, name=f"bento-task-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            self._wake.notify_all()
+
+    def submit(self, method: APIMethod, body: bytes) -> TaskRecord:
+        """Store a task, or refuse with 503 and a Retry-After when ``max_queue_size`` tasks already wait."""
+        limit = method.config.max_queue_size or DEFAULT_QUEUE_SIZE
+        waiting = self.store.pending(method.name)
+        if waiting >= limit:
+            per_task = self._seconds.get(method.name, 1.0)
+            raise Overloaded(min(3600.0, math.ceil(waiting * per_task / self._limits.get(method.name, 1))))
+        record = self.store.add(method.name, body)
+        with self._wake:
+            self._wake.notify()
+        return record
+
+    def _claim(self) -> TaskRecord | None:
+        with self._wake:
+            free = [name for name, limit in self._limits.items() if self._running.get(name, 0) < limit]
+            record = self.store.claim(free)
+            if record is not None:
+                self._running[record.api] = self._running.get(record.api, 0) + 1
+            return record
+
+    def _work(self) -> None:
+        while not self._stopped:
+            record = self._claim()
+            if record is None:
+                with self._wake:
+                    self._wake.wait(_POLL_S)
+                continue
+            try:
+                self._run(record)
+            finally:
+                with self._wake:
+                    self._running[record.api] -= 1
+                    self._wake.notify_all()
+
+    def _run(self, record: TaskRecord) -> None:
+        began = time.monotonic()
+        method = self._resolve(record.api)
+        try:
+            if method is None:
+                raise NotFound(f"the service no longer serves {record.api}()")
+            kwargs = _decode(method, record.input)
+            token = current_task.set((self.store, record.task_id))
+            try:
+                result = asyncio.run(method.func(**kwargs)) if method.is_async else method.func(**kwargs)
+            finally:
+                current_task.reset(token)
+            body, media = _answer(method, result)
+            self.store.finish(record.task_id, TaskStatus.COMPLETED, body, media, 200)
+        except HTTPError as error:
+            self.store.finish(record.task_id, TaskStatus.FAILED, error.body(), "application/json", error.status)
+        except Exception as exc:
+            error = orjson.dumps({"error": f"{record.api}() raised {type(exc).__name__}: {exc}"})
+            self.store.finish(record.task_id, TaskStatus.FAILED, error, "application/json", 500)
+        seconds = time.monotonic() - began
+        previous = self._seconds.get(record.api)
+        self._seconds[record.api] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+        self.store.purge(self._retention_s)
+
+    def close(self) -> None:
+        """Stop claiming tasks; a running task finishes on its daemon thread, a pending one waits on disk."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+
+
+def task_store_path(home: Path, service: str) -> Path:
+    return home / "tasks" / f"{service}.sqlite3"
+
+
+def _task_id(scope: Scope) -> str:
+    values = parse_qs(scope.get("query_string", b"").decode()).get("task_id")
+    if not values or not values[0]:
+        raise BadRequest("task_id is required", field="task_id")
+    return values[0]
+
+
+class TaskRoutes:
+    """The five routes BentoML adds for a task API, answering for ``method`` under ``{route}/...``."""
+
+    def __init__(self, method: APIMethod, runner: TaskRunner, max_body_bytes: int) -> None:
+        self.method = method
+        self._runner = runner
+        self._max_body = max_body_bytes
+        self._actions = {
+            "/submit": ("POST", self._submit),
+            "/status": ("GET", self._status),
+            "/get": ("GET", self._get),
+            "/cancel": ("PUT", self._cancel),
+            "/retry": ("POST", self._retry),
+        }
+
+    def paths(self) -> list[str]:
+        return [self.method.route + suffix for suffix in TASK_ROUTES]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        verb, action = self._actions[scope["path"][len(self.method.route) :]]
+        try:
+            if scope["method"] != verb:
+                raise MethodNotAllowed(f"{scope['path']} accepts {verb} only")
+            status, body, media = await action(scope, receive)
+            await asgi_io.send_bytes(send, status, body, media)
+        except HTTPError as error:
+            await asgi_io.send_error(send, error)
+
+    def _record(self, scope: Scope) -> TaskRecord:
+        task_id = _task_id(scope)
+        record = self._runner.store.get(task_id)
+        if record is None or record.api != self.method.name:
+            raise NotFound(f"no task {task_id} of {self.method.name}()", field="task_id")
+        return record
+
+    @staticmethod
+    def _status_answer(record: TaskRecord) -> tuple[int, bytes, bytes]:
+        return 200, orjson.dumps(record.status_json()), b"application/json"
+
+    async def _submit(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
+        asgi_io.check_json_request(scope)
+        body = await asgi_io.read_body(scope, receive, self._max_body)
+        _decode(self.method, body)  # refuse bad input now, not when the task runs
+        return self._status_answer(self._runner.submit(self.method, body))
+
+    async def _status(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+        return self._status_answer(self._record(scope))
+
+    async def _get(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+        record = self._record(scope)
+        if record.status is TaskStatus.CANCELED:
+            raise BadRequest(f"task {record.task_id} was canceled")
+        if not record.status.finished or record.result is None:
+            raise BadRequest(f"task {record.task_id} is not completed yet")
+        return record.http_status or 200, record.result, (record.media_type or "application/json").encode()
+
+    async def _cancel(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+        record = self._record(scope)
+        if record.status.finished:
+            raise BadRequest(f"task {record.task_id} already finished ({record.status.value})")
+        canceled = self._runner.store.cancel(record.task_id)
+        assert canceled is not None
+        return self._status_answer(canceled)
+
+    async def _retry(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+        record = self._record(scope)
+        if not record.status.finished:
+            raise BadRequest(f"task {record.task_id} is not completed yet")
+        return self._status_answer(self._runner.submit(self.method, record.input))
