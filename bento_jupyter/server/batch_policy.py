@@ -8,10 +8,6 @@ from typing import NamedTuple
 TAIL_WINDOW = 256  # observations a tail estimate looks back on
 TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
 TAIL_REFRESH = 32  # observations between two readings of the window
-LOOP_SHARE_OF_BUDGET = 0.5  # the longest run on the loop's thread, as a share of the budget: the loop
-# accepts, reads and refuses nothing meanwhile
-LOOP_RUN_MAX_S = 0.001  # the longest lone request run there when a worker thread could overlap the loop
-CPU_BOUND_SHARE = 0.5  # runs that keep their thread on a core at least this share of their time compute
 
 
 class RecentTail:
@@ -71,9 +67,7 @@ class LatencyModel:
     ``warmup`` batches are ignored: a model's first call (lazy initialisation, allocator growth)
     says little about the next ones. Batches are timed on the event loop's clock, thread
     hand-offs included: that is what a queue waits. ``bound(n)`` adds the 99th percentile of
-    recent batches' overrun of that fit (GIL waits, noisy neighbours). ``alone(n)`` is how long
-    a batch keeps the core when it runs by itself on the loop's thread, and ``cpu_share`` how
-    much of that it computes rather than waits (I/O, a GPU).
+    recent batches' overrun of that fit (GIL waits, noisy neighbours).
     ``gap`` is the mean time from one batch's end to the next one's start while requests wait:
     the server reading requests, refusing some and writing answers, which a backlog's wait
     includes too. ``margin`` is what admission keeps free of the budget for what the fit does
@@ -87,9 +81,7 @@ class LatencyModel:
         self._decay = decay
         self._warmup = warmup
         self._fit = LinearFit(decay)
-        self._alone = LinearFit(decay)
         self.gap = 0.0
-        self.cpu_share = 0.0
         self._overrun = RecentTail()
         self._lateness = RecentTail()
         self._loop_lag = RecentTail()
@@ -100,20 +92,6 @@ class LatencyModel:
 
     def observe_gap(self, seconds: float) -> None:
         self.gap += self._decay * (seconds - self.gap)
-
-    def observe_run(self, size: int, seconds_alone: float, cpu_share: float) -> None:
-        """One run's own time on its thread (other threads' turns on the core left out), and its CPU share."""
-        weight = self._decay if self._alone.observations else 1.0
-        self.cpu_share += weight * (cpu_share - self.cpu_share)
-        self._alone.observe(size, seconds_alone)
-
-    @property
-    def cpu_bound(self) -> bool:
-        return self.cpu_share >= CPU_BOUND_SHARE
-
-    def alone(self, size: int) -> float:
-        """Seconds a batch of ``size`` items keeps the core when it runs by itself."""
-        return self._alone.predict(size)
 
     def observe_lateness(self, seconds: float) -> None:
         """One answer's actual minus expected time in the server."""
@@ -180,10 +158,8 @@ class BatchPolicy:
         max_concurrency: int,
         max_queue_items: int,
         latency: LatencyModel,
-        one_core: bool = False,
     ) -> None:
         self.max_batch_size = max_batch_size
-        self.one_core = one_core  # the handler computes on the CPU and the process may use one core
         self.max_latency_s = max_latency_s
         self.max_concurrency = max_concurrency
         self.max_queue_items = max_queue_items
@@ -199,25 +175,6 @@ class BatchPolicy:
         if state.now >= latest_start:
             return Dispatch(now=True)
         return Dispatch(now=False, wake_at=latest_start)
-
-    def runs_on_loop(self, items: int) -> bool:
-        """Whether a batch of ``items`` should run on the event loop's own thread rather than a worker.
-
-        A worker pays two thread switches per batch; in return the loop keeps accepting and
-        reading requests while the batch runs. That overlap only exists when the handler waits
-        (I/O, a GPU) or there is another core. So a batch runs on the loop's thread when the
-        process has one core and the handler computes, and otherwise only a lone request of at
-        most 1 ms (then the loop would have nothing to read anyway). Either way one batch at a
-        time, and at most half the budget: the loop accepts, reads and refuses nothing meanwhile.
-        """
-        if self.max_concurrency != 1:
-            return False
-        blocks_loop = self.latency.alone(items)
-        if blocks_loop > self.max_latency_s * LOOP_SHARE_OF_BUDGET:
-            return False
-        if self.one_core and self.latency.cpu_bound:
-            return True
-        return items == 1 and blocks_loop <= LOOP_RUN_MAX_S
 
     def _cycle(self, items: int) -> float:
         return self.latency.bound(items) + self.latency.gap

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -38,32 +40,20 @@ class _Request:
         self.settled += stop - start
         if self.settled < self.size or self.future.done():
             return
-        if self.error is not None:
-            self.future.set_exception(self.error)
-        else:
-            self.future.set_result(batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim))
+        if self.error is None:
+            try:
+                answer = batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim)
+            except Exception as exc:  # the pieces of one request's batches do not join
+                self.error = exc
+            else:
+                self.future.set_result(answer)
+                return
+        self.future.set_exception(self.error)
 
-
-class _RunTime(NamedTuple):
-    """A run on its own thread: its time there, less other threads' turns on the core, and its CPU share."""
-
-    alone: float
-    cpu_share: float
-
-    @classmethod
-    def between(cls, began: tuple[float, float, float], ended: tuple[float, float, float]) -> _RunTime:
-        """From (wall, thread CPU, process CPU) clock readings before and after the run.
-
-        Time the process's other threads (the event loop) held the core is left out: on one
-        core they take turns with the run, which then waits for the core, not for I/O or a GPU.
-        """
-        wall, thread, process = (end - start for start, end in zip(began, ended, strict=True))
-        alone = max(wall - (process - thread), thread, 1e-9)
-        return cls(alone, thread / alone)
-
-
-def _clocks() -> tuple[float, float, float]:
-    return time.perf_counter(), time.thread_time(), time.process_time()
+    def fail(self, error: BaseException) -> None:
+        """Answer with ``error`` now, whatever is still out (the dispatcher itself failed)."""
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class _Part(NamedTuple):
@@ -72,13 +62,41 @@ class _Part(NamedTuple):
     stop: int
 
 
+class _Workers:
+    """Threads that run batches off the event loop: the loop hands a batch over with one put on a
+    ``SimpleQueue`` and is woken once per finished batch with ``call_soon_threadsafe``."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"bento-{name}-{i}", daemon=True) for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except BaseException:  # a job answers its own requests; the thread stays for the next one
+                continue
+
+    def run(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Let each thread finish its current job and exit."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
 class BatchDispatcher:
-    """Queues requests of one API, runs merged batches, answers each request.
+    """Queues requests of one API, runs merged batches on worker threads, answers each request.
 
     ``run_batch`` is the handler: it takes one merged value and returns one output item per input
-    item. Short batches run on the event loop's own thread when one runs at a time (see
-    ``BatchPolicy.runs_on_loop``), a lone one right in its request's task; the others run on
-    ``max_concurrency`` worker threads.
+    item. It never runs on the event loop's thread, so the loop keeps reading, refusing and answering
+    while a batch runs, and the handler sees no running event loop. Whatever fails (slicing, merging,
+    the call, splitting), every request of the batch is answered.
     """
 
     def __init__(
@@ -102,8 +120,7 @@ class BatchDispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._backlog_since: float | None = None  # a batch ended with requests still queued
-        self._looked_once = False
-        self._executor = ThreadPoolExecutor(policy.max_concurrency, thread_name_prefix=f"bento-{name}")
+        self._workers = _Workers(policy.max_concurrency, name)
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -136,44 +153,15 @@ class BatchDispatcher:
             expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
         request = _Request(value, size, key, state.now, asyncio.get_running_loop().create_future())
-        if not self._queue and not self._running and self._policy.runs_on_loop(size):
-            await self._run_lone(request)
-        else:
-            self._enqueue(request)
+        self._queue.append(request)
+        self._queued_items += request.size
+        self._idle.clear()
+        self._schedule_pump()
         try:
             return await request.future
         finally:  # here, not when the batch settles: waking this task up is part of the answer's time
             if expected_done is not None:
                 self._policy.latency.observe_lateness(self._clock() - expected_done)
-
-    def _enqueue(self, request: _Request, first: bool = False) -> None:
-        if first:
-            self._queue.appendleft(request)
-        else:
-            self._queue.append(request)
-        self._queued_items += request.size
-        self._idle.clear()
-        self._schedule_pump()
-
-    async def _run_lone(self, request: _Request) -> None:
-        """A short request at an idle dispatcher runs in its own task, with no queue or pump in between.
-
-        It first yields one loop turn, holding the model as if its batch ran: requests already
-        read but not yet queued then queue behind it. If any did, it heads their batch instead.
-        """
-        hold = (request.arrival, request.size)
-        self._running.append(hold)
-        self._idle.clear()
-        try:
-            await asyncio.sleep(0)
-        finally:
-            self._running.remove(hold)
-            if not self._queue:
-                self._idle.set()
-        if self._queue:
-            self._enqueue(request, first=True)
-        else:
-            self._run_here([_Part(request, 0, request.size)])
 
     def _schedule_pump(self) -> None:
         """Look at the queue once the loop has read every request already waiting on its sockets:
@@ -196,27 +184,11 @@ class BatchDispatcher:
                     delay = max(0.0, step.wake_at - self._clock())
                     self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
                 return
-            here = self._policy.runs_on_loop(min(self._queued_items, self._policy.max_batch_size))
-            if here and self._still_arriving():
-                self._schedule_pump()
-                return
             parts = self._take_batch()
             if self._backlog_since is not None:
                 self._policy.latency.observe_gap(self._clock() - self._backlog_since)
                 self._backlog_since = None
-            if here:
-                self._run_here(parts)
-                return
             self._start(parts)
-
-    def _still_arriving(self) -> bool:
-        """True every other look: before running a lone request here, look again after the loop's next turn.
-
-        A batch run on the loop's thread stops it reading: first let the requests already read
-        but not yet queued (their tasks run after this callback) join it. Costs one loop turn.
-        """
-        self._looked_once = not self._looked_once
-        return self._looked_once
 
     def _take_batch(self) -> list[_Part]:
         """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
@@ -226,6 +198,9 @@ class BatchDispatcher:
         kept: deque[_Request] = deque()
         while self._queue and room:
             request = self._queue.popleft()
+            if request.future.done():  # its client left (cancelled) before it ran: drop it
+                self._queued_items -= request.size - request.taken
+                continue
             if request.key != key:
                 kept.append(request)
                 continue
@@ -240,74 +215,66 @@ class BatchDispatcher:
         self._queue = kept
         return parts
 
-    def _run_here(self, parts: list[_Part]) -> None:
-        """Run one batch on the loop's thread, then go back to reading sockets before the next."""
-        size = sum(part.stop - part.start for part in parts)
-        began = self._clock()
-        pieces, run = self._run_parts(parts)
-        self._settle(parts, size, pieces, self._clock() - began, run, ran_here=True)
-
     def _start(self, parts: list[_Part]) -> None:
-        """Run one batch on a worker thread."""
+        """Hand one batch to a worker thread; it calls ``_finish`` back on the loop."""
         size = sum(part.stop - part.start for part in parts)
         started = (self._clock(), size)
         self._running.append(started)
         loop = asyncio.get_running_loop()
-        outcome = loop.run_in_executor(self._executor, self._run_parts, parts)
-        outcome.add_done_callback(lambda done: self._finish(parts, started, done))
 
-    def _finish(self, parts: list[_Part], started: tuple[float, int], done: asyncio.Future[Any]) -> None:
+        def job() -> None:
+            pieces, timed = self._run_parts(parts)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(self._finish, parts, started, pieces, timed)
+
+        try:
+            self._workers.run(job)
+        except Exception as exc:
+            self._finish(parts, started, [exc] * len(parts), False)
+
+    def _finish(self, parts: list[_Part], started: tuple[float, int], pieces: list[Any], timed: bool) -> None:
+        """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
         self._running.remove(started)
         try:
-            pieces, run = done.result()
-        except BaseException as exc:  # the executor itself failed (e.g. shut down)
-            pieces, run = [exc] * len(parts), None
-        # Timed on the loop's clock, hand-offs to and from the worker included: what the queue waits.
-        self._settle(parts, started[1], pieces, self._clock() - started[0], run, ran_here=False)
-
-    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], _RunTime | None]:
-        """One model call for the batch, and how long it ran.
-
-        On failure, one call per request: then untimed (None), as that is not a batch's cost.
-        """
-        dim = self._batch_dim
-        values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
-        began = _clocks()
-        try:
-            output = self._run_batch(batch_values.concat(values, dim))
-            pieces: list[Any] = batch_values.split(output, [p.stop - p.start for p in parts], dim)
-        except Exception as exc:
-            if len(parts) > 1:
-                return [self._run_one_request(value) for value in values], None
-            pieces = [exc]
-        return pieces, _RunTime.between(began, _clocks())
-
-    def _run_one_request(self, value: Any) -> Any:
-        try:
-            output = self._run_batch(value)
-            return batch_values.split(output, [batch_values.batch_size(value, self._batch_dim)], self._batch_dim)[0]
-        except Exception as exc:
-            return exc
-
-    def _settle(
-        self, parts: list[_Part], size: int, pieces: list[Any], seconds: float, run: _RunTime | None, *, ran_here: bool
-    ) -> None:
-        """Answer a finished batch's requests, learn from its timing (if timed), and look at the queue again."""
-        if run is not None:
-            self._policy.latency.observe(size, seconds)
-            self._policy.latency.observe_run(size, run.alone, run.cpu_share)
-            if self._on_batch is not None:
-                self._on_batch(size, seconds)
-        for part, piece in zip(parts, pieces, strict=True):
-            part.request.settle(part.start, part.stop, piece, self._batch_dim)
+            if timed:  # on the loop's clock, hand-offs to and from the worker included: what the queue waits
+                seconds = self._clock() - started[0]
+                self._policy.latency.observe(started[1], seconds)
+                if self._on_batch is not None:
+                    self._on_batch(started[1], seconds)
+            for part, piece in zip(parts, pieces, strict=True):
+                part.request.settle(part.start, part.stop, piece, self._batch_dim)
+        except Exception as exc:  # whatever went wrong, nobody of this batch is left waiting
+            for part in parts:
+                part.request.fail(exc)
         if self._queue:
             self._backlog_since = self._clock()
-            if ran_here:
-                self._schedule_pump()  # read the sockets first: late arrivals join the next batch
-            else:
-                self._pump()
+            self._pump()
         elif not self._running:
             self._idle.set()
+
+    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], bool]:
+        """On a worker: one model call for the batch, and whether it is timed; an output piece or an
+        exception per part.
+
+        On failure, one call per request: then untimed, as that is not a batch's cost.
+        """
+        dim = self._batch_dim
+        try:
+            values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
+            output = self._run_batch(batch_values.concat(values, dim))
+            return batch_values.split(output, [p.stop - p.start for p in parts], dim), True
+        except BaseException as exc:  # SystemExit from a handler too: its requests still get an answer
+            if len(parts) == 1:
+                return [exc], True
+        return [self._run_one_part(part) for part in parts], False
+
+    def _run_one_part(self, part: _Part) -> Any:
+        try:
+            value = batch_values.take(part.request.value, part.start, part.stop, self._batch_dim)
+            output = self._run_batch(value)
+            return batch_values.split(output, [part.stop - part.start], self._batch_dim)[0]
+        except BaseException as exc:
+            return exc
 
     async def drain(self) -> None:
         """Wait until every queued and running request has been answered."""
@@ -317,4 +284,4 @@ class BatchDispatcher:
         """Release the worker threads once drained (callers drain first)."""
         if self._timer is not None:
             self._timer.cancel()
-        self._executor.shutdown(wait=False)
+        self._workers.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -44,14 +43,6 @@ def model_device(func: Callable[..., Any], explicit: str | None) -> str:
 def default_concurrency(device: str) -> int:
     """Batches in flight: two keep a GPU busy while the next batch is assembled; one on CPU."""
     return 2 if device.startswith("cuda") else 1
-
-
-def computes_on_one_core(device: str) -> bool:
-    """Whether a handler on ``device`` computes on the CPU of a process confined to one core.
-
-    A worker thread's computing then cannot overlap the event loop's reading: they take turns.
-    """
-    return not device.startswith("cuda") and len(os.sched_getaffinity(0)) == 1
 
 
 def batch_mover(device: str) -> Callable[[Any], Any] | None:

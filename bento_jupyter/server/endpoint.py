@@ -15,7 +15,6 @@ from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.batching import BatchDispatcher
 from bento_jupyter.server.devices import (
     batch_mover,
-    computes_on_one_core,
     default_concurrency,
     model_device,
     with_callers_torch_threads,
@@ -59,7 +58,6 @@ class Endpoint:
                 max_concurrency=config.max_concurrency or default_concurrency(device),
                 max_queue_items=config.max_queue_size or 16 * config.max_batch_size,
                 latency=LatencyModel(),
-                one_core=computes_on_one_core(device),
             )
             move = batch_mover(device) if method.takes_tensor else None
             run = method.func if move is None else (lambda batch, f=method.func: f(move(batch)))

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from bento_jupyter.service.batch_contract import check_batchable
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 API_ATTRIBUTE = "__bento_api__"
@@ -71,6 +73,8 @@ def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     config = APIConfig(**options)
 
     def mark(target: F) -> F:
+        if config.batchable:
+            check_batchable(target, config.batch_dim)
         setattr(target, API_ATTRIBUTE, config)
         return target
 

@@ -23,6 +23,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import APIConfig, config_of
+from bento_jupyter.service.batch_contract import batch_kind
 from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for, invalid_input
 
 SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
@@ -91,6 +92,8 @@ class APIMethod:
             inputs=_inputs_adapter(name, params),
         )
         method._check()
+        if config.batchable:
+            batch_kind(name, hints.get(method.batch_param.name, Any), config.batch_dim)
         return method
 
     def _check(self) -> None:

@@ -174,3 +174,22 @@ def test_explicit_port_in_use_is_a_clear_error_and_no_port_scans():
 def test_server_binds_loopback_by_default(serve):
     server: ThreadedServer = serve("loop", describe)
     assert server.host == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+
+
+@api(batchable=True, max_batch_size=4, max_latency_ms=5000)
+def sometimes_slow(inputs: np.ndarray) -> np.ndarray:
+    if (inputs < 0).any():
+        time.sleep(1.5)
+    return inputs
+
+
+def test_a_slow_call_leaves_probes_and_other_apis_answering(serve):
+    url = serve("slowpoke", sometimes_slow, describe).url
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(requests.post, f"{url}/sometimes_slow", json={"inputs": [[-1.0]]}, timeout=10)
+        time.sleep(0.2)  # the slow batch is running now
+        began = time.monotonic()
+        assert requests.get(f"{url}/readyz", timeout=1).status_code == 200
+        assert requests.post(f"{url}/describe", json={"text": "hi"}, timeout=1).json() == {"length": 2}
+        assert time.monotonic() - began < 1.0
+        assert slow.result().json() == [[-1.0]]

@@ -7,28 +7,21 @@ import pytest
 from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel, QueueState
 
 
-def trained_model(
-    base: float = 0.002, per_item: float = 0.0001, *, alone_factor: float = 1.0, cpu_share: float = 1.0
-) -> LatencyModel:
-    """Batches timed at ``base + per_item * n``; run by themselves they take ``alone_factor`` of that."""
+def trained_model(base: float = 0.002, per_item: float = 0.0001) -> LatencyModel:
+    """Batches timed at ``base + per_item * n``."""
     model = LatencyModel(warmup=0)
     for size in (1, 8, 16, 32, 64, 4, 48):
-        seconds = base + per_item * size
-        model.observe(size, seconds)
-        model.observe_run(size, seconds * alone_factor, cpu_share)
+        model.observe(size, base + per_item * size)
     return model
 
 
-def policy(
-    concurrency: int = 1, latency: LatencyModel | None = None, queue: int = 1024, one_core: bool = False
-) -> BatchPolicy:
+def policy(concurrency: int = 1, latency: LatencyModel | None = None, queue: int = 1024) -> BatchPolicy:
     return BatchPolicy(
         max_batch_size=64,
         max_latency_s=0.010,
         max_concurrency=concurrency,
         max_queue_items=queue,
         latency=latency or trained_model(),
-        one_core=one_core,
     )
 
 
@@ -116,49 +109,6 @@ def test_time_between_batches_counts_in_the_predicted_wait():
     assert policy(latency=busy).predicted_wait(backlog, 1) == pytest.approx(
         policy(latency=quiet).predicted_wait(backlog, 1) + 0.004, rel=0.01
     )
-
-
-def test_with_cores_to_spare_only_a_lone_short_request_runs_on_the_loop_thread():
-    fast = trained_model(base=0.0005, per_item=0.00002)  # 0.5 ms of a 10 ms budget
-    assert policy(latency=fast).runs_on_loop(1)
-    assert not policy(latency=fast).runs_on_loop(2)  # a batch: the loop keeps reading while a worker runs it
-    assert not policy().runs_on_loop(1)  # 2.1 ms
-    assert not policy(concurrency=2, latency=fast).runs_on_loop(1)  # a pipeline
-    slow = trained_model(base=0.005, per_item=0.0)
-    patient = BatchPolicy(64, max_latency_s=1.0, max_concurrency=1, max_queue_items=1024, latency=slow)
-    assert not patient.runs_on_loop(1)  # 5 ms is a small share of 1 s, but the loop would read nothing meanwhile
-
-
-def test_on_one_core_a_computing_handler_runs_its_batches_on_the_loop_thread():
-    computes = trained_model(base=0.0005, per_item=0.00003)  # 64 items: 2.4 ms of a 10 ms budget
-    assert policy(latency=computes, one_core=True).runs_on_loop(64)  # a worker would only take turns with the loop
-    assert not policy(latency=computes).runs_on_loop(64)  # with another core, the loop reads meanwhile
-    waits = trained_model(base=0.0005, per_item=0.00003, cpu_share=0.1)  # I/O or a GPU: a worker overlaps
-    assert not policy(latency=waits, one_core=True).runs_on_loop(64)
-    assert not policy(latency=computes, one_core=True, concurrency=2).runs_on_loop(64)
-    long = trained_model(base=0.001, per_item=0.0001)  # 64 items: 7.4 ms, the loop would refuse nobody meanwhile
-    assert not policy(latency=long, one_core=True).runs_on_loop(64)
-    assert policy(latency=long, one_core=True).runs_on_loop(16)  # 2.6 ms
-
-
-def test_the_loop_thread_is_judged_by_a_batch_alone_not_by_its_turns_with_the_loop():
-    # On a worker, sharing one core with a busy loop, batches took 3x their own time on the loop's clock.
-    shared = trained_model(base=0.0005, per_item=0.00003, alone_factor=1 / 3)
-    shared_3x = trained_model(base=0.0015, per_item=0.00009)
-    assert shared.predict(64) == pytest.approx(3 * shared.alone(64))
-    assert policy(latency=shared, one_core=True).runs_on_loop(64)
-    assert not policy(latency=shared_3x, one_core=True).runs_on_loop(64)
-
-
-def test_cpu_share_follows_recent_runs():
-    model = LatencyModel(warmup=0)
-    for _ in range(40):
-        model.observe_run(8, 0.001, 0.95)
-    assert model.cpu_bound
-    for _ in range(40):
-        model.observe_run(8, 0.020, 0.02)  # the handler now waits on I/O
-    assert not model.cpu_bound
-    assert model.alone(8) == pytest.approx(0.020, rel=0.05)
 
 
 def test_answers_later_than_predicted_widen_the_margin_admission_keeps():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,7 +12,7 @@ import requests
 import torch
 
 from bento_jupyter import api
-from bento_jupyter.server.devices import batch_mover, computes_on_one_core, default_concurrency, model_device
+from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device
 
 linear = torch.nn.Linear(3, 1)
 seen_devices: list[str] = []
@@ -87,11 +85,3 @@ def test_handlers_compute_with_the_torch_thread_count_the_notebook_set(serve):
     finally:
         torch.set_num_threads(before)
     assert openmp_seen and set(openmp_seen) == {1}
-
-
-def test_a_process_confined_to_one_core_is_seen_as_such_for_cpu_handlers_only():
-    probe = "from bento_jupyter.server.devices import computes_on_one_core as f; print(f('cpu'), f('cuda:0'))"
-    one_core = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", probe], capture_output=True, text=True)
-    assert one_core.stdout.split() == ["True", "False"], one_core.stderr
-    if len(os.sched_getaffinity(0)) > 1:
-        assert not computes_on_one_core("cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 import numpy as np
 import orjson
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 
 from bento_jupyter import api
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
-from bento_jupyter.service.api import config_of
+from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition, choose_endpoints
 
 
@@ -72,12 +73,42 @@ def test_invalid_api_options_are_refused(options):
 
 
 def test_batchable_api_takes_exactly_one_parameter():
-    @api(batchable=True)
     def two(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a
 
     with pytest.raises(ServiceDefinitionError, match="exactly one parameter"):
-        APIMethod.from_function(two)
+        api(batchable=True)(two)
+    with pytest.raises(ServiceDefinitionError, match="exactly one parameter"):
+        APIMethod.from_function(two, APIConfig(batchable=True))
+
+
+@pytest.mark.parametrize("hint", [str, dict, Point, int, float, dict[str, int], "Any"])
+def test_a_batchable_parameter_without_items_is_refused_when_declared(hint):
+    def sentiment(text):
+        return text
+
+    sentiment.__annotations__ = {"text": Any if hint == "Any" else hint}
+    with pytest.raises(ServiceDefinitionError, match=r"declare it np.ndarray or torch.Tensor .* or list\["):
+        api(batchable=True, max_batch_size=8)(sentiment)
+    with pytest.raises(ServiceDefinitionError, match="declare it"):
+        APIMethod.from_function(sentiment, APIConfig(batchable=True))
+
+
+@pytest.mark.parametrize("hint", [np.ndarray, torch.Tensor, list[str], list[Point], tuple[float, ...]])
+def test_arrays_tensors_and_lists_are_batchable(hint):
+    def batch(items):
+        return items
+
+    batch.__annotations__ = {"items": hint}
+    assert APIMethod.from_function(api(batchable=True)(batch)).config.batchable
+
+
+def test_a_list_batches_by_element_only():
+    def batch(items: list[str]) -> list[int]:
+        return [1] * len(items)
+
+    with pytest.raises(ServiceDefinitionError, match="batch_dim must be 0"):
+        api(batchable=True, batch_dim=1)(batch)
 
 
 def test_reserved_routes_and_bad_service_names_are_refused():
