@@ -11,6 +11,8 @@ from pathlib import Path
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy, add_trust_argument, code_executing_files
+from bento_jupyter.capture.objects import executes_code
 from bento_jupyter.deploy.commands import add_deploy_command
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.commands import add_export_command
@@ -24,11 +26,12 @@ def _serve(args: argparse.Namespace) -> int:
     from bento_jupyter.server.standalone import serve_bento
 
     root = locate(args.target)
-    if args.require_signature:
+    keys = Path(args.require_signature) if args.require_signature else None
+    if keys is not None:
         from bento_jupyter.bento.signing import verify_bento
 
-        print(f"{root}: signed by {verify_bento(root, Path(args.require_signature))}", file=sys.stderr)
-    serve_bento(root, args.host, args.port, args.workers)
+        print(f"{root}: signed by {verify_bento(root, keys)}", file=sys.stderr)
+    serve_bento(root, args.host, args.port, args.workers, TrustPolicy(trust_code=args.trust_code, trusted_keys=keys))
     return 0
 
 
@@ -50,8 +53,10 @@ def _show_lineage(manifest: dict) -> str:
         batching = f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
         lines.append(f"  api POST {api['route']}{batching}")
     for model in manifest.get("models", []):
-        warning = "  (pickle: executes code on load)" if model["code_executing"] else ""
+        warning = "  (pickle: executes code on load)" if executes_code(model) else ""
         lines.append(f"  model {model['name']} [{model['kind']}]{warning}")
+    if code_executing_files(manifest):
+        lines.append(f"  executes code on load: serve, pull and deploy need {TRUST_FLAG}")
     lines.append("  requirements " + ", ".join(manifest.get("requirements", [])))
     return "\n".join(lines)
 
@@ -79,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--require-signature", metavar="KEYS", help="serve only if signed by one of these public keys (file or dir)"
     )
+    add_trust_argument(serve)
     serve.set_defaults(run=_serve)
     for kind in ("bentos", "models"):
         group = commands.add_parser(kind, help=f"list, show or delete stored {kind}")

@@ -17,6 +17,7 @@ from typing import Any
 from bento_jupyter import kernel_actions
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError, BentoNotFoundError, ServiceConflictError
 from bento_jupyter.model_candidates import describe_models
@@ -108,22 +109,26 @@ def save_model(variable: str, name: str | None = None) -> dict[str, Any]:
     return {"tag": item.tag, "message": f"saved model {item.tag}"}
 
 
-def _fetch(ref: str, registry_url: str | None, token: str | None) -> StoredItem:
+def _fetch(ref: str, registry_url: str | None, token: str | None, trust: TrustPolicy) -> StoredItem:
     if registry_url:
         from bento_jupyter.registry import pull
 
-        return pull(ref, registry_url, token or None).item
+        return pull(ref, registry_url, token or None, trust=trust).item
     if "@" in ref:
         raise BentoNotFoundError(f"{ref}: aliases live in a registry; set registryUrl in Settings > Bento")
     return Store("bentos").resolve(ref)
 
 
 @_action
-def serve_version(ref: str, registry_url: str | None = None, token: str | None = None) -> dict[str, Any]:
+def serve_version(
+    ref: str, registry_url: str | None = None, token: str | None = None, trust_code: bool = False
+) -> dict[str, Any]:
     """Serve bento ``NAME:N`` or ``NAME@ALIAS`` in this kernel: pulled from the registry at ``registry_url``
-    (into the local store), else from the local store."""
-    item = _fetch(ref, registry_url, token)
-    definition, _ = load_bento(item.path)
+    (into the local store), else from the local store. A bento that executes code on load needs
+    ``trust_code=True`` unless this kernel built it."""
+    trust = TrustPolicy(trust_code=trust_code)
+    item = _fetch(ref, registry_url, token, trust)
+    definition, _ = load_bento(item.path, trust)
     running = services.get(definition.name)
     if running is not None and running.running:
         raise ServiceConflictError(f"a service named {definition.name!r} already runs here: stop it first")

@@ -19,6 +19,7 @@ from traitlets import Bool, Float, Int, Unicode
 from bento_jupyter import panel
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.capture import CaptureMode, write_bundle
@@ -69,6 +70,7 @@ def build_parser() -> _Parser:
     push.add_argument("tag", help="NAME or NAME:N")
     pull = commands.add_parser("pull", help="fetch a bento version (NAME:N or NAME@alias) from the registry")
     pull.add_argument("ref", help="NAME:N or NAME@alias")
+    add_trust_argument(pull)
     for transfer in (push, pull):
         transfer.add_argument("--url", help="registry URL (default: from bento-jupyter login)")
         transfer.add_argument("--token", help="registry token (default: from bento-jupyter login)")
@@ -201,7 +203,8 @@ class BentoMagics(Magics):
     def _pull(self, args: argparse.Namespace, cell: str | None) -> None:
         from bento_jupyter.registry import pull
 
-        result = pull(args.ref, args.url, args.token, panel.progress_bar("pulling", self.shell))
+        trust = TrustPolicy(trust_code=args.trust_code)
+        result = pull(args.ref, args.url, args.token, panel.progress_bar("pulling", self.shell), trust=trust)
         print(f"pulled {args.ref} (registry version {result.version}) as {result.item.tag}")
 
     def _list(self, args: argparse.Namespace, cell: str | None) -> None:

@@ -10,6 +10,7 @@ from bento_jupyter import __version__
 from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
 from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
 from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.bento.trust import remember_built
 from bento_jupyter.capture.code import CodeSlice
 from bento_jupyter.capture.objects import save_objects
 from bento_jupyter.capture.requirements import infer_requirements, lock_requirements
@@ -71,7 +72,7 @@ def write_bento(
     )
     (root / "env" / "Dockerfile").write_text(render_dockerfile(definition.name, python))
     (root / "env" / "entrypoint.sh").write_text(ENTRYPOINT)
-    return write_manifest(
+    manifest = write_manifest(
         root,
         {
             "kind": "bento",
@@ -88,6 +89,8 @@ def write_bento(
             "lineage": lineage,
         },
     )
+    remember_built(manifest["digest"])  # the kernel that built a bento may load it without asking
+    return manifest
 
 
 def build_bento(
@@ -98,6 +101,7 @@ def build_bento(
     extra_requirements: list[str] | None = None,
 ) -> StoredItem:
     """Write a new version of ``definition`` into ``store`` atomically."""
+
     return store.add(
         definition.name, lambda root: write_bento(root, definition, code, lineage, extra_requirements or [])
     )

@@ -7,8 +7,9 @@ import types
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.bento.manifest import MANIFEST_NAME, read_manifest
+from bento_jupyter.bento.manifest import MANIFEST_NAME, check_references, read_manifest, verified_path
 from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.capture.objects import load_object
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 from bento_jupyter.service.definition import ServiceDefinition
@@ -38,17 +39,24 @@ def module_name(bento_name: str) -> str:
     return "bento_" + bento_name.replace("-", "_").replace(".", "_")
 
 
-def load_bento(root: Path) -> tuple[ServiceDefinition, dict[str, Any]]:
-    """The service a bento defines, with its objects loaded, and its manifest."""
+def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[str, Any]]:
+    """The service a bento defines, with its objects loaded, and its manifest.
+
+    Every file is verified against the manifest first, every path opened is one of those files, and
+    objects whose loader executes code load only as ``trust`` allows (:class:`UntrustedCodeError`).
+    """
     manifest = read_manifest(root)
+    check_references(manifest)
+    check_trust(root, manifest, trust)
+    source_path = verified_path(root, manifest, manifest["source"])
     module = types.ModuleType(module_name(manifest["name"]))
-    module.__file__ = str(root / manifest["source"])
+    module.__file__ = str(source_path)
     sys.modules[module.__name__] = module
-    source = (root / manifest["source"]).read_text()
-    exec(compile(source, module.__file__, "exec"), module.__dict__)
+    exec(compile(source_path.read_text(), module.__file__, "exec"), module.__dict__)
     namespace = module.__dict__
     for entry in manifest["models"]:
-        namespace[entry["name"]] = load_object(entry, root / "models", namespace)
+        paths = [verified_path(root, manifest, f"models/{name}") for name in entry["files"]]
+        namespace[entry["name"]] = load_object(entry, paths, namespace)
     functions = []
     for api in manifest["apis"]:
         func = namespace.get(api["function"])

@@ -83,9 +83,42 @@ def read_manifest(root: Path, verify_files: bool = True, name: str = MANIFEST_NA
     return manifest
 
 
+def referenced_files(manifest: dict[str, Any]) -> list[Any]:
+    """Every path a loader opens, relative to the bento: the source module and each model's files."""
+    paths: list[Any] = [manifest["source"]] if "source" in manifest else []
+    for entry in manifest.get("models") or []:
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, list):
+            raise BentoIntegrityError(f"model entry {entry!r} has no 'files' list")
+        paths += [f"models/{name}" if isinstance(name, str) else name for name in files]
+    return paths
+
+
+def check_references(manifest: dict[str, Any]) -> None:
+    """Refuse a manifest whose source or model files are not among its own verified files."""
+    listed = {entry.get("path") for entry in manifest.get("files") or [] if isinstance(entry, dict)}
+    for path in referenced_files(manifest):
+        if not isinstance(path, str) or path not in listed:
+            raise BentoIntegrityError(f"the manifest refers to {path!r}, which is not one of its verified files")
+
+
+def verified_path(root: Path, manifest: dict[str, Any], relative: str) -> Path:
+    """``root/relative`` if it is a verified file of the bento and lies inside ``root``; else refuse."""
+    listed = {entry.get("path") for entry in manifest["files"]}
+    if relative not in listed:
+        raise BentoIntegrityError(f"{root}: {relative!r} is not one of the bento's verified files")
+    path = root / relative
+    if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
+        raise BentoIntegrityError(f"{root}: {relative!r} points outside the bento")
+    return path
+
+
 def verify_file_list(root: Path, expected: list[dict[str, Any]]) -> None:
     listed = {entry["path"]: entry for entry in expected}
     present = {p.relative_to(root).as_posix(): p for p in _files_under(root)}
+    for name, path in sorted(present.items()):
+        if path.is_symlink():
+            raise BentoIntegrityError(f"{root}: file {name} is a symbolic link (a bento holds plain files only)")
     for name in sorted(set(listed) - set(present)):
         raise BentoIntegrityError(f"{root}: file {name} is missing")
     for name in sorted(set(present) - set(listed)):

@@ -4,11 +4,13 @@
   loaded with ``torch.load(weights_only=True)`` that may only name torch classes and classes from
   the bento's own source;
 * numpy arrays: ``.npy`` without pickle;
-* anything else: cloudpickle, marked ``code_executing`` in the manifest, referring to the bento's own
+* anything else: cloudpickle, which runs whatever code the file holds, referring to the bento's own
   definitions and to objects stored before it by name (``capture.pickling``).
 
 Objects are saved, and listed in the manifest, in the order they must be loaded: tensors and arrays
 first, then plain objects, then callables (which usually refer to the others).
+
+Whether loading executes code is a property of the loader (``LOADERS``), never of a manifest field.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from bento_jupyter.errors import BentoIntegrityError
 
 _NOTEBOOK_PREFIX = "__main__."
 _MISSING = object()
+
+
+# kind -> whether its loader can execute code held in the file (unknown kinds count as executing).
+LOADERS: dict[str, bool] = {"torch": False, "numpy": False, "pickle": True}
+
+
+def executes_code(entry: dict[str, Any]) -> bool:
+    """Whether loading this manifest entry can run code from its files: decided by its loader alone."""
+    kind = entry.get("kind")
+    return not isinstance(kind, str) or LOADERS.get(kind, True)
 
 
 def _torch() -> Any:
@@ -126,41 +138,57 @@ def save_objects(
 
 
 def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list[Any]:
-    """The classes an architecture pickle needs, if all are torch's or the bento's own."""
+    """The classes an architecture pickle needs, if all are torch modules or classes of the bento's own.
+
+    Only classes: a function named here (``torch.utils.cpp_extension.load_inline``...) would run on load.
+    """
     import torch
 
     allowed: list[Any] = []
     for qualified in torch.serialization.get_unsafe_globals_in_checkpoint(str(checkpoint)):
-        if qualified.startswith(_NOTEBOOK_PREFIX) and qualified[len(_NOTEBOOK_PREFIX) :] in source_namespace:
-            allowed.append((source_namespace[qualified[len(_NOTEBOOK_PREFIX) :]], qualified))
+        found: Any = None
+        if qualified.startswith(_NOTEBOOK_PREFIX):
+            found = source_namespace.get(qualified[len(_NOTEBOOK_PREFIX) :])
+            found = (found, qualified) if isinstance(found, type) else None
         elif qualified.startswith("torch."):
             module, _, attr = qualified.rpartition(".")
-            allowed.append(getattr(importlib.import_module(module), attr))
-        else:
+            with contextlib.suppress(ImportError):
+                candidate = getattr(importlib.import_module(module), attr, None)
+                if isinstance(candidate, type) and issubclass(candidate, torch.nn.Module):
+                    found = candidate
+        if found is None:
             raise BentoIntegrityError(
-                f"{checkpoint.name} refers to {qualified}, which is neither torch's nor defined in the bento"
+                f"{checkpoint.name} refers to {qualified}, which is neither a torch module class nor a class "
+                "defined in the bento"
             )
+        allowed.append(found)
     return allowed
 
 
-def load_object(entry: dict[str, Any], directory: Path, source_namespace: dict[str, Any]) -> Any:
-    """Rebuild one stored object; ``source_namespace`` holds the bento's own classes."""
+def load_object(entry: dict[str, Any], paths: list[Path], source_namespace: dict[str, Any]) -> Any:
+    """Rebuild one stored object from its (already verified) ``paths``; ``source_namespace`` holds the
+    bento's own classes."""
     kind = entry["kind"]
+    expected = {"torch": 2, "numpy": 1, "pickle": 1}.get(kind)
+    if expected is None:
+        raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry['name']}")
+    if len(paths) != expected:
+        raise BentoIntegrityError(f"{entry['name']}: a {kind} object has {expected} file(s), not {len(paths)}")
     if kind == "torch":
         import torch
         from safetensors.torch import load_model
 
-        weights, architecture = (directory / f for f in entry["files"])
+        weights, architecture = paths
         with torch.serialization.safe_globals(_allowed_globals(architecture, source_namespace)):
             module = torch.load(architecture, weights_only=True)
+        if not isinstance(module, torch.nn.Module):
+            raise BentoIntegrityError(f"{architecture.name} does not hold a torch module")
         module = module.to_empty(device="cpu")
         load_model(module, str(weights), strict=True)
-        if entry.get("device", "cpu").startswith("cuda") and torch.cuda.is_available():
+        if str(entry.get("device", "cpu")).startswith("cuda") and torch.cuda.is_available():
             module = module.to(entry["device"])
         return module
     if kind == "numpy":
-        return np.load(directory / entry["files"][0], allow_pickle=False)
-    if kind == "pickle":
-        with (directory / entry["files"][0]).open("rb") as handle:
-            return pickling.load(handle, source_namespace)
-    raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry['name']}")
+        return np.load(paths[0], allow_pickle=False)
+    with paths[0].open("rb") as handle:
+        return pickling.load(handle, source_namespace)

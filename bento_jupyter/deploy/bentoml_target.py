@@ -32,8 +32,10 @@ from pathlib import Path
 import bentoml
 
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.trust import TrustPolicy
 
-_service, _ = load_bento(Path(__file__).resolve().parent / "bento")
+_TRUSTED = TrustPolicy(trusted_digests=frozenset({{{trusted!r}}}))  # what `bento-jupyter deploy` was allowed to load
+_service, _ = load_bento(Path(__file__).resolve().parent / "bento", _TRUSTED)
 _functions = {{api.name: api.func for api in _service.apis.values()}}
 {imports}
 
@@ -148,7 +150,13 @@ def service_module(bundle: Bundle) -> str:
     imports = ""
     if imported:
         imports = f"\nfrom {module_name(bundle.name)} import {', '.join(imported)}  # noqa: E402  (the APIs' types)\n"
-    header = _HEADER.format(version=__version__, imports=imports, name=bundle.name, cls=class_name(bundle.name))
+    header = _HEADER.format(
+        version=__version__,
+        imports=imports,
+        name=bundle.name,
+        cls=class_name(bundle.name),
+        trusted=bundle.trusted_digest,
+    )
     return header + "\n".join(methods)
 
 

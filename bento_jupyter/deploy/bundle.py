@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest import check_references, read_manifest
+from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy, check_trust, executes_code_on_load
 from bento_jupyter.errors import DeployError
 from bento_jupyter.oci.reference import OCIError, OCIReference
 
@@ -26,14 +27,29 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 @dataclass(frozen=True)
 class Bundle:
-    """One verified bento directory."""
+    """One verified bento directory, and whether the user allowed it to execute code on load."""
 
     root: Path
     manifest: dict[str, Any]
+    trust_code: bool = False
 
     @classmethod
-    def read(cls, root: Path) -> Bundle:
-        return cls(root, read_manifest(root))
+    def read(cls, root: Path, trust_code: bool = False) -> Bundle:
+        """Refuses (:class:`UntrustedCodeError`) a bento that executes code on load unless ``trust_code``."""
+        manifest = read_manifest(root)
+        check_references(manifest)
+        check_trust(root, manifest, TrustPolicy(trust_code=trust_code))
+        return cls(root, manifest, trust_code and executes_code_on_load(manifest))
+
+    @property
+    def trusted_digest(self) -> str:
+        """The manifest digest the generated runtime may load with its pickles ('' when it has none)."""
+        return self.manifest["digest"] if self.trust_code else ""
+
+    @property
+    def serve_args(self) -> list[str]:
+        """Arguments for the image's ``bento-jupyter serve`` entrypoint."""
+        return [TRUST_FLAG] if self.trust_code else []
 
     @property
     def name(self) -> str:

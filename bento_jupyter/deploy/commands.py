@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bento_jupyter.bento.trust import add_trust_argument
 from bento_jupyter.deploy.bundle import DeployOptions
 from bento_jupyter.deploy.targets import TARGETS, deploy
 
@@ -20,7 +21,7 @@ def _deploy(args: argparse.Namespace) -> int:
         storage_uri=args.storage_uri,
         trusted_keys_secret=args.trusted_keys_secret,
     )
-    for path in deploy(args.source, args.target, Path(args.output), options, args.force):
+    for path in deploy(args.source, args.target, Path(args.output), options, args.force, args.trust_code):
         print(f"wrote {path}")
     return 0
 
@@ -50,4 +51,5 @@ def add_deploy_command(commands: argparse._SubParsersAction) -> None:
         "--trusted-keys-secret",
         help="a Secret of *.pub public keys mounted for the entrypoint, which then serves only a bento they signed",
     )
+    add_trust_argument(parser)
     parser.set_defaults(run=_deploy)

@@ -35,6 +35,7 @@ def container(
     return {
         "name": name,
         "image": options.image_for(bundle),
+        **({"args": bundle.serve_args} if bundle.serve_args else {}),
         "env": [{"name": "PORT", "value": str(port)}],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {**_probe(ready_path, port, 5), "initialDelaySeconds": 5},

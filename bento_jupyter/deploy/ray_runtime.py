@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import batch_values
 from bento_jupyter.service.json_values import dumps
@@ -32,8 +33,9 @@ def _error(status: int, message: str, field: str | None = None) -> Answer:
 class BentoAPI:
     """One API of a bento, loaded (and verified) in this replica; answers raw JSON request bodies."""
 
-    def __init__(self, bento: str, api: str) -> None:
-        definition, _ = load_bento(Path(bento))
+    def __init__(self, bento: str, api: str, trusted_digest: str = "") -> None:
+        """``trusted_digest``: the manifest digest ``deploy --trust-code`` approved (pickles load only then)."""
+        definition, _ = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
         self.method = next(m for m in definition.apis.values() if m.name == api)
         self._text = self.method.output.json_schema().get("type") == "string"
 

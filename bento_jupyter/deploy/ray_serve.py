@@ -31,6 +31,7 @@ from ray import serve
 from bento_jupyter.deploy.ray_runtime import Answer, BentoAPI, BentoIngress
 
 BENTO = str(Path(__file__).resolve().parent / "bentos" / {name!r})
+TRUSTED_DIGEST = {trusted!r}  # what `bento-jupyter deploy` was allowed to load
 {deployments}
 
 app = serve.deployment(name={ingress!r}, ray_actor_options={{"num_cpus": {ingress_cpus!r}}})(BentoIngress).bind(
@@ -78,10 +79,11 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
             "wait": float(api["max_latency_ms"]) / 1000,
         }
         deployments.append((_BATCHED if api["batchable"] else _SINGLE).format(**values))
-        routes.append(f"        {str(api['route'])!r}: {cls}.bind(BENTO, {str(api['name'])!r}),")
+        routes.append(f"        {str(api['route'])!r}: {cls}.bind(BENTO, {str(api['name'])!r}, TRUSTED_DIGEST),")
     return _MODULE.format(
         version=__version__,
         name=bundle.name,
+        trusted=bundle.trusted_digest,
         deployments="".join(deployments),
         ingress=bundle.name,
         ingress_cpus=_INGRESS_CPUS,

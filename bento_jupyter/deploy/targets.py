@@ -23,8 +23,13 @@ TARGETS: dict[str, Writer] = {
 }
 
 
-def deploy(source: str, target: str, out: Path, options: DeployOptions, force: bool = False) -> list[Path]:
-    """Write ``target``'s artifacts for the bundles at ``source`` (a directory, or ``NAME[:VERSION]``) into ``out``."""
+def deploy(
+    source: str, target: str, out: Path, options: DeployOptions, force: bool = False, trust_code: bool = False
+) -> list[Path]:
+    """Write ``target``'s artifacts for the bundles at ``source`` (a directory, or ``NAME[:VERSION]``) into ``out``.
+
+    A bundle that executes code on load is refused unless ``trust_code``; then its runtime may load it.
+    """
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     if options.storage_uri and target != "kserve":
@@ -35,7 +40,7 @@ def deploy(source: str, target: str, out: Path, options: DeployOptions, force: b
     roots = bundles_in(path) if path.is_dir() else [locate(source)]
     if not roots:
         raise DeployError(f"{source} holds no bento (no bento.yaml): run bento-jupyter export first")
-    bundles = [Bundle.read(root) for root in roots]
+    bundles = [Bundle.read(root, trust_code) for root in roots]
     with staged_directory(out, force) as work:
         written = TARGETS[target](bundles, work, options)
     return [out / path.relative_to(work) for path in written]

@@ -18,6 +18,7 @@ import requests
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, read_manifest
 from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.cache import BlobCache
 from bento_jupyter.registry.config import resolve_login
@@ -258,8 +259,14 @@ def pull(
     progress: Progress | None = None,
     store: Store | None = None,
     cache: BlobCache | None = None,
+    trust: TrustPolicy | None = None,
 ) -> PullResult:
-    """Fetch ``NAME``, ``NAME:N`` or ``NAME@ALIAS`` into the local store, verifying every digest."""
+    """Fetch ``NAME``, ``NAME:N`` or ``NAME@ALIAS`` into the local store, verifying every digest.
+
+    A version whose files execute code on load is refused (:class:`UntrustedCodeError`, before any
+    download) unless ``trust`` vouches for it: ``--trust-code``, or a signature by a trusted key.
+    """
+    trust = trust or TrustPolicy()
     remote = RemoteRef.parse(ref)
     store = store or Store("bentos")
     client = connect(url, token)
@@ -272,6 +279,8 @@ def pull(
         raise RegistryIntegrityError(f"{remote} from {client.url}: {exc.message}") from None
     if manifest["digest"] != info["digest"]:
         raise RegistryIntegrityError(f"{remote} from {client.url}: the manifest is not the version's digest")
+    if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
+        check_trust(Path(remote.name), manifest, trust)
     existing = _local_copy(store, remote.name, info["digest"])
     if existing is not None:
         if progress is not None:
@@ -288,7 +297,7 @@ def pull(
         for entry in manifest["files"]:
             cache.copy_to(entry["sha256"], root / entry["path"])
         (root / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False))
-        read_manifest(root, verify_files=False)
+        check_trust(root, read_manifest(root), trust)
 
     item = store.add(remote.name, fill)
     return PullResult(item, info["version"], info["digest"], meter.done, False)

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
 from bento_jupyter.registry import client
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -171,7 +172,8 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    result = client.pull(args.ref, args.url, args.token, _StderrProgress("pulling"))
+    trust = TrustPolicy(trust_code=args.trust_code)
+    result = client.pull(args.ref, args.url, args.token, _StderrProgress("pulling"), trust=trust)
     where = "already in the local store as" if result.reused else "pulled into the local store as"
     print(f"{args.ref} (registry version {result.version}) {where} {result.item.tag} at {result.item.path}")
     return 0
@@ -326,6 +328,7 @@ def add_client_commands(commands: Any) -> None:
 
     pull = commands.add_parser("pull", help="fetch NAME[:N|@ALIAS] from the registry into the local store")
     pull.add_argument("ref")
+    add_trust_argument(pull)
     _remote(pull)
     pull.set_defaults(run=_pull)
 

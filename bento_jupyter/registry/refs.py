@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bento_jupyter.bento.manifest import UNLISTED_NAMES, manifest_digest
+from bento_jupyter.bento.manifest import UNLISTED_NAMES, check_references, manifest_digest
 from bento_jupyter.bento.store import NAME_PATTERN
+from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -86,6 +87,10 @@ def check_manifest(manifest: Any, name: str) -> dict[str, Any]:
     lineage = manifest.get("lineage", {})
     if not isinstance(lineage, dict):
         raise InvalidRequest("the manifest's lineage must be an object")
+    try:
+        check_references(manifest)
+    except BentoIntegrityError as exc:
+        raise InvalidRequest(str(exc)) from None
     return manifest
 
 

@@ -8,6 +8,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from bento_jupyter.bento.build import write_bento
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.capture.code import capture_handlers
 from bento_jupyter.errors import CaptureError
 from bento_jupyter.kernel_actions import user_namespace
@@ -39,7 +40,7 @@ def bento_of(shell, tmp_path, handler: str = "handler"):
     root = tmp_path / "bento"
     root.mkdir()
     write_bento(root, ServiceDefinition.from_functions("t", [func]), code, {}, [])
-    definition, _ = load_bento(root)
+    definition, _ = load_bento(root, TrustPolicy())  # written by this process: trusted
     (method,) = definition.apis.values()
     return (root / "src" / "service.py").read_text(), method.func
 

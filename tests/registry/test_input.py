@@ -121,7 +121,13 @@ def test_the_server_never_unpickles_anything(strict, local, name, tmp_path):
         from bento_jupyter.bento.manifest import write_manifest
 
         write_manifest(
-            root, {"kind": "bento", "name": name, "models": [{"name": "m", "kind": "pickle"}], "lineage": {}}
+            root,
+            {
+                "kind": "bento",
+                "name": name,
+                "models": [{"name": "m", "kind": "pickle", "files": ["model.pkl"]}],
+                "lineage": {},
+            },
         )
 
     local.add(name, fill)

@@ -1,0 +1,90 @@
+"""Whether a bento may be loaded: files whose loader executes code need an explicit decision.
+
+What a file can do on load is decided by the loader that would open it (``capture.objects.LOADERS``),
+never by a manifest field: a ``code_executing: false`` written into a manifest changes nothing.
+The decision comes from the user (``--trust-code``), from the kernel that built the bento (it
+trusts what it wrote itself, by manifest digest), or from a signature by a trusted key
+(``--require-signature KEYS``, checked by ``bento.signing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bento_jupyter.capture.objects import executes_code
+from bento_jupyter.errors import BentoJupyterError
+
+TRUST_FLAG = "--trust-code"
+_BUILT_HERE: set[str] = set()  # manifest digests this process wrote
+
+
+class UntrustedCodeError(BentoJupyterError):
+    """A bento holds files that execute code when loaded, and nobody decided to trust it."""
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Who vouches for code-executing files: the user (``trust_code``), approved manifest digests, or keys."""
+
+    trust_code: bool = False
+    trusted_digests: frozenset[str] = field(default_factory=frozenset)
+    trusted_keys: Path | None = None  # a key directory, for signed bentos
+
+
+def signed_by_trusted_key(root: Path, manifest: dict[str, Any], keys: Path | None) -> bool:
+    """True when the bento at ``root`` carries a valid signature by a key in ``keys`` (``bento.sig`` covers
+    every file, the manifest included); a bad signature raises :class:`BentoSignatureError`."""
+    if keys is None:
+        return False
+    from bento_jupyter.bento.signing import verify_bento  # model-signing: a slow import, only when asked
+
+    verify_bento(root, keys)
+    return True
+
+
+def remember_built(digest: str) -> None:
+    """Record that this process built the bento with manifest ``digest``: it may load it without asking."""
+    _BUILT_HERE.add(digest)
+
+
+def code_executing_files(manifest: dict[str, Any]) -> list[str]:
+    """Paths (relative to the bento) that a code-executing loader would open, e.g. ``models/clf.pkl``."""
+    found = []
+    for entry in manifest.get("models") or []:
+        if not isinstance(entry, dict) or not executes_code(entry):
+            continue
+        files = entry.get("files") if isinstance(entry.get("files"), list) else []
+        found += [f"models/{name}" for name in files] or [f"models/{entry.get('name')}"]
+    return found
+
+
+def executes_code_on_load(manifest: dict[str, Any]) -> bool:
+    return bool(code_executing_files(manifest))
+
+
+def check_trust(root: Path, manifest: dict[str, Any], policy: TrustPolicy) -> None:
+    """Raise :class:`UntrustedCodeError` (naming the files and the flag) unless loading ``root`` is vouched for."""
+    files = code_executing_files(manifest)
+    if not files or policy.trust_code:
+        return
+    digest = manifest.get("digest")
+    if digest in _BUILT_HERE or digest in policy.trusted_digests:
+        return
+    if signed_by_trusted_key(root, manifest, policy.trusted_keys):
+        return
+    raise UntrustedCodeError(
+        f"{manifest.get('name')} executes code when loaded ({', '.join(files)}: pickle runs any code it holds); "
+        f"load it only if you trust who built it: pass {TRUST_FLAG}"
+    )
+
+
+def add_trust_argument(parser: Any) -> None:
+    """``--trust-code`` on a command that loads or fetches bentos."""
+    parser.add_argument(
+        TRUST_FLAG,
+        dest="trust_code",
+        action="store_true",
+        help="allow files that execute code when loaded (pickles): only for bentos whose builder you trust",
+    )
