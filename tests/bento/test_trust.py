@@ -150,3 +150,26 @@ def test_deploy_refuses_a_pickle_bento_unless_trusted_and_then_passes_the_decisi
     deploy(str(tmp_path / "b"), "ray", tmp_path / "ray", DeployOptions(), trust_code=True)
     assert f"TRUSTED_DIGEST = {manifest['digest']!r}" in (tmp_path / "ray" / "serve_evil.py").read_text()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_bento_signed_by_a_trusted_key_loads_its_pickle_and_one_signed_by_another_does_not(tmp_path):
+    from bento_jupyter.bento.signing import sign_bento
+    from bento_jupyter.errors import BentoSignatureError
+    from tests.bento.test_signing import write_key_pair
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "theirs").mkdir()
+    alice, _ = write_key_pair(tmp_path / "ours", "alice")
+    mallory, _ = write_key_pair(tmp_path / "theirs", "mallory")
+    trusted = tmp_path / "ours" / "trusted"
+    pickle_bento(tmp_path / "a", marker)
+    sign_bento(tmp_path / "a", alice)
+    load_bento(tmp_path / "a", TrustPolicy(trusted_keys=trusted))
+    assert marker.exists()
+    marker.unlink()
+    pickle_bento(tmp_path / "m", marker, name="m")
+    sign_bento(tmp_path / "m", mallory)
+    with pytest.raises(BentoSignatureError):
+        load_bento(tmp_path / "m", TrustPolicy(trusted_keys=trusted))
+    assert not marker.exists()
