@@ -102,10 +102,11 @@ def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> 
 
 def _changes(message: str) -> str:
     """model-signing's mismatch report as file names: which were altered, added or removed."""
+    quote = r"\\*'"  # the report is a list's repr: its quotes may come escaped
     found = {
-        "altered": re.findall(r"Hash mismatch for '([^']+)'", message),
-        "added": re.findall(r"Extra files found in model '[^']*': ([^\"'\]]+)", message),
-        "removed": re.findall(r"Missing files in model '[^']*': ([^\"'\]]+)", message),
+        "altered": re.findall(rf"Hash mismatch for {quote}([^'\\]+)", message),
+        "added": re.findall(rf"Extra files found in model {quote}[^']*{quote}: ([^\"'\\\]]+)", message),
+        "removed": re.findall(rf"Missing files in model {quote}[^']*{quote}: ([^\"'\\\]]+)", message),
     }
     parts = [f"{what}: {', '.join(names)}" for what, names in found.items() if names]
     return "; ".join(parts) or message
