@@ -309,6 +309,37 @@ async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
     return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
 
 
+async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"webhooks": await _call(ctx.store.webhooks.list)})
+
+
+async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}")
+    hook = await _call(
+        ctx.store.webhooks.create, body.get("url"), body.get("events", "*"), who.actor, body.get("secret")
+    )
+    return JSONResponse(hook, status_code=201)
+
+
+async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    await _call(ctx.store.webhooks.delete, request.path_params["hook_id"])
+    return Response(status_code=204)
+
+
+async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"deliveries": await _call(ctx.store.webhooks.deliveries, request.path_params["hook_id"])})
+
+
+async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
+    delivery = request.path_params["delivery_id"]
+    if not delivery.isdigit():
+        raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
+    found = await _call(ctx.store.webhooks.redeliver, request.path_params["hook_id"], int(delivery))
+    return JSONResponse(found, status_code=202)
+
+
 async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
     body = await _json_body(request, ctx.limits.max_json_bytes)
     if not isinstance(body, dict):
@@ -389,6 +420,21 @@ OPERATIONS: list[Operation] = [
         "binary",
     ),
     Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
+    Operation("GET", PREFIX + "/webhooks", Scope.ADMIN, "List webhooks (never their secrets)", list_webhooks),
+    Operation(
+        "POST", PREFIX + "/webhooks", Scope.ADMIN, "Add a webhook; its secret is shown once", create_webhook, "json"
+    ),
+    Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, "Remove a webhook", delete_webhook),
+    Operation(
+        "GET", PREFIX + "/webhooks/{hook_id}/deliveries", Scope.ADMIN, "A webhook's delivery log", list_deliveries
+    ),
+    Operation(
+        "POST",
+        PREFIX + "/webhooks/{hook_id}/deliveries/{delivery_id}/redeliver",
+        Scope.ADMIN,
+        "Send a delivery again",
+        redeliver,
+    ),
     Operation("GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens),
     Operation(
         "POST", PREFIX + "/tokens", Scope.ADMIN, "Create a token; its secret is shown once", create_token, "json"

@@ -62,6 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
             max_blob_bytes=int(args.max_blob_mb * MIB),
             log_level=args.log_level,
             upgrade=args.upgrade,
+            webhook_attempts=args.webhook_attempts,
+            webhook_backoff_s=args.webhook_backoff,
         )
     )
     return 0
@@ -217,6 +219,29 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(args: argparse.Namespace) -> int:
+    registry = client.connect(args.url, args.token)
+    if args.webhook_action == "add":
+        body: dict[str, Any] = {"url": args.target, "events": args.events.split(",")}
+        if args.secret:
+            body["secret"] = args.secret
+        hook = registry.json("POST", "/webhooks", json=body)
+        print(f"added webhook {hook['id']} -> {hook['url']} ({', '.join(hook['events'])})")
+        if not args.secret:
+            print(f"secret (shown once): {hook['secret']}")
+    elif args.webhook_action == "list":
+        for hook in registry.json("GET", "/webhooks")["webhooks"]:
+            print(f"{hook['id']}  {hook['url']}  {','.join(hook['events'])}  created {hook['created_at']}")
+    elif args.webhook_action == "remove":
+        registry.request("DELETE", f"/webhooks/{args.target}")
+        print(f"removed webhook {args.target}")
+    else:
+        for d in registry.json("GET", f"/webhooks/{args.target}/deliveries")["deliveries"]:
+            answer, error = d["response_status"] or "-", d["error"] or ""
+            print(f"{d['id']}  {d['event']:8}  {d['status']:9}  attempts {d['attempts']}  HTTP {answer}  {error}")
+    return 0
+
+
 def _from_to(event: dict[str, Any]) -> str:
     return f"{event['from'] if event['from'] is not None else '-'} -> {event['to']}"
 
@@ -261,6 +286,10 @@ def add_registry_commands(commands: Any) -> None:
     serve.add_argument("--max-manifest-mb", type=float, default=16, help="largest JSON body accepted (413 above)")
     serve.add_argument("--log-level", default="warning")
     serve.add_argument("--upgrade", action="store_true", help="migrate an older database's schema before serving")
+    serve.add_argument("--webhook-attempts", type=int, default=8, help="tries per webhook delivery")
+    serve.add_argument(
+        "--webhook-backoff", type=float, default=1.0, help="seconds before a delivery's 2nd try; doubles, max 60"
+    )
     serve.set_defaults(run=_serve)
 
     upgrade = commands.add_parser("upgrade", help="migrate the registry database to this release's schema")
@@ -300,6 +329,21 @@ def add_registry_commands(commands: Any) -> None:
     )
     _remote(policy)
     policy.set_defaults(run=_alias_policy)
+
+    webhook = commands.add_parser("webhook", help="send registry events as signed JSON POSTs to a URL")
+    hooks = webhook.add_subparsers(dest="webhook_action", required=True)
+    add = hooks.add_parser("add", help="add a webhook: URL [--events E1,E2] [--secret S]")
+    add.add_argument("target", metavar="URL")
+    add.add_argument("--events", default="*", help="comma list of publish, alias, rollback, tag, untag, delete, ...")
+    add.add_argument("--secret", help="HMAC-SHA256 key, 16-128 characters (default: generated and shown once)")
+    hooks.add_parser("list", help="list webhooks (never their secrets)")
+    remove = hooks.add_parser("remove", help="remove a webhook by id")
+    remove.add_argument("target", metavar="ID")
+    deliveries = hooks.add_parser("deliveries", help="a webhook's delivery log, newest first")
+    deliveries.add_argument("target", metavar="ID")
+    for sub in (add, remove, deliveries, hooks.choices["list"]):
+        _remote(sub)
+    webhook.set_defaults(run=_webhook)
 
     compare = commands.add_parser("compare", help="the API changes between two versions of a bento")
     compare.add_argument("name")

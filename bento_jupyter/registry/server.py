@@ -53,6 +53,8 @@ class ServeOptions:
     max_blob_bytes: int = MAX_BLOB_BYTES
     log_level: str = "warning"
     upgrade: bool = False  # migrate an older database's schema before serving
+    webhook_attempts: int = 8
+    webhook_backoff_s: float = 1.0  # first wait between attempts; doubles each time, at most a minute
 
 
 def build_context(options: ServeOptions) -> Context:
@@ -77,6 +79,7 @@ def serve(options: ServeOptions) -> None:
     import uvicorn
 
     from bento_jupyter.registry.api import create_app
+    from bento_jupyter.registry.webhook_dispatcher import RetryPolicy, WebhookDispatcher
 
     ctx = build_context(options)
     sock = bind_socket(options.host, options.port)
@@ -92,8 +95,11 @@ def serve(options: ServeOptions) -> None:
             "  auth     no tokens yet: bento-jupyter registry token create --scope admin", file=sys.stderr, flush=True
         )
     config = uvicorn.Config(create_app(ctx), log_level=options.log_level, access_log=False, lifespan="off")
+    retry = RetryPolicy(attempts=options.webhook_attempts, backoff_s=options.webhook_backoff_s)
+    dispatcher = WebhookDispatcher(ctx.store.metadata.engine, retry).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        dispatcher.close()
         ctx.store.close()
         sock.close()

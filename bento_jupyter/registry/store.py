@@ -10,6 +10,7 @@ from bento_jupyter.registry.errors import Conflict, InvalidRequest
 from bento_jupyter.registry.metadata import MetadataStore
 from bento_jupyter.registry.promotion import Promotions
 from bento_jupyter.registry.refs import check_manifest, check_name, check_sha256
+from bento_jupyter.registry.webhooks import WebhookStore
 
 _PROBES = 8  # concurrent existence checks: S3 answers each with one round trip
 
@@ -21,6 +22,8 @@ class RegistryStore:
         self.metadata = metadata
         self.blobs = blobs
         self.promotions = Promotions(metadata)
+        self.webhooks = WebhookStore(metadata.engine)
+        metadata.observers.append(self.webhooks.enqueue)
         self._probes = ThreadPoolExecutor(_PROBES, thread_name_prefix="blob-probe")
 
     def close(self) -> None:

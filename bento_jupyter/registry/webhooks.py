@@ -1,0 +1,168 @@
+"""Webhooks: which URLs hear which events, and the delivery log (an outbox in the registry database).
+
+A delivery row is written in the same transaction as the change it announces, so a committed change is
+always announced (even if the server dies right after) and a rolled-back one never is. Each delivery's
+JSON body is signed with the hook's secret like GitHub's webhooks: ``X-Hub-Signature-256: sha256=HEX``,
+the HMAC-SHA256 of the exact body bytes. ``webhook_dispatcher`` sends them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from bento_jupyter.registry.errors import InvalidRequest, NotFound
+from bento_jupyter.registry.metadata import now
+from bento_jupyter.registry.schema import webhook_deliveries, webhooks
+
+EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+EVENT_HEADER = "X-Bento-Jupyter-Event"
+DELIVERY_HEADER = "X-Bento-Jupyter-Delivery"
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for ``body``: ``sha256=`` and the hex HMAC-SHA256."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def parse_events(value: Any) -> list[str]:
+    """``["alias", "rollback"]``, ``"alias,rollback"`` or ``"*"`` (every event)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise InvalidRequest(f"events: a list among {', '.join(EVENTS)}, or '*'")
+    wanted = sorted({i.strip() for i in items if i.strip()})
+    if wanted == ["*"]:
+        return wanted
+    unknown = [e for e in wanted if e not in EVENTS]
+    if unknown or not wanted:
+        raise InvalidRequest(f"events: unknown event {unknown[0] if unknown else ''!r}; use {', '.join(EVENTS)} or '*'")
+    return wanted
+
+
+def _check_url(url: Any) -> str:
+    parsed = urlparse(url if isinstance(url, str) else "")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2048:
+        raise InvalidRequest(f"url: an http(s) URL to POST events to, not {url!r}")
+    return url
+
+
+def _delivery(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "hook": row.hook_id,
+        "event": row.event,
+        "status": row.status,
+        "attempts": row.attempts,
+        "response_status": row.response_status,
+        "error": row.error,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "payload": json.loads(row.payload),
+    }
+
+
+class WebhookStore:
+    """Hooks and their delivery log in the registry database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, url: Any, events: Any, actor: str, secret: Any = None) -> dict[str, Any]:
+        """A new hook; without ``secret`` one is generated. The secret is returned here only."""
+        if secret is None:
+            secret = secrets.token_urlsafe(32)
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
+            raise InvalidRequest("secret: 16 to 128 characters (omit it to have one generated)")
+        record = {
+            "id": secrets.token_hex(6),
+            "url": _check_url(url),
+            "events": ",".join(parse_events(events)),
+            "created_at": now(),
+            "created_by": actor,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(webhooks).values(secret=secret, **record))
+        return {**record, "events": record["events"].split(","), "secret": secret}
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every hook, never its secret."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(webhooks).order_by(webhooks.c.created_at))
+            return [
+                {
+                    "id": r.id,
+                    "url": r.url,
+                    "events": r.events.split(","),
+                    "created_at": r.created_at,
+                    "created_by": r.created_by,
+                }
+                for r in rows
+            ]
+
+    def delete(self, hook_id: str) -> None:
+        """Remove a hook; its delivery log stays, and its pending deliveries are not sent."""
+        with self.engine.begin() as conn:
+            if conn.execute(webhooks.delete().where(webhooks.c.id == hook_id)).rowcount != 1:
+                raise NotFound(f"no webhook {hook_id!r}")
+
+    def deliveries(self, hook_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A hook's deliveries, newest first."""
+        with self.engine.connect() as conn:
+            if conn.execute(select(webhooks.c.id).where(webhooks.c.id == hook_id)).scalar() is None:
+                raise NotFound(f"no webhook {hook_id!r}")
+            rows = conn.execute(
+                select(webhook_deliveries)
+                .where(webhook_deliveries.c.hook_id == hook_id)
+                .order_by(webhook_deliveries.c.id.desc())
+                .limit(limit)
+            )
+            return [_delivery(r) for r in rows]
+
+    def redeliver(self, hook_id: str, delivery_id: int) -> dict[str, Any]:
+        """Queue a delivery again (after a receiver was fixed); attempts keep counting."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(webhook_deliveries)
+                .where(webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.hook_id == hook_id)
+                .where(webhook_deliveries.c.status != SENDING)
+                .values(status=PENDING, updated_at=now())
+            )
+            if done.rowcount != 1:
+                raise NotFound(f"no finished delivery {delivery_id} of webhook {hook_id!r}")
+            row = conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)).one()
+            return _delivery(row)
+
+    def enqueue(self, conn: Connection, event: dict[str, Any]) -> None:
+        """A ``MetadataStore`` observer: one pending delivery per hook that wants ``event``'s action."""
+        hooks = [
+            row.id
+            for row in conn.execute(select(webhooks.c.id, webhooks.c.events))
+            if row.events == "*" or event["action"] in row.events.split(",")
+        ]
+        if not hooks:
+            return
+        stamp = now()
+        payload = json.dumps({"event": event["action"], **event}, separators=(",", ":"), sort_keys=True)
+        conn.execute(
+            insert(webhook_deliveries),
+            [
+                {
+                    "hook_id": hook,
+                    "event": event["action"],
+                    "payload": payload,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+                for hook in hooks
+            ],
+        )
