@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -68,7 +69,7 @@ class ServiceApp:
                 Route("/schema.json", self._schema_json),
                 Route("/docs.json", self._docs_json),
                 Mount("/static_docs", StaticFiles(directory=swagger_ui_path)),
-                *OpenInference(lambda: self.definition, self).routes,
+                *OpenInference(lambda: self.definition, self._infer).routes,
             ]
         )
 
@@ -125,6 +126,12 @@ class ServiceApp:
                 await task_route(scope, receive, send)
                 return
         await self._site(scope, receive, send)
+
+    async def _infer(self, route: str, kwargs: dict[str, Any]) -> Any:
+        """Call the API at ``route`` with decoded arguments (the v2 route)."""
+        endpoint = self._endpoints[route]
+        assert isinstance(endpoint, Endpoint)  # v2 lists no streaming API
+        return await endpoint.infer(kwargs)
 
     async def _ok(self, _: Request) -> Response:
         return PlainTextResponse("\n")

@@ -1,8 +1,8 @@
 """Open Inference Protocol v2 (KServe's REST protocol) over a service: each API is a model of its name.
 
-Probes and metadata answer from the definition; ``infer`` turns v2 tensors into the API's JSON request,
-sends it through the service's own endpoint (same validation, batching and metrics), and returns the
-answer as v2 outputs.
+Probes and metadata answer from the definition; ``infer`` turns v2 tensors into the handler's arguments (a
+tensor parameter gets the declared datatype and shape), calls the API's own endpoint (same admission,
+batching, errors and metrics), and answers v2 outputs in the datatype the handler produced.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pydantic_core
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message
 
 from bento_jupyter import __version__
 from bento_jupyter.errors import InvalidInput
-from bento_jupyter.service.codecs import TensorCodec
+from bento_jupyter.server.http_errors import HTTPError
+from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
+from bento_jupyter.service.json_values import dumps
 
 # v2 datatypes <-> numpy dtypes; BYTES carries strings (UTF-8 text in JSON).
 _NUMPY_TYPES = {
@@ -39,17 +41,29 @@ _NUMPY_TYPES = {
     "FP64": "float64",
 }
 _DATATYPES = {np.dtype(numpy): v2 for v2, numpy in _NUMPY_TYPES.items()}
+_SCALAR_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 _PLATFORM = "bento_jupyter"
 
-
-def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, **({"field": field} if field else {})}, status_code=status)
+Infer = Callable[[str, dict[str, Any]], Any]  # (route, handler arguments) -> awaitable encoded result
 
 
-def _tensor_metadata(name: str, codec: Any) -> dict[str, Any]:
-    """Rank is not declared by type hints: shape ``[-1]`` stands for "any"."""
-    datatype = "FP32" if isinstance(codec, TensorCodec) else "BYTES"
-    return {"name": name, "datatype": datatype, "shape": [-1]}
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str, field: str | None = None) -> Response:
+    return _json({"error": message, **({"field": field} if field else {})}, status)
+
+
+def _declared_datatype(codec: Codec) -> str:
+    """The v2 datatype a parameter or result is documented with before any call: its JSON type's, FP32 for
+    a tensor (whatever numeric datatype a request declares is what the handler gets), BYTES for JSON text."""
+    if isinstance(codec, TensorCodec):
+        return "FP32"
+    schema = codec.json_schema()
+    if schema.get("type") == "array":
+        schema = schema.get("items", {})
+    return _SCALAR_DATATYPES.get(schema.get("type", ""), "BYTES")
 
 
 def _shape(tensor: dict[str, Any], field: str) -> list[int]:
@@ -59,91 +73,94 @@ def _shape(tensor: dict[str, Any], field: str) -> list[int]:
     return shape
 
 
-def _decode_input(param: Param, tensor: dict[str, Any]) -> Any:
-    """The JSON value the API expects for ``param`` from one v2 input tensor."""
-    field = param.name
+def _array(tensor: dict[str, Any], field: str) -> np.ndarray:
+    """The tensor's data as an array of its declared datatype and shape (BYTES: an object array of str)."""
     shape, datatype, data = _shape(tensor, field), tensor.get("datatype"), tensor.get("data")
     if not isinstance(data, list):
         raise InvalidInput(field, "data must be a JSON list")
-    flat = np.asarray(data, dtype=object).reshape(-1) if data else np.asarray([], dtype=object)
-    if flat.size != math.prod(shape):
-        raise InvalidInput(field, f"data holds {flat.size} values but shape {shape} needs {math.prod(shape)}")
-    if isinstance(param.codec, TensorCodec):
-        if datatype not in _NUMPY_TYPES:
-            raise InvalidInput(field, f"datatype {datatype!r} is not a numeric v2 datatype")
+    if datatype != "BYTES" and datatype not in _NUMPY_TYPES:
+        raise InvalidInput(field, f"datatype {datatype!r} is not a v2 datatype")
+    try:
+        flat = np.asarray(data, dtype=object).reshape(-1)
+    except ValueError as exc:
+        raise InvalidInput(field, f"data must be a flat or rectangular list: {exc}") from None
+    if datatype == "BYTES":
+        if not all(isinstance(item, str) for item in flat):
+            raise InvalidInput(field, "BYTES data must be strings")
+        array = flat
+    else:
+        if not all(isinstance(item, (int, float)) for item in flat):
+            raise InvalidInput(field, f"{datatype} data must be numbers")
         try:
-            return flat.astype(_NUMPY_TYPES[datatype]).reshape(shape).tolist()
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(field, f"data does not match datatype {datatype}: {exc}") from None
-    if datatype != "BYTES":
-        raise InvalidInput(field, f"datatype must be BYTES for a {param.codec.json_schema().get('type')} input")
-    values = flat.tolist()
+            array = flat.astype(_NUMPY_TYPES[datatype])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidInput(field, f"data does not fit datatype {datatype}: {exc}") from None
+    if array.size != math.prod(shape):
+        raise InvalidInput(field, f"data holds {array.size} values but shape {shape} needs {math.prod(shape)}")
+    return array.reshape(shape)
+
+
+def _argument(param: Param, tensor: dict[str, Any]) -> Any:
+    """The handler's argument for ``param`` from one v2 input tensor.
+
+    A tensor parameter gets the array in the declared datatype and shape. Any other parameter gets the
+    JSON value the tensor stands for, validated as in a request body: a list for an array type, else the
+    tensor's one element; BYTES elements are text for a string type, JSON text for anything else.
+    """
+    field = param.name
+    array = _array(tensor, field)
+    if isinstance(param.codec, TensorCodec):
+        return param.codec.from_array(array, field, keep_dtype=True)
     schema = param.codec.json_schema()
-    if schema.get("type") == "array":
-        return np.asarray(values, dtype=object).reshape(shape).tolist() if len(shape) > 1 else values
-    if len(values) != 1:
-        raise InvalidInput(field, f"expected one element, got {len(values)}")
-    return values[0]
+    is_list = schema.get("type") == "array"
+    is_text = (schema.get("items", {}) if is_list else schema).get("type") == "string"
+    values = array.tolist()  # plain Python values, nested as the shape says
+    if array.dtype == object and not is_text:
+        try:
+            values = _parse_json_text(values)
+        except ValueError as exc:
+            raise InvalidInput(field, f"BYTES elements must be JSON text for this input: {exc}") from None
+    if not is_list:
+        if array.size != 1:
+            raise InvalidInput(field, f"expected one element, got {array.size}")
+        while isinstance(values, list):
+            values = values[0]
+    return param.codec.decode(values, field)
+
+
+def _parse_json_text(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_parse_json_text(item) for item in values]
+    return pydantic_core.from_json(values)
 
 
 def _output(name: str, value: Any) -> dict[str, Any]:
-    """One v2 output tensor from an API's JSON answer (anything not an array of numbers or strings: JSON text)."""
+    """One v2 output tensor from an API's encoded result, in the datatype the handler produced: an array's
+    own dtype, that of a list of numbers, strings or booleans; anything else one BYTES element of JSON text."""
     if isinstance(value, str):
         return {"name": name, "datatype": "BYTES", "shape": [1], "data": [value]}
     try:
-        array = np.asarray(value)
-    except ValueError:  # a ragged list
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (ValueError, OverflowError):  # a ragged list, an integer beyond 64 bits
         array = np.asarray(None)
-    if array.dtype.kind in "biuf":
-        datatype = _DATATYPES[array.dtype]
-        return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.ravel().tolist()}
+    if array.dtype in _DATATYPES:
+        return {"name": name, "datatype": _DATATYPES[array.dtype], "shape": list(array.shape), "data": array.ravel()}
     if array.dtype.kind == "U":
         return {"name": name, "datatype": "BYTES", "shape": list(array.shape), "data": array.ravel().tolist()}
-    return {"name": name, "datatype": "BYTES", "shape": [1], "data": [orjson.dumps(value).decode()]}
-
-
-async def _call(app: ASGIApp, route: str, body: bytes) -> tuple[int, bytes, str]:
-    """POST ``body`` to ``route`` of ``app`` in-process; return status, body and content type."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": route,
-        "raw_path": route.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    }
-    sent = False
-    status, chunks, media = 500, [], ""
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        nonlocal status, media
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            media = dict(message.get("headers", [])).get(b"content-type", b"").decode()
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, b"".join(chunks), media
+    return {"name": name, "datatype": "BYTES", "shape": [1], "data": [dumps(value).decode()]}
 
 
 class OpenInference:
-    """The v2 routes of one service; ``definition`` is read per request, so hot swaps show at once."""
+    """The v2 routes of one service; ``definition`` is read per request, so hot swaps show at once.
 
-    def __init__(self, definition: Callable[[], ServiceDefinition], app: ASGIApp) -> None:
+    ``infer`` calls an API by route with decoded arguments (``Endpoint.infer``). A model's output datatype
+    in its metadata is the one its last answer had, until then the one its return hint declares.
+    """
+
+    def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer) -> None:
         self._definition = definition
-        self._app = app
+        self._infer = infer
+        self._produced: dict[str, str] = {}  # model -> datatype of its last output
 
     @property
     def routes(self) -> list[Route]:
@@ -157,37 +174,39 @@ class OpenInference:
         ]
 
     def _model(self, name: str) -> APIMethod | None:
-        return next((m for m in self._definition().apis.values() if m.name == name), None)
+        return next((m for m in self._definition().apis.values() if m.name == name and not m.is_stream), None)
 
-    def _unknown(self, name: str) -> JSONResponse:
-        models = ", ".join(m.name for m in self._definition().apis.values())
+    def _unknown(self, name: str) -> Response:
+        models = ", ".join(m.name for m in self._definition().apis.values() if not m.is_stream)
         return _error(404, f"unknown model {name!r}; models: {models}")
 
     async def server_metadata(self, _: Request) -> Response:
-        return JSONResponse({"name": self._definition().name, "version": __version__, "extensions": []})
+        return _json({"name": self._definition().name, "version": __version__, "extensions": []})
 
     async def live(self, _: Request) -> Response:
-        return JSONResponse({"live": True})
+        return _json({"live": True})
 
     async def ready(self, _: Request) -> Response:
-        return JSONResponse({"ready": True})
+        return _json({"ready": True})
 
     async def model_ready(self, request: Request) -> Response:
         name = request.path_params["name"]
-        return JSONResponse({"name": name, "ready": True}) if self._model(name) else self._unknown(name)
+        return _json({"name": name, "ready": True}) if self._model(name) else self._unknown(name)
 
     async def model_metadata(self, request: Request) -> Response:
         name = request.path_params["name"]
         method = self._model(name)
         if method is None:
             return self._unknown(name)
-        return JSONResponse(
+        output = self._produced.get(name) or _declared_datatype(method.output)
+        inputs = [{"name": p.name, "datatype": _declared_datatype(p.codec), "shape": [-1]} for p in method.params]
+        return _json(
             {
                 "name": name,
                 "versions": [],
                 "platform": _PLATFORM,
-                "inputs": [_tensor_metadata(p.name, p.codec) for p in method.params],
-                "outputs": [_tensor_metadata("output", method.output)],
+                "inputs": inputs,
+                "outputs": [{"name": "output", "datatype": output, "shape": [-1]}],
             }
         )
 
@@ -198,31 +217,39 @@ class OpenInference:
             return self._unknown(name)
         try:
             request_body = orjson.loads(await request.body())
-            payload = self._payload(method, request_body)
+            kwargs = self._arguments(method, request_body)
         except orjson.JSONDecodeError as exc:
             return _error(400, f"request body is not valid JSON: {exc}")
         except InvalidInput as exc:
             return _error(400, exc.message, exc.field or None)
-        status, body, media = await _call(self._app, method.route, orjson.dumps(payload))
-        if status != 200:
-            return Response(body, status_code=status, media_type=media or "application/json")
-        value = body.decode() if media.startswith("text/plain") else orjson.loads(body)
-        answer = {"model_name": name, "outputs": [_output("output", value)]}
+        try:
+            output = _output("output", await self._infer(method.route, kwargs))
+        except HTTPError as error:
+            return Response(
+                error.body(), status_code=error.status, headers=error.headers, media_type="application/json"
+            )
+        self._produced[name] = output["datatype"]
+        answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):
             answer["id"] = request_body["id"]
-        return JSONResponse(answer)
+        return _json(answer)
 
     @staticmethod
-    def _payload(method: APIMethod, request: Any) -> dict[str, Any]:
-        """The API's JSON request from v2 ``inputs``; unknown or malformed tensors are refused by name."""
+    def _arguments(method: APIMethod, request: Any) -> dict[str, Any]:
+        """The handler's arguments from v2 ``inputs``; unknown, missing or malformed tensors are refused by name."""
         inputs = request.get("inputs") if isinstance(request, dict) else None
         if not isinstance(inputs, list) or not all(isinstance(t, dict) for t in inputs):
             raise InvalidInput("inputs", "expected a list of tensors {name, shape, datatype, data}")
         params = {p.name: p for p in method.params}
-        payload = {}
+        kwargs = {}
         for tensor in inputs:
             param = params.get(tensor.get("name"))
             if param is None:
                 raise InvalidInput(str(tensor.get("name")), f"unexpected input; {method.name} takes {sorted(params)}")
-            payload[param.name] = _decode_input(param, tensor)
-        return payload
+            kwargs[param.name] = _argument(param, tensor)
+        for param in method.params:
+            if param.name not in kwargs:
+                if param.required:
+                    raise InvalidInput(param.name, "input required")
+                kwargs[param.name] = param.default
+        return kwargs

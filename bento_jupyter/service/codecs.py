@@ -56,8 +56,11 @@ class TensorCodec:
             raise InvalidInput(field, f"expected a rectangular array of numbers ({exc})") from None
         return self.from_array(array, field)
 
-    def from_array(self, array: np.ndarray, field: str) -> Any:
-        """The handler's argument from the array that the JSON numbers make (a single number is refused)."""
+    def from_array(self, array: np.ndarray, field: str, *, keep_dtype: bool = False) -> Any:
+        """The handler's argument from the array that the JSON numbers make (a single number is refused).
+
+        A torch tensor gets float32 for JSON's float64 numbers unless ``keep_dtype`` (a declared datatype).
+        """
         if array.ndim == 0:
             raise InvalidInput(field, "expected an array of numbers, got a single value")
         if array.dtype.kind not in _NUMERIC_KINDS:
@@ -66,7 +69,7 @@ class TensorCodec:
             return array
         import torch
 
-        if array.dtype == np.float64:
+        if array.dtype == np.float64 and not keep_dtype:
             array = array.astype(np.float32)
         return torch.from_numpy(array)
 

@@ -46,7 +46,7 @@ def test_health_and_server_metadata(url):
 def test_each_api_is_a_model_with_metadata_and_readiness(url):
     meta = requests.get(f"{url}/v2/models/predict", timeout=5).json()
     assert meta["name"] == "predict" and [i["name"] for i in meta["inputs"]] == ["inputs"]
-    assert requests.get(f"{url}/v2/models/scale", timeout=5).json()["inputs"][1]["datatype"] == "BYTES"
+    assert requests.get(f"{url}/v2/models/scale", timeout=5).json()["inputs"][1]["datatype"] == "FP64"
     assert requests.get(f"{url}/v2/models/describe/ready", timeout=5).json() == {"name": "describe", "ready": True}
     missing = requests.get(f"{url}/v2/models/nope/ready", timeout=5)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
