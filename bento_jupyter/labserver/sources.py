@@ -9,6 +9,7 @@ from typing import Any
 
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 from bento_jupyter.registry.client import RegistryClient, move_alias, push
 from bento_jupyter.registry.config import resolve_login
@@ -56,6 +57,7 @@ class RegistrySource:
             "created_at": v["created_at"],
             "size_bytes": v["size"],
             "digest": v["digest"],
+            "code_executing_files": v.get("code_executing_files", []),
         }
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -102,6 +104,7 @@ class LocalSource:
             "created_at": lineage.get("built_at"),
             "size_bytes": sum(entry["size"] for entry in manifest.get("files", [])),
             "digest": manifest.get("digest"),
+            "code_executing_files": code_executing_files(manifest),
         }
 
     def items(self) -> list[dict[str, Any]]:

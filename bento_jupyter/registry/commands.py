@@ -120,6 +120,8 @@ def _token(args: argparse.Namespace) -> int:
 def _version_line(v: dict[str, Any]) -> str:
     lineage = v["lineage"]
     extras = [f"@{a}" for a in v["aliases"]] + [f"#{t}" for t in v["tags"]]
+    if v.get("code_executing_files"):
+        extras.append("executes-code-on-load")
     commit = (lineage.get("git_commit") or "")[:12] or "-"
     return (
         f"{v['name']}:{v['version']}  {v['digest'][:19]}  {v['created_at']}  {v['created_by']}  "

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from bento_jupyter.bento.manifest import canonical_json
+from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.registry.errors import Conflict, NotFound
 from bento_jupyter.registry.refs import check_label, check_name, check_version
 from bento_jupyter.registry.schema import (
@@ -196,7 +197,12 @@ class MetadataStore:
         ids = [row.id for row in rows]
         tags_of: dict[int, list[str]] = {i: [] for i in ids}
         aliases_of: dict[tuple[str, int], list[str]] = {}
+        executing: dict[int, list[str]] = {}
         if ids:
+            for version_id, text in conn.execute(
+                select(versions.c.id, versions.c.manifest).where(versions.c.id.in_(ids))
+            ):
+                executing[version_id] = code_executing_files(json.loads(text))
             for version_id, tag in conn.execute(
                 select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(ids)).order_by(tags.c.tag)
             ):
@@ -225,6 +231,7 @@ class MetadataStore:
                 },
                 "tags": tags_of[row.id],
                 "aliases": aliases_of.get((row.bento, row.number), []),
+                "code_executing_files": executing.get(row.id, []),  # what a pull needs --trust-code for
             }
             for row in rows
         ]

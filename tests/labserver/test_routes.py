@@ -67,6 +67,7 @@ def test_local_store_routes_list_show_and_delete(jupyter, store):
         "created_at": "2025-01-01T00:00:00Z",
         "size_bytes": sum(f["size"] for f in manifest["files"]),
         "digest": manifest["digest"],
+        "code_executing_files": [],
     }
 
     detail = jupyter.api("GET", f"{API}/bentos/local-a/1").json()
