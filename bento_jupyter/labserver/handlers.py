@@ -14,12 +14,11 @@ from tornado.ioloop import IOLoop
 
 from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, BentoNotFoundError
 from bento_jupyter.labserver.live_services import kernel_services, stop_service
+from bento_jupyter.labserver.settings import read_registry_settings, user_settings_dir
 from bento_jupyter.labserver.sources import LocalSource, RegistrySource, notebook_in_root
 from bento_jupyter.registry.errors import RegistryError, RegistryUnavailable, Unauthorized
 
 API_PATH = "bento-jupyter/api"
-URL_HEADER = "X-Bento-Registry-Url"
-TOKEN_HEADER = "X-Bento-Registry-Token"
 
 
 def _status_and_message(exc: Exception, source: Any) -> tuple[int, str]:
@@ -41,15 +40,15 @@ def _status_and_message(exc: Exception, source: Any) -> tuple[int, str]:
 
 
 class BentoHandler(APIHandler):
-    """Base of every route: picks the source from the panel's headers, answers JSON."""
+    """Base of every route: the source is the registry in the user's Bento settings (else the local
+    store), never one a request names; answers JSON."""
 
     def initialize(self, root_dir: str) -> None:
         self.root_dir = root_dir
 
     def source(self) -> RegistrySource | LocalSource:
-        url = self.request.headers.get(URL_HEADER, "").strip()
-        token = self.request.headers.get(TOKEN_HEADER, "").strip() or None
-        return RegistrySource(url, token) if url else LocalSource()
+        settings = read_registry_settings(user_settings_dir(self.settings.get("serverapp")))
+        return RegistrySource(settings.url, settings.token) if settings.url else LocalSource()
 
     def body(self) -> dict[str, Any]:
         try:

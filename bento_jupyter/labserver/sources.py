@@ -32,7 +32,8 @@ def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]
 
 
 class RegistrySource:
-    """A registry at ``url``; without a ``token``, the environment's or ``bento-jupyter login``'s for that URL."""
+    """A registry at ``url``; without a ``token``, the one ``bento-jupyter login`` (or the environment)
+    configured for that same URL, if any."""
 
     kind = "registry"
 

@@ -50,12 +50,26 @@ def save_login(url: str, token: str | None) -> Path:
     return path
 
 
+def _same_registry(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and (a or "").rstrip("/") == (b or "").rstrip("/")
+
+
 def resolve_login(url: str | None = None, token: str | None = None) -> tuple[str, str | None]:
-    """Explicit arguments first, then the environment, then ``login``'s saved values."""
+    """Explicit arguments first, then the environment, then ``login``'s saved values.
+
+    A token that was not passed explicitly goes only to the registry it was configured for:
+    ``$BENTO_JUPYTER_REGISTRY_TOKEN`` to ``$BENTO_JUPYTER_REGISTRY_URL`` (or, without it, to the saved
+    login's URL), a saved token to its saved URL; any other URL gets no token.
+    """
     saved = read_config().get("registry") or {}
-    url = url or os.environ.get(URL_ENV) or saved.get("url")
+    env_url = os.environ.get(URL_ENV)
+    url = url or env_url or saved.get("url")
     if not url:
         raise InvalidRequest("no registry configured: bento-jupyter login URL --token TOKEN (or pass --url)")
     if token is None:
-        token = os.environ.get(TOKEN_ENV) or (saved.get("token") if saved.get("url") == url.rstrip("/") else None)
+        env_token = os.environ.get(TOKEN_ENV)
+        if env_token and _same_registry(url, env_url or saved.get("url")):
+            token = env_token
+        elif _same_registry(url, saved.get("url")):
+            token = saved.get("token")
     return url.rstrip("/"), token

@@ -31,13 +31,15 @@ function errorMessage(response: Response, body: unknown): string {
   return `The Jupyter server answered ${response.status} ${response.statusText}.`;
 }
 
-/** Call a route of the server extension and return its JSON; throws APIError with a readable message. */
+/**
+ * Call a route of the server extension and return its JSON; throws APIError with a readable message.
+ * `registry` is what the panel shows; the server reads the registry URL and token from the same user
+ * settings itself and never takes them from a request, so neither is sent.
+ */
 export async function requestAPI<T>(endpoint: string, registry: IRegistrySettings, init: RequestInit = {}): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, 'bento-jupyter', 'api', endpoint);
   const headers = new Headers(init.headers);
-  headers.set('X-Bento-Registry-Url', registry.url);
-  headers.set('X-Bento-Registry-Token', registry.token);
   if (init.body !== undefined) {
     headers.set('Content-Type', 'application/json');
   }

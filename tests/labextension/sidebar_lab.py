@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tests.labserver.jupyter_process import JupyterServer
 
@@ -20,19 +18,6 @@ class SidebarLab(JupyterServer):
 
     app: str = "lab"
     commit: str | None = None  # the root's git commit, when the test makes one
-
-    @property
-    def settings_dir(self) -> Path:
-        return Path(self.process_env()["JUPYTERLAB_SETTINGS_DIR"])
-
-    def write_settings(self, package: str, plugin: str, values: dict[str, Any]) -> None:
-        """User settings as the settings editor saves them."""
-        folder = self.settings_dir / package
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
-
-    def set_registry(self, url: str, token: str) -> None:
-        self.write_settings(PLUGIN, "plugin", {"registryUrl": url, "registryToken": token})
 
     def copy_notebook(self, name: str) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ jupyter_client through their connection files. Reused by the sidebar's browser t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -131,6 +132,20 @@ class JupyterServer:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}
+
+    @property
+    def settings_dir(self) -> Path:
+        return Path(self.process_env()["JUPYTERLAB_SETTINGS_DIR"])
+
+    def write_settings(self, package: str, plugin: str, values: dict[str, Any]) -> None:
+        """User settings as the settings editor saves them."""
+        folder = self.settings_dir / package
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
+
+    def set_registry(self, url: str, token: str = "") -> None:
+        """The Bento settings' registry (``""``: the local store), which the server extension reads."""
+        self.write_settings("bento-jupyter-labextension", "plugin", {"registryUrl": url, "registryToken": token})
 
     def api(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> requests.Response:
         """``method`` on ``{url}{path}``, with the token unless ``auth`` is False."""

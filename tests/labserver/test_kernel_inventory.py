@@ -128,10 +128,11 @@ def test_build_service_makes_a_bento_whose_detail_carries_the_notebook_lineage(j
 
 
 def test_serve_version_pulls_from_the_registry_and_serves_in_this_kernel(jupyter, demo, lab_registry):
-    headers = {"X-Bento-Registry-Url": lab_registry.url, "X-Bento-Registry-Token": lab_registry.tokens["write"]}
+    jupyter.set_registry(lab_registry.url, lab_registry.tokens["write"])
     built = inventory(demo, "build_service('demo')")
-    pushed = jupyter.api("POST", f"{API}/push", json={"tag": built["tag"]}, headers=headers).json()
-    moved = jupyter.api("PUT", f"{API}/bentos/demo/aliases/prod", json={"version": pushed["version"]}, headers=headers)
+    pushed = jupyter.api("POST", f"{API}/push", json={"tag": built["tag"]}).json()
+    moved = jupyter.api("PUT", f"{API}/bentos/demo/aliases/prod", json={"version": pushed["version"]})
+    jupyter.set_registry("")
     assert moved.status_code == 200
     call = f"serve_version('demo@prod', {lab_registry.url!r}, {lab_registry.tokens['read']!r})"
     refused = inventory(demo, call)

@@ -34,9 +34,15 @@ def store(jupyter: JupyterServer) -> Store:
     return Store("bentos", jupyter.home)
 
 
-def on_registry(registry: RegistryProcess, scope: str = "write") -> dict[str, str]:
-    """The headers the panel sends when its settings name a registry."""
-    return {"X-Bento-Registry-Url": registry.url, "X-Bento-Registry-Token": registry.tokens[scope]}
+@pytest.fixture(autouse=True)
+def local_settings(jupyter: JupyterServer) -> None:
+    """Each test starts with the Bento settings naming no registry (the local store)."""
+    jupyter.set_registry("")
+
+
+def on_registry(jupyter: JupyterServer, registry: RegistryProcess, scope: str = "write") -> None:
+    """Save Bento settings naming ``registry`` with a ``scope`` token, as the settings editor does."""
+    jupyter.set_registry(registry.url, registry.tokens[scope])
 
 
 def test_every_route_refuses_requests_without_the_jupyter_token(jupyter, store):
@@ -103,49 +109,51 @@ def test_local_store_refuses_registry_only_actions_with_readable_errors(jupyter,
 def test_registry_routes_push_list_show_alias_and_delete(jupyter, store, lab_registry):
     make_bento(store, "reg-a")
     make_bento(store, "reg-a", handler="v = 2\n")
-    writer = on_registry(lab_registry)
-    first = jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}, headers=writer).json()
+    on_registry(jupyter, lab_registry)
+    first = jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}).json()
     assert first == {"tag": "reg-a:1", "version": 1, "created": True}
-    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}, headers=writer).json()["created"] is False
-    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:2"}, headers=writer).json()["version"] == 2
+    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:1"}).json()["created"] is False
+    assert jupyter.api("POST", f"{API}/push", json={"tag": "reg-a:2"}).json()["version"] == 2
 
-    moved = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": 1}, headers=writer).json()
-    assert moved == {"name": "reg-a", "alias": "prod", "version": 1, "previous": None}
-    reader = on_registry(lab_registry, "read")
-    listed = jupyter.api("GET", f"{API}/bentos", headers=reader).json()
+    moved = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": 1}).json()
+    assert moved.items() >= {"name": "reg-a", "alias": "prod", "version": 1, "previous": None}.items()
+    on_registry(jupyter, lab_registry, "read")
+    listed = jupyter.api("GET", f"{API}/bentos").json()
     assert (listed["source"], listed["url"]) == ("registry", lab_registry.url)
     assert {"name": "reg-a", "latest": 2, "versions": 2, "aliases": {"prod": 1}} in listed["bentos"]
 
-    versions = jupyter.api("GET", f"{API}/bentos/reg-a", headers=reader).json()["versions"]
+    versions = jupyter.api("GET", f"{API}/bentos/reg-a").json()["versions"]
     assert [(v["version"], v["aliases"], v["tags"]) for v in versions] == [(1, ["prod"], []), (2, [], [])]
     assert versions[0]["created_by"].startswith("test-write:") and versions[0]["size_bytes"] > 4096
-    detail = jupyter.api("GET", f"{API}/bentos/reg-a/1", headers=reader).json()
+    detail = jupyter.api("GET", f"{API}/bentos/reg-a/1").json()
     assert detail["digest"] == versions[0]["digest"] and detail["aliases"] == ["prod"]
     assert detail["lineage"]["notebook_path"] == "notebooks/train.ipynb"
     assert detail["notebook"] == {"path": "notebooks/train.ipynb"} and detail["lineage"]["git"]["commit"] == COMMIT
-
-    held = jupyter.api("DELETE", f"{API}/bentos/reg-a/1", headers=writer)
-    assert held.status_code == 409 and "reg-a@prod: move the alias first" in held.json()["error"]
-    scope = jupyter.api("DELETE", f"{API}/bentos/reg-a/2", headers=reader)
+    scope = jupyter.api("DELETE", f"{API}/bentos/reg-a/2")
     assert scope.status_code == 403 and "read scope" in scope.json()["error"]
-    assert jupyter.api("DELETE", f"{API}/bentos/reg-a/2", headers=writer).json() == {"deleted": "reg-a:2"}
-    remaining = jupyter.api("GET", f"{API}/bentos/reg-a", headers=reader).json()["versions"]
+
+    on_registry(jupyter, lab_registry)
+    held = jupyter.api("DELETE", f"{API}/bentos/reg-a/1")
+    assert held.status_code == 409 and "reg-a@prod: move the alias first" in held.json()["error"]
+    assert jupyter.api("DELETE", f"{API}/bentos/reg-a/2").json() == {"deleted": "reg-a:2"}
+    remaining = jupyter.api("GET", f"{API}/bentos/reg-a").json()["versions"]
     assert [v["version"] for v in remaining] == [1]
-    unknown = jupyter.api("GET", f"{API}/bentos/ghost", headers=reader)
+    unknown = jupyter.api("GET", f"{API}/bentos/ghost")
     assert unknown.status_code == 404 and "ghost" in unknown.json()["error"]
-    bad_alias = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": "2"}, headers=writer)
+    bad_alias = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": "2"})
     assert bad_alias.status_code == 400 and bad_alias.json()["error"] == "send {'version': N}"
 
 
 def test_a_bad_registry_token_is_a_readable_401(jupyter, lab_registry):
-    headers = {"X-Bento-Registry-Url": lab_registry.url, "X-Bento-Registry-Token": "bjr_bad.token"}
-    answer = jupyter.api("GET", f"{API}/bentos", headers=headers)
+    jupyter.set_registry(lab_registry.url, "bjr_bad.token")
+    answer = jupyter.api("GET", f"{API}/bentos")
     assert answer.status_code == 401
     assert answer.json()["error"].startswith(f"the registry at {lab_registry.url} refused the token: unknown")
 
 
 def test_an_unreachable_registry_is_a_readable_502(jupyter):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    answer = jupyter.api("GET", f"{API}/bentos", headers={"X-Bento-Registry-Url": url})
+    jupyter.set_registry(url)
+    answer = jupyter.api("GET", f"{API}/bentos")
     assert answer.status_code == 502
     assert answer.json() == {"error": f"cannot reach the registry at {url}: Connection refused"}
