@@ -8,6 +8,8 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -29,6 +31,15 @@ class BlobUpload(Protocol):
     def abort(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as its store lists it: digest, size in bytes, when it was written (UTC)."""
+
+    sha256: str
+    size: int
+    modified: datetime
+
+
 class BlobStore(Protocol):
     """Where blobs live. Keys are sha256 hex digests, checked before any use."""
 
@@ -40,6 +51,14 @@ class BlobStore(Protocol):
 
     def open(self, sha256: str) -> Iterator[bytes]:
         """The blob's bytes in chunks (NotFound when absent)."""
+        ...
+
+    def list(self) -> Iterator[StoredBlob]:
+        """Every stored blob (not uploads in progress)."""
+        ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove a blob; removing an absent one is not an error."""
         ...
 
 
@@ -122,6 +141,17 @@ class LocalBlobStore:
                     yield data
 
         return chunks()
+
+    def list(self) -> Iterator[StoredBlob]:
+        for path in (self.root / "sha256").glob("??/*"):
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                if len(path.name) == 64:
+                    yield StoredBlob(path.name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(sha256).unlink()
 
 
 def open_blob_store(uri: str, s3_endpoint: str | None = None) -> BlobStore:

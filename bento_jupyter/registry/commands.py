@@ -1,4 +1,4 @@
-"""The registry's command-line surface: ``registry serve|upgrade|token|tag|search|alias-policy|compare``,
+"""The registry's command-line surface: ``registry serve|upgrade|gc|token|tag|search|alias-policy|compare|webhook``,
 ``login``, ``push``, ``pull``, ``alias``, ``rollback`` and ``history``. ``add_commands`` plugs them into
 the ``bento-jupyter`` parser."""
 
@@ -84,6 +84,28 @@ def _upgrade(args: argparse.Namespace) -> int:
         print(f"{where} is already at schema revision {after}")
     else:
         print(f"upgraded {where} from schema revision {before or '(empty)'} to {after}")
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bento_jupyter.registry.blobs import open_blob_store
+    from bento_jupyter.registry.gc import collect
+    from bento_jupyter.registry.migrations import open_database
+    from bento_jupyter.registry.server import default_db_url, default_storage
+
+    if args.grace_hours < 0:
+        raise InvalidRequest("--grace-hours: 0 or more")
+    engine = open_database(args.db or default_db_url())
+    try:
+        blobs = open_blob_store(args.storage or default_storage(), args.s3_endpoint)
+        report = collect(engine, blobs, timedelta(hours=args.grace_hours), delete=args.delete)
+    finally:
+        engine.dispose()
+    for blob in report.unreferenced if args.verbose else []:
+        print(f"  {blob.sha256}  {blob.size} bytes  written {blob.modified:%Y-%m-%d %H:%M}")
+    print(report.summary() + ("  (dry run: --delete to delete)" if report.dry_run else ""))
     return 0
 
 
@@ -293,6 +315,15 @@ def add_registry_commands(commands: Any) -> None:
         "--webhook-backoff", type=float, default=1.0, help="seconds before a delivery's 2nd try; doubles, max 60"
     )
     serve.set_defaults(run=_serve)
+
+    gc = commands.add_parser("gc", help="delete blobs no version references (a dry run unless --delete)")
+    _db(gc)
+    gc.add_argument("--storage", help="the blob store `registry serve` uses (default: $BENTO_JUPYTER_HOME/registry)")
+    gc.add_argument("--s3-endpoint", help="S3-compatible endpoint URL; AWS when omitted")
+    gc.add_argument("--grace-hours", type=float, default=24, help="keep blobs written or named by a push this recently")
+    gc.add_argument("--delete", action="store_true", help="delete them (default: only report)")
+    gc.add_argument("-v", "--verbose", action="store_true", help="list each unreferenced blob")
+    gc.set_defaults(run=_gc)
 
     upgrade = commands.add_parser("upgrade", help="migrate the registry database to this release's schema")
     _db(upgrade)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from bento_jupyter.registry.blobs import CHUNK, STALE_UPLOAD_S, BlobUpload
+from bento_jupyter.registry.blobs import CHUNK, STALE_UPLOAD_S, BlobUpload, StoredBlob
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest, NotFound, RegistryUnavailable
 from bento_jupyter.registry.refs import check_sha256
 
@@ -153,3 +153,16 @@ class S3BlobStore:
                 yield from body.iter_chunks(CHUNK)
 
         return chunks()
+
+    def list(self) -> Iterator[StoredBlob]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}sha256/"
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if len(name) == 64:
+                    yield StoredBlob(name, int(item["Size"]), item["LastModified"])
+
+    def delete(self, sha256: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))

@@ -7,6 +7,7 @@ from typing import Any
 
 from bento_jupyter.registry.blobs import BlobStore
 from bento_jupyter.registry.errors import Conflict, InvalidRequest
+from bento_jupyter.registry.gc import mark
 from bento_jupyter.registry.metadata import MetadataStore
 from bento_jupyter.registry.promotion import Promotions
 from bento_jupyter.registry.refs import check_manifest, check_name, check_sha256
@@ -38,11 +39,14 @@ class RegistryStore:
         """The digests among ``digests`` that no stored blob has (what a client must upload)."""
         if not isinstance(digests, list) or len(digests) > 100_000:
             raise InvalidRequest("send {'digests': [sha256, ...]} (at most 100000)")
-        return [digest for digest, size in self.sizes(digests).items() if size is None]
+        sizes = self.sizes(digests)
+        mark(self.metadata.engine, [digest for digest, size in sizes.items() if size is not None])  # see gc
+        return [digest for digest, size in sizes.items() if size is None]
 
     def publish(self, name: str, manifest: Any, actor: str) -> tuple[dict[str, Any], bool]:
         """Commit a version whose every file is already stored with its listed size."""
         check_manifest(manifest, check_name(name))
+        mark(self.metadata.engine, [entry["sha256"] for entry in manifest["files"]])  # gc keeps them from now
         sizes = self.sizes([entry["sha256"] for entry in manifest["files"]])
         missing = sorted(digest for digest, size in sizes.items() if size is None)
         if missing:
