@@ -20,7 +20,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from bento_jupyter import __version__
 from bento_jupyter.registry.metadata import now
-from bento_jupyter.registry.schema import webhook_deliveries, webhooks
+from bento_jupyter.registry.schema import WRITE, webhook_deliveries, webhooks
 from bento_jupyter.registry.webhooks import (
     DELIVERED,
     DELIVERY_HEADER,
@@ -61,13 +61,15 @@ class _Stopping(Exception):
 class WebhookDispatcher:
     """A background thread that claims pending deliveries and sends them on a small thread pool."""
 
-    def __init__(self, engine: Engine, policy: RetryPolicy | None = None, workers: int = 4, poll_s: float = 0.5):
+    def __init__(self, engine: Engine, policy: RetryPolicy | None = None, workers: int = 8, poll_s: float = 0.5):
         self.engine = engine
         self.policy = policy or RetryPolicy()
         self.poll_s = poll_s
         self._stopping = threading.Event()
+        self._workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="webhook")
-        self._slots = threading.BoundedSemaphore(workers)
+        self._busy = 0  # deliveries being sent; a replica claims only what it can start at once
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="webhook-dispatcher", daemon=True)
 
     def start(self) -> WebhookDispatcher:
@@ -82,33 +84,46 @@ class WebhookDispatcher:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                for row in self._claim():
-                    self._slots.acquire()
-                    self._pool.submit(self._send, row).add_done_callback(lambda _: self._slots.release())
+                with self._lock:
+                    free = self._workers - self._busy
+                for row in self._claim(free) if free else []:
+                    with self._lock:
+                        self._busy += 1
+                    self._pool.submit(self._send, row).add_done_callback(self._done)
             except Exception:
                 logger.exception("webhooks: claiming deliveries failed; retrying")
             self._stopping.wait(self.poll_s)
 
-    def _claim(self) -> list[Any]:
+    def _done(self, _: Any) -> None:
+        with self._lock:
+            self._busy -= 1
+
+    def _claim(self, limit: int) -> list[Any]:
         """Deliveries this replica now owns: pending ones, and ones whose owner's lease ran out."""
         stale = (datetime.now(timezone.utc) - timedelta(seconds=self.policy.lease_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         claimable = or_(
             webhook_deliveries.c.status == PENDING,
             (webhook_deliveries.c.status == SENDING) & (webhook_deliveries.c.updated_at < stale),
         )
+        with self.engine.connect() as conn:  # a read first: an idle registry takes no write lock
+            candidates = list(
+                conn.execute(
+                    select(webhook_deliveries.c.id).where(claimable).order_by(webhook_deliveries.c.id).limit(limit)
+                ).scalars()
+            )
         claimed = []
-        with self.engine.begin() as conn:
-            candidates = conn.execute(
-                select(webhook_deliveries.c.id).where(claimable).order_by(webhook_deliveries.c.id).limit(16)
-            ).scalars()
-            for delivery_id in list(candidates):
-                won = conn.execute(
-                    update(webhook_deliveries)
-                    .where(webhook_deliveries.c.id == delivery_id, claimable)
-                    .values(status=SENDING, updated_at=now())
-                )
-                if won.rowcount == 1:
-                    claimed.append(delivery_id)
+        if candidates:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    for delivery_id in candidates:
+                        won = conn.execute(
+                            update(webhook_deliveries)
+                            .where(webhook_deliveries.c.id == delivery_id, claimable)
+                            .values(status=SENDING, updated_at=now())
+                        )
+                        if won.rowcount == 1:
+                            claimed.append(delivery_id)
         if not claimed:
             return []
         with self.engine.connect() as conn:

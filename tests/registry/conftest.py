@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +309,42 @@ def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     process = RegistryProcess(db, blobs, root / "home", endpoint).start()
     yield process
     process.stop()
+
+
+def wait_until(check: Any, timeout: float = 30) -> Any:
+    """Poll ``check`` every 0.1 s until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return result
+
+
+class Receiver:
+    """A webhook receiver: an HTTP server on 127.0.0.1 that records each POST and answers ``status``."""
+
+    def __init__(self, port: int, status: int = 204) -> None:
+        self.port, self.status = port, status
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture

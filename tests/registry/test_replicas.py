@@ -17,7 +17,15 @@ from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.client import RegistryClient, push
 from bento_jupyter.registry.commands import build_parser
 from bento_jupyter.registry.errors import Conflict
-from tests.registry.conftest import BUCKET, RegistryProcess, create_database, make_bento
+from tests.registry.conftest import (
+    BUCKET,
+    Receiver,
+    RegistryProcess,
+    create_database,
+    free_port,
+    make_bento,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 MANIFEST = Path(__file__).parents[2] / "deploy" / "registry" / "kubernetes.yaml"
@@ -40,6 +48,10 @@ def replicas(postgres_url, s3_endpoint, tmp_path):
 
 
 def test_concurrent_pushes_across_replicas_get_gap_free_versions_and_alias_moves_stay_linear(replicas, tmp_path, name):
+    receiver = Receiver(free_port())
+    hook = RegistryClient(replicas[0].url, replicas[0].tokens["admin"]).json(
+        "POST", "/webhooks", json={"url": f"http://127.0.0.1:{receiver.port}/", "events": ["publish", "alias"]}
+    )
     stores = [Store("bentos", tmp_path / f"home{i}") for i in range(PUSHES)]
     for i, store in enumerate(stores):
         make_bento(store, name, handler=f"v = {i}\n", model=bytes([i]) * 20_000)
@@ -77,6 +89,18 @@ def test_concurrent_pushes_across_replicas_get_gap_free_versions_and_alias_moves
     assert events[0]["from"] is None
     assert all(later["from"] == earlier["to"] for earlier, later in itertools.pairwise(events))
     assert b.aliases(name)["production"] == events[-1]["to"]
+
+    # every event is delivered once, though both replicas' dispatchers poll the same outbox
+    admin = RegistryClient(replicas[1].url, replicas[1].tokens["admin"])
+    expected = PUSHES + moves["won"]
+    try:
+        wait_until(lambda: len(receiver.received) >= expected, timeout=60)
+    finally:
+        receiver.close()
+    deliveries = [headers["X-Bento-Jupyter-Delivery"] for headers, _ in receiver.received]
+    assert len(deliveries) == len(set(deliveries)) == expected
+    log = admin.json("GET", f"/webhooks/{hook['id']}/deliveries")["deliveries"]
+    assert {d["status"] for d in log} == {"delivered"} and all(d["attempts"] == 1 for d in log)
 
 
 def test_the_kubernetes_manifest_for_the_registry_validates_and_its_command_parses():

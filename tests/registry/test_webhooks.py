@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,37 +13,10 @@ import pytest
 
 from bento_jupyter.registry.client import RegistryClient, push
 from bento_jupyter.registry.commands import main
-from tests.registry.conftest import RegistryProcess, free_port, make_bento
+from tests.registry.conftest import Receiver, RegistryProcess, free_port, make_bento, wait_until
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-the-receiver"
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records each POST and answers ``status``."""
-
-    def __init__(self, port: int, status: int = 204) -> None:
-        self.port, self.status = port, status
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -59,14 +29,6 @@ def hooked_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
     ).start()
     yield process
     process.stop()
-
-
-def wait_until(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return result
 
 
 def test_events_reach_a_receiver_that_was_down_signed_and_logged(hooked_registry, local, name, capsys):
