@@ -31,8 +31,24 @@ def _serve(args: argparse.Namespace) -> int:
         from bento_jupyter.bento.signing import verify_bento
 
         print(f"{root}: signed by {verify_bento(root, keys)}", file=sys.stderr)
-    serve_bento(root, args.host, args.port, args.workers, TrustPolicy(trust_code=args.trust_code, trusted_keys=keys))
+    trust = TrustPolicy(trust_code=args.trust_code, trusted_keys=keys)
+    if args.verify:
+        from bento_jupyter.server.replay import replay_samples
+
+        report = replay_samples(root, trust)
+        print(f"{root}: {report.summary()}", file=sys.stderr)
+        if not report.passed:
+            return 1
+    serve_bento(root, args.host, args.port, args.workers, trust)
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from bento_jupyter.server.replay import replay_samples
+
+    report = replay_samples(locate(args.target), TrustPolicy(trust_code=args.trust_code))
+    print(json.dumps(report.to_json()) if args.json else report.summary())
+    return 0 if report.passed else 1
 
 
 def _show_lineage(manifest: dict) -> str:
@@ -85,7 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-signature", metavar="KEYS", help="serve only if signed by one of these public keys (file or dir)"
     )
     add_trust_argument(serve)
+    serve.add_argument(
+        "--verify", action="store_true", help="first replay the samples stored in the bento; exit 1 if any differs"
+    )
     serve.set_defaults(run=_serve)
+    verify = commands.add_parser(
+        "verify", help="replay a bento's stored samples (NAME[:VERSION] or a directory); exit 1 when an answer differs"
+    )
+    verify.add_argument("target")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_trust_argument(verify)
+    verify.set_defaults(run=_verify)
     for kind in ("bentos", "models"):
         group = commands.add_parser(kind, help=f"list, show or delete stored {kind}")
         actions = group.add_subparsers(dest="action", required=True)

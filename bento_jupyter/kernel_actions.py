@@ -12,6 +12,8 @@ from bento_jupyter.capture.code import CodeSlice, capture_handlers, capture_obje
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoNotFoundError
 from bento_jupyter.lineage import LineageContext, collect_lineage, kernel_id, notebook_path_from_environment
+from bento_jupyter.server.replay import build_check
+from bento_jupyter.server.samples import collect
 from bento_jupyter.server.services import services
 from bento_jupyter.service.definition import ServiceDefinition
 
@@ -38,13 +40,21 @@ def capture_service(shell: Any, cell_log: CellLog, definition: ServiceDefinition
     return code, _lineage(shell, code)
 
 
-def build_service(shell: Any, cell_log: CellLog, name: str, extra_requirements: Iterable[str] = ()) -> StoredItem:
-    """Freeze the running service ``name`` into a new bento version in the local store."""
+def build_service(
+    shell: Any, cell_log: CellLog, name: str, extra_requirements: Iterable[str] = (), verify: bool = True
+) -> StoredItem:
+    """Freeze the running service ``name`` into a new bento version in the local store.
+
+    With ``verify``, the new bento is loaded in a fresh process and must answer the service's sampled
+    requests (and its APIs' ``examples``) as the kernel did, else nothing is stored (VerificationError).
+    """
     service = services.get(name)
     if service is None:
         raise BentoNotFoundError(f"no service named {name!r}; run its %%bento serve cell first")
     code, lineage = capture_service(shell, cell_log, service.definition)
-    return build_bento(Store("bentos"), service.definition, code, lineage, list(extra_requirements))
+    samples = collect(service.app.endpoints, service.url)
+    check = build_check if verify else None
+    return build_bento(Store("bentos"), service.definition, code, lineage, list(extra_requirements), samples, check)
 
 
 def save_variable(shell: Any, cell_log: CellLog, variable: str, name: str | None = None) -> StoredItem:

@@ -64,6 +64,9 @@ def build_parser() -> _Parser:
     build.add_argument("name", help="a running service")
     build.add_argument("--requirements", help="a requirements file whose lines override inferred pins")
     build.add_argument(
+        "--no-verify", action="store_true", help="store the bento without replaying its samples in a fresh process"
+    )
+    build.add_argument(
         "--python-packages", nargs="+", default=[], metavar="REQ", help="requirements to add or override"
     )
     push = commands.add_parser("push", help="publish a bento from the local store to the registry")
@@ -187,7 +190,7 @@ class BentoMagics(Magics):
             max_body_bytes=int(self.max_body_mb * 1024 * 1024),
         )
         if capture is not None:  # capture mode: serve (later cells may call it) and write the bundle
-            write_bundle(capture.directory, definition, self.shell, self.cell_log, capture.lineage)
+            write_bundle(capture.directory, service, self.shell, self.cell_log, capture.lineage)
         if self.freeze_gc:
             gc.freeze()
         if self.show_panel:
@@ -222,8 +225,11 @@ class BentoMagics(Magics):
         if args.requirements:
             with open(args.requirements) as handle:
                 extra += [line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")]
-        item = build_service(self.shell, self.cell_log, args.name, extra)
+        item = build_service(self.shell, self.cell_log, args.name, extra, verify=not args.no_verify)
+        verification = Store("bentos").manifest(item.tag).get("verification")
         print(f"built bento {item.tag} at {item.path}")
+        if verification:
+            print(f"verified in a fresh process: {verification['replayed']} sample(s) answered as the kernel did")
 
     def _save(self, args: argparse.Namespace, cell: str | None) -> None:
         item = save_variable(self.shell, self.cell_log, args.variable, args.name)

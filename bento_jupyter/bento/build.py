@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,9 @@ from bento_jupyter.service.definition import ServiceDefinition
 
 SOURCE_MODULE = "src/service.py"
 LOCK_FILE = "env/requirements.lock"
+SAMPLES_FILE = "verify/samples.json"
+
+Check = Callable[[Path], dict[str, Any]]  # verifies a written bento; returns its manifest "verification"
 
 
 def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
@@ -35,6 +40,8 @@ def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
                 "max_latency_ms": config.max_latency_ms,
                 "batch_dim": config.batch_dim,
                 "device": config.device,
+                "verify": config.verify,
+                "tolerance": config.tolerance,
             }
         )
     return entries
@@ -52,8 +59,14 @@ def write_bento(
     code: CodeSlice,
     lineage: dict[str, Any],
     extra_requirements: list[str],
+    samples: dict[str, Any] | None = None,
+    check: Check | None = None,
 ) -> dict[str, Any]:
-    """Write a complete bento into the empty directory ``root``; return its manifest."""
+    """Write a complete bento into the empty directory ``root``; return its manifest.
+
+    ``samples`` (requests and the kernel's answers, per API) are stored in ``verify/``; ``check`` then
+    verifies the written bento (raising when it answers differently) and its result joins the manifest.
+    """
     source = code.render(
         f"Service {definition.name!r}, captured by bento_jupyter {__version__} from a notebook.\n\n"
         "Generated from the cells listed in ../bento.yaml (lineage): edit the notebook, not this file.\n"
@@ -72,6 +85,9 @@ def write_bento(
     )
     (root / "env" / "Dockerfile").write_text(render_dockerfile(definition.name, python))
     (root / "env" / "entrypoint.sh").write_text(ENTRYPOINT)
+    if samples is not None:
+        (root / SAMPLES_FILE).parent.mkdir()
+        (root / SAMPLES_FILE).write_text(json.dumps(samples, indent=1, sort_keys=True))
     manifest = write_manifest(
         root,
         {
@@ -89,6 +105,8 @@ def write_bento(
             "lineage": lineage,
         },
     )
+    if check is not None:
+        manifest = write_manifest(root, {**manifest, "verification": check(root)})
     remember_built(manifest["digest"])  # the kernel that built a bento may load it without asking
     return manifest
 
@@ -99,11 +117,13 @@ def build_bento(
     code: CodeSlice,
     lineage: dict[str, Any],
     extra_requirements: list[str] | None = None,
+    samples: dict[str, Any] | None = None,
+    check: Check | None = None,
 ) -> StoredItem:
-    """Write a new version of ``definition`` into ``store`` atomically."""
-
+    """Write a new version of ``definition`` into ``store`` atomically (nothing when ``check`` raises)."""
     return store.add(
-        definition.name, lambda root: write_bento(root, definition, code, lineage, extra_requirements or [])
+        definition.name,
+        lambda root: write_bento(root, definition, code, lineage, extra_requirements or [], samples, check),
     )
 
 

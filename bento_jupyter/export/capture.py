@@ -18,7 +18,9 @@ from bento_jupyter.bento.build import write_bento
 from bento_jupyter.bento.manifest import file_sha256
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.kernel_actions import capture_service, notebook_path
-from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.server.replay import build_check
+from bento_jupyter.server.samples import collect
+from bento_jupyter.server.services import RunningService
 
 CAPTURE_VARIABLE = "BENTO_JUPYTER_EXPORT"
 
@@ -51,14 +53,16 @@ def notebook_lineage(notebook: str | None) -> dict[str, Any]:
 
 
 def write_bundle(
-    directory: Path, definition: ServiceDefinition, shell: Any, cell_log: CellLog, extra_lineage: dict[str, Any]
+    directory: Path, service: RunningService, shell: Any, cell_log: CellLog, extra_lineage: dict[str, Any]
 ) -> Path:
-    """Capture ``definition`` from the kernel's namespace into ``directory/NAME`` (replacing an older one)."""
+    """Capture ``service`` from the kernel's namespace into ``directory/NAME`` (replacing an older one),
+    verified as ``%bento build`` verifies: its samples and examples replayed in a fresh process."""
+    definition = service.definition
     code, lineage = capture_service(shell, cell_log, definition)
     lineage["export"] = {**notebook_lineage(notebook_path(shell)), **extra_lineage}
     root = directory / definition.name
     if root.exists():  # the serving cell ran again: its latest run wins
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    write_bento(root, definition, code, lineage, [])
+    write_bento(root, definition, code, lineage, [], collect(service.app.endpoints, service.url), build_check)
     return root

@@ -33,6 +33,6 @@ def export_running_services(
     notebook = notebook_path(shell)
     with staged_directory(out, force) as work:
         for service in chosen:
-            write_bundle(work, service.definition, shell, cell_log, {"executed_by": "%bento export"})
+            write_bundle(work, service, shell, cell_log, {"executed_by": "%bento export"})
         written = write_index(work, {**notebook_lineage(notebook), "parameters": {}})
     return written

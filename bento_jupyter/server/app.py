@@ -98,6 +98,11 @@ class ServiceApp:
         if self.tasks is not None:
             self.tasks.close()
 
+    @property
+    def endpoints(self) -> dict[str, Endpoint | StreamEndpoint]:
+        """The API endpoints serving now, by route."""
+        return self._endpoints
+
     def swap(self, definition: ServiceDefinition) -> list[Endpoint | StreamEndpoint]:
         """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
         new = self._build(definition)

@@ -27,12 +27,14 @@ from bento_jupyter.server.http_errors import (
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.samples import SampleLog
 from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
 
 _TEXT = b"text/plain; charset=utf-8"
+_JSON = b"application/json"
 
 
 class Endpoint:
@@ -48,6 +50,7 @@ class Endpoint:
         only_tensor = len(method.params) == 1 and isinstance(method.params[0].codec, TensorCodec)
         self._tensor_body = TensorBodyReader(method.params[0].name) if only_tensor else None
         self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
+        self.samples = SampleLog()  # the latest exchanges, replayed against a bento built from this service
         self.dispatcher: BatchDispatcher | None = None
         if method.config.batchable:
             config = method.config
@@ -94,11 +97,14 @@ class Endpoint:
         if self.example is None:
             self.example = example_request(self.method, raw)
         if self._text_output:
-            return str(encoded).encode(), _TEXT
-        try:
-            return dumps(encoded), b"application/json"
-        except TypeError as exc:
-            raise HandlerFailed(f"{self.method.name}() returned a value with no JSON form: {exc}") from exc
+            body, media = str(encoded).encode(), _TEXT
+        else:
+            try:
+                body, media = dumps(encoded), _JSON
+            except TypeError as exc:
+                raise HandlerFailed(f"{self.method.name}() returned a value with no JSON form: {exc}") from exc
+        self.samples.record(raw, body, media)
+        return body, media
 
     async def infer(self, kwargs: dict[str, Any]) -> Any:
         """The encoded result for already decoded arguments (the v2 route): the same admission, batching,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -27,8 +27,14 @@ class APIConfig:
     max_queue_size: int | None = None
     device: str | None = None
     task: bool = False
+    examples: tuple[Any, ...] = ()
+    verify: bool = True
+    tolerance: float = 1e-6
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "examples", tuple(self.examples))
+        if self.tolerance < 0:
+            raise ValueError("tolerance must be zero or positive")
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
         if self.max_latency_ms <= 0:
@@ -55,6 +61,9 @@ def api(
     max_queue_size: int | None = None,
     device: str | None = None,
     task: bool = False,
+    examples: Sequence[Any] = (),
+    verify: bool = True,
+    tolerance: float = 1e-6,
 ) -> Callable[[F], F]: ...
 
 
@@ -69,6 +78,10 @@ def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     ``/retry``): the call runs in the background and its result is kept on disk; for a task,
     ``max_queue_size`` bounds how many may wait (default 100) and ``max_concurrency`` how many
     run at once (default 1).
+    ``examples`` are request bodies (JSON values, e.g. ``[{"text": "hi"}]``) that every build replays
+    against the new bento, besides a sample of the requests the service answered; an answer may differ
+    from the kernel's by ``tolerance`` (relative and absolute, per number). ``verify=False`` leaves a
+    non-deterministic API out of that check (the bento's manifest says so).
     """
     config = APIConfig(**options)
 

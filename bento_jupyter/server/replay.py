@@ -1,0 +1,231 @@
+"""Replay a bento's stored samples against the bento itself, loaded the way ``bento-jupyter serve`` loads it,
+and say where its answers differ from the kernel's beyond each API's tolerance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bento_jupyter.bento.build import SAMPLES_FILE
+from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
+from bento_jupyter.errors import BentoJupyterError
+from bento_jupyter.server.app import ServiceApp
+
+_SHOWN_CHARS = 200
+
+
+class VerificationError(BentoJupyterError):
+    """A bento does not answer its stored samples as the kernel did (or cannot be loaded to try)."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One sample the bento answered differently: which API, which sample, where in the answer."""
+
+    api: str
+    index: int
+    source: str
+    request: Any
+    detail: str
+
+    def describe(self) -> str:
+        request = json.dumps(self.request)
+        shown = request if len(request) <= _SHOWN_CHARS else request[:_SHOWN_CHARS] + "..."
+        return f"  {self.api} sample {self.index} ({self.source}): {self.detail}\n    request {shown}"
+
+
+@dataclass
+class Report:
+    """The outcome of one replay."""
+
+    replayed: int = 0
+    opted_out: list[str] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def state(self) -> str:
+        if self.mismatches:
+            return "failed"
+        return "passed" if self.replayed else "no samples"
+
+    def summary(self) -> str:
+        opted = f"; not verified (verify=False): {', '.join(self.opted_out)}" if self.opted_out else ""
+        if self.passed:
+            return f"verified: {self.replayed} sample(s) answered as the kernel did{opted}"
+        lines = [f"{len(self.mismatches)} of {self.replayed} sample(s) answered differently than the kernel{opted}:"]
+        return "\n".join(lines + [m.describe() for m in self.mismatches])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "replayed": self.replayed,
+            "opted_out": self.opted_out,
+            "mismatches": [vars(m) for m in self.mismatches],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        return cls(data["replayed"], data["opted_out"], [Mismatch(**m) for m in data["mismatches"]])
+
+
+def difference(expected: Any, actual: Any, tolerance: float, path: str = "$") -> str | None:
+    """Where ``actual`` first differs from ``expected`` (numbers within ``tolerance``, relative or absolute)."""
+    if _is_number(expected) and _is_number(actual):
+        both_nan = math.isnan(expected) and math.isnan(actual)
+        if both_nan or math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance):
+            return None
+        return f"{path}: the kernel answered {expected!r}, the bento {actual!r} (tolerance {tolerance:g})"
+    if type(expected) is not type(actual):
+        return f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
+    if isinstance(expected, dict):
+        if expected.keys() != actual.keys():
+            return f"{path}: the kernel answered keys {sorted(expected)}, the bento {sorted(actual)}"
+        found = (difference(expected[k], actual[k], tolerance, f"{path}.{k}") for k in expected)
+        return next((f for f in found if f), None)
+    if isinstance(expected, list):
+        if len(expected) != len(actual):
+            return f"{path}: the kernel answered {len(expected)} items, the bento {len(actual)}"
+        found = (
+            difference(e, a, tolerance, f"{path}[{i}]") for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+        )
+        return next((f for f in found if f), None)
+    if expected != actual:
+        return f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
+async def _post(app: ServiceApp, route: str, body: bytes) -> tuple[int, bytes, str]:
+    """One request through the ASGI app in this process, as uvicorn would deliver it."""
+    done = asyncio.Event()
+    delivered = False
+    status, media, chunks = 0, "", []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, media
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            media = dict(message.get("headers", [])).get(b"content-type", b"").decode()
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                done.set()
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 0),
+    }
+    await app(scope, receive, send)
+    return status, b"".join(chunks), media
+
+
+def _answer_value(body: bytes, media: str) -> Any:
+    if media.startswith("application/json"):
+        return orjson.loads(body)
+    return body.decode(errors="replace")
+
+
+async def _replay(app: ServiceApp, samples: dict[str, Any]) -> Report:
+    report = Report()
+    for name, api in sorted(samples["apis"].items()):
+        if not api["verify"]:
+            report.opted_out.append(name)
+            continue
+        for index, exchange in enumerate(api["exchanges"]):
+            report.replayed += 1
+            status, body, media = await _post(app, api["route"], orjson.dumps(exchange["request"]))
+            if status != 200:
+                detail = f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
+            else:
+                try:
+                    detail = difference(exchange["response"], _answer_value(body, media), api["tolerance"])
+                except ValueError as exc:
+                    detail = f"the bento's answer is not valid JSON: {exc}"
+            if detail:
+                report.mismatches.append(Mismatch(name, index, exchange["source"], exchange["request"], detail))
+    await app.retire(list(app.endpoints.values()))
+    return report
+
+
+def read_samples(root: Path) -> dict[str, Any]:
+    path = root / SAMPLES_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"apis": {}}
+
+
+def replay_samples(root: Path, trust: TrustPolicy) -> Report:
+    """Load the bento at ``root`` as ``bento-jupyter serve`` does and replay its samples in this process."""
+    try:
+        definition, _ = load_bento(root, trust)
+    except BentoJupyterError:
+        raise
+    except Exception as exc:  # the bento's own code failed to load: say so in one line
+        raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}") from None
+    return asyncio.run(_replay(ServiceApp(definition), read_samples(root)))
+
+
+def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:
+    """``bento-jupyter verify ROOT`` in a fresh interpreter: nothing of this process (the kernel) can help.
+
+    Raises VerificationError when the bento cannot even be loaded there (the command's own message).
+    Its pickles are trusted: the caller has just written them from its own objects.
+    """
+    command = [sys.executable, "-m", "bento_jupyter.cli", "verify", str(root), "--json", TRUST_FLAG]
+    try:
+        done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise VerificationError(f"verifying {root.name} took longer than {timeout:g}s") from None
+    if done.returncode not in (0, 1):
+        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("bento-jupyter: error: ")
+        raise VerificationError(f"the bento does not load in a fresh process: {reason}")
+    return Report.from_json(json.loads(done.stdout))
+
+
+def build_check(root: Path) -> dict[str, Any]:
+    """Verify a freshly written bento in a fresh process; the manifest's ``verification``, or raise."""
+    report = verify_in_subprocess(root)
+    if not report.passed:
+        raise VerificationError(
+            f"the bento was not stored: {report.summary()}\n"
+            "Fix the notebook so the captured code gives the served answers, widen the API's tolerance=,"
+            " or mark a non-deterministic API verify=False"
+        )
+    return {"state": report.state, "replayed": report.replayed, "opted_out": report.opted_out}
