@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from bento_jupyter.bento.manifest import SIGNATURE_NAME, read_manifest
+from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
 from bento_jupyter.errors import BentoSignatureError
 
 KEY_SUFFIXES = (".pub", ".pem")
@@ -100,6 +100,47 @@ def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> 
     return signer
 
 
+def _trusted_key(signer: Signer, keys: Path | dict[str, Path], what: str) -> Path:
+    trusted = trusted_keys(keys) if isinstance(keys, Path) else keys
+    key = trusted.get(signer.fingerprint)
+    if key is None:
+        raise BentoSignatureError(f"{what} is signed by {signer}, which is not one of the {len(trusted)} trusted keys")
+    return key
+
+
+def manifest_file_bytes(manifest: dict[str, Any]) -> bytes:
+    """``bento.yaml`` as ``write_manifest`` writes it (and a pull re-writes it): what a signature covers."""
+    return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False).encode()
+
+
+def verify_manifest_signature(manifest: dict[str, Any], bundle: bytes, keys: Path | dict[str, Path]) -> Signer:
+    """Check a signature against a manifest alone, without the files (a registry holds blobs, not a directory):
+    the bundle must be signed by a trusted key and list exactly the manifest's files and ``bento.yaml``, each
+    with the digest the manifest gives. BentoSignatureError otherwise."""
+    from model_signing._signing import sign_ec_key, sign_sigstore_pb  # model-signing's verifier of one bundle
+
+    name = manifest.get("name", "the bento")
+    try:
+        signer = Signer(json.loads(bundle)["verificationMaterial"]["publicKey"]["hint"])
+    except (ValueError, KeyError, TypeError):
+        raise BentoSignatureError(f"the signature of {name} is not a model-signing signature") from None
+    key = _trusted_key(signer, keys, name)
+    with tempfile.NamedTemporaryFile(suffix=".sig") as scratch:
+        scratch.write(bundle)
+        scratch.flush()
+        try:
+            signed = sign_ec_key.Verifier(key).verify(sign_sigstore_pb.Signature.read(Path(scratch.name)))
+        except Exception as exc:  # corrupt bundles raise protobuf, JSON and cryptography errors of many kinds
+            raise BentoSignatureError(f"the signature of {name} does not verify with {key.name}: {exc!r}") from None
+    listed = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
+    listed[MANIFEST_NAME] = hashlib.sha256(manifest_file_bytes(manifest)).hexdigest()
+    covered = {item.identifier: item.digest.digest_hex for item in signed.resource_descriptors()}
+    if covered != listed:
+        changed = ", ".join(sorted({path for path, _ in set(covered.items()) ^ set(listed.items())}))
+        raise BentoSignatureError(f"the signature of {name} does not cover this manifest (differs: {changed})")
+    return Signer(signer.fingerprint, key.stem)
+
+
 def _changes(message: str) -> str:
     """model-signing's mismatch report as file names: which were altered, added or removed."""
     quote = r"\\*'"  # the report is a list's repr: its quotes may come escaped
@@ -117,15 +158,12 @@ def verify_bento(root: Path, keys: Path | dict[str, Path]) -> Signer:
     not in ``keys`` (a key file, a directory, or ``trusted_keys``' mapping), or changed after signing."""
     from model_signing import verifying
 
-    trusted = trusted_keys(keys) if isinstance(keys, Path) else keys
     signer = signer_of(root)
     if signer is None:
         raise BentoSignatureError(
             f"{root} is not signed (no {SIGNATURE_NAME}): sign it with bento-jupyter sign NAME[:VERSION] --key KEY"
         )
-    key = trusted.get(signer.fingerprint)
-    if key is None:
-        raise BentoSignatureError(f"{root} is signed by {signer}, which is not one of the {len(trusted)} trusted keys")
+    key = _trusted_key(signer, keys, str(root))
     config = verifying.Config().use_elliptic_key_verifier(public_key=key).set_hashing_config(_hashing_config())
     try:
         config.verify(root, root / SIGNATURE_NAME)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +20,7 @@ from bento_jupyter.registry.blobs import CHUNK
 from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
 from bento_jupyter.registry.refs import check_label, check_name, check_sha256, check_version
 from bento_jupyter.registry.server import MAX_BLOB_BYTES, MAX_JSON_BYTES
+from bento_jupyter.registry.signatures import SignaturePolicy
 from bento_jupyter.registry.store import RegistryStore
 
 PREFIX = "/api/v1"
@@ -38,6 +39,7 @@ class Context:
     tokens: TokenStore
     limits: Limits
     open: bool = False
+    signatures: SignaturePolicy = field(default_factory=SignaturePolicy)
 
 
 Handler = Callable[[Context, Request, Principal], Awaitable[Response]]
@@ -121,7 +123,10 @@ async def list_versions(ctx: Context, request: Request, who: Principal) -> Respo
 async def publish(ctx: Context, request: Request, who: Principal) -> Response:
     name = _name(request)
     manifest = await _json_body(request, ctx.limits.max_json_bytes)
-    summary, created = await _call(ctx.store.publish, name, manifest, who.actor)
+    # The body is the manifest; a signed bento's bento.sig rides along as "signature" (not part of the digest).
+    signature = manifest.pop("signature", None) if isinstance(manifest, dict) else None
+    record = await _call(ctx.signatures.check, name, manifest, signature)
+    summary, created = await _call(ctx.store.publish, name, manifest, who.actor, record)
     return JSONResponse({**summary, "created": created}, status_code=201 if created else 200)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from bento_jupyter.bento.manifest import MANIFEST_NAME, read_manifest
+from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError
@@ -236,7 +236,9 @@ def push(
     meter = _Meter(sum(by_digest[d]["size"] for d in missing), progress)
     for digest in missing:
         client.upload_blob(digest, item.path / by_digest[digest]["path"], meter)
-    published = client.publish(item.name, manifest)
+    signature = item.path / SIGNATURE_NAME
+    body = {**manifest, "signature": json.loads(signature.read_text())} if signature.is_file() else manifest
+    published = client.publish(item.name, body)
     return PushResult(
         item.name, published["version"], published["digest"], published["created"], len(missing), meter.done
     )
@@ -297,6 +299,8 @@ def pull(
         for entry in manifest["files"]:
             cache.copy_to(entry["sha256"], root / entry["path"])
         (root / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False))
+        if info.get("signature"):
+            (root / SIGNATURE_NAME).write_text(json.dumps(info["signature"]))
         check_trust(root, read_manifest(root), trust)
 
     item = store.add(remote.name, fill)

@@ -64,6 +64,8 @@ def _serve(args: argparse.Namespace) -> int:
             upgrade=args.upgrade,
             webhook_attempts=args.webhook_attempts,
             webhook_backoff_s=args.webhook_backoff,
+            require_signature=tuple(args.require_signature),
+            trusted_keys=args.trusted_keys,
         )
     )
     return 0
@@ -309,6 +311,14 @@ def add_registry_commands(commands: Any) -> None:
     serve.add_argument("--max-blob-mb", type=float, default=64 * 1024, help="largest blob accepted (413 above)")
     serve.add_argument("--max-manifest-mb", type=float, default=16, help="largest JSON body accepted (413 above)")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument(
+        "--require-signature",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="publish NAMEs matching this glob only when signed by a --trusted-keys key (repeatable)",
+    )
+    serve.add_argument("--trusted-keys", help="a PEM public key, or a directory of *.pub / *.pem keys")
     serve.add_argument("--upgrade", action="store_true", help="migrate an older database's schema before serving")
     serve.add_argument("--webhook-attempts", type=int, default=8, help="tries per webhook delivery")
     serve.add_argument(

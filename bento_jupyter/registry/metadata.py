@@ -21,6 +21,7 @@ from bento_jupyter.registry.schema import (
     aliases,
     bentos,
     history,
+    signatures,
     tags,
     verifications,
     version_cells,
@@ -119,8 +120,13 @@ class MetadataStore:
 
     # -- publishing -------------------------------------------------------------------------------
 
-    def publish(self, name: str, manifest: dict[str, Any], actor: str) -> tuple[dict[str, Any], bool]:
-        """Record a new version of ``name`` (number = previous + 1), or return the one with this digest."""
+    def publish(
+        self, name: str, manifest: dict[str, Any], actor: str, signature: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Record a new version of ``name`` (number = previous + 1), or return the one with this digest.
+
+        ``signature`` (bundle, key_fingerprint, verified) is stored with it; a re-publish can add one to a version
+        that had none."""
         check_name(name)
         digest = manifest["digest"]
         stamp = now()
@@ -133,6 +139,8 @@ class MetadataStore:
                 select(*_SUMMARY_COLUMNS).where(versions.c.bento == name, versions.c.digest == digest)
             ).first()
             if existing is not None:
+                if signature is not None:
+                    self._insert_ignoring_duplicate(conn, signatures, {"version_id": existing.id, **signature})
                 return self._summaries(conn, [existing])[0], False
             number = latest + 1
             conn.execute(update(bentos).where(bentos.c.name == name).values(latest=number))
@@ -151,6 +159,8 @@ class MetadataStore:
                 )
                 .returning(versions.c.id)
             ).scalar_one()
+            if signature is not None:
+                conn.execute(insert(signatures).values(version_id=version_id, **signature))
             cells = _cells(manifest)
             if cells:
                 conn.execute(insert(version_cells), [{"version_id": version_id, **cell} for cell in cells])
@@ -198,11 +208,18 @@ class MetadataStore:
         tags_of: dict[int, list[str]] = {i: [] for i in ids}
         aliases_of: dict[tuple[str, int], list[str]] = {}
         executing: dict[int, list[str]] = {}
+        signed_by: dict[int, dict[str, Any]] = {}
         if ids:
             for version_id, text in conn.execute(
                 select(versions.c.id, versions.c.manifest).where(versions.c.id.in_(ids))
             ):
                 executing[version_id] = code_executing_files(json.loads(text))
+            for version_id, fingerprint, verified in conn.execute(
+                select(signatures.c.version_id, signatures.c.key_fingerprint, signatures.c.verified).where(
+                    signatures.c.version_id.in_(ids)
+                )
+            ):
+                signed_by[version_id] = {"key": fingerprint, "verified": bool(verified)}
             for version_id, tag in conn.execute(
                 select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(ids)).order_by(tags.c.tag)
             ):
@@ -232,6 +249,7 @@ class MetadataStore:
                 "tags": tags_of[row.id],
                 "aliases": aliases_of.get((row.bento, row.number), []),
                 "code_executing_files": executing.get(row.id, []),  # what a pull needs --trust-code for
+                "signed_by": signed_by.get(row.id),
             }
             for row in rows
         ]
@@ -297,7 +315,13 @@ class MetadataStore:
         """One version with its manifest; ``number=None`` is the latest."""
         with self.transaction() as conn:
             row = self._version_row(conn, name, number)
-            return {**self._summaries(conn, [row])[0], "manifest": json.loads(row.manifest)}
+            bundle = conn.execute(select(signatures.c.bundle).where(signatures.c.version_id == row.id)).scalar()
+            summary = self._summaries(conn, [row])[0]
+            return {
+                **summary,
+                "manifest": json.loads(row.manifest),
+                "signature": json.loads(bundle) if bundle else None,
+            }
 
     # -- aliases and tags -------------------------------------------------------------------------
 
@@ -451,6 +475,7 @@ class MetadataStore:
                     aliases=held,
                 )
             conn.execute(tags.delete().where(tags.c.version_id == row.id))
+            conn.execute(signatures.delete().where(signatures.c.version_id == row.id))
             conn.execute(verifications.delete().where(verifications.c.version_id == row.id))
             conn.execute(version_cells.delete().where(version_cells.c.version_id == row.id))
             conn.execute(versions.delete().where(versions.c.id == row.id))

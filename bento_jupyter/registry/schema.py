@@ -129,6 +129,15 @@ verifications = Table(
     Index("ix_verifications_version_id", "version_id"),
 )
 
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True),
+    Column("bundle", Text, nullable=False),  # bento.sig, a Sigstore bundle, as the client sent it
+    Column("key_fingerprint", String(64), nullable=False),  # the key it names (sha256 of its PEM)
+    Column("verified", Boolean, nullable=False),  # checked against the registry's trusted keys on publish
+)
+
 webhooks = Table(
     "webhooks",
     metadata,

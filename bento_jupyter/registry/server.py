@@ -55,6 +55,8 @@ class ServeOptions:
     upgrade: bool = False  # migrate an older database's schema before serving
     webhook_attempts: int = 8
     webhook_backoff_s: float = 1.0  # first wait between attempts; doubles each time, at most a minute
+    require_signature: tuple[str, ...] = ()  # names (fnmatch patterns) publishable only signed by a trusted key
+    trusted_keys: str | None = None  # a PEM public key or a directory of them
 
 
 def build_context(options: ServeOptions) -> Context:
@@ -64,14 +66,16 @@ def build_context(options: ServeOptions) -> Context:
     from bento_jupyter.registry.blobs import open_blob_store
     from bento_jupyter.registry.metadata import MetadataStore
     from bento_jupyter.registry.migrations import open_database
+    from bento_jupyter.registry.signatures import SignaturePolicy
     from bento_jupyter.registry.store import RegistryStore
 
     if options.open and not is_loopback(options.host):
         raise InvalidRequest(f"--open serves without tokens, so only on a loopback host, not {options.host!r}")
+    policy = SignaturePolicy.configure(list(options.require_signature), options.trusted_keys)
     engine = open_database(options.db or default_db_url(), migrate=options.upgrade)
     blobs = open_blob_store(options.storage or default_storage(), options.s3_endpoint)
     limits = Limits(options.max_json_bytes, options.max_blob_bytes)
-    return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open)
+    return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open, policy)
 
 
 def serve(options: ServeOptions) -> None:

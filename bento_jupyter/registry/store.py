@@ -43,7 +43,9 @@ class RegistryStore:
         mark(self.metadata.engine, [digest for digest, size in sizes.items() if size is not None])  # see gc
         return [digest for digest, size in sizes.items() if size is None]
 
-    def publish(self, name: str, manifest: Any, actor: str) -> tuple[dict[str, Any], bool]:
+    def publish(
+        self, name: str, manifest: Any, actor: str, signature: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Commit a version whose every file is already stored with its listed size."""
         check_manifest(manifest, check_name(name))
         mark(self.metadata.engine, [entry["sha256"] for entry in manifest["files"]])  # gc keeps them from now
@@ -57,4 +59,4 @@ class RegistryStore:
                     f"{entry['path']}: the manifest says {entry['size']} bytes, blob {entry['sha256']} has "
                     f"{sizes[entry['sha256']]}"
                 )
-        return self.metadata.publish(name, manifest, actor)
+        return self.metadata.publish(name, manifest, actor, signature)
