@@ -119,6 +119,24 @@ class AliasHandler(BentoHandler):
         await self.answer(move)
 
 
+class AliasHistoryHandler(BentoHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str, alias: str) -> None:
+        await self.answer(lambda s: {"name": name, "alias": alias, "history": s.alias_history(name, alias)})
+
+
+class RollbackHandler(BentoHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str, alias: str) -> None:
+        def rollback(s: Any) -> dict[str, Any]:
+            reason = self.body().get("reason")
+            if reason is not None and not isinstance(reason, str):
+                raise ValueError("send {'reason': TEXT} (or no reason)")
+            return s.rollback(name, alias, reason or None)
+
+        await self.answer(rollback)
+
+
 class PushHandler(BentoHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -164,6 +182,8 @@ def routes(base_url: str, root_dir: str) -> list[tuple[str, type, dict[str, Any]
         (r"bentos", BentosHandler),
         (rf"bentos/{_SEGMENT}", BentoHandlerByName),
         (rf"bentos/{_SEGMENT}/aliases/{_SEGMENT}", AliasHandler),
+        (rf"bentos/{_SEGMENT}/aliases/{_SEGMENT}/history", AliasHistoryHandler),
+        (rf"bentos/{_SEGMENT}/aliases/{_SEGMENT}/rollback", RollbackHandler),
         (rf"bentos/{_SEGMENT}/{_SEGMENT}", VersionHandler),
         (r"push", PushHandler),
         (r"local/(bentos|models)", LocalItemsHandler),

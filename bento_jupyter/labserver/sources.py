@@ -71,6 +71,13 @@ class RegistrySource:
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
         return move_alias(name, alias, version, self.url, self.token)
 
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        """The alias's moves, rollbacks and policy changes, newest first."""
+        return list(reversed(self.client.history(name, alias=alias)))
+
+    def rollback(self, name: str, alias: str, reason: str | None) -> dict[str, Any]:
+        return self.client.rollback(name, alias, reason)
+
     def delete(self, name: str, ref: str) -> dict[str, Any]:
         number = version_ref(ref)
         if number is None:
@@ -130,6 +137,12 @@ class LocalSource:
         return _detail(self._summary(item), self.store.manifest(item.tag))
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        raise InvalidRequest(f"aliases live in a registry: {NO_REGISTRY}")
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        raise InvalidRequest(f"aliases live in a registry: {NO_REGISTRY}")
+
+    def rollback(self, name: str, alias: str, reason: str | None) -> dict[str, Any]:
         raise InvalidRequest(f"aliases live in a registry: {NO_REGISTRY}")
 
     def delete(self, name: str, ref: str) -> dict[str, Any]:

@@ -19,6 +19,8 @@ ROUTES = [
     ("GET", "bentos/keep/1"),
     ("DELETE", "bentos/keep/1"),
     ("PUT", "bentos/keep/aliases/prod"),
+    ("GET", "bentos/keep/aliases/prod/history"),
+    ("POST", "bentos/keep/aliases/prod/rollback"),
     ("POST", "push"),
     ("GET", "local/bentos"),
     ("GET", "local/models"),
@@ -142,6 +144,29 @@ def test_registry_routes_push_list_show_alias_and_delete(jupyter, store, lab_reg
     assert unknown.status_code == 404 and "ghost" in unknown.json()["error"]
     bad_alias = jupyter.api("PUT", f"{API}/bentos/reg-a/aliases/prod", json={"version": "2"})
     assert bad_alias.status_code == 400 and bad_alias.json()["error"] == "send {'version': N}"
+
+
+def test_alias_history_and_rollback_routes_and_their_errors_as_messages(jupyter, store, lab_registry):
+    for handler in ("v = 1\n", "v = 2\n"):
+        make_bento(store, "roll-a", handler=handler)
+    on_registry(jupyter, lab_registry)
+    for tag in ("roll-a:1", "roll-a:2"):
+        assert jupyter.api("POST", f"{API}/push", json={"tag": tag}).status_code == 200
+    for version in (1, 2):
+        assert jupyter.api("PUT", f"{API}/bentos/roll-a/aliases/prod", json={"version": version}).status_code == 200
+    rolled = jupyter.api("POST", f"{API}/bentos/roll-a/aliases/prod/rollback", json={"reason": "bad canary"})
+    assert rolled.status_code == 200 and (rolled.json()["previous"], rolled.json()["version"]) == (2, 1)
+    history = jupyter.api("GET", f"{API}/bentos/roll-a/aliases/prod/history").json()["history"]
+    assert [(e["action"], e["from"], e["to"], e["reason"]) for e in history] == [
+        ("rollback", 2, 1, "bad canary"),
+        ("alias", 1, 2, None),
+        ("alias", None, 1, None),
+    ]
+    again = jupyter.api("POST", f"{API}/bentos/roll-a/aliases/prod/rollback", json={})
+    assert again.status_code == 409 and "no earlier target" in again.json()["error"]
+    jupyter.set_registry("")
+    local = jupyter.api("POST", f"{API}/bentos/roll-a/aliases/prod/rollback", json={})
+    assert local.status_code == 400 and local.json()["error"].startswith("aliases live in a registry")
 
 
 def test_a_bad_registry_token_is_a_readable_401(jupyter, lab_registry):
