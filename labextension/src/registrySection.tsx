@@ -2,6 +2,7 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import React, { useState } from 'react';
 
+import { AliasRow } from './aliasHistory';
 import { APIError, bentoPath, IRegistrySettings, requestAPI } from './api';
 import { errorText, humanBytes, when } from './format';
 import { INotice, Notice, Section } from './notice';
@@ -318,6 +319,21 @@ export function RegistrySection(props: {
               {bento.versions} version{bento.versions === 1 ? '' : 's'}, latest {bento.latest}
               {Object.entries(bento.aliases).map(([alias, version]) => ` · @${alias}=${version}`)}
             </span>
+            {open === bento.name && registry.url && Object.keys(bento.aliases).length > 0 ? (
+              <ul className="jp-bento-aliases" data-testid="bento-aliases">
+                {Object.entries(bento.aliases).map(([alias, version]) => (
+                  <AliasRow
+                    key={alias}
+                    name={bento.name}
+                    alias={alias}
+                    version={version}
+                    registry={registry}
+                    problem={error => registryProblem(error, registry)}
+                    onChanged={() => changed(false)}
+                  />
+                ))}
+              </ul>
+            ) : null}
             {open === bento.name && versions?.name === bento.name ? (
               <ul className="jp-bento-versions">
                 {versions.versions.map(version => (

@@ -72,6 +72,19 @@ export interface IVersion {
   error?: string;
 }
 
+/** One entry of an alias's history, newest first: a move, a rollback or a policy change. */
+export interface IAliasEvent {
+  id: number;
+  action: 'alias' | 'rollback' | 'policy';
+  label: string;
+  from: number | null;
+  to: number | null;
+  actor: string;
+  at: string;
+  reason: string | null;
+  details: { forced?: boolean; requires?: string[]; undoes?: number } | null;
+}
+
 export interface IBentoVersions {
   name: string;
   versions: IVersion[];

@@ -5,12 +5,16 @@ as messages in the panel. The tests run in order on one page, each building on t
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from bento_jupyter.bento.manifest import read_manifest, write_manifest
 from bento_jupyter.bento.store import Store
+from bento_jupyter.registry.client import push
 from tests.labextension.conftest import ARTIFACTS
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.registry.conftest import RegistryProcess, free_port
@@ -166,6 +170,51 @@ def test_serve_a_registry_version_and_set_an_alias_from_the_panel(
     screenshot(page, "6-served-from-registry")
 
 
+def publish_a_second_iris(lab: SidebarLab, registry: RegistryProcess, scratch: Path) -> None:
+    """iris:1 with one more file, published as registry version 2 (same API: the promotion gate lets it pass)."""
+    source = Store("bentos", lab.home).resolve("iris:1").path
+    manifest = read_manifest(source)
+
+    def fill(root: Path) -> None:
+        shutil.copytree(source, root, dirs_exist_ok=True)
+        (root / "NOTES.md").write_text("the same service, one more file\n")
+        write_manifest(root, {k: v for k, v in manifest.items() if k not in ("files", "digest", "schema_version")})
+
+    other = Store("bentos", scratch)
+    other.add("iris", fill)
+    assert push("iris:1", registry.url, registry.tokens["write"], store=other).version == 2
+
+
+def test_alias_history_and_rollback_from_the_panel(
+    page: Any, lab: SidebarLab, registry: RegistryProcess, tmp_path: Path
+):
+    publish_a_second_iris(lab, registry, tmp_path)
+    moved = registry.api("PUT", "/bentos/iris/aliases/prod", json={"version": 2, "expected": 1, "reason": "v2 out"})
+    assert moved.status_code == 200, moved.text
+    alias = by_testid(page, "bento-alias", alias="prod", version="2")
+    alias.wait_for(timeout=30_000)  # the panel polls
+    alias.locator('[data-testid="bento-alias-history-toggle"]').click()
+    events = alias.locator('[data-testid="bento-alias-event"]')
+    events.first.filter(has_text="moved 1 → 2: v2 out").wait_for()
+    assert events.count() == 2
+
+    alias.locator('[data-testid="bento-alias-rollback"]').click()
+    page.locator(".jp-Dialog input").fill("canary errors")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    by_testid(page, "bento-alias-message", kind="info").filter(has_text="iris@prod: 2 → 1 (rolled back)").wait_for()
+    assert registry.api("GET", "/bentos/iris/aliases/prod", scope="read").json()["version"] == 1
+    rolled = by_testid(page, "bento-alias", alias="prod", version="1")
+    rolled.locator('[data-testid="bento-alias-event"][data-action="rollback"]').filter(
+        has_text="rolled back 2 → 1: canary errors"
+    ).wait_for()
+    screenshot(page, "7-alias-rolled-back")
+
+    rolled.locator('[data-testid="bento-alias-rollback"]').click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    refused = rolled.locator('[data-testid="bento-alias-message"][data-kind="error"]')
+    refused.filter(has_text="no earlier target").wait_for()
+
+
 def reload_with_registry(page: Any, lab: SidebarLab, url: str, token: str) -> None:
     """New settings reach the page when it loads; the layout restorer brings the panel back open."""
     lab.set_registry(url, token)
@@ -180,12 +229,12 @@ def test_registry_failures_read_as_messages_in_the_panel(page: Any, lab: Sidebar
     unreachable = by_testid(page, "bento-registry-error")
     unreachable.wait_for()
     assert f"127.0.0.1:{closed}" in unreachable.inner_text()
-    screenshot(page, "7-registry-unreachable")
+    screenshot(page, "8-registry-unreachable")
 
     reload_with_registry(page, lab, registry.url, "not-a-token")
     refused = by_testid(page, "bento-registry-error")
     refused.filter(has_text="token").wait_for()
-    screenshot(page, "8-registry-bad-token")
+    screenshot(page, "9-registry-bad-token")
 
     reload_with_registry(page, lab, registry.url, registry.tokens["write"])
     by_testid(page, "bento-bento", name="iris").wait_for()
