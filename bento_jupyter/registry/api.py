@@ -229,7 +229,7 @@ async def compare_versions(ctx: Context, request: Request, who: Principal) -> Re
     query = request.query_params
     if not query.get("from", "").isdigit() or not query.get("to", "").isdigit():
         raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
-    old, new = int(query["from"]), int(query["to"])
+    old, new = check_version(int(query["from"])), check_version(int(query["to"]))
     changes = await _call(ctx.store.promotions.compare, _name(request), old, new)
     return JSONResponse(
         {
@@ -339,7 +339,7 @@ async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Res
 
 async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
     delivery = request.path_params["delivery_id"]
-    if not delivery.isdigit():
+    if not delivery.isdigit() or int(delivery) >= 2**31:
         raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
     found = await _call(ctx.store.webhooks.redeliver, request.path_params["hook_id"], int(delivery))
     return JSONResponse(found, status_code=202)

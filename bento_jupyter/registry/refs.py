@@ -41,8 +41,8 @@ def check_sha256(value: str) -> str:
 
 
 def check_version(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequest(f"invalid version {value!r}: expected a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        raise InvalidRequest(f"invalid version {value!r}: expected a positive integer (below 2**31)")
     return value
 
 

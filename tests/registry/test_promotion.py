@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bento_jupyter.bento.manifest import write_manifest
 from bento_jupyter.bento.store import Store
@@ -167,3 +169,57 @@ def test_an_alias_that_requires_verification_moves_only_after_a_passing_one(sqli
     assert f"{name}@production: {v2} -> {v1} (rolled back)" in capsys.readouterr().out
     assert main(["rollback", name, "production", *remote]) == 2
     assert "no earlier target" in capsys.readouterr().err
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "version": json_values,
+            "expected": json_values,
+            "reason": json_values,
+            "force": json_values,
+            "requires": json_values,
+            "passed": json_values,
+            "url": json_values,
+            "events": json_values,
+            "secret": json_values,
+        },
+    ),
+)
+
+
+def test_bad_bodies_and_references_on_the_new_routes_are_4xx_never_5xx(sqlite_registry, local, name):
+    publish(sqlite_registry, local, name, route("predict", {"x": INT}, ["x"]))
+    routes = [
+        ("PUT", f"/bentos/{name}/aliases/prod"),
+        ("POST", f"/bentos/{name}/aliases/prod/rollback"),
+        ("PUT", f"/bentos/{name}/aliases/prod/policy"),
+        ("POST", f"/bentos/{name}/versions/1/verifications"),
+        ("POST", "/webhooks"),
+    ]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(routes), bodies)
+    def check(target, body):
+        method, path = target
+        answer = sqlite_registry.api(method, path, "admin", json=body)
+        assert answer.status_code < 500, (method, path, body, answer.text)
+        if answer.status_code == 400:
+            assert answer.json()["code"] == "invalid" and answer.json()["error"]
+
+    check()
+    for path in (
+        f"/bentos/{name}/compare?from=1&to=99999999999",
+        f"/bentos/{name}/compare?from=x&to=1",
+        f"/bentos/{name}/history?alias=1",
+        "/webhooks/nope/deliveries/99999999999/redeliver",
+    ):
+        method = "POST" if path.endswith("redeliver") else "GET"
+        assert sqlite_registry.api(method, path, "admin").status_code in (400, 404), path
