@@ -46,9 +46,29 @@ def _serve(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from bento_jupyter.server.replay import replay_samples
 
-    report = replay_samples(locate(args.target), TrustPolicy(trust_code=args.trust_code))
+    trust = TrustPolicy(trust_code=args.trust_code)
+    if args.registry:
+        return _verify_registry_version(args, trust)
+    report = replay_samples(locate(args.target), trust)
     print(json.dumps(report.to_json()) if args.json else report.summary())
     return 0 if report.passed else 1
+
+
+def _verify_registry_version(args: argparse.Namespace, trust: TrustPolicy) -> int:
+    """Pull a registry version, replay its samples, and record the result there (what ``verified`` policies read)."""
+    from bento_jupyter import __version__
+    from bento_jupyter.registry.client import connect, pull
+    from bento_jupyter.server.replay import replay_samples
+
+    pulled = pull(args.target, args.url, args.token, trust=trust)
+    report = replay_samples(pulled.item.path, trust)
+    passed = report.state == "passed"  # a bento with no samples verifies nothing
+    name = pulled.item.name
+    details = {**report.to_json(), "tool": f"bento-jupyter {__version__} verify"}
+    connect(args.url, args.token).record_verification(name, pulled.version, passed, **details)
+    print(json.dumps(report.to_json()) if args.json else report.summary())
+    print(f"recorded in the registry: {name}:{pulled.version} {'passed' if passed else 'FAILED'}", file=sys.stderr)
+    return 0 if passed else 1
 
 
 def _show_lineage(manifest: dict) -> str:
@@ -110,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("target")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--registry",
+        action="store_true",
+        help="TARGET is a registry version (NAME:N or NAME@ALIAS): pull it, replay, and record the result there",
+    )
+    verify.add_argument("--url", help="registry URL (default: the one saved by `bento-jupyter login`)")
+    verify.add_argument("--token", help="a write token (default: the saved one)")
     add_trust_argument(verify)
     verify.set_defaults(run=_verify)
     for kind in ("bentos", "models"):
