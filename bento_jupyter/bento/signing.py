@@ -78,15 +78,21 @@ def signer_of(root: Path) -> Signer | None:
         raise BentoSignatureError(f"{root / SIGNATURE_NAME} is not a model-signing signature") from None
 
 
-def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> Signer:
-    """Verify the bento, then write ``bento.sig`` (replacing any older one atomically); return the signer."""
+def signing_config(private_key: Path, password: bytes | None = None) -> Any:
+    """model-signing's signing configuration for this key; BentoSignatureError when the key cannot sign
+    (call it early to fail before expensive work)."""
     from model_signing import signing
 
-    read_manifest(root)  # never sign a bento that no longer matches its own manifest
     try:
-        config = signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)
-    except (ValueError, TypeError) as exc:
+        return signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)
+    except (OSError, ValueError, TypeError) as exc:
         raise BentoSignatureError(f"cannot sign with {private_key}: {exc} (an EC P-256/384/521 PEM key)") from None
+
+
+def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> Signer:
+    """Verify the bento, then write ``bento.sig`` (replacing any older one atomically); return the signer."""
+    read_manifest(root)  # never sign a bento that no longer matches its own manifest
+    config = signing_config(private_key, password)
     handle, scratch = tempfile.mkstemp(prefix=".bento-sig-", dir=root.parent)
     os.close(handle)
     try:

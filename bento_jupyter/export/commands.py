@@ -18,6 +18,7 @@ def _export(args: argparse.Namespace) -> int:
         force=args.force,
         kernel_name=args.kernel,
         timeout=args.timeout,
+        sign_key=Path(args.sign_key) if args.sign_key else None,
     )
     for bundle in result.bundles:
         print(f"exported {bundle.name} to {bundle}")
@@ -43,4 +44,5 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--force", action="store_true", help="replace a non-empty output directory")
     export.add_argument("--kernel", help="kernel name (default: the notebook's kernelspec)")
     export.add_argument("--timeout", type=int, default=600, help="seconds each cell may run (default 600)")
+    export.add_argument("--sign-key", help="sign each bundle with this EC private key (see bento-jupyter sign)")
     export.set_defaults(run=_export)

@@ -66,10 +66,17 @@ def export_notebook(
     force: bool = False,
     kernel_name: str | None = None,
     timeout: int = 600,
+    sign_key: Path | None = None,
 ) -> ExportResult:
-    """Execute ``notebook`` headlessly; publish ``out/NAME/`` for each ``%%bento serve`` cell, or nothing."""
+    """Execute ``notebook`` headlessly; publish ``out/NAME/`` for each ``%%bento serve`` cell, or nothing.
+
+    With ``sign_key`` (an EC private key), each bundle is signed before the export is published."""
     notebook = notebook.resolve()
     check_target(out, force)  # fail before spending a kernel run
+    if sign_key is not None:
+        from bento_jupyter.bento.signing import signing_config
+
+        signing_config(sign_key)
     try:
         nb = nbformat.read(notebook, as_version=4)
     except (OSError, ValueError) as exc:
@@ -84,4 +91,9 @@ def export_notebook(
         if not names:
             raise ExportError(f"{notebook.name} ran, but no %%bento serve cell did: nothing to export")
         nbformat.write(nb, work / EXECUTED_NAME)
+        if sign_key is not None:
+            from bento_jupyter.bento.signing import sign_bento
+
+            for name in names:
+                sign_bento(work / name, sign_key)
     return ExportResult(out, [out / name for name in names], nb)
