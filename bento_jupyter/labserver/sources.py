@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.signing import signer_of
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import code_executing_files
-from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
+from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, BentoSignatureError
 from bento_jupyter.registry.client import RegistryClient, move_alias, push
 from bento_jupyter.registry.config import resolve_login
 from bento_jupyter.registry.errors import InvalidRequest
@@ -29,6 +30,15 @@ def version_ref(text: str) -> int | None:
 
 def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "lineage": manifest.get("lineage") or {}, "apis": manifest.get("apis") or []}
+
+
+def _local_signer(root: Path) -> dict[str, Any] | None:
+    """The key a local bento's bento.sig names (not verified here: ``verify-signature`` does that)."""
+    try:
+        signer = signer_of(root)
+    except BentoSignatureError as exc:
+        return {"key": None, "verified": False, "error": str(exc)}
+    return {"key": signer.fingerprint, "verified": False} if signer else None
 
 
 class RegistrySource:
@@ -59,6 +69,7 @@ class RegistrySource:
             "size_bytes": v["size"],
             "digest": v["digest"],
             "code_executing_files": v.get("code_executing_files", []),
+            "signed_by": v.get("signed_by"),  # {key, verified}: verified against the registry's trusted keys
         }
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -113,6 +124,7 @@ class LocalSource:
             "size_bytes": sum(entry["size"] for entry in manifest.get("files", [])),
             "digest": manifest.get("digest"),
             "code_executing_files": code_executing_files(manifest),
+            "signed_by": _local_signer(item.path),
         }
 
     def items(self) -> list[dict[str, Any]]:

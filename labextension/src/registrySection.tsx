@@ -7,7 +7,7 @@ import { APIError, bentoPath, IRegistrySettings, requestAPI } from './api';
 import { errorText, humanBytes, when } from './format';
 import { INotice, Notice, Section } from './notice';
 import { IVisibility, usePolling } from './polling';
-import { IBentoList, IBentoVersions, ILineageCell, IStoredItem, IVersionDetail } from './types';
+import { IBentoList, IBentoVersions, ILineageCell, IStoredItem, IVersion, IVersionDetail } from './types';
 
 export interface IRegistryActions {
   /** Serve `ref` ("name:N") in the active notebook's kernel. */
@@ -357,7 +357,8 @@ export function RegistrySection(props: {
                       <span key={tag} className="jp-bento-badge jp-bento-tag">
                         {tag}
                       </span>
-                    ))}{' '}
+                    ))}
+                    <SignedBadge signedBy={version.signed_by} />{' '}
                     {version.error ? (
                       <span className="jp-bento-error-text">{version.error}</span>
                     ) : (
@@ -384,5 +385,31 @@ export function RegistrySection(props: {
       <Notice notice={notice} testid="bento-registry-message" />
       {registry.url ? <LocalBentos registry={registry} items={local} onPushed={() => void refresh()} /> : null}
     </Section>
+  );
+}
+
+/** Whether a version is signed, and by which key (its fingerprint; ✓ when the registry verified it). */
+function SignedBadge({ signedBy }: { signedBy: IVersion['signed_by'] }): JSX.Element | null {
+  if (!signedBy) {
+    return null;
+  }
+  if (signedBy.error || !signedBy.key) {
+    return (
+      <span className="jp-bento-badge jp-bento-error-text" data-testid="bento-signed" title={signedBy.error}>
+        bad signature
+      </span>
+    );
+  }
+  const what = signedBy.verified ? 'signed, verified by the registry' : 'signed (not verified here)';
+  return (
+    <span
+      className="jp-bento-badge"
+      data-testid="bento-signed"
+      data-key={signedBy.key}
+      title={`${what}: key ${signedBy.key}`}
+    >
+      signed · {signedBy.key.slice(0, 12)}
+      {signedBy.verified ? ' ✓' : ''}
+    </span>
   );
 }

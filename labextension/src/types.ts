@@ -68,6 +68,8 @@ export interface IVersion {
   created_at: string | null;
   size_bytes: number | null;
   digest: string | null;
+  /** The key its bento.sig names (sha256 of the public key); `verified`: the registry checked it. */
+  signed_by?: { key: string | null; verified: boolean; error?: string } | null;
   /** Set instead of the other fields when a local version's manifest is damaged. */
   error?: string;
 }

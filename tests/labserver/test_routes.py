@@ -76,6 +76,7 @@ def test_local_store_routes_list_show_and_delete(jupyter, store):
         "size_bytes": sum(f["size"] for f in manifest["files"]),
         "digest": manifest["digest"],
         "code_executing_files": [],
+        "signed_by": None,
     }
 
     detail = jupyter.api("GET", f"{API}/bentos/local-a/1").json()
@@ -182,3 +183,20 @@ def test_an_unreachable_registry_is_a_readable_502(jupyter):
     answer = jupyter.api("GET", f"{API}/bentos")
     assert answer.status_code == 502
     assert answer.json() == {"error": f"cannot reach the registry at {url}: Connection refused"}
+
+
+def test_versions_show_whether_they_are_signed_and_by_which_key(jupyter, store, lab_registry, tmp_path):
+    from bento_jupyter.bento.signing import sign_bento, signer_of
+    from tests.bento.test_signing import write_key_pair
+
+    private, _ = write_key_pair(tmp_path, "release")
+    make_bento(store, "signed-a")
+    item = make_bento(store, "signed-a", handler="v = 2\n")
+    sign_bento(item.path, private)
+    key = signer_of(item.path).fingerprint
+    local = jupyter.api("GET", f"{API}/bentos/signed-a").json()["versions"]
+    assert [v["signed_by"] for v in local] == [None, {"key": key, "verified": False}]
+    on_registry(jupyter, lab_registry)
+    assert jupyter.api("POST", f"{API}/push", json={"tag": "signed-a:2"}).json()["created"] is True
+    remote = jupyter.api("GET", f"{API}/bentos/signed-a").json()["versions"]
+    assert remote[0]["signed_by"] == {"key": key, "verified": False}  # this registry trusts no keys
