@@ -1,4 +1,4 @@
-"""Papermill-style parameters: overrides injected as a cell right after the cell tagged ``parameters``."""
+"""Papermill parameters: overrides injected by papermill as a cell right after the cell tagged ``parameters``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
 from bento_jupyter.errors import ExportError
@@ -26,9 +25,11 @@ def parse_value(text: str) -> Any:
 
 
 def read_parameters_file(path: Path) -> dict[str, Any]:
-    """A YAML (or JSON) mapping of parameter names to values."""
+    """A YAML (or JSON) mapping of parameter names to values, read as papermill reads it (dates stay text)."""
+    from papermill.iorw import NoDatesSafeLoader
+
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=NoDatesSafeLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise ExportError(f"cannot read parameters file {path}: {exc}") from None
     if not isinstance(loaded, dict):
@@ -43,7 +44,7 @@ def collect_parameters(pairs: Iterable[tuple[str, str]], parameters_file: Path |
     return parameters
 
 
-def _assignment(name: Any, value: Any) -> str:
+def _check(name: Any, value: Any) -> None:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise ExportError(f"invalid parameter name {name!r}: use a Python identifier")
     text = repr(value)
@@ -52,18 +53,24 @@ def _assignment(name: Any, value: Any) -> str:
             raise ValueError
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise ExportError(f"parameter {name}: {text[:60]} is not a plain literal value") from None
-    return f"{name} = {text}"
 
 
 def inject_parameters(nb: Any, parameters: dict[str, Any]) -> None:
-    """Insert the overrides as a cell after the ``parameters`` cell (replacing an earlier injected one)."""
+    """Insert the overrides as a cell after the ``parameters`` cell (replacing an earlier injected one),
+    as papermill does: its own parameterization writes the cell."""
+    from papermill.parameterize import parameterize_notebook
+
     nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
     if not parameters:
         return
-    tagged = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
-    if not tagged:
+    if not any(PARAMETERS_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ExportError(f"no cell is tagged {PARAMETERS_TAG!r} to override: tag the cell that sets the parameters")
-    lines = ["# Parameters injected by bento-jupyter export", *(_assignment(k, v) for k, v in parameters.items())]
-    cell = nbformat.v4.new_code_cell("\n".join(lines) + "\n")
-    cell.metadata["tags"] = [INJECTED_TAG]
-    nb.cells.insert(tagged[0] + 1, cell)
+    for name, value in parameters.items():
+        _check(name, value)
+    for cell in nb.cells:  # what papermill's own notebook loader ensures before it parameterizes
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("papermill", {})
+    injected = parameterize_notebook(
+        nb, parameters, comment="Parameters injected by bento-jupyter export", kernel_name="python3", language="python"
+    )
+    nb.cells = injected.cells

@@ -76,3 +76,15 @@ def test_a_failed_block_leaves_nothing_and_a_non_empty_target_needs_force(tmp_pa
         (work / "new").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_yaml_parameters_file_keeps_dates_as_text_like_papermill(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("run_date: 2024-01-31\nstamp: 2024-01-31T10:00:00\nrate: 0.5\nlabels: [a, b]\n")
+    parameters = collect_parameters([], path)
+    assert parameters == {"run_date": "2024-01-31", "stamp": "2024-01-31T10:00:00", "rate": 0.5, "labels": ["a", "b"]}
+    nb = notebook()
+    inject_parameters(nb, parameters)
+    namespace: dict = {}
+    exec(nb.cells[1].source, namespace)
+    assert namespace["run_date"] == "2024-01-31" and namespace["labels"] == ["a", "b"]
