@@ -15,6 +15,7 @@ import requests
 
 from bento_jupyter.bento.store import Store
 from tests.integration.bento_process import free_port
+from tests.oci.token_service import ISSUER, SERVICE, TokenService, start_token_service
 from tests.registry.conftest import _stop, _wait
 
 USER, PASSWORD = "alice", "s3cret-pass"
@@ -44,7 +45,7 @@ def _htpasswd_line() -> str:
 
 
 @contextlib.contextmanager
-def distribution(root: Path, auth: bool) -> Iterator[Distribution]:
+def distribution(root: Path, auth: bool, token: TokenService | None = None) -> Iterator[Distribution]:
     program = shutil.which("docker-registry")
     if program is None:
         pytest.skip("docker-registry (Docker Distribution) not found: apt-get install docker-registry")
@@ -53,6 +54,11 @@ def distribution(root: Path, auth: bool) -> Iterator[Distribution]:
     if auth:
         (root / "htpasswd").write_text(_htpasswd_line())
         auth_section = f"auth:\n  htpasswd:\n    realm: bento-tests\n    path: {root / 'htpasswd'}\n"
+    if token:
+        auth_section = (
+            f"auth:\n  token:\n    realm: {token.url}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
+            f"    rootcertbundle: {token.certificate}\n"
+        )
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n"
@@ -68,7 +74,7 @@ def distribution(root: Path, auth: bool) -> Iterator[Distribution]:
             30,
             process,
         )
-        yield Distribution(f"127.0.0.1:{port}", root / "data", auth)
+        yield Distribution(f"127.0.0.1:{port}", root / "data", auth or token is not None)
     finally:
         _stop(process)
 
@@ -83,6 +89,18 @@ def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribu
 def htpasswd_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
     with distribution(tmp_path_factory.mktemp("distribution-auth"), auth=True) as registry:
         yield registry
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Distribution, TokenService]]:
+    """Distribution in token mode: a bearer token from ``token_service`` for every request."""
+    root = tmp_path_factory.mktemp("distribution-token")
+    token = start_token_service(root, USER, PASSWORD)
+    try:
+        with distribution(root, auth=False, token=token) as registry:
+            yield registry, token
+    finally:
+        token.close()
 
 
 WEIGHTS = "np.arange(12.0).reshape(3, 4)"

@@ -174,3 +174,23 @@ def test_the_signature_travels_through_push_and_pull_and_still_verifies(open_reg
     assert document["layers"][-1]["mediaType"] == SIGNATURE_MEDIA_TYPE
     pulled = pull(str(result.ref), store=Store("bentos", tmp_path / "empty"))
     assert verify_bento(pulled.item.path, tmp_path / "trusted").name == "alice"
+
+
+def test_bearer_tokens_from_the_registry_token_service(token_registry, built, tmp_path):
+    from bento_jupyter.oci.credentials import Credentials
+    from bento_jupyter.oci.distribution import DistributionClient
+    from bento_jupyter.oci.reference import OCIReference
+    from tests.oci.conftest import PASSWORD, USER
+
+    registry, tokens = token_registry
+    target = registry.url("team/bearer", "1")
+
+    def client(credentials: Credentials | None) -> DistributionClient:
+        return DistributionClient(OCIReference.parse(target), credentials or Credentials("", ""))
+
+    with pytest.raises(OCIError, match="401"):
+        push("demo:1", target, client(Credentials(USER, "wrong")), store=built)
+    result = push("demo:1", target, client(Credentials(USER, PASSWORD)), store=built)
+    assert any(grant["access"] and "push" in grant["access"][0]["actions"] for grant in tokens.issued)
+    pulled = pull(str(result.ref), client(Credentials(USER, PASSWORD)), store=Store("bentos", tmp_path / "home"))
+    assert pulled.bento_digest == built.manifest("demo:1")["digest"]
