@@ -197,8 +197,14 @@ def replay_samples(root: Path, trust: TrustPolicy) -> Report:
         definition, _ = load_bento(root, trust)
     except BentoJupyterError:
         raise
-    except Exception as exc:  # the bento's own code failed to load: say so in one line
-        raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # the bento's own code failed to load: say so in one line, with what to do
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError):
+            hint = (
+                f"; {exc.name!r} is not an installed distribution: install it as a package (it then becomes a"
+                " requirement) or define what the handler needs from it in the notebook"
+            )
+        raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}{hint}") from None
     return asyncio.run(_replay(ServiceApp(definition), read_samples(root)))
 
 

@@ -77,6 +77,30 @@ def test_an_injected_parameter_reaches_the_bundle(tmp_path, home):
     assert nbformat.read(notebook, as_version=4).cells[2].source == SCALE_CELL, "the source notebook was modified"
 
 
+DATED_CELL = """%%bento serve dated
+from bento_jupyter import api
+
+@api(examples=[{"days": 1}])
+def label(days: int) -> str:
+    return f"{RUN_DATE}+{days}"
+"""
+
+
+def test_an_export_reads_yaml_dates_as_text_and_verifies_the_bundle_with_the_apis_examples(tmp_path, home):
+    notebook = write_notebook(
+        tmp_path / "dated.ipynb", "%load_ext bento_jupyter", "RUN_DATE = 'never'", DATED_CELL, parameters_cell=1
+    )
+    (tmp_path / "params.yaml").write_text("RUN_DATE: 2024-01-31\n")
+    command = [*CLI, "export", str(notebook), "-o", str(tmp_path / "out"), "--parameters-file"]
+    done = subprocess.run([*command, str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = read_manifest(tmp_path / "out" / "dated")
+    assert manifest["lineage"]["export"]["parameters"] == {"RUN_DATE": "2024-01-31"}
+    assert manifest["verification"] == {"state": "passed", "replayed": 1, "opted_out": []}
+    with served_bento(str(tmp_path / "out")) as url:
+        assert requests.post(f"{url}/label", json={"days": 2}, timeout=10).text == "2024-01-31+2"
+
+
 def test_parameters_need_a_tagged_cell(tmp_path, home):
     notebook = write_notebook(tmp_path / "plain.ipynb", "%load_ext bento_jupyter", "FACTOR = 2", SCALE_CELL)
     with pytest.raises(ExportError, match="tagged 'parameters'"):
