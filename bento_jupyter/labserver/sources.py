@@ -29,7 +29,12 @@ def version_ref(text: str) -> int | None:
 
 
 def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
-    return {**summary, "lineage": manifest.get("lineage") or {}, "apis": manifest.get("apis") or []}
+    return {
+        **summary,
+        "lineage": manifest.get("lineage") or {},
+        "apis": manifest.get("apis") or [],
+        "verification": manifest.get("verification"),  # replayed samples at build time; None when not verified
+    }
 
 
 def _local_signer(root: Path) -> dict[str, Any] | None:

@@ -29,3 +29,17 @@ export function when(iso: string | null | undefined): string {
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A build's verification in words: how many stored samples the bento answered as the kernel did. */
+export function verificationText(
+  verification: { state: string; replayed: number; opted_out: string[] } | null | undefined
+): string {
+  if (!verification) {
+    return 'not verified at build';
+  }
+  const opted = verification.opted_out.length ? ` (not checked: ${verification.opted_out.join(', ')})` : '';
+  if (verification.state === 'passed') {
+    return `${verification.replayed} sample${verification.replayed === 1 ? '' : 's'} answered as the kernel did${opted}`;
+  }
+  return `${verification.state}${opted}`;
+}

@@ -4,7 +4,7 @@ import React, { useState } from 'react';
 
 import { AliasRow } from './aliasHistory';
 import { APIError, bentoPath, IRegistrySettings, requestAPI } from './api';
-import { errorText, humanBytes, when } from './format';
+import { errorText, humanBytes, verificationText, when } from './format';
 import { INotice, Notice, Section } from './notice';
 import { IVisibility, usePolling } from './polling';
 import { IBentoList, IBentoVersions, ILineageCell, IStoredItem, IVersion, IVersionDetail } from './types';
@@ -124,6 +124,10 @@ function VersionDetail(props: {
           {lineage.git?.commit
             ? `${lineage.git.commit.slice(0, 10)} (${lineage.git.branch ?? '?'}${lineage.git.dirty ? ', dirty' : ''})`
             : 'not in a git repository'}
+        </dd>
+        <dt>Verified</dt>
+        <dd data-testid="bento-verification" data-state={detail.verification?.state ?? 'unverified'}>
+          {verificationText(detail.verification)}
         </dd>
         <dt>Cells</dt>
         <dd>

@@ -106,10 +106,19 @@ export interface ILineage {
   [key: string]: unknown;
 }
 
+/** What the build proved: its stored samples replayed against the bento in a fresh process. */
+export interface IVerification {
+  state: string;
+  replayed: number;
+  opted_out: string[];
+}
+
 export interface IVersionDetail extends IVersion {
   name: string;
   lineage: ILineage;
   apis: unknown[];
+  /** Null when the bento was built without verification (or by an older version). */
+  verification?: IVerification | null;
   notebook: { path: string | null };
 }
 

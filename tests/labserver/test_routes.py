@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest import read_manifest, write_manifest
 from bento_jupyter.bento.store import Store
 from tests.labserver.jupyter_process import API, JupyterServer
 from tests.registry.conftest import RegistryProcess, free_port, make_bento
@@ -200,3 +200,17 @@ def test_versions_show_whether_they_are_signed_and_by_which_key(jupyter, store, 
     assert jupyter.api("POST", f"{API}/push", json={"tag": "signed-a:2"}).json()["created"] is True
     remote = jupyter.api("GET", f"{API}/bentos/signed-a").json()["versions"]
     assert remote[0]["signed_by"] == {"key": key, "verified": False}  # this registry trusts no keys
+
+
+def test_a_versions_detail_says_whether_its_build_replayed_samples(jupyter, store):
+    verification = {"state": "passed", "replayed": 3, "opted_out": ["noisy"]}
+
+    def fill(root):
+        (root / "src").mkdir()
+        (root / "src" / "service.py").write_text("x = 1\n")
+        write_manifest(root, {"kind": "bento", "name": "checked", "lineage": {}, "verification": verification})
+
+    store.add("checked", fill)
+    make_bento(store, "unchecked")
+    assert jupyter.api("GET", f"{API}/bentos/checked/1").json()["verification"] == verification
+    assert jupyter.api("GET", f"{API}/bentos/unchecked/1").json()["verification"] is None
