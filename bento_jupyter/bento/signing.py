@@ -89,6 +89,20 @@ def signing_config(private_key: Path, password: bytes | None = None) -> Any:
         raise BentoSignatureError(f"cannot sign with {private_key}: {exc} (an EC P-256/384/521 PEM key)") from None
 
 
+def attach_signature(root: Path, bundle: bytes) -> None:
+    """Give a stored bento the signature that came with a pull, when it has none (atomically; never replaces)."""
+    if (root / SIGNATURE_NAME).exists():
+        return
+    handle, scratch = tempfile.mkstemp(prefix=".bento-sig-", dir=root.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(bundle)
+        os.replace(scratch, root / SIGNATURE_NAME)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+
+
 def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> Signer:
     """Verify the bento, then write ``bento.sig`` (replacing any older one atomically); return the signer."""
     read_manifest(root)  # never sign a bento that no longer matches its own manifest

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, MODEL_MANIFEST_NAME, read_manifest
-from bento_jupyter.errors import BentoNotFoundError
+from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _SCRATCH = ".scratch"
@@ -119,6 +119,16 @@ class Store:
 
     def manifest(self, tag: str) -> dict[str, Any]:
         return read_manifest(self.resolve(tag).path, verify_files=False, name=self.manifest_name)
+
+    def with_digest(self, name: str, digest: str) -> StoredItem | None:
+        """The newest stored version of ``name`` whose manifest digest is ``digest`` (a pull need not repeat it)."""
+        for item in reversed(self.list(name)):
+            try:
+                if read_manifest(item.path, verify_files=False, name=self.manifest_name).get("digest") == digest:
+                    return item
+            except BentoIntegrityError:
+                continue
+        return None
 
     def delete(self, tag: str) -> StoredItem:
         item = self.resolve(tag)

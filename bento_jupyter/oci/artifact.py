@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, file_sha256, read_manifest
+from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.oci.distribution import DistributionClient
@@ -211,6 +212,13 @@ def pull(source: str, client: DistributionClient | None = None, store: Store | N
     except (ValueError, InvalidRequest) as exc:
         raise OCIError(f"{ref}: its bento manifest is invalid: {exc}") from None
     layers = _layers_by_path(document, manifest, ref)
+    store = store or Store("bentos")
+    existing = store.with_digest(manifest["name"], manifest["digest"])
+    if existing is not None:  # already here: at most its signature is new
+        signature = layers.get(SIGNATURE_NAME)
+        if signature is not None and not (existing.path / SIGNATURE_NAME).exists():
+            attach_signature(existing.path, client.blob(signature["digest"], MAX_CONFIG_BYTES))
+        return PullResult(existing, ref.with_digest(digest), manifest["digest"], 0)
     downloaded = 0
 
     def fill(root: Path) -> None:
@@ -223,5 +231,5 @@ def pull(source: str, client: DistributionClient | None = None, store: Store | N
         except BentoIntegrityError as exc:
             raise OCIError(f"{ref}: {exc}") from None
 
-    item = (store or Store("bentos")).add(manifest["name"], fill)
+    item = store.add(manifest["name"], fill)
     return PullResult(item, ref.with_digest(digest), manifest["digest"], downloaded)

@@ -17,9 +17,9 @@ from typing import Any
 import requests
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
+from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
-from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.cache import BlobCache
 from bento_jupyter.registry.config import resolve_login
 from bento_jupyter.registry.errors import (
@@ -244,16 +244,6 @@ def push(
     )
 
 
-def _local_copy(store: Store, name: str, digest: str) -> StoredItem | None:
-    for item in reversed(store.list(name)):
-        try:
-            if read_manifest(item.path, verify_files=False, name=store.manifest_name).get("digest") == digest:
-                return item
-        except BentoIntegrityError:
-            continue
-    return None
-
-
 def pull(
     ref: str,
     url: str | None = None,
@@ -283,8 +273,10 @@ def pull(
         raise RegistryIntegrityError(f"{remote} from {client.url}: the manifest is not the version's digest")
     if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
         check_trust(Path(remote.name), manifest, trust)
-    existing = _local_copy(store, remote.name, info["digest"])
+    existing = store.with_digest(remote.name, info["digest"])
     if existing is not None:
+        if info.get("signature"):
+            attach_signature(existing.path, json.dumps(info["signature"]).encode())
         if progress is not None:
             progress(0, 0)
         return PullResult(existing, info["version"], info["digest"], 0, True)

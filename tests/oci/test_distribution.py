@@ -194,3 +194,22 @@ def test_bearer_tokens_from_the_registry_token_service(token_registry, built, tm
     assert any(grant["access"] and "push" in grant["access"][0]["actions"] for grant in tokens.issued)
     pulled = pull(str(result.ref), client(Credentials(USER, PASSWORD)), store=Store("bentos", tmp_path / "home"))
     assert pulled.bento_digest == built.manifest("demo:1")["digest"]
+
+
+def test_pulling_what_the_store_holds_reuses_it_and_only_adds_a_new_signature(open_registry, built, tmp_path):
+    from bento_jupyter.bento.signing import sign_bento, verify_bento
+    from tests.bento.test_signing import write_key_pair
+
+    local = Store("bentos", tmp_path / "home")
+    unsigned = push("demo:2", open_registry.url("team/reuse", "unsigned"), store=built)
+    first = pull(str(unsigned.ref), store=local)
+    again = pull(str(unsigned.ref), store=local)
+    assert (again.item, again.downloaded_bytes) == (first.item, 0) and len(local.list()) == 1
+
+    source = Store("bentos", tmp_path / "source")
+    shutil.copytree(built.resolve("demo:2").path, source.root / "demo" / "1")
+    private, _ = write_key_pair(tmp_path, "alice")
+    sign_bento(source.resolve("demo:1").path, private)
+    signed = push("demo:1", open_registry.url("team/reuse", "signed"), store=source)
+    assert pull(str(signed.ref), store=local).item == first.item and len(local.list()) == 1
+    assert verify_bento(first.item.path, tmp_path / "trusted").name == "alice"

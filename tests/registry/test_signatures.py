@@ -62,15 +62,20 @@ def test_an_unsigned_bento_is_refused_for_a_name_that_requires_a_signature(stric
     }
 
 
-def test_other_names_publish_unsigned_and_can_be_signed_later(strict_registry, keys, local):
+def test_other_names_publish_unsigned_and_can_be_signed_later(strict_registry, keys, local, tmp_path):
     item = make_bento(local, "scratch-model")
     first = _push(strict_registry, "scratch-model", local)
     client = RegistryClient(strict_registry.url, strict_registry.tokens["read"])
     assert first.created and client.version("scratch-model", first.version)["signed_by"] is None
+    elsewhere = Store("bentos", tmp_path / "elsewhere")
+    unsigned_copy = pull("scratch-model", strict_registry.url, strict_registry.tokens["read"], store=elsewhere).item
     sign_bento(item.path, keys / "release.pem")
     again = _push(strict_registry, "scratch-model", local)
     assert not again.created and again.version == first.version
     assert client.version("scratch-model", first.version)["signed_by"]["verified"] is True
+    repulled = pull("scratch-model", strict_registry.url, strict_registry.tokens["read"], store=elsewhere)
+    assert repulled.reused and repulled.item == unsigned_copy  # the copy it had, now with the signature
+    assert verify_bento(unsigned_copy.path, keys / "trusted").name == "release"
 
 
 def test_a_signature_by_an_untrusted_key_is_refused_for_a_required_name(strict_registry, keys, local):
