@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bento_jupyter.bento.store import home
 from bento_jupyter.registry.errors import InvalidRequest
@@ -78,6 +80,10 @@ def build_context(options: ServeOptions) -> Context:
     return Context(RegistryStore(MetadataStore(engine), blobs), TokenStore(engine), limits, options.open, policy)
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def serve(options: ServeOptions) -> None:
     """Serve in the foreground; prints ``registry listening on URL`` once the socket is bound."""
     import uvicorn
@@ -101,6 +107,9 @@ def serve(options: ServeOptions) -> None:
     config = uvicorn.Config(create_app(ctx), log_level=options.log_level, access_log=False, lifespan="off")
     retry = RetryPolicy(attempts=options.webhook_attempts, backoff_s=options.webhook_backoff_s)
     dispatcher = WebhookDispatcher(ctx.store.metadata.engine, retry).start()
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM, then raises it again: exit through the finally below
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -55,7 +55,7 @@ class _Retryable(Exception):
 
 
 class _Stopping(Exception):
-    """The dispatcher is closing: leave the delivery claimed; its lease expires and it is sent again."""
+    """The dispatcher is closing: the delivery goes back to pending (a killed one waits for its lease)."""
 
 
 class WebhookDispatcher:
@@ -162,8 +162,8 @@ class WebhookDispatcher:
                     self._attempt(row, attempts)
         except _Retryable:
             self._update(row.id, status=FAILED)
-        except _Stopping:
-            pass
+        except _Stopping:  # back in the queue, for this registry's next start or another replica
+            self._update(row.id, status=PENDING)
         except Exception as exc:  # a bug here must not kill the pool thread; the log shows it
             logger.exception("webhooks: delivery %s failed", row.id)
             self._update(row.id, status=FAILED, error=f"{type(exc).__name__}: {exc}")

@@ -99,6 +99,9 @@ def test_the_server_refuses_an_old_schema_and_migrates_it_with_upgrade(v0_url, t
     before = snapshot(v0_url)
     served = RegistryProcess(v0_url, f"file://{tmp_path / 'blobs'}", tmp_path / "home", extra=["--upgrade"]).start()
     try:
+        after = snapshot(v0_url, before)
+        assert all(row in after["tokens"] for row in before["tokens"])  # start() added its own tokens
+        assert {k: v for k, v in after.items() if k != "tokens"} == {k: v for k, v in before.items() if k != "tokens"}
         history = served.api("GET", "/bentos/iris/history", "read").json()["history"]
         stored = [r for r in before["history"] if r["bento"] == "iris"]
         assert [(e["action"], e["label"], e["from"], e["to"], e["actor"], e["at"]) for e in history] == [
@@ -106,12 +109,11 @@ def test_the_server_refuses_an_old_schema_and_migrates_it_with_upgrade(v0_url, t
         ]
         assert served.api("GET", "/bentos/iris/aliases", "read").json()["aliases"] == {"production": 3, "staging": 4}
         assert served.api("GET", "/bentos/sentiment/versions/1", "read").status_code == 404  # deleted in v0
+        rolled = served.api("POST", "/bentos/iris/aliases/production/rollback", json={"reason": "after the upgrade"})
+        assert (rolled.json()["previous"], rolled.json()["version"]) == (3, 2)  # walks the history v0 recorded
         assert requests.get(f"{served.url}/api/v1/bentos", timeout=10).status_code == 401
     finally:
         served.stop()
-    assert {k: v for k, v in snapshot(v0_url, before).items() if k != "tokens"} == {
-        k: v for k, v in before.items() if k != "tokens"
-    }
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -118,3 +118,29 @@ def test_a_refused_delivery_fails_at_once_and_can_be_sent_again(hooked_registry,
         )
     finally:
         receiver.close()
+
+
+def test_deliveries_pending_when_the_registry_stops_are_sent_by_the_next_one(hooked_registry, local, name):
+    port = free_port()
+    admin = RegistryClient(hooked_registry.url, hooked_registry.tokens["admin"])
+    hook = admin.json("POST", "/webhooks", json={"url": f"http://127.0.0.1:{port}/", "events": ["publish"]})
+    make_bento(local, name)
+    push(f"{name}:1", hooked_registry.url, hooked_registry.tokens["write"], store=local)
+    path = f"/webhooks/{hook['id']}/deliveries"
+    wait_until(lambda: admin.json("GET", path)["deliveries"][0]["attempts"] >= 1)
+    hooked_registry.stop()  # SIGTERM while the delivery waits for its next try
+    receiver = Receiver(port)
+    try:
+        restarted = RegistryProcess(
+            hooked_registry.db, hooked_registry.storage, hooked_registry.home, tokens=hooked_registry.tokens
+        ).start()
+        try:
+            admin = RegistryClient(restarted.url, restarted.tokens["admin"])
+            (done,) = wait_until(
+                lambda: [d for d in admin.json("GET", path)["deliveries"] if d["status"] == "delivered"], timeout=20
+            )
+        finally:
+            restarted.stop()
+    finally:
+        receiver.close()
+    assert done["attempts"] >= 2 and json.loads(receiver.received[0][1])["event"] == "publish"
