@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 
 import requests
 
+from bento_jupyter.net_errors import connection_reason
 from bento_jupyter.oci.credentials import Credentials, docker_credentials
 from bento_jupyter.oci.reference import OCIError, OCIReference
 
@@ -52,7 +53,7 @@ class DistributionClient:
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise OCIError(f"cannot reach the OCI registry {self.ref.host}: {exc}") from None
+            raise OCIError(f"cannot reach the OCI registry {self.ref.host}: {connection_reason(exc)}") from None
         if response.status_code == 401 and retry_auth:
             self._authenticate(response)
             return self._send(method, url, retry_auth=False, **kwargs)
@@ -76,7 +77,7 @@ class DistributionClient:
         try:
             answer = requests.get(realm, params=params, auth=auth, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise OCIError(f"cannot reach the token service {realm}: {exc}") from None
+            raise OCIError(f"cannot reach the token service {realm}: {connection_reason(exc)}") from None
         if answer.status_code != 200:
             raise OCIError(f"the token service {realm} refused ({answer.status_code}): check your login")
         body = answer.json()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_man
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
+from bento_jupyter.net_errors import connection_reason
 from bento_jupyter.registry.cache import BlobCache
 from bento_jupyter.registry.config import resolve_login
 from bento_jupyter.registry.errors import (
@@ -61,12 +61,6 @@ class _FileBody:
             yield data
 
 
-def _reason(exc: requests.RequestException) -> str:
-    """The telling end of requests' nested error text: 'Connection refused', 'Name or service not known'..."""
-    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
-    return found.group(1).strip() if found else str(exc)
-
-
 class RegistryClient:
     """One registry at ``url``, authenticated by a bearer ``token`` (None for an ``--open`` registry)."""
 
@@ -82,7 +76,7 @@ class RegistryClient:
         try:
             response = self.session.request(method, self.url + API + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise RegistryUnavailable(f"cannot reach the registry at {self.url}: {_reason(exc)}") from None
+            raise RegistryUnavailable(f"cannot reach the registry at {self.url}: {connection_reason(exc)}") from None
         if response.status_code >= 400:
             raise self._error(response)
         return response

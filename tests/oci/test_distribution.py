@@ -213,3 +213,14 @@ def test_pulling_what_the_store_holds_reuses_it_and_only_adds_a_new_signature(op
     signed = push("demo:1", open_registry.url("team/reuse", "signed"), store=source)
     assert pull(str(signed.ref), store=local).item == first.item and len(local.list()) == 1
     assert verify_bento(first.item.path, tmp_path / "trusted").name == "alice"
+
+
+def test_a_missing_artifact_or_an_unreachable_registry_is_one_clear_error(open_registry, tmp_path):
+    from tests.integration.bento_process import free_port
+
+    missing = _cli("oci", "pull", open_registry.url("team/none", "nope"), env=_env())
+    assert missing.returncode == 2
+    assert f"fetching the manifest nope on {open_registry.host}/team/none: 404" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    down = _cli("oci", "pull", f"oci://127.0.0.1:{free_port()}/team/x:1", env=_env())
+    assert down.returncode == 2 and "cannot reach the OCI registry" in down.stderr
