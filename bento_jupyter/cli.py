@@ -97,6 +97,18 @@ def _show_lineage(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def _signature_line(root: Path) -> str:
+    from bento_jupyter.bento.signing import signer_of
+
+    try:
+        signer = signer_of(root)
+    except BentoJupyterError as exc:
+        return f"  signature: {exc}"
+    if signer is None:
+        return "  unsigned (bento-jupyter sign NAME:VERSION --key KEY)"
+    return f"  signed by key {signer.fingerprint} (check it: bento-jupyter verify-signature NAME:VERSION --keys KEYS)"
+
+
 def _store_command(kind: str, args: argparse.Namespace) -> int:
     store = Store(kind)
     if args.action == "list":
@@ -104,6 +116,8 @@ def _store_command(kind: str, args: argparse.Namespace) -> int:
     elif args.action == "show":
         manifest = store.manifest(args.tag)
         print(json.dumps(manifest, indent=2) if args.json else _show_lineage(manifest))
+        if not args.json:
+            print(_signature_line(store.resolve(args.tag).path))
     elif args.action == "delete":
         print(f"deleted {store.delete(args.tag).tag}")
     return 0

@@ -134,8 +134,11 @@ def test_cli_sign_verify_and_serve_require_signature(tmp_path, keys, monkeypatch
     unsigned = _cli("serve", "demo:1", "--require-signature", trusted)
     assert unsigned.returncode == 2 and "is not signed" in unsigned.stderr
     assert _cli("verify-signature", "demo:1", "--keys", trusted).returncode == 2
+    assert "unsigned (bento-jupyter sign" in _cli("bentos", "show", "demo:1").stdout
     signed = _cli("sign", "demo:1", "--key", str(keys["alice"]))
     assert signed.returncode == 0, signed.stderr
+    fingerprint = signer_of(Store("bentos").resolve("demo:1").path).fingerprint
+    assert f"signed by key {fingerprint}" in _cli("bentos", "show", "demo:1").stdout
     verified = _cli("verify-signature", "demo:1", "--keys", trusted)
     assert verified.returncode == 0 and "signed by alice" in verified.stdout
     with served_bento("demo:1", "--require-signature", trusted) as url:
