@@ -27,6 +27,7 @@ from typing import Any
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, file_sha256, read_manifest
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.store import Store, StoredItem
+from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.oci.distribution import DistributionClient
 from bento_jupyter.oci.reference import OCIError, OCIReference
@@ -195,12 +196,19 @@ def _download(client: DistributionClient, layer: dict[str, Any], target: Path) -
     return written
 
 
-def pull(source: str, client: DistributionClient | None = None, store: Store | None = None) -> PullResult:
+def pull(
+    source: str,
+    client: DistributionClient | None = None,
+    store: Store | None = None,
+    trust: TrustPolicy | None = None,
+) -> PullResult:
     """Fetch ``oci://HOST/REPO:TAG`` or ``...@sha256:...`` into the local store, verifying every digest.
 
     Nothing is visible in the store unless every blob matched: files land in a scratch directory that is
-    renamed into place only after the whole bento was re-verified.
+    renamed into place only after the whole bento was re-verified. A bento whose files execute code on load
+    is refused (:class:`UntrustedCodeError`) unless ``trust`` vouches for it, as a registry pull does.
     """
+    trust = trust or TrustPolicy()
     ref = OCIReference.parse(source)
     client = client or DistributionClient(ref)
     body, digest = client.manifest(ref.reference, MANIFEST_MEDIA_TYPE)
@@ -212,6 +220,8 @@ def pull(source: str, client: DistributionClient | None = None, store: Store | N
     except (ValueError, InvalidRequest) as exc:
         raise OCIError(f"{ref}: its bento manifest is invalid: {exc}") from None
     layers = _layers_by_path(document, manifest, ref)
+    if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
+        check_trust(Path(manifest["name"]), manifest, trust)
     store = store or Store("bentos")
     existing = store.with_digest(manifest["name"], manifest["digest"])
     if existing is not None:  # already here: at most its signature is new
@@ -230,6 +240,7 @@ def pull(source: str, client: DistributionClient | None = None, store: Store | N
             read_manifest(root)
         except BentoIntegrityError as exc:
             raise OCIError(f"{ref}: {exc}") from None
+        check_trust(root, manifest, trust)
 
     item = store.add(manifest["name"], fill)
     return PullResult(item, ref.with_digest(digest), manifest["digest"], downloaded)

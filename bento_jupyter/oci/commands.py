@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
 from bento_jupyter.oci.credentials import Credentials
 from bento_jupyter.oci.distribution import DistributionClient
 from bento_jupyter.oci.reference import OCIError, OCIReference
@@ -35,7 +36,7 @@ def _push(args: argparse.Namespace) -> int:
 def _pull(args: argparse.Namespace) -> int:
     from bento_jupyter.oci.artifact import pull
 
-    result = pull(args.source, _client(args, args.source))
+    result = pull(args.source, _client(args, args.source), trust=TrustPolicy(trust_code=args.trust_code))
     print(
         f"pulled {result.ref} into the local store as {result.item.tag} (bento {result.bento_digest[:19]}; "
         f"{result.downloaded_bytes / MIB:.1f} MiB)"
@@ -60,4 +61,5 @@ def add_oci_command(commands: argparse._SubParsersAction) -> None:
     pull = actions.add_parser("pull", help="pull oci://HOST[:PORT]/REPOSITORY[:TAG|@sha256:...] into the store")
     pull.add_argument("source")
     _auth_options(pull)
+    add_trust_argument(pull)
     pull.set_defaults(run=_pull)

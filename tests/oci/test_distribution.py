@@ -224,3 +224,26 @@ def test_a_missing_artifact_or_an_unreachable_registry_is_one_clear_error(open_r
     assert "Traceback" not in missing.stderr
     down = _cli("oci", "pull", f"oci://127.0.0.1:{free_port()}/team/x:1", env=_env())
     assert down.returncode == 2 and "cannot reach the OCI registry" in down.stderr
+
+
+def test_a_pickle_bento_is_pulled_only_with_trust_code_or_a_trusted_signature(open_registry, tmp_path):
+    from bento_jupyter.bento.signing import sign_bento
+    from bento_jupyter.bento.trust import TrustPolicy, UntrustedCodeError
+    from tests.bento.hostile import pickle_bento
+    from tests.bento.test_signing import write_key_pair
+
+    source = Store("bentos", tmp_path / "source")
+    pickle_bento(source.root / "evil" / "1", tmp_path / "pwned")
+    private, _ = write_key_pair(tmp_path, "builder")
+    sign_bento(source.resolve("evil:1").path, private)
+    ref = str(push("evil:1", open_registry.url("team/evil", "1"), store=source).ref)
+    local = Store("bentos", tmp_path / "home")
+    with pytest.raises(UntrustedCodeError, match=r"models/m\.pkl.*--trust-code"):
+        pull(ref, store=local)
+    assert local.list() == []
+    trusted = pull(ref, store=local, trust=TrustPolicy(trusted_keys=tmp_path / "trusted"))
+    assert trusted.item.tag == "evil:1" and not (tmp_path / "pwned").exists()  # fetched, never unpickled
+    refused = _cli("oci", "pull", ref, env={**_env(), "BENTO_JUPYTER_HOME": str(tmp_path / "cli-home")})
+    assert refused.returncode == 2 and "--trust-code" in refused.stderr
+    allowed = _cli("oci", "pull", ref, "--trust-code", env={**_env(), "BENTO_JUPYTER_HOME": str(tmp_path / "cli-home")})
+    assert allowed.returncode == 0, allowed.stderr
