@@ -71,8 +71,9 @@ def build_parser() -> _Parser:
     )
     push = commands.add_parser("push", help="publish a bento from the local store to the registry")
     push.add_argument("tag", help="NAME or NAME:N")
+    push.add_argument("--oci", metavar="URI", help="push to an OCI registry instead: oci://HOST[:PORT]/REPO[:TAG]")
     pull = commands.add_parser("pull", help="fetch a bento version (NAME:N or NAME@alias) from the registry")
-    pull.add_argument("ref", help="NAME:N or NAME@alias")
+    pull.add_argument("ref", help="NAME:N or NAME@alias, or oci://HOST/REPO[:TAG|@sha256:...] (an OCI registry)")
     add_trust_argument(pull)
     for transfer in (push, pull):
         transfer.add_argument("--url", help="registry URL (default: from bento-jupyter login)")
@@ -197,6 +198,14 @@ class BentoMagics(Magics):
             panel.show(service, self.shell, services.stop, choice.skipped)
 
     def _push(self, args: argparse.Namespace, cell: str | None) -> None:
+        if args.oci:
+            from bento_jupyter.oci.artifact import push as oci_push
+
+            pushed = oci_push(args.tag, args.oci)
+            print(
+                f"pushed {args.tag} to {pushed.ref} ({pushed.uploaded_blobs} blobs sent, {pushed.skipped_blobs} there)"
+            )
+            return
         from bento_jupyter.registry import push
 
         result = push(args.tag, args.url, args.token, panel.progress_bar("pushing", self.shell))
@@ -207,6 +216,12 @@ class BentoMagics(Magics):
         from bento_jupyter.registry import pull
 
         trust = TrustPolicy(trust_code=args.trust_code)
+        if args.ref.startswith("oci://"):
+            from bento_jupyter.oci.artifact import pull as oci_pull
+
+            pulled = oci_pull(args.ref, trust=trust)
+            print(f"pulled {pulled.ref} as {pulled.item.tag}")
+            return
         result = pull(args.ref, args.url, args.token, panel.progress_bar("pulling", self.shell), trust=trust)
         print(f"pulled {args.ref} (registry version {result.version}) as {result.item.tag}")
 
