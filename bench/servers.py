@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-BENTOML_VENV = REPO / "bench" / ".venv-bentoml"
+BENTOML_VENV = REPO / ".venv-bentoml"  # made by .ci/install: BentoML 1.4 with the same torch
 SERVER_CORE = 0
 
 

@@ -150,7 +150,7 @@ class BentoMagics(Magics):
 
     @line_cell_magic
     def bento(self, line: str, cell: str | None = None) -> Any:
-        words = shlex.split(line)
+        words = shlex.split(line, comments=True)  # a trailing `# ...` is a comment
         if not words or words[0] in _HELP:
             print(full_help(self._parser))
             return None

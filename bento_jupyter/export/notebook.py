@@ -72,6 +72,7 @@ def export_notebook(
 
     With ``sign_key`` (an EC private key), each bundle is signed before the export is published."""
     notebook = notebook.resolve()
+    out = out.absolute()  # the kernel runs in the notebook's folder: relative paths are the caller's
     check_target(out, force)  # fail before spending a kernel run
     if sign_key is not None:
         from bento_jupyter.bento.signing import signing_config

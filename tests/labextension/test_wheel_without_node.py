@@ -42,18 +42,22 @@ def sections(listing: str, header: re.Pattern[str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel as `pip wheel .` builds it (reusing the labextension build already in the checkout, if any)."""
+    """The wheel as a user's `pip wheel .` builds it: in an isolated build environment holding exactly what
+    `[build-system] requires` lists (reusing the labextension build already in the checkout, if any)."""
     out = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q", "-w", out], cwd=REPO)
+    run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", out], cwd=REPO)
     (built,) = out.glob("bento_jupyter-*.whl")
     return built
 
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
-    """A fresh virtual environment (dependencies from the system site) with only our wheel installed in it."""
+    """A fresh virtual environment with only our wheel installed in it; its dependencies are those of the test's
+    interpreter (a `.pth` line puts that site-packages after the venv's own, without its editable-install hooks)."""
     root = tmp_path_factory.mktemp("venv") / "env"
-    run([sys.executable, "-m", "venv", "--system-site-packages", root])
+    run([sys.executable, "-m", "venv", root])
+    own_site = run([root / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
+    Path(own_site, "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     run([root / "bin" / "python", "-m", "pip", "install", "--no-deps", "-q", wheel])
     return root
 
