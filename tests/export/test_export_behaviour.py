@@ -177,3 +177,32 @@ def test_bento_export_writes_the_live_kernels_services(live, tmp_path):
     with pytest.raises(CellExecutionError, match=r"not empty: .* pass --force"):
         live.evaluate(f"%bento export -o {tmp_path / 'live-out'}")
     assert "exported scaler" in live.evaluate(f"%bento export scaler -o {tmp_path / 'live-out'} --force")
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if "home" not in p.parts)
+
+
+def test_a_relative_output_is_the_callers_and_a_failure_leaves_nothing_anywhere(tmp_path, home):
+    """`-o dist/NAME` from a folder other than the notebook's: the bundle lands under the caller's folder; a failed
+    export leaves no scratch directory there, in the notebook's folder, nor the `dist/` it would have created."""
+    (tmp_path / "notebooks").mkdir()
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    write_notebook(tmp_path / "notebooks" / "good.ipynb", "%load_ext bento_jupyter\nFACTOR = 2", SCALE_CELL)
+    write_notebook(tmp_path / "notebooks" / "bad.ipynb", "%load_ext bento_jupyter\nFACTOR = 2", SCALE_CELL, "1/0")
+    before = tree(tmp_path)
+
+    failed = subprocess.run(
+        [*CLI, "export", "../notebooks/bad.ipynb", "-o", "dist/scaler"], cwd=caller, capture_output=True, text=True
+    )
+    assert failed.returncode == 2 and "ZeroDivisionError" in failed.stderr
+    assert tree(tmp_path) == before, "a failed export left something behind"
+
+    done = subprocess.run(
+        [*CLI, "export", "../notebooks/good.ipynb", "-o", "dist/scaler"], cwd=caller, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (caller / "dist" / "scaler" / "scaler" / "bento.yaml").is_file()
+    assert not (tmp_path / "notebooks" / "dist").exists()
+    assert read_manifest(caller / "dist" / "scaler" / "scaler")["name"] == "scaler"

@@ -68,6 +68,12 @@ def clean_copy(root: Path) -> Path:
     return root
 
 
+def in_foreground(command: str) -> tuple[str, bool]:
+    """``command`` without a trailing `&` (before any comment), and whether it had one."""
+    background = re.match(r"^(.*?)\s*&\s*(#.*)?$", command)
+    return (background.group(1), True) if background else (command, False)
+
+
 def port_of(command: str, default: int) -> int:
     """The port a serving command binds: its last `--port N`, else a leading `PORT=N`, else ``default``."""
     ports = re.findall(r"--port[ =](\d+)", command) or re.findall(r"^PORT=(\d+)", command)
@@ -147,7 +153,7 @@ class Readme:
         self.ran.append(command)
 
     def _server_probe(self, command: str) -> Callable[[subprocess.Popen, Path], None] | None:
-        words = shlex.split(command.rstrip("&"), comments=True)
+        words = shlex.split(in_foreground(command)[0], comments=True)
         words = [w for w in words if not re.fullmatch(r"[A-Z_]+=\S*", w)]
         if words[:2] == ["jupyter", "lab"]:
             return self._probe_lab
@@ -163,7 +169,7 @@ class Readme:
         log = self.root / f".server-{len(self.ran)}.log"
         with log.open("w") as out:
             process = subprocess.Popen(
-                ["bash", "-c", f"exec {command.rstrip('&').strip()}"],
+                ["bash", "-c", in_foreground(command)[0]],
                 cwd=self.root,
                 env=self.env,
                 stdout=out,
@@ -175,7 +181,7 @@ class Readme:
         except BaseException:
             stop(process)
             raise
-        if command.endswith("&"):
+        if in_foreground(command)[1]:
             self.background.append(process)
         else:
             stop(process)

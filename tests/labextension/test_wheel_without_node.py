@@ -66,7 +66,9 @@ def without_node(venv: Path) -> dict[str, str]:
     """The environment for the checks: the venv's and the interpreter's script folders only, and no `node` on it."""
     path = os.pathsep.join([str(venv / "bin"), sysconfig.get_path("scripts")])
     assert shutil.which("node", path=path) is None
-    return {**os.environ, "PATH": path, "JUPYTER_CONFIG_DIR": str(venv / "no-user-config")}
+    env = {**os.environ, "PATH": path, "JUPYTER_CONFIG_DIR": str(venv / "no-user-config")}
+    env.pop("PYTHONPATH", None)  # a checkout on it would shadow the installed wheel
+    return env
 
 
 def test_wheel_holds_the_prebuilt_labextension_and_the_server_config(wheel: Path):
