@@ -165,13 +165,12 @@ def _binds(node: ast.AST, name: str) -> bool:
 def _literal(value: Any) -> str | None:
     """Source for a plain constant, or None when ``value`` is not one."""
     if isinstance(value, bool | int | float | str | bytes | type(None) | tuple | list | dict | set | frozenset):
-        text = repr(value)
-        if len(text) <= _MAX_LITERAL_BYTES:
-            try:
-                if ast.literal_eval(text) == value:
-                    return text
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                return None
+        try:  # repr itself refuses ints beyond sys.get_int_max_str_digits(): such a value is stored instead
+            text = repr(value)
+            if len(text) <= _MAX_LITERAL_BYTES and ast.literal_eval(text) == value:
+                return text
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
     return None
 
 

@@ -4,6 +4,8 @@ bento (loaded back here, answers compared with the kernel's), or refused with on
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
 from bento_jupyter.bento.build import write_bento
@@ -213,3 +215,33 @@ def test_imports_anywhere_in_the_captured_code_become_requirements(shell):
     )
     code = capture_handlers([shell.user_ns["handler"]], user_namespace(shell), shell._bento_magics.cell_log)
     assert {"yaml", "orjson"} <= code.modules
+
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+        | st.frozensets(st.integers() | st.text(max_size=4), max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=values)
+def test_any_module_level_value_is_held_as_the_kernel_holds_it(shell, tmp_path_factory, value):
+    shell.user_ns["VALUE"] = value
+    run(shell, "def handler(x: int) -> object:\n    return VALUE")
+    _, loaded = bento_of(shell, tmp_path_factory.mktemp("value"))
+    held = loaded(0)
+    assert type(held) is type(value)
+    assert held == value or repr(held) == repr(value)  # NaN is not equal to itself; its repr is
+
+
+def test_an_int_too_long_for_repr_is_stored_not_written_as_source(shell, tmp_path):
+    shell.user_ns["BIG"] = 7**6000  # more digits than int -> str allows by default
+    run(shell, "def handler(x: int) -> bool:\n    return BIG % 1000 == x")
+    source, loaded = bento_of(shell, tmp_path)
+    assert "BIG =" not in source and loaded(7**6000 % 1000) is True
