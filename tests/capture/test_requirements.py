@@ -64,3 +64,20 @@ def test_a_package_installed_during_the_session_is_found_when_imported(tmp_path,
     pins = infer_requirements({"late_module"})
     assert pins == ["late-dist==1.2.3"]
     assert any(line.startswith("idna==") for line in lock_requirements(pins))
+
+
+def test_every_dependency_in_a_lock_is_satisfied_by_a_pin_of_the_same_lock():
+    """What ``pip install -r`` checks: each locked distribution's requirements hold within the lock."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = lock_requirements(infer_requirements({"numpy", "yaml", "requests", "starlette", "uvicorn"}))
+    pinned = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in lock}
+    for name in pinned:
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            key = canonicalize_name(requirement.name)
+            assert key in pinned, f"{name} needs {requirement}, missing from the lock"
+            assert requirement.specifier.contains(pinned[key], prereleases=True), (name, line, pinned[key])
