@@ -248,8 +248,7 @@ class _Walker:
         if target.__qualname__ != own or self.namespace.get(own) is not value:
             return False  # a lambda, a nested function or method, or a name since rebound to something else
         if own != name:  # an alias: ``double = scale``
-            self._seen.discard(own)
-            self.visit_names({own})
+            self.visit_names({own})  # defines it under its own name, unless already visited
             definition = self.slice.definitions.get(own)
             if definition is None:
                 return False

@@ -245,3 +245,13 @@ def test_an_int_too_long_for_repr_is_stored_not_written_as_source(shell, tmp_pat
     run(shell, "def handler(x: int) -> bool:\n    return BIG % 1000 == x")
     source, loaded = bento_of(shell, tmp_path)
     assert "BIG =" not in source and loaded(7**6000 % 1000) is True
+
+
+def test_a_function_used_under_two_names_is_defined_once_with_its_alias(shell, tmp_path):
+    run(
+        shell,
+        "def scale(v):\n    return [2 * x for x in v]\ndouble = scale",
+        "def handler(v: list) -> list:\n    return scale(v) + double(v)",
+    )
+    source = same_answers(shell, tmp_path, [[1, 2]])
+    assert source.count("def scale") == 1 and "double = scale" in source
