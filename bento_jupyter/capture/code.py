@@ -216,23 +216,36 @@ class _Walker:
             self._import_module(name, value)
             return
         target = _unwrapped(value)
-        if inspect.isfunction(target) or inspect.isclass(target):
-            module = getattr(target, "__module__", None)
-            if module == _NOTEBOOK_MODULE and self._define(name, value, target):
-                return
-            if module not in (None, _NOTEBOOK_MODULE) and target is value:
-                if module == "builtins" and name == value.__qualname__:
-                    return
-                if _importable(module, value.__qualname__, value):
-                    self.slice.modules.add(_top_module(module))
-                    statement = f"from {module} import {value.__qualname__}"
-                    self.slice.imports[name] = statement if name == value.__qualname__ else f"{statement} as {name}"
-                    return
+        if (
+            (inspect.isfunction(target) or inspect.isclass(target))
+            and target.__module__ == _NOTEBOOK_MODULE
+            and self._define(name, value, target)
+        ):
+            return
+        if self._import_by_reference(name, value):
+            return
         literal = _literal(value)
         if literal is not None:
             self.slice.constants[name] = literal
             return
         self._store(name, value)
+
+    def _import_by_reference(self, name: str, value: Any) -> bool:
+        """``from MODULE import NAME`` for a library's own function, class or other named object (``np.sqrt``)."""
+        module = getattr(value, "__module__", None)
+        qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+        if not isinstance(module, str) or not isinstance(qualname, str) or module == _NOTEBOOK_MODULE:
+            return False
+        public = module.lstrip("_")  # C accelerators (``_functools.reduce``) have a public home
+        if public != module and _importable(public, qualname, value):
+            module = public
+        elif not _importable(module, qualname, value):
+            return False
+        if module != "builtins" or name != qualname:
+            self.slice.modules.add(_top_module(module))
+            statement = f"from {module} import {qualname}"
+            self.slice.imports[name] = statement if name == qualname else f"{statement} as {name}"
+        return True
 
     def _import_module(self, name: str, value: types.ModuleType) -> None:
         module = value.__name__

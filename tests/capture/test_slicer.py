@@ -255,3 +255,14 @@ def test_a_function_used_under_two_names_is_defined_once_with_its_alias(shell, t
     )
     source = same_answers(shell, tmp_path, [[1, 2]])
     assert source.count("def scale") == 1 and "double = scale" in source
+
+
+def test_library_functions_and_ufuncs_are_imported_not_pickled(shell, tmp_path):
+    run(
+        shell,
+        "import numpy\nfrom functools import reduce\nfrom numpy import sqrt as root\nfrom json import dumps",
+        "def handler(v: list) -> str:\n    return dumps([float(root(reduce(lambda a, b: a + b, v)))])",
+    )
+    source = same_answers(shell, tmp_path, [[1, 3], [16]])
+    assert "from numpy import sqrt as root" in source and "from functools import reduce" in source
+    assert not (tmp_path / "bento" / "models").exists() or not any((tmp_path / "bento" / "models").iterdir())
