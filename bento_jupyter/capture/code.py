@@ -25,6 +25,7 @@ import numpy as np
 
 from bento_jupyter.capture import pickling
 from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
+from bento_jupyter.capture.objects import architecture_pickle
 from bento_jupyter.cell_log import CellLog, ExecutedCell
 from bento_jupyter.errors import CaptureError
 
@@ -320,6 +321,14 @@ class _Walker:
             self.visit_names({kind.__name__})
         torch = _torch_module_type()
         if torch is not None and isinstance(value, torch):
+            try:
+                architecture_pickle(value)
+            except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
+                raise CaptureError(
+                    f"cannot capture {name!r} ({kind.__qualname__}, from {describe_cell(self.slice.origins[name])}):"
+                    f" its architecture cannot be saved without its tensors ({_first_line(exc)}); keep functions"
+                    " and other state that is not tensors or plain values out of the module's attributes"
+                ) from None
             self.slice.modules.add("torch")
             for module in value.modules():
                 cls = type(module)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,14 @@ def _notebook_classes_importable(module: Any) -> Iterator[None]:
                 setattr(main, name, previous)
 
 
+def architecture_pickle(module: Any) -> bytes:
+    """A torch module without its tensors, as ``torch.save`` writes it (raises what pickling it raises)."""
+    buffer = io.BytesIO()
+    with _notebook_classes_importable(module):
+        _torch().save(_weightless_copy(module), buffer)
+    return buffer.getvalue()
+
+
 def save_object(
     value: Any, directory: Path, name: str, references: pickling.References | None = None
 ) -> dict[str, Any]:
@@ -91,11 +100,9 @@ def save_object(
     if _is_torch_module(value):
         from safetensors.torch import save_model
 
-        torch = _torch()
         weights, architecture = f"{name}.safetensors", f"{name}.arch.pt"
         save_model(value, str(directory / weights))  # writes tensor by tensor, shared tensors once
-        with _notebook_classes_importable(value):
-            torch.save(_weightless_copy(value), directory / architecture)
+        (directory / architecture).write_bytes(architecture_pickle(value))
         device = next((str(p.device) for p in value.parameters()), "cpu")
         return {
             "name": name,

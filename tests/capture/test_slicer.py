@@ -266,3 +266,17 @@ def test_library_functions_and_ufuncs_are_imported_not_pickled(shell, tmp_path):
     source = same_answers(shell, tmp_path, [[1, 3], [16]])
     assert "from numpy import sqrt as root" in source and "from functools import reduce" in source
     assert not (tmp_path / "bento" / "models").exists() or not any((tmp_path / "bento" / "models").iterdir())
+
+
+def test_a_torch_module_whose_architecture_cannot_be_saved_fails_with_one_line(shell, tmp_path):
+    pytest.importorskip("torch")
+    ids = run(
+        shell,
+        "import torch\nnet = torch.nn.Linear(2, 1)\nnet.post = lambda y: y * 2",
+        "def handler(v: list) -> list:\n    return net.post(net(torch.tensor(v))).tolist()",
+    )
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "'net'" in message and f"cell {ids[0]}" in message
+    assert "out of the module's attributes" in message
