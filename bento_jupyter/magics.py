@@ -245,6 +245,11 @@ class BentoMagics(Magics):
         print(f"built bento {item.tag} at {item.path}")
         if verification:
             print(f"verified in a fresh process: {verification['replayed']} sample(s) answered as the kernel did")
+        if verification and verification.get("changed_since_served"):
+            print(
+                f"note: the kernel now answers {verification['changed_since_served']} sampled request(s) differently"
+                " than when they were served (its state changed since); the bento holds the state as it is now"
+            )
 
     def _save(self, args: argparse.Namespace, cell: str | None) -> None:
         item = save_variable(self.shell, self.cell_log, args.variable, args.name)

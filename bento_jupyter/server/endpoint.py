@@ -27,7 +27,7 @@ from bento_jupyter.server.http_errors import (
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
-from bento_jupyter.server.samples import SampleLog
+from bento_jupyter.server.samples import DEFAULT_SAMPLES, SampleLog
 from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
@@ -50,7 +50,8 @@ class Endpoint:
         only_tensor = len(method.params) == 1 and isinstance(method.params[0].codec, TensorCodec)
         self._tensor_body = TensorBodyReader(method.params[0].name) if only_tensor else None
         self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
-        self.samples = SampleLog()  # the latest exchanges, replayed against a bento built from this service
+        # the latest exchanges, replayed against a bento built from this service (none kept when verify=False)
+        self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
         self.dispatcher: BatchDispatcher | None = None
         if method.config.batchable:
             config = method.config

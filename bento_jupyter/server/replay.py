@@ -234,4 +234,9 @@ def build_check(root: Path) -> dict[str, Any]:
             "Fix the notebook so the captured code gives the served answers, widen the API's tolerance=,"
             " or mark a non-deterministic API verify=False"
         )
-    return {"state": report.state, "replayed": report.replayed, "opted_out": report.opted_out}
+    verification: dict[str, Any] = {"state": report.state, "replayed": report.replayed, "opted_out": report.opted_out}
+    apis = read_samples(root)["apis"].values()
+    drifted = sum("served_response" in e for api in apis for e in api["exchanges"])
+    if drifted:  # the kernel's state moved on after these were served: the bento holds the state at build time
+        verification["changed_since_served"] = drifted
+    return verification
