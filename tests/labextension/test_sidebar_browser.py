@@ -103,6 +103,9 @@ def test_build_and_push_from_the_panel_show_the_version_and_its_lineage(
     assert by_testid(page, "bento-lineage-git").inner_text().startswith(lab.commit[:10])
     cells = by_testid(page, "bento-lineage-cell").all_inner_texts()
     assert any("%%bento serve iris" in text for text in cells), cells
+    verified = by_testid(page, "bento-verification")
+    assert verified.get_attribute("data-state") == "passed", verified.inner_text()
+    assert "answered as the kernel did" in verified.inner_text()
     screenshot(page, "2-version-lineage")
 
 
