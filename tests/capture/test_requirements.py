@@ -81,3 +81,8 @@ def test_every_dependency_in_a_lock_is_satisfied_by_a_pin_of_the_same_lock():
             key = canonicalize_name(requirement.name)
             assert key in pinned, f"{name} needs {requirement}, missing from the lock"
             assert requirement.specifier.contains(pinned[key], prereleases=True), (name, line, pinned[key])
+
+
+def test_import_names_that_differ_from_their_distribution_resolve_to_it():
+    pins = infer_requirements({"sklearn", "yaml"})
+    assert [p.split("==")[0] for p in pins] == ["PyYAML", "scikit-learn"]

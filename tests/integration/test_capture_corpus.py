@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
+from packaging.utils import canonicalize_name
 
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.notebook_runner import CellIdNotebookClient
@@ -123,6 +124,12 @@ def test_a_fresh_process_answers_what_the_kernel_answered(corpus, idiom):
     assert corpus["served"][idiom.name] == corpus["in_kernel"][idiom.name]
     manifest = read_manifest(corpus["home"] / "bentos" / idiom.name / "1")
     assert manifest["verification"]["state"] == "passed"
+    pins = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in manifest["requirements"]}
+    assert {canonicalize_name(name) for name in idiom.requires} <= set(pins), manifest["requirements"]
+    lock_file = corpus["home"] / "bentos" / idiom.name / "1" / manifest["requirements_lock"]
+    lines = [line for line in lock_file.read_text().splitlines() if "==" in line]  # not installed: kept as written
+    locked = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in lines}
+    assert pins.items() <= locked.items()  # the lock pins what the requirements pin, and more
     assert manifest["verification"]["replayed"] >= len(idiom.inputs)
     assert bool(manifest["verification"].get("changed_since_served")) == (
         corpus["in_kernel_served"][idiom.name] != corpus["in_kernel"][idiom.name]

@@ -19,6 +19,7 @@ class Idiom:
     serve: str  # the serving cell's body (defines ``handler``)
     inputs: tuple[dict[str, Any], ...]
     after: str = ""  # a cell run after serving and calling, before the build (state changed meanwhile)
+    requires: tuple[str, ...] = ()  # distributions the bento's requirements must name
 
 
 IDIOMS = (
@@ -197,18 +198,21 @@ IDIOMS = (
         (),
         "def handler(text: str) -> dict:\n    import yaml\n    return yaml.safe_load(text)",
         ({"text": "a: 1\nb: [x, y]"},),
+        requires=("PyYAML",),
     ),
     Idiom(
         "aliased-imports",
         ("import numpy as np\nfrom numpy import linalg as la",),
         "def handler(v: list) -> float:\n    return float(la.norm(np.asarray(v)))",
         ({"v": [3, 4]},),
+        requires=("numpy",),
     ),
     Idiom(
         "conditional-import",
         ("try:\n    import orjson as fastjson\nexcept ImportError:\n    fastjson = None",),
         "def handler(x: int) -> list:\n    return [fastjson is not None, x]",
         ({"x": 1},),
+        requires=("orjson",),
     ),
     Idiom(
         "numpy-array",
@@ -230,6 +234,7 @@ IDIOMS = (
         "def handler(rows: list) -> list:\n    return [isinstance(pipe.steps[0][1], Shift),"
         " pipe.predict_proba(np.array(rows)).tolist()]",
         ({"rows": [[0.5, 0.5], [3.0, 3.0]]},),
+        requires=("scikit-learn", "numpy"),
     ),
     Idiom(
         "torch-module",
@@ -242,6 +247,7 @@ IDIOMS = (
         "def handler(v: list) -> list:\n    with torch.no_grad():\n"
         "        return net(torch.tensor([v], dtype=torch.float32))[0].tolist()",
         ({"v": [1.0, -2.0, 0.5]},),
+        requires=("torch",),
     ),
     Idiom(
         "async-handler",
