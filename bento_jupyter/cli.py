@@ -87,7 +87,8 @@ def _show_lineage(manifest: dict) -> str:
         )
     for api in manifest.get("apis", []):
         batching = f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
-        lines.append(f"  api POST {api['route']}{batching}")
+        kinds = "".join(f" {kind}" for kind in ("stream", "task") if api.get(kind))  # absent in older bentos
+        lines.append(f"  api POST {api['route']}{batching}{kinds}")
     for model in manifest.get("models", []):
         warning = "  (pickle: executes code on load)" if executes_code(model) else ""
         lines.append(f"  model {model['name']} [{model['kind']}]{warning}")

@@ -42,6 +42,10 @@ def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
                 "device": config.device,
                 "verify": config.verify,
                 "tolerance": config.tolerance,
+                "stream": method.is_stream,
+                "task": config.task,
+                "max_concurrency": config.max_concurrency,
+                "max_queue_size": config.max_queue_size,
             }
         )
     return entries

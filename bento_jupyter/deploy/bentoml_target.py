@@ -1,8 +1,9 @@
 """``--target bentoml``: a directory ``bentoml serve`` accepts, whose APIs call the bento's own functions.
 
-``service.py`` declares one ``@bentoml.api`` method per API with the handler's own signature (its
-annotations and defaults, taken from the bento's source) and batching config; the functions are
-loaded, and verified, from the bento copy beside it by our loader.
+``service.py`` declares one ``@bentoml.api`` method per API (``@bentoml.task`` for a task API) with the
+handler's own signature (its annotations and defaults, taken from the bento's source) and batching
+config; a generator API yields what the bento's generator yields, which BentoML streams. The functions
+are loaded, and verified, from the bento copy beside it by our loader.
 """
 
 from __future__ import annotations
@@ -44,10 +45,20 @@ class {cls}:
 '''
 
 _METHOD = """
-    @bentoml.api({options})
+    @bentoml.{decorator}({options})
     {asynchronous}def {api}(self{params}){returns}:
-        return {awaiting}_functions[{api_literal}]({call})
+        {body}
 """
+
+
+def _method_body(api: str, call: str, is_async: bool, is_stream: bool) -> str:
+    """The generated method's one statement: a call, or for a generator, yielding what it yields (a stream)."""
+    target = f"_functions[{api!r}]({call})"
+    if not is_stream:
+        return f"return {'await ' if is_async else ''}{target}"
+    if is_async:
+        return f"async for item in {target}:\n            yield item"
+    return f"yield from {target}"
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ class _Signature:
     returns: str
     names: set[str]  # global names the annotations and defaults use
     is_async: bool
+    is_stream: bool  # a generator: BentoML streams what the method yields
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -96,7 +108,20 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> _Signature:
         used.append(node.returns)
     names = {n.id for tree in used for n in ast.walk(tree) if isinstance(n, ast.Name)}
     params = "".join(f", {part}" for part in parts)
-    return _Signature(params, ", ".join(call), returns, names, isinstance(node, ast.AsyncFunctionDef))
+    yields = any(isinstance(n, ast.Yield | ast.YieldFrom) for n in _own_nodes(node))
+    return _Signature(params, ", ".join(call), returns, names, isinstance(node, ast.AsyncFunctionDef), yields)
+
+
+def _own_nodes(node: ast.AST) -> list[ast.AST]:
+    """The nodes of a function's body, not those of functions, lambdas or classes nested in it."""
+    found: list[ast.AST] = []
+    pending = list(ast.iter_child_nodes(node))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            pending.extend(ast.iter_child_nodes(child))
+    return found
 
 
 def _decorator_options(api: dict[str, Any]) -> str:
@@ -136,14 +161,13 @@ def service_module(bundle: Bundle) -> str:
         needed |= signature.names
         methods.append(
             _METHOD.format(
+                decorator="task" if api.get("task") else "api",
                 options=_decorator_options(api),
                 asynchronous="async " if signature.is_async else "",
-                awaiting="await " if signature.is_async else "",
                 api=name,
-                api_literal=repr(name),
                 params=signature.params,
                 returns=signature.returns,
-                call=signature.call,
+                body=_method_body(name, signature.call, signature.is_async, signature.is_stream),
             )
         )
     imported = sorted(needed & _top_level_names(tree))

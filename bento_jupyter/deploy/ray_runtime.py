@@ -7,18 +7,19 @@ Imported only by the module ``bento-jupyter deploy --target ray`` writes, inside
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import batch_values
+from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource, StreamFormat
 from bento_jupyter.service.json_values import dumps
 
 Answer = tuple[int, bytes, str]  # status, body, media type
@@ -64,6 +65,35 @@ class BentoAPI:
         except Exception as exc:
             return self._failed(exc)
 
+    async def stream(self, payload: bytes, fmt: str) -> AsyncIterator[Answer | bytes]:
+        """A generator API for Ray Serve to stream: first the head (an error Answer ends the stream there),
+        then each item framed as ``fmt`` (a StreamFormat value). When the client leaves, Ray Serve cancels
+        this generator and the handler's generator is closed."""
+        try:
+            kwargs = self._decode(payload)
+        except InvalidInput as exc:
+            yield _error(400, exc.message, exc.field)
+            return
+        stream_format = StreamFormat(fmt)
+        encoder = ItemEncoder(self.method, stream_format)
+        source = ItemSource(self.method.func(**kwargs))
+        try:
+            try:
+                item = await source.next()
+            except Exception as exc:
+                yield self._failed(exc)
+                return
+            yield 200, b"", f"{stream_format.media_type}; charset=utf-8"
+            while item is not END:
+                yield encoder.item(item)
+                try:
+                    item = await source.next()
+                except Exception as exc:
+                    yield encoder.error(f"{self.method.name}() raised {type(exc).__name__}: {exc}")
+                    return
+        finally:
+            await source.close()
+
     async def answer_batch(self, payloads: list[bytes]) -> list[Answer]:
         """Requests Ray Serve gathered: their values merged along ``batch_dim``, one model call per shape."""
         answers: list[Answer] = [_error(500, "not answered")] * len(payloads)
@@ -92,8 +122,9 @@ class BentoAPI:
 class BentoIngress:
     """The application's HTTP entry: ``POST /{api}`` goes to that API's deployment; probes answer here."""
 
-    def __init__(self, routes: dict[str, Any]) -> None:
+    def __init__(self, routes: dict[str, Any], streams: Collection[str] = ()) -> None:
         self.routes = routes  # route -> DeploymentHandle of the API's deployment
+        self.streams = frozenset(streams)  # the routes of generator APIs
 
     async def __call__(self, request: Request) -> Response:
         path, root = request.url.path, request.scope.get("root_path", "")
@@ -106,6 +137,17 @@ class BentoIngress:
             status, body, media = _error(404, f"no API at {path}; APIs: {', '.join(sorted(self.routes))}")
         elif request.method != "POST":
             status, body, media = _error(405, f"{path} accepts POST only")
+        elif path in self.streams:
+            return await self._stream(handle, request)
         else:
             status, body, media = await handle.remote(await request.body())
         return Response(body, status_code=status, media_type=media)
+
+    async def _stream(self, handle: Any, request: Request) -> Response:
+        fmt = StreamFormat.negotiate(request.scope).value
+        chunks = handle.options(method_name="stream", stream=True).remote(await request.body(), fmt)
+        status, body, media = await chunks.__anext__()
+        if status != 200:
+            return Response(body, status_code=status, media_type=media)
+        headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        return StreamingResponse(chunks, media_type=media, headers=headers)

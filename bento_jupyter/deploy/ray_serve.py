@@ -37,7 +37,8 @@ TRUSTED_DIGEST = {trusted!r}  # what `bento-jupyter deploy` was allowed to load
 app = serve.deployment(name={ingress!r}, ray_actor_options={{"num_cpus": {ingress_cpus!r}}})(BentoIngress).bind(
     {{
 {routes}
-    }}
+    }},
+    {streams!r},
 )
 '''
 
@@ -53,7 +54,7 @@ class {cls}(BentoAPI):
 
 _SINGLE = """
 
-# POST {route!r}
+# POST {route!r}{streamed}
 @serve.deployment(name={deployment!r}, ray_actor_options={{"num_cpus": {cpus!r}}})
 class {cls}(BentoAPI):
     async def __call__(self, payload: bytes) -> Answer:
@@ -77,6 +78,7 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
             "cls": cls,
             "size": int(api["max_batch_size"]),
             "wait": float(api["max_latency_ms"]) / 1000,
+            "streamed": ": streamed through Ray Serve's streaming handles" if api.get("stream") else "",
         }
         deployments.append((_BATCHED if api["batchable"] else _SINGLE).format(**values))
         routes.append(f"        {str(api['route'])!r}: {cls}.bind(BENTO, {str(api['name'])!r}, TRUSTED_DIGEST),")
@@ -88,6 +90,7 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
         ingress=bundle.name,
         ingress_cpus=_INGRESS_CPUS,
         routes="\n".join(routes),
+        streams=sorted(str(api["route"]) for api in bundle.apis if api.get("stream")),
     )
 
 

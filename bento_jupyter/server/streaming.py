@@ -30,7 +30,7 @@ _NDJSON_ACCEPTED = (b"application/x-ndjson", b"application/jsonl", b"application
 # BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).
 _BENTOML_CLIENT = b"bentoml http client/"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_DONE = object()
+END = object()  # what ItemSource.next() returns once the generator is exhausted
 
 
 class StreamFormat(enum.Enum):
@@ -100,21 +100,22 @@ class ItemSource:
         self._generator = generator
         self._is_async = hasattr(generator, "__anext__")
 
-    async def _next(self) -> Any:
+    async def next(self) -> Any:
+        """The next item, or ``END``."""
         if self._is_async:
             try:
                 return await self._generator.__anext__()  # type: ignore[union-attr]
             except StopAsyncIteration:
-                return _DONE
-        return await asyncio.to_thread(next, self._generator, _DONE)  # type: ignore[call-overload]
+                return END
+        return await asyncio.to_thread(next, self._generator, END)  # type: ignore[call-overload]
 
     async def next_unless(self, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
-        """(True, next item or ``_DONE``), or (False, None) when the client left first.
+        """(True, next item or ``END``), or (False, None) when the client left first.
 
         When the client leaves, an async generator gets CancelledError at its await; a sync step
         already on its thread is waited for, so that ``close()`` finds the generator idle.
         """
-        stepping = asyncio.ensure_future(self._next())
+        stepping = asyncio.ensure_future(self.next())
         await asyncio.wait({stepping, disconnected}, return_when=asyncio.FIRST_COMPLETED)
         if stepping.done():
             return True, stepping.result()
@@ -214,7 +215,7 @@ class StreamEndpoint:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         item = first
         status = 200
-        while item is not _DONE:
+        while item is not END:
             await send({"type": "http.response.body", "body": encoder.item(item), "more_body": True})
             try:
                 arrived, item = await source.next_unless(disconnected)
