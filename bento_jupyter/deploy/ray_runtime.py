@@ -16,10 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.store import home
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import batch_values
+from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
+from bento_jupyter.server.http_errors import HTTPError
 from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource, StreamFormat
+from bento_jupyter.server.task_store import TaskRecord, TaskStore
+from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
 from bento_jupyter.service.json_values import dumps
 
 Answer = tuple[int, bytes, str]  # status, body, media type
@@ -122,9 +127,31 @@ class BentoAPI:
 class BentoIngress:
     """The application's HTTP entry: ``POST /{api}`` goes to that API's deployment; probes answer here."""
 
-    def __init__(self, routes: dict[str, Any], streams: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Any],
+        streams: Collection[str] = (),
+        tasks: Collection[dict[str, Any]] = (),
+        service: str = "",
+    ) -> None:
         self.routes = routes  # route -> DeploymentHandle of the API's deployment
         self.streams = frozenset(streams)  # the routes of generator APIs
+        self._task_routes: dict[str, TaskRoutes] = {}
+        if tasks:
+            # Ray Serve has no task queue: this replica keeps tasks in SQLite and runs each on the API's deployment.
+            apis = [TaskAPI(t["name"], t["route"], t["max_queue_size"], t["max_concurrency"]) for t in tasks]
+            self._task_handles = {api.name: routes[api.route] for api in apis}
+            store = TaskStore(task_store_path(home(), service))
+            runner = TaskRunner(store, self._run_task, retention_from_environment())
+            runner.serve(apis)
+            for api in apis:
+                task_routes = TaskRoutes(api, runner, DEFAULT_MAX_BODY_BYTES)
+                self._task_routes.update(dict.fromkeys(task_routes.paths(), task_routes))
+
+    def _run_task(self, record: TaskRecord) -> Answer:
+        """On a task worker thread: the API's deployment answers the stored request."""
+        status, body, media = self._task_handles[record.api].remote(record.input).result()
+        return status, body, media
 
     async def __call__(self, request: Request) -> Response:
         path, root = request.url.path, request.scope.get("root_path", "")
@@ -132,6 +159,13 @@ class BentoIngress:
             path = path[len(root) :] or "/"
         if path in _PROBES:
             return Response("\n", media_type="text/plain")
+        task_routes = self._task_routes.get(path)
+        if task_routes is not None:
+            try:
+                status, body, media = await task_routes.respond({**request.scope, "path": path}, request.receive)
+            except HTTPError as error:
+                return Response(error.body(), error.status, error.headers, "application/json")
+            return Response(body, status_code=status, media_type=media)
         handle = self.routes.get(path)
         if handle is None:
             status, body, media = _error(404, f"no API at {path}; APIs: {', '.join(sorted(self.routes))}")

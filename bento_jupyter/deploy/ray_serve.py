@@ -3,6 +3,9 @@
 Each API becomes a deployment (batchable ones batched by Ray Serve's own ``@serve.batch``, with the
 API's ``max_batch_size`` and ``max_latency_ms`` as ``batch_wait_timeout_s``) behind an ingress
 deployment that routes ``POST /{api}``. Ray Serve counts requests, not items, toward a batch.
+Generator APIs stream through Ray Serve's streaming handles. Ray Serve has no task queue of its own:
+the ingress serves BentoML's task routes, keeps tasks in SQLite under ``$BENTO_JUPYTER_HOME`` on its
+node, and runs each task as a call to the API's deployment.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from bento_jupyter import __version__
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
+from bento_jupyter.server.tasks import DEFAULT_QUEUE_SIZE
 
 RAY_HTTP_PORT = 8000
 _INGRESS_CPUS = 0.1
@@ -38,7 +42,9 @@ app = serve.deployment(name={ingress!r}, ray_actor_options={{"num_cpus": {ingres
     {{
 {routes}
     }},
-    {streams!r},
+    streams={streams!r},
+    tasks={tasks!r},
+    service={name!r},
 )
 '''
 
@@ -66,6 +72,16 @@ def module_name(bundle: Bundle) -> str:
     return "serve_" + re.sub(r"[^a-z0-9_]", "_", bundle.name)
 
 
+def _task(api: dict[str, Any]) -> dict[str, Any]:
+    """A task API as the ingress runs it (plain literals only)."""
+    return {
+        "name": str(api["name"]),
+        "route": str(api["route"]),
+        "max_queue_size": int(api.get("max_queue_size") or DEFAULT_QUEUE_SIZE),
+        "max_concurrency": int(api.get("max_concurrency") or 1),
+    }
+
+
 def application_module(bundle: Bundle, options: DeployOptions) -> str:
     """The Python module: every interpolated value is a repr()'d literal or a number, never raw text."""
     deployments, routes = [], []
@@ -91,6 +107,7 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
         ingress_cpus=_INGRESS_CPUS,
         routes="\n".join(routes),
         streams=sorted(str(api["route"]) for api in bundle.apis if api.get("stream")),
+        tasks=[_task(api) for api in bundle.apis if api.get("task")],
     )
 
 

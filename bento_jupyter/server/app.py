@@ -23,7 +23,14 @@ from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.schema import openapi_document, server_url, service_schema
 from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.server.task_store import TaskStore
-from bento_jupyter.server.tasks import TaskRoutes, TaskRunner, retention_from_environment, task_store_path
+from bento_jupyter.server.tasks import (
+    TaskAPI,
+    TaskRoutes,
+    TaskRunner,
+    retention_from_environment,
+    run_in_process,
+    task_store_path,
+)
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -81,13 +88,13 @@ class ServiceApp:
 
     def _serve_tasks(self, definition: ServiceDefinition) -> None:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
-        methods = [m for m in definition.apis.values() if m.config.task]
-        if methods and self.tasks is None:
+        apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task]
+        if apis and self.tasks is None:
             store = TaskStore(task_store_path(self._task_home or home(), definition.name))
-            self.tasks = TaskRunner(store, self._task_api, retention_from_environment())
+            self.tasks = TaskRunner(store, run_in_process(store, self._task_api), retention_from_environment())
         if self.tasks is not None:
-            self.tasks.serve(methods)
-        routes = [TaskRoutes(m, self.tasks, self._max_body) for m in methods if self.tasks is not None]
+            self.tasks.serve(apis)
+        routes = [TaskRoutes(api, self.tasks, self._max_body) for api in apis if self.tasks is not None]
         self._task_routes = {path: r for r in routes for path in r.paths()}
 
     def _task_api(self, name: str) -> APIMethod | None:

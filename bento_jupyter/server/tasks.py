@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -51,6 +52,32 @@ def retention_from_environment() -> float:
     return seconds
 
 
+Answer = tuple[int, bytes, str]  # HTTP status, body, media type
+Execute = Callable[[TaskRecord], Answer]  # runs a stored task's request to its answer, on a worker thread
+
+
+@dataclass(frozen=True)
+class TaskAPI:
+    """What the task routes need of an API: its names, bounds, and a check of a request before it is stored."""
+
+    name: str
+    route: str
+    max_queue_size: int = DEFAULT_QUEUE_SIZE
+    max_concurrency: int = 1
+    validate: Callable[[bytes], Any] | None = None  # raises BadRequest
+
+    @classmethod
+    def of(cls, method: APIMethod) -> TaskAPI:
+        config = method.config
+        return cls(
+            method.name,
+            method.route,
+            config.max_queue_size or DEFAULT_QUEUE_SIZE,
+            config.max_concurrency or 1,
+            lambda body: _decode(method, body),
+        )
+
+
 def _decode(method: APIMethod, body: bytes) -> dict[str, Any]:
     try:
         return method.decode(body)
@@ -58,19 +85,33 @@ def _decode(method: APIMethod, body: bytes) -> dict[str, Any]:
         raise BadRequest(exc.message, field=exc.field or None) from None
 
 
-def _answer(method: APIMethod, result: Any) -> tuple[bytes, str]:
-    encoded = method.encode(result)
-    if method.output.json_schema().get("type") == "string":
-        return str(encoded).encode(), "text/plain; charset=utf-8"
-    return dumps(encoded), "application/json"
+def run_in_process(store: TaskStore, resolve: Callable[[str], APIMethod | None]) -> Execute:
+    """Tasks run by calling the handler this process serves now (``resolve``: API name -> its method)."""
+
+    def execute(record: TaskRecord) -> Answer:
+        method = resolve(record.api)
+        if method is None:
+            raise NotFound(f"the service no longer serves {record.api}()")
+        kwargs = _decode(method, record.input)
+        token = current_task.set((store, record.task_id))
+        try:
+            result = asyncio.run(method.func(**kwargs)) if method.is_async else method.func(**kwargs)
+        finally:
+            current_task.reset(token)
+        encoded = method.encode(result)
+        if method.output.json_schema().get("type") == "string":
+            return 200, str(encoded).encode(), "text/plain; charset=utf-8"
+        return 200, dumps(encoded), "application/json"
+
+    return execute
 
 
 class TaskRunner:
-    """Runs one service's tasks on worker threads; lives across hot swaps (``resolve`` finds the current handler)."""
+    """Runs one service's tasks on worker threads with ``execute``; lives across hot swaps."""
 
-    def __init__(self, store: TaskStore, resolve: Callable[[str], APIMethod | None], retention_s: float) -> None:
+    def __init__(self, store: TaskStore, execute: Execute, retention_s: float) -> None:
         self.store = store
-        self._resolve = resolve
+        self._execute = execute
         self._retention_s = retention_s
         self._wake = threading.Condition()
         self._running: dict[str, int] = {}  # API name -> tasks running in this process
@@ -81,10 +122,10 @@ class TaskRunner:
         store.recover(_INTERRUPTED)
         store.purge(retention_s)
 
-    def serve(self, methods: list[APIMethod]) -> None:
-        """Run tasks of ``methods`` (the task APIs of the definition now served), starting workers as needed."""
+    def serve(self, apis: list[TaskAPI]) -> None:
+        """Run tasks of ``apis`` (the task APIs served now), starting workers as needed."""
         with self._wake:
-            self._limits = {m.name: m.config.max_concurrency or 1 for m in methods}
+            self._limits = {api.name: api.max_concurrency for api in apis}
             wanted = sum(self._limits.values())
             while len(self._threads) < wanted:
                 thread = threading.Thread(target=self._work, name=f"bento-task-{len(self._threads)}", daemon=True)
@@ -92,14 +133,13 @@ class TaskRunner:
                 thread.start()
             self._wake.notify_all()
 
-    def submit(self, method: APIMethod, body: bytes) -> TaskRecord:
+    def submit(self, api: TaskAPI, body: bytes) -> TaskRecord:
         """Store a task, or refuse with 503 and a Retry-After when ``max_queue_size`` tasks already wait."""
-        limit = method.config.max_queue_size or DEFAULT_QUEUE_SIZE
-        waiting = self.store.pending(method.name)
-        if waiting >= limit:
-            per_task = self._seconds.get(method.name, 1.0)
-            raise Overloaded(min(3600.0, math.ceil(waiting * per_task / self._limits.get(method.name, 1))))
-        record = self.store.add(method.name, body)
+        waiting = self.store.pending(api.name)
+        if waiting >= api.max_queue_size:
+            per_task = self._seconds.get(api.name, 1.0)
+            raise Overloaded(min(3600.0, math.ceil(waiting * per_task / api.max_concurrency)))
+        record = self.store.add(api.name, body)
         with self._wake:
             self._wake.notify()
         return record
@@ -128,23 +168,15 @@ class TaskRunner:
 
     def _run(self, record: TaskRecord) -> None:
         began = time.monotonic()
-        method = self._resolve(record.api)
         try:
-            if method is None:
-                raise NotFound(f"the service no longer serves {record.api}()")
-            kwargs = _decode(method, record.input)
-            token = current_task.set((self.store, record.task_id))
-            try:
-                result = asyncio.run(method.func(**kwargs)) if method.is_async else method.func(**kwargs)
-            finally:
-                current_task.reset(token)
-            body, media = _answer(method, result)
-            self.store.finish(record.task_id, TaskStatus.COMPLETED, body, media, 200)
+            status, body, media = self._execute(record)
         except HTTPError as error:
-            self.store.finish(record.task_id, TaskStatus.FAILED, error.body(), "application/json", error.status)
+            status, body, media = error.status, error.body(), "application/json"
         except Exception as exc:
-            error = orjson.dumps({"error": f"{record.api}() raised {type(exc).__name__}: {exc}"})
-            self.store.finish(record.task_id, TaskStatus.FAILED, error, "application/json", 500)
+            status, media = 500, "application/json"
+            body = orjson.dumps({"error": f"{record.api}() raised {type(exc).__name__}: {exc}"})
+        outcome = TaskStatus.COMPLETED if status < 400 else TaskStatus.FAILED
+        self.store.finish(record.task_id, outcome, body, media, status)
         seconds = time.monotonic() - began
         previous = self._seconds.get(record.api)
         self._seconds[record.api] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
@@ -161,18 +193,18 @@ def task_store_path(home: Path, service: str) -> Path:
     return home / "tasks" / f"{service}.sqlite3"
 
 
-def _task_id(scope: Scope) -> str:
-    values = parse_qs(scope.get("query_string", b"").decode()).get("task_id")
+def _task_id(query_string: bytes) -> str:
+    values = parse_qs(query_string.decode()).get("task_id")
     if not values or not values[0]:
         raise BadRequest("task_id is required", field="task_id")
     return values[0]
 
 
 class TaskRoutes:
-    """The five routes BentoML adds for a task API, answering for ``method`` under ``{route}/...``."""
+    """The five routes BentoML adds for a task API, answering under ``{route}/...``."""
 
-    def __init__(self, method: APIMethod, runner: TaskRunner, max_body_bytes: int) -> None:
-        self.method = method
+    def __init__(self, api: TaskAPI, runner: TaskRunner, max_body_bytes: int) -> None:
+        self.api = api
         self._runner = runner
         self._max_body = max_body_bytes
         self._actions = {
@@ -184,47 +216,52 @@ class TaskRoutes:
         }
 
     def paths(self) -> list[str]:
-        return [self.method.route + suffix for suffix in TASK_ROUTES]
+        return [self.api.route + suffix for suffix in TASK_ROUTES]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        verb, action = self._actions[scope["path"][len(self.method.route) :]]
         try:
-            if scope["method"] != verb:
-                raise MethodNotAllowed(f"{scope['path']} accepts {verb} only")
-            status, body, media = await action(scope, receive)
-            await asgi_io.send_bytes(send, status, body, media)
+            status, body, media = await self.respond(scope, receive)
+            await asgi_io.send_bytes(send, status, body, media.encode())
         except HTTPError as error:
             await asgi_io.send_error(send, error)
 
+    async def respond(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer to a request for one of ``paths()``; HTTPError for a refusal."""
+        verb, action = self._actions[scope["path"].removeprefix(scope.get("root_path", ""))[len(self.api.route) :]]
+        if scope["method"] != verb:
+            raise MethodNotAllowed(f"{scope['path']} accepts {verb} only", headers={"allow": verb})
+        return await action(scope, receive)
+
     def _record(self, scope: Scope) -> TaskRecord:
-        task_id = _task_id(scope)
+        task_id = _task_id(scope.get("query_string", b""))
         record = self._runner.store.get(task_id)
-        if record is None or record.api != self.method.name:
-            raise NotFound(f"no task {task_id} of {self.method.name}()", field="task_id")
+        if record is None or record.api != self.api.name:
+            raise NotFound(f"no task {task_id} of {self.api.name}()", field="task_id")
         return record
 
     @staticmethod
-    def _status_answer(record: TaskRecord) -> tuple[int, bytes, bytes]:
-        return 200, orjson.dumps(record.status_json()), b"application/json"
+    def _status_answer(record: TaskRecord) -> Answer:
+        return 200, orjson.dumps(record.status_json()), "application/json"
 
-    async def _submit(self, scope: Scope, receive: Receive) -> tuple[int, bytes, bytes]:
+    async def _submit(self, scope: Scope, receive: Receive) -> Answer:
         asgi_io.check_json_request(scope)
         body = await asgi_io.read_body(scope, receive, self._max_body)
-        _decode(self.method, body)  # refuse bad input now, not when the task runs
-        return self._status_answer(self._runner.submit(self.method, body))
+        if self.api.validate is not None:
+            self.api.validate(body)  # refuse bad input now, not when the task runs
+        return self._status_answer(self._runner.submit(self.api, body))
 
-    async def _status(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+    async def _status(self, scope: Scope, _: Receive) -> Answer:
         return self._status_answer(self._record(scope))
 
-    async def _get(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+    async def _get(self, scope: Scope, _: Receive) -> Answer:
         record = self._record(scope)
         if record.status is TaskStatus.CANCELED:
             raise BadRequest(f"task {record.task_id} was canceled")
         if not record.status.finished or record.result is None:
             raise BadRequest(f"task {record.task_id} is not completed yet")
-        return record.http_status or 200, record.result, (record.media_type or "application/json").encode()
+        return record.http_status or 200, record.result, record.media_type or "application/json"
 
-    async def _cancel(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+    async def _cancel(self, scope: Scope, _: Receive) -> Answer:
         record = self._record(scope)
         if record.status.finished:
             raise BadRequest(f"task {record.task_id} already finished ({record.status.value})")
@@ -232,8 +269,8 @@ class TaskRoutes:
         assert canceled is not None
         return self._status_answer(canceled)
 
-    async def _retry(self, scope: Scope, _: Receive) -> tuple[int, bytes, bytes]:
+    async def _retry(self, scope: Scope, _: Receive) -> Answer:
         record = self._record(scope)
         if not record.status.finished:
             raise BadRequest(f"task {record.task_id} is not completed yet")
-        return self._status_answer(self._runner.submit(self.method, record.input))
+        return self._status_answer(self._runner.submit(self.api, record.input))

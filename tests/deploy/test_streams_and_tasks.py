@@ -162,9 +162,10 @@ def test_bentoml_target_streams_and_runs_tasks_with_bentoml(exported, tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_ray_target_streams_through_ray_serve(exported, tmp_path):
+def test_ray_target_streams_and_runs_tasks_through_ray_serve(exported, tmp_path, monkeypatch):
     if not RAY_PYTHON.exists():
         pytest.skip(".venv-ray is missing: run bash .ci/install")
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path / "home"))  # where the ingress keeps tasks
     out = tmp_path / "ray"
     deploy(exported, "ray", out, "--cpu", "100m")
     port = free_port()
@@ -179,3 +180,15 @@ def test_ray_target_streams_through_ray_serve(exported, tmp_path):
         bad = requests.post(f"{url}/generate", json={"prompt": 3}, timeout=60)
         assert bad.status_code == 400 and bad.json()["field"] == "prompt"
         assert requests.post(f"{url}/score_file", json={"rows": [[1, 3]]}, timeout=60).json() == {"mean": 2.0, "n": 1}
+        task_id = requests.post(f"{url}/score_file/submit", json={"rows": [[1, 2], [3, 5]]}, timeout=60).json()[
+            "task_id"
+        ]
+        assert wait_for(f"{url}/score_file", task_id) == "completed"
+        result = requests.get(f"{url}/score_file/get", params={"task_id": task_id}, timeout=60)
+        assert result.json() == {"mean": 2.75, "n": 2}
+        running_id = requests.post(f"{url}/long_job/submit", json={"seconds": 5}, timeout=60).json()["task_id"]
+        wait_for(f"{url}/long_job", running_id, ("in_progress",))
+        queued = requests.post(f"{url}/long_job/submit", json={"seconds": 5}, timeout=60).json()["task_id"]
+        canceled = requests.put(f"{url}/long_job/cancel", params={"task_id": queued}, timeout=60).json()
+        assert canceled["status"] == "canceled"
+    assert (tmp_path / "home" / "tasks" / "writer.sqlite3").exists()
