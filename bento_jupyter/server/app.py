@@ -56,6 +56,7 @@ class ServiceApp:
         definition: ServiceDefinition,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         task_home: Path | None = None,
+        run_tasks: bool = True,
     ) -> None:
         self.metrics = ServiceMetrics(definition.name)
         self._max_body = max_body_bytes
@@ -64,6 +65,7 @@ class ServiceApp:
         self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
         self.tasks: TaskRunner | None = None
         self._task_routes: dict[str, TaskRoutes] = {}
+        self._run_tasks = run_tasks  # False: no task routes, no workers (a replay must not run a live queue)
         self._serve_tasks(definition)
         self._schema = orjson.dumps(service_schema(definition))
         self._site = Starlette(
@@ -88,7 +90,7 @@ class ServiceApp:
 
     def _serve_tasks(self, definition: ServiceDefinition) -> None:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
-        apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task]
+        apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task and self._run_tasks]
         if apis and self.tasks is None:
             store = TaskStore(task_store_path(self._task_home or home(), definition.name))
             self.tasks = TaskRunner(store, run_in_process(store, self._task_api), retention_from_environment())

@@ -205,7 +205,7 @@ def replay_samples(root: Path, trust: TrustPolicy) -> Report:
                 " requirement) or define what the handler needs from it in the notebook"
             )
         raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}{hint}") from None
-    return asyncio.run(_replay(ServiceApp(definition), read_samples(root)))
+    return asyncio.run(_replay(ServiceApp(definition, run_tasks=False), read_samples(root)))
 
 
 def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:
