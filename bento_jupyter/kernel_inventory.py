@@ -88,6 +88,20 @@ def stop_service(name: str) -> dict[str, Any]:
     return {"message": f"stopped {name}"}
 
 
+@_action
+def cancel_task(name: str, task_id: str) -> dict[str, Any]:
+    """Cancel a task of service ``name``: a pending one at once, a running one is asked to stop."""
+    service = services.get(name)
+    record = service.app.tasks.store.get(task_id) if service is not None and service.app.tasks else None
+    if service is None or record is None:
+        raise BentoNotFoundError(f"no task {task_id} in a running service named {name!r}")
+    if record.status.finished:
+        return {"message": f"task {task_id} already finished ({record.status.value})"}
+    canceled = service.app.tasks.store.cancel(task_id)
+    done = canceled is not None and canceled.status.finished
+    return {"message": f"canceled task {task_id}" if done else f"asked task {task_id} to stop"}
+
+
 def _cell_log(shell: Any) -> CellLog:
     magics = _magics(shell)
     return magics.cell_log if magics is not None else CellLog()  # no log before %load_ext: live sources

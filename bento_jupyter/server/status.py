@@ -48,10 +48,22 @@ def _combined(per_api: list[APIStats]) -> dict[str, Any]:
     }
 
 
+RECENT_TASKS = 20
+
+
+def _tasks(service: RunningService) -> list[dict[str, Any]]:
+    """The service's newest tasks (their status, API and times), for the sidebar's task list."""
+    tasks = service.app.tasks
+    if tasks is None:
+        return []
+    return [{"api": r.api, **r.status_json()} for r in tasks.store.recent(RECENT_TASKS)]
+
+
 def service_status(service: RunningService) -> dict[str, Any]:
     """JSON for the sidebar and the cell's panel: name, url, host, port, cell_id, running, endpoints (each with
     its stats) and the service's combined stats (requests, errors, in_flight, rate_per_s, p50_ms, p99_ms in
-    milliseconds, mean_batch_size; null before any traffic)."""
+    milliseconds, mean_batch_size; null before any traffic), and its newest tasks (``tasks``: api, task_id, status,
+    created_at, executed_at, completed_at, cancel_requested)."""
     stats = service.stats()
     return {
         "name": service.name,
@@ -61,8 +73,16 @@ def service_status(service: RunningService) -> dict[str, Any]:
         "cell_id": service.cell_id,
         "running": service.running,
         "endpoints": [
-            {"name": m.name, "route": route, "batchable": m.config.batchable, "stats": _stats(stats.get(route))}
+            {
+                "name": m.name,
+                "route": route,
+                "batchable": m.config.batchable,
+                "stream": m.is_stream,
+                "task": m.config.task,
+                "stats": _stats(stats.get(route)),
+            }
             for route, m in service.definition.apis.items()
         ],
         "stats": _combined(list(stats.values())),
+        "tasks": _tasks(service),
     }

@@ -10,7 +10,7 @@ import { callInventory } from './kernel';
 import { IKernelTarget, kernelTarget } from './kernelTarget';
 import { INotice, Notice, Section } from './notice';
 import { IVisibility, usePolling } from './polling';
-import { IActionResult, IKernelModel, IKernelReport, IService, IStoredItem } from './types';
+import { IActionResult, IKernelModel, IKernelReport, IService, IStoredItem, ITask } from './types';
 
 /** Run a kernel_inventory action in the active kernel; its answer as a notice. */
 export type KernelAction = (fn: string, args: (string | null)[]) => Promise<INotice>;
@@ -37,6 +37,38 @@ export async function runInKernel(tracker: INotebookTracker, fn: string, args: (
 /** The browser-reachable URL of a service: through jupyter-server-proxy, so it works on a remote hub too. */
 export function proxiedUrl(service: IService): string {
   return `${PageConfig.getBaseUrl()}proxy/${service.port}/`;
+}
+
+function TaskRow(props: { service: string; task: ITask; run: KernelAction }): JSX.Element {
+  const { service, task, run } = props;
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<INotice | null>(null);
+  const live = task.status === 'pending' || task.status === 'in_progress';
+  const cancel = async () => {
+    setBusy(true);
+    setNotice(await run('cancel_task', [service, task.task_id]));
+    setBusy(false);
+  };
+  return (
+    <li data-testid="bento-task" data-task-id={task.task_id} data-status={task.status}>
+      <code title={task.task_id}>{task.api}</code> <span className="jp-bento-badge">{task.status}</span>{' '}
+      <span className="jp-bento-muted" title="submitted">
+        {new Date(task.created_at).toLocaleTimeString()}
+      </span>
+      {live ? (
+        <button
+          className="jp-bento-button jp-mod-warn"
+          data-testid="bento-task-cancel"
+          disabled={busy || task.cancel_requested}
+          title={task.cancel_requested ? 'asked to stop' : 'cancel this task'}
+          onClick={cancel}
+        >
+          {task.cancel_requested ? 'Stopping…' : 'Cancel'}
+        </button>
+      ) : null}
+      <Notice notice={notice} testid="bento-task-message" />
+    </li>
+  );
 }
 
 function ServiceCard(props: { service: IService; run: KernelAction }): JSX.Element {
@@ -85,9 +117,18 @@ function ServiceCard(props: { service: IService; run: KernelAction }): JSX.Eleme
           <li key={endpoint.route} data-testid="bento-endpoint">
             <code>POST {endpoint.route}</code>{' '}
             {endpoint.batchable ? <span className="jp-bento-badge">batched</span> : null}
+            {endpoint.stream ? <span className="jp-bento-badge">stream</span> : null}
+            {endpoint.task ? <span className="jp-bento-badge">task</span> : null}
           </li>
         ))}
       </ul>
+      {service.tasks && service.tasks.length > 0 ? (
+        <ul className="jp-bento-endpoints" data-testid="bento-tasks">
+          {service.tasks.map(task => (
+            <TaskRow key={task.task_id} service={service.name} task={task} run={run} />
+          ))}
+        </ul>
+      ) : null}
       <div className="jp-bento-stats" data-testid="bento-service-stats">
         <span title="requests per second (last seconds)">{number(stats.rate_per_s, 1)} req/s</span>
         <span title="mean adaptive batch size">batch {number(stats.mean_batch_size, 1)}</span>

@@ -4,6 +4,19 @@ export interface IEndpoint {
   name: string;
   route: string;
   batchable: boolean;
+  stream?: boolean;
+  task?: boolean;
+}
+
+/** One task of a task API (BentoML's status names). */
+export interface ITask {
+  api: string;
+  task_id: string;
+  status: 'pending' | 'in_progress' | 'completed' | 'failed' | 'canceled';
+  created_at: string;
+  executed_at: string | null;
+  completed_at: string | null;
+  cancel_requested: boolean;
 }
 
 export interface IServiceStats {
@@ -22,6 +35,8 @@ export interface IService {
   cell_id: string | null;
   endpoints: IEndpoint[];
   stats: IServiceStats;
+  /** The newest tasks first (absent from older kernels). */
+  tasks?: ITask[];
 }
 
 export interface IKernelModel {

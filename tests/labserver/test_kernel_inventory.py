@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -156,3 +157,59 @@ def test_serve_version_pulls_from_the_registry_and_serves_in_this_kernel(jupyter
     finally:
         inventory(demo, "stop_service('demo')")
         run_cell(demo, DEMO_CELLS["serve-cell"], "serve-cell")  # the notebook's own service again
+
+
+JOBS_CELL = """\
+%%bento serve jobs
+import time
+from bento_jupyter import api, cancel_requested
+
+@api(task=True)
+def long_job(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cancel_requested():
+            return "stopped"
+        time.sleep(0.02)
+    return "finished"
+"""
+
+
+def test_report_lists_a_services_tasks_and_cancel_task_stops_them(jupyter):
+    kernel_id = jupyter.start_session("work/jobs.ipynb")
+    try:
+        with jupyter.kernel_client(kernel_id) as client:
+            run_cell(client, "%load_ext bento_jupyter")
+            run_cell(client, JOBS_CELL, "jobs-cell")
+            url = service(client, "jobs")["url"] + "/long_job"
+            running = requests.post(f"{url}/submit", json={"seconds": 30}, timeout=10).json()["task_id"]
+            queued = requests.post(f"{url}/submit", json={"seconds": 30}, timeout=10).json()["task_id"]
+            deadline = time.monotonic() + 10
+            while requests.get(f"{url}/status", params={"task_id": running}, timeout=10).json()["status"] != (
+                "in_progress"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            listed = service(client, "jobs")
+            assert [(e["name"], e["task"], e["stream"]) for e in listed["endpoints"]] == [("long_job", True, False)]
+            assert [(t["task_id"], t["status"]) for t in listed["tasks"]] == [
+                (queued, "pending"),
+                (running, "in_progress"),
+            ]
+            assert inventory(client, f"cancel_task('jobs', {queued!r})") == {
+                "ok": True,
+                "message": f"canceled task {queued}",
+            }
+            assert inventory(client, f"cancel_task('jobs', {running!r})")["message"] == f"asked task {running} to stop"
+            while requests.get(f"{url}/status", params={"task_id": running}, timeout=10).json()["status"] != (
+                "canceled"
+            ):
+                assert time.monotonic() < deadline + 10
+                time.sleep(0.05)
+            assert {t["task_id"]: t["status"] for t in service(client, "jobs")["tasks"]} == {
+                queued: "canceled",
+                running: "canceled",
+            }
+            assert inventory(client, "cancel_task('jobs', 'nope')")["ok"] is False
+    finally:
+        jupyter.api("DELETE", f"api/kernels/{kernel_id}")
