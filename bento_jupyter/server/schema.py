@@ -167,6 +167,25 @@ def _request_body(method: APIMethod, schema: dict[str, Any], example: Mapping[st
     return schema
 
 
+def _sse_event(method: APIMethod, item: dict[str, Any]) -> dict[str, Any]:
+    """One event of a stream, as OpenAPI 3.1 describes ``text/event-stream`` (a schema per event): its data
+    is the item (text as it is, anything else as JSON), or ``{"error"}`` in the ``error`` event that ends
+    a failed stream."""
+    text = method.output.json_schema().get("type") == "string"
+    data: dict[str, Any] = {"type": "string"}
+    if not text:
+        data |= {"contentMediaType": "application/json", "contentSchema": item}
+    return {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["message", "error"]},
+            "id": {"type": "string"},
+            "data": data,
+        },
+        "required": ["data"],
+    }
+
+
 def _operation(
     method: APIMethod, body: dict[str, Any], output: dict[str, Any], example: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -181,7 +200,7 @@ def _operation(
             "description": "A stream of items, each sent as soon as the handler yields it: one Server-Sent"
             " Event per item (an `error` event ends a failed stream), or one JSON line per item when the"
             f" request accepts {NDJSON_MEDIA_TYPE}",
-            "content": {SSE_MEDIA_TYPE: {"schema": output}, NDJSON_MEDIA_TYPE: {"schema": output}},
+            "content": {SSE_MEDIA_TYPE: {"schema": _sse_event(method, output)}, NDJSON_MEDIA_TYPE: {"schema": output}},
         }
     extra = ""
     if method.config.batchable:
@@ -228,7 +247,14 @@ _TASK_STATUS = {
         }
     },
 }
-_TASK_ID = [{"name": "task_id", "in": "query", "required": True, "schema": {"type": "string", "title": "Task ID"}}]
+_TASK_ID = [
+    {
+        "name": "task_id",
+        "in": "query",
+        "required": True,
+        "schema": {"type": "string", "title": "Task ID", "minLength": 1},
+    }
+]
 
 
 def _task_operations(method: APIMethod, call: dict[str, Any]) -> dict[str, Any]:

@@ -210,7 +210,10 @@ def test_schema_and_openapi_describe_streams_as_bentoml_does(url):
     assert route["is_task"] is False
     docs = requests.get(f"{url}/docs.json", timeout=10).json()
     content = docs["paths"]["/slow"]["post"]["responses"]["200"]["content"]
-    assert content["text/event-stream"]["schema"] == {"type": "integer"}
+    event = content["text/event-stream"]["schema"]  # OpenAPI 3.1: the schema of one event
+    assert event["properties"]["data"]["contentSchema"] == {"type": "integer"}
+    assert event["properties"]["event"]["enum"] == ["message", "error"]
+    assert content["application/x-ndjson"]["schema"] == {"type": "integer"}
     assert "application/x-ndjson" in content
 
 
