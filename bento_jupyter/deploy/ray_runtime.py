@@ -29,6 +29,7 @@ from bento_jupyter.service.json_values import dumps
 
 Answer = tuple[int, bytes, str]  # status, body, media type
 _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
+_CANCEL_POLL_S = 0.2
 
 
 def _error(status: int, message: str, field: str | None = None) -> Answer:
@@ -141,17 +142,25 @@ class BentoIngress:
             # Ray Serve has no task queue: this replica keeps tasks in SQLite and runs each on the API's deployment.
             apis = [TaskAPI(t["name"], t["route"], t["max_queue_size"], t["max_concurrency"]) for t in tasks]
             self._task_handles = {api.name: routes[api.route] for api in apis}
-            store = TaskStore(task_store_path(home(), service))
-            runner = TaskRunner(store, self._run_task, retention_from_environment())
+            self._store = TaskStore(task_store_path(home(), service))
+            runner = TaskRunner(self._store, self._run_task, retention_from_environment())
             runner.serve(apis)
             for api in apis:
                 task_routes = TaskRoutes(api, runner, DEFAULT_MAX_BODY_BYTES)
                 self._task_routes.update(dict.fromkeys(task_routes.paths(), task_routes))
 
     def _run_task(self, record: TaskRecord) -> Answer:
-        """On a task worker thread: the API's deployment answers the stored request."""
-        status, body, media = self._task_handles[record.api].remote(record.input).result()
-        return status, body, media
+        """On a task worker thread: the API's deployment answers the stored request; a cancel asked for
+        meanwhile cancels the Ray Serve request (the task then ends ``canceled``)."""
+        response = self._task_handles[record.api].remote(record.input)
+        while True:
+            try:
+                status, body, media = response.result(timeout_s=_CANCEL_POLL_S)
+                return status, body, media
+            except TimeoutError:
+                if self._store.cancel_requested(record.task_id):
+                    response.cancel()
+                    return _error(499, "canceled while running")
 
     async def __call__(self, request: Request) -> Response:
         path, root = request.url.path, request.scope.get("root_path", "")

@@ -132,6 +132,19 @@ def test_bento_jupyter_serve_streams_and_keeps_tasks_across_a_restart(exported, 
         assert status["status"] == "canceled"
 
 
+def test_serve_workers_share_one_task_queue(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path))
+    with served_bento(str(exported), "--workers", "2") as url:
+        submitted = [
+            requests.post(f"{url}/score_file/submit", json={"rows": [[i, i + 2]]}, timeout=10).json()["task_id"]
+            for i in range(8)
+        ]
+        for i, task_id in enumerate(submitted):
+            assert wait_for(f"{url}/score_file", task_id) == "completed"  # whichever worker is asked
+            answer = requests.get(f"{url}/score_file/get", params={"task_id": task_id}, timeout=10).json()
+            assert answer == {"mean": i + 1.0, "n": 1}
+
+
 @pytest.mark.timeout(600)
 def test_bentoml_target_streams_and_runs_tasks_with_bentoml(exported, tmp_path):
     if not BENTOML.exists():
@@ -186,9 +199,13 @@ def test_ray_target_streams_and_runs_tasks_through_ray_serve(exported, tmp_path,
         assert wait_for(f"{url}/score_file", task_id) == "completed"
         result = requests.get(f"{url}/score_file/get", params={"task_id": task_id}, timeout=60)
         assert result.json() == {"mean": 2.75, "n": 2}
-        running_id = requests.post(f"{url}/long_job/submit", json={"seconds": 5}, timeout=60).json()["task_id"]
+        running_id = requests.post(f"{url}/long_job/submit", json={"seconds": 8}, timeout=60).json()["task_id"]
         wait_for(f"{url}/long_job", running_id, ("in_progress",))
         queued = requests.post(f"{url}/long_job/submit", json={"seconds": 5}, timeout=60).json()["task_id"]
         canceled = requests.put(f"{url}/long_job/cancel", params={"task_id": queued}, timeout=60).json()
         assert canceled["status"] == "canceled"
+        asked = time.monotonic()
+        requests.put(f"{url}/long_job/cancel", params={"task_id": running_id}, timeout=60)
+        assert wait_for(f"{url}/long_job", running_id) == "canceled"  # Ray Serve canceled the request
+        assert time.monotonic() - asked < 5  # well before the 8 s job would have finished
     assert (tmp_path / "home" / "tasks" / "writer.sqlite3").exists()
