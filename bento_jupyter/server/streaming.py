@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -31,6 +34,15 @@ _NDJSON_ACCEPTED = (b"application/x-ndjson", b"application/jsonl", b"application
 _BENTOML_CLIENT = b"bentoml http client/"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 END = object()  # what ItemSource.next() returns once the generator is exhausted
+# Sync generators step here, not on the loop's default pool: a stream that waits between items (a remote
+# model, a sleep) holds a thread per step, and many open streams must neither queue behind each other nor
+# starve the other handlers. Threads start only as streams need them.
+_STEP_THREADS = 64
+
+
+@functools.cache
+def _step_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_STEP_THREADS, thread_name_prefix="bento-stream")
 
 
 class StreamFormat(enum.Enum):
@@ -107,7 +119,8 @@ class ItemSource:
                 return await self._generator.__anext__()  # type: ignore[union-attr]
             except StopAsyncIteration:
                 return END
-        return await asyncio.to_thread(next, self._generator, END)  # type: ignore[call-overload]
+        step = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(_step_pool(), step, next, self._generator, END)
 
     async def next_unless(self, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
         """(True, next item or ``END``), or (False, None) when the client left first.
@@ -129,7 +142,7 @@ class ItemSource:
         if self._is_async:
             await self._generator.aclose()  # type: ignore[union-attr]
         else:
-            await asyncio.to_thread(self._generator.close)  # type: ignore[union-attr]
+            await asyncio.get_running_loop().run_in_executor(_step_pool(), self._generator.close)  # type: ignore[union-attr]
 
 
 async def _until_disconnect(receive: Receive) -> None:
