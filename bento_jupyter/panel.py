@@ -21,6 +21,10 @@ def describe_endpoints(service: RunningService) -> list[str]:
             if config.batchable
             else "unbatched"
         )
+        if method.is_stream:
+            batching = "streamed: text/event-stream, or NDJSON on request"
+        elif config.task:
+            batching += f"; task: {route}/submit, /status, /get, /cancel, /retry"
         lines.append(f"POST {route}  ({batching})")
     return lines
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 import requests
@@ -184,3 +185,36 @@ def test_config_traitlets_set_defaults(shell):
         assert service.server.port == port == magics.default_port
     finally:
         magics.default_port = None
+
+
+STREAM_AND_TASK_CELL = """
+from collections.abc import Iterator
+from bento_jupyter import api
+
+@api
+def words(n: int) -> Iterator[str]:
+    for i in range(n):
+        yield f"w{i}"
+
+@api(task=True)
+def job(n: int) -> int:
+    return n * FACTOR
+"""
+
+
+def test_a_cell_serves_streams_and_tasks_and_says_so(shell, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path))
+    service = serve(shell, line="writer", cell=STREAM_AND_TASK_CELL)
+    out = capsys.readouterr().out
+    assert "POST /words  (streamed: text/event-stream, or NDJSON on request)" in out
+    assert "POST /job  (unbatched; task: /job/submit, /status, /get, /cancel, /retry)" in out
+    streamed = requests.post(f"{service.url}/words", json={"n": 2}, headers={"accept": "application/x-ndjson"})
+    assert streamed.text == '"w0"\n"w1"\n'
+    task = requests.post(f"{service.url}/job/submit", json={"n": 21}, timeout=5).json()
+    assert (tmp_path / "tasks" / "writer.sqlite3").is_file()
+    for _ in range(200):
+        status = requests.get(f"{service.url}/job/status", params={"task_id": task["task_id"]}, timeout=5).json()
+        if status["status"] == "completed":
+            break
+        time.sleep(0.02)
+    assert requests.get(f"{service.url}/job/get", params={"task_id": task["task_id"]}, timeout=5).json() == 42
