@@ -18,6 +18,7 @@ from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.commands import add_export_command
 from bento_jupyter.oci.commands import add_oci_command
 from bento_jupyter.registry.commands import add_commands as add_registry_commands
+from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.signature_commands import add_signature_commands
 from bento_jupyter.sockets import DEFAULT_HOST
 
@@ -39,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"{root}: {report.summary()}", file=sys.stderr)
         if not report.passed:
             return 1
-    serve_bento(root, args.host, args.port, args.workers, trust)
+    serve_bento(root, args.host, args.port, args.workers, trust, ServiceSettings.given(args))
     return 0
 
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--verify", action="store_true", help="first replay the samples stored in the bento; exit 1 if any differs"
     )
+    ServiceSettings.add_arguments(serve)
     serve.set_defaults(run=_serve)
     verify = commands.add_parser(
         "verify", help="replay a bento's stored samples (NAME[:VERSION] or a directory); exit 1 when an answer differs"

@@ -54,7 +54,9 @@ def build_service(
     code, lineage = capture_service(shell, cell_log, service.definition)
     samples = collect(service.app.endpoints, service.url)
     check = build_check if verify else None
-    return build_bento(Store("bentos"), service.definition, code, lineage, list(extra_requirements), samples, check)
+    return build_bento(
+        Store("bentos"), service.definition, code, lineage, list(extra_requirements), samples, check, service.settings
+    )
 
 
 def save_variable(shell: Any, cell_log: CellLog, variable: str, name: str | None = None) -> StoredItem:

@@ -21,9 +21,9 @@ from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.cell_log import CellLog
 from bento_jupyter.errors import BentoJupyterError, BentoNotFoundError, ServiceConflictError
 from bento_jupyter.model_candidates import describe_models
-from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
 from bento_jupyter.server.services import services
 from bento_jupyter.server.status import service_status
+from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import DEFAULT_HOST
 
 
@@ -142,7 +142,7 @@ def serve_version(
     ``trust_code=True`` unless this kernel built it."""
     trust = TrustPolicy(trust_code=trust_code)
     item = _fetch(ref, registry_url, token, trust)
-    definition, _ = load_bento(item.path, trust)
+    definition, manifest = load_bento(item.path, trust)
     running = services.get(definition.name)
     if running is not None and running.running:
         raise ServiceConflictError(f"a service named {definition.name!r} already runs here: stop it first")
@@ -150,7 +150,7 @@ def serve_version(
     service = services.serve(
         definition,
         host=magics.default_host if magics is not None else DEFAULT_HOST,
-        max_body_bytes=int(magics.max_body_mb * 1024 * 1024) if magics is not None else DEFAULT_MAX_BODY_BYTES,
+        settings=ServiceSettings.from_manifest(manifest.get("settings")),
     )
     return {
         "message": f"serving {item.tag} as {service.name} at {service.url}",

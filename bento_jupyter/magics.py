@@ -27,6 +27,7 @@ from bento_jupyter.export.live import default_output, export_running_services
 from bento_jupyter.kernel_actions import build_service, save_variable
 from bento_jupyter.server.services import services
 from bento_jupyter.service.definition import ServiceDefinition, choose_endpoints
+from bento_jupyter.service.settings import ServiceSettings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,6 +149,11 @@ class BentoMagics(Magics):
         self.cell_log = cell_log
         self._parser = build_parser()
 
+    @property
+    def service_settings(self) -> ServiceSettings:
+        """The per-service settings from this magics' traitlets (recorded in bentos built from the service)."""
+        return ServiceSettings(max_body_mb=self.max_body_mb)
+
     @line_cell_magic
     def bento(self, line: str, cell: str | None = None) -> Any:
         words = shlex.split(line, comments=True)  # a trailing `# ...` is a comment
@@ -188,7 +194,7 @@ class BentoMagics(Magics):
             cell_id=cell_id,
             host=args.host or self.default_host,
             port=None if capture else args.port if args.port is not None else self.default_port,
-            max_body_bytes=int(self.max_body_mb * 1024 * 1024),
+            settings=self.service_settings,
         )
         if capture is not None:  # capture mode: serve (later cells may call it) and write the bundle
             write_bundle(capture.directory, service, self.shell, self.cell_log, capture.lineage)

@@ -18,6 +18,7 @@ from bento_jupyter.capture.objects import save_objects
 from bento_jupyter.capture.requirements import infer_requirements, lock_requirements
 from bento_jupyter.server.schema import openapi_document, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.service.settings import ServiceSettings
 
 SOURCE_MODULE = "src/service.py"
 LOCK_FILE = "env/requirements.lock"
@@ -65,8 +66,10 @@ def write_bento(
     extra_requirements: list[str],
     samples: dict[str, Any] | None = None,
     check: Check | None = None,
+    settings: ServiceSettings = ServiceSettings(),  # noqa: B008 (frozen)
 ) -> dict[str, Any]:
-    """Write a complete bento into the empty directory ``root``; return its manifest.
+    """Write a complete bento into the empty directory ``root``, with the ``settings`` it was served with;
+    return its manifest.
 
     ``samples`` (requests and the kernel's answers, per API) are stored in ``verify/``; ``check`` then
     verifies the written bento (raising when it answers differently) and its result joins the manifest.
@@ -103,6 +106,7 @@ def write_bento(
             "requirements_lock": LOCK_FILE,
             "source": SOURCE_MODULE,
             "apis": _api_entries(definition),
+            "settings": settings.to_manifest(),
             "models": models,
             "schema": service_schema(definition),
             "openapi": openapi_document(definition, __version__),
@@ -123,11 +127,13 @@ def build_bento(
     extra_requirements: list[str] | None = None,
     samples: dict[str, Any] | None = None,
     check: Check | None = None,
+    settings: ServiceSettings | None = None,
 ) -> StoredItem:
     """Write a new version of ``definition`` into ``store`` atomically (nothing when ``check`` raises)."""
+    recorded = settings or ServiceSettings()
     return store.add(
         definition.name,
-        lambda root: write_bento(root, definition, code, lineage, extra_requirements or [], samples, check),
+        lambda root: write_bento(root, definition, code, lineage, extra_requirements or [], samples, check, recorded),
     )
 
 

@@ -26,6 +26,7 @@ from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource, StreamF
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
 from bento_jupyter.service.json_values import dumps
+from bento_jupyter.service.settings import ServiceSettings
 
 Answer = tuple[int, bytes, str]  # status, body, media type
 _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
@@ -37,16 +38,24 @@ def _error(status: int, message: str, field: str | None = None) -> Answer:
     return status, orjson.dumps(body), "application/json"
 
 
+class _TooLarge(Exception):
+    """A body over the bento's ``max_body_mb``: 413."""
+
+
 class BentoAPI:
     """One API of a bento, loaded (and verified) in this replica; answers raw JSON request bodies."""
 
     def __init__(self, bento: str, api: str, trusted_digest: str = "") -> None:
         """``trusted_digest``: the manifest digest ``deploy --trust-code`` approved (pickles load only then)."""
-        definition, _ = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
+        definition, manifest = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
         self.method = next(m for m in definition.apis.values() if m.name == api)
+        self._max_body = ServiceSettings.from_manifest(manifest.get("settings")).max_body_bytes
         self._text = self.method.output.json_schema().get("type") == "string"
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
+        """Arguments from a body within the bento's recorded ``max_body_mb`` (InvalidInput names the field)."""
+        if len(payload) > self._max_body:
+            raise _TooLarge(f"request body of {len(payload)} bytes exceeds the {self._max_body}-byte limit")
         return self.method.decode(payload)
 
     def _encode(self, result: Any) -> Answer:
@@ -64,6 +73,8 @@ class BentoAPI:
             kwargs = self._decode(payload)
         except InvalidInput as exc:
             return _error(400, exc.message, exc.field)
+        except _TooLarge as exc:
+            return _error(413, str(exc))
         try:
             if self.method.is_async:
                 return self._encode(await self.method.func(**kwargs))
@@ -110,6 +121,9 @@ class BentoAPI:
                 value = self._decode(payload)[param]
             except InvalidInput as exc:
                 answers[index] = _error(400, exc.message, exc.field)
+                continue
+            except _TooLarge as exc:
+                answers[index] = _error(413, str(exc))
                 continue
             groups.setdefault(batch_values.shape_key(value, dim), []).append((index, value))
         for members in groups.values():

@@ -103,17 +103,24 @@ class ServiceApp:
         return next((m for m in self.definition.apis.values() if m.name == name and m.config.task), None)
 
     def close(self) -> None:
-        """Stop running tasks from this app (when its server stops); they stay on disk."""
+        """Stop running tasks from this app (when its server stops; they stay on disk) and release the batch
+        workers."""
         if self.tasks is not None:
             self.tasks.close()
+        for endpoint in self._endpoints.values():
+            if isinstance(endpoint, Endpoint) and endpoint.dispatcher is not None:
+                endpoint.dispatcher.close()
 
     @property
     def endpoints(self) -> dict[str, Endpoint | StreamEndpoint]:
         """The API endpoints serving now, by route."""
         return self._endpoints
 
-    def swap(self, definition: ServiceDefinition) -> list[Endpoint | StreamEndpoint]:
-        """Serve ``definition`` from now on; returns the old endpoints, to be retired."""
+    def swap(self, definition: ServiceDefinition, max_body_bytes: int | None = None) -> list[Endpoint | StreamEndpoint]:
+        """Serve ``definition`` (with a new body limit, if given) from now on; returns the old endpoints, to be
+        retired."""
+        if max_body_bytes is not None:
+            self._max_body = max_body_bytes
         new = self._build(definition)
         old = self._endpoints
         for route, endpoint in new.items():  # an unchanged signature keeps its docs example

@@ -114,17 +114,16 @@ def _argument(param: Param, tensor: dict[str, Any]) -> Any:
     schema = param.codec.json_schema()
     is_list = schema.get("type") == "array"
     is_text = (schema.get("items", {}) if is_list else schema).get("type") == "string"
+    if not is_list:
+        if array.size != 1:
+            raise InvalidInput(field, f"expected one element, got {array.size}")
+        array = array.reshape(())
     values = array.tolist()  # plain Python values, nested as the shape says
     if array.dtype == object and not is_text:
         try:
             values = _parse_json_text(values)
         except ValueError as exc:
             raise InvalidInput(field, f"BYTES elements must be JSON text for this input: {exc}") from None
-    if not is_list:
-        if array.size != 1:
-            raise InvalidInput(field, f"expected one element, got {array.size}")
-        while isinstance(values, list):
-            values = values[0]
     return param.codec.decode(values, field)
 
 

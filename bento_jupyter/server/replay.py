@@ -19,6 +19,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.service.settings import ServiceSettings
 
 _SHOWN_CHARS = 200
 
@@ -194,7 +195,7 @@ def read_samples(root: Path) -> dict[str, Any]:
 def replay_samples(root: Path, trust: TrustPolicy) -> Report:
     """Load the bento at ``root`` as ``bento-jupyter serve`` does and replay its samples in this process."""
     try:
-        definition, _ = load_bento(root, trust)
+        definition, manifest = load_bento(root, trust)
     except BentoJupyterError:
         raise
     except Exception as exc:  # the bento's own code failed to load: say so in one line, with what to do
@@ -205,7 +206,9 @@ def replay_samples(root: Path, trust: TrustPolicy) -> Report:
                 " requirement) or define what the handler needs from it in the notebook"
             )
         raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}{hint}") from None
-    return asyncio.run(_replay(ServiceApp(definition, run_tasks=False), read_samples(root)))
+    settings = ServiceSettings.from_manifest(manifest.get("settings"))  # as `bento-jupyter serve` would apply them
+    app = ServiceApp(definition, settings.max_body_bytes, run_tasks=False)
+    return asyncio.run(_replay(app, read_samples(root)))
 
 
 def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:

@@ -11,13 +11,16 @@ from pathlib import Path
 
 from bento_jupyter.errors import ServiceConflictError
 from bento_jupyter.lineage import kernel_id
-from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES, ServiceApp
+from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.control import ControlApp, ControlRecord, new_token, remove_record, write_record
 from bento_jupyter.server.metrics import APIStats
 from bento_jupyter.server.runner import ThreadedServer
 from bento_jupyter.server.status import service_status
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import DEFAULT_HOST
+
+DEFAULT_SETTINGS = ServiceSettings()
 
 
 @dataclass
@@ -31,6 +34,7 @@ class RunningService:
     started_at: float = field(default_factory=time.time)
     swaps: int = 0
     control_file: Path | None = None
+    settings: ServiceSettings = DEFAULT_SETTINGS
 
     @property
     def name(self) -> str:
@@ -44,10 +48,11 @@ class RunningService:
     def running(self) -> bool:
         return self.server.running
 
-    def swap(self, definition: ServiceDefinition, cell_id: str | None) -> None:
-        """Hot-swap the handlers on the same port; queued requests finish on the old ones."""
-        old = self.app.swap(definition)
+    def swap(self, definition: ServiceDefinition, cell_id: str | None, settings: ServiceSettings) -> None:
+        """Hot-swap the handlers (and settings) on the same port; queued requests finish on the old ones."""
+        old = self.app.swap(definition, settings.max_body_bytes)
         self.definition = definition
+        self.settings = settings
         self.cell_id = cell_id
         self.swaps += 1
         self.server.submit(self.app.retire(old))
@@ -76,7 +81,7 @@ class ServiceTable:
         cell_id: str | None = None,
         host: str = DEFAULT_HOST,
         port: int | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        settings: ServiceSettings = DEFAULT_SETTINGS,
     ) -> RunningService:
         """Start ``definition``, or hot-swap it into the service of the same name and cell."""
         with self._lock:
@@ -91,28 +96,41 @@ class ServiceTable:
                         f" stop it first with %bento stop {definition.name}"
                     )
                 if port is None or port == current.server.port:
-                    current.swap(definition, cell_id)
+                    current.swap(definition, cell_id, settings)
                     return current
-                self._stop_locked(definition.name)
-            if cell_id:
-                for other in [s for s in self._by_name.values() if s.cell_id == cell_id]:
-                    self._stop_locked(other.name)  # the cell now serves under another name
-            token = new_token()
-            # `service` is bound below, before the token is written: no request can reach these before.
-            control = ControlApp(
-                token,
-                stats=lambda: service_status(service),
-                stop=lambda: threading.Thread(target=self._stop_service, args=(service,), daemon=True).start(),
-            )
-            app = ServiceApp(definition, max_body_bytes)
-            server = ThreadedServer(app, host, port, control)
-            server.start()
-            service = RunningService(definition, cell_id, app, server)
-            assert server.control_url is not None
-            record = ControlRecord(definition.name, kernel_id(), os.getpid(), server.control_url, token)
-            service.control_file = write_record(record)
+            replaced = [s for s in self._by_name.values() if s is current or (cell_id and s.cell_id == cell_id)]
+            for old in [s for s in replaced if s.server.port == port]:  # the port it asks for is one of ours
+                self._stop_locked(old.name)
+            # Bind and start first: if that fails, whatever served before is still serving.
+            service = self._start(definition, cell_id, host, port, settings)
+            for old in replaced:
+                if self._by_name.get(old.name) is old:
+                    self._stop_locked(old.name)
             self._by_name[definition.name] = service
             return service
+
+    def _start(
+        self, definition: ServiceDefinition, cell_id: str | None, host: str, port: int | None, settings: ServiceSettings
+    ) -> RunningService:
+        token = new_token()
+        # `service` is bound below, before the token is written: no request can reach these before.
+        control = ControlApp(
+            token,
+            stats=lambda: service_status(service),
+            stop=lambda: threading.Thread(target=self._stop_service, args=(service,), daemon=True).start(),
+        )
+        app = ServiceApp(definition, settings.max_body_bytes)
+        try:
+            server = ThreadedServer(app, host, port, control)
+            server.start()
+        except BaseException:
+            app.close()
+            raise
+        service = RunningService(definition, cell_id, app, server, settings=settings)
+        assert server.control_url is not None
+        record = ControlRecord(definition.name, kernel_id(), os.getpid(), server.control_url, token)
+        service.control_file = write_record(record)
+        return service
 
     def get(self, name: str) -> RunningService | None:
         return self._by_name.get(name)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
@@ -11,10 +14,12 @@ from uvicorn.supervisors import Multiprocess
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
 
 _ROOT_VARIABLE = "BENTO_JUPYTER_SERVE_ROOT"
 _DIGEST_VARIABLE = "BENTO_JUPYTER_SERVE_DIGEST"  # the manifest the supervisor loaded, so trusted, if it was
+_SETTINGS_VARIABLE = "BENTO_JUPYTER_SERVE_SETTINGS"  # the settings the supervisor serves with, as JSON
 
 
 def app_from_environment() -> ServiceApp:
@@ -22,12 +27,24 @@ def app_from_environment() -> ServiceApp:
     with the manifest digest the supervisor already approved."""
     trust = TrustPolicy(trusted_digests=frozenset({os.environ.get(_DIGEST_VARIABLE, "")}))
     definition, _ = load_bento(Path(os.environ[_ROOT_VARIABLE]), trust)
-    return ServiceApp(definition)
+    settings = ServiceSettings.from_manifest(json.loads(os.environ[_SETTINGS_VARIABLE]))
+    return ServiceApp(definition, settings.max_body_bytes)
 
 
-def serve_bento(root: Path, host: str, port: int, workers: int = 1, trust: TrustPolicy | None = None) -> None:
-    """Load (and verify) the bento, bind, and serve until interrupted; ``trust`` decides about pickles."""
+def serve_bento(
+    root: Path,
+    host: str,
+    port: int,
+    workers: int = 1,
+    trust: TrustPolicy | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """Load (and verify) the bento, bind, and serve until interrupted; ``trust`` decides about pickles.
+
+    The service runs with the settings the bento recorded, each of ``overrides`` (by name) in its place.
+    """
     definition, manifest = load_bento(root, trust or TrustPolicy())  # fail here, before binding
+    settings = ServiceSettings.from_manifest(manifest.get("settings")).overridden(overrides or {})
     sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(
@@ -37,8 +54,10 @@ def serve_bento(root: Path, host: str, port: int, workers: int = 1, trust: Trust
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
         os.environ[_DIGEST_VARIABLE] = manifest["digest"]
+        os.environ[_SETTINGS_VARIABLE] = json.dumps(settings.to_manifest())
         config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
         # The supervisor hands our bound TCP socket to every worker (TCP_NODELAY stays on).
         Multiprocess(config, sockets=[sock]).run()
     else:
-        uvicorn.Server(uvicorn.Config(ServiceApp(definition), **options)).run(sockets=[sock])
+        app = ServiceApp(definition, settings.max_body_bytes)
+        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
