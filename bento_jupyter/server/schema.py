@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import core_schema, to_jsonable_python
 
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.server.task_store import TaskStatus
-from bento_jupyter.service.codecs import TensorCodec
+from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
 
@@ -109,6 +109,7 @@ def server_url(forwarded_prefix: str | None) -> str:
     return prefix if _PREFIX.match(prefix) else "/"
 
 
+JSON = "application/json"
 _ERROR = {
     "description": "Error",
     "content": {
@@ -133,6 +134,16 @@ class _DocumentSchemas(GenerateJsonSchema):
         return {"anyOf": [number, NON_FINITE_SCHEMA]} if self.mode == "serialization" else number
 
 
+def _result_annotation(codec: Codec) -> Any:
+    """What a result is documented as: a tensor result may also be a 0-d one (a number or boolean), and its
+    floats may be the strings that stand for NaN and ±Infinity."""
+    if not isinstance(codec, TensorCodec):
+        return codec.annotation
+    scalar = [{"type": "number"}, {"type": "boolean"}, NON_FINITE_SCHEMA]
+    schema = {"anyOf": [{"type": "array", "items": {}}, *scalar], "description": codec.json_schema()["format"]}
+    return Annotated[Any, WithJsonSchema(schema)]
+
+
 def _schemas(definition: ServiceDefinition) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:
     """Each API's request body (inline) and result schema; the named types they use pooled under
     ``components/schemas``, a type that reads differently in requests and results as ``Name-Input``
@@ -140,7 +151,7 @@ def _schemas(definition: ServiceDefinition) -> tuple[dict[tuple[str, str], Any],
     wanted: list[tuple[str, JsonSchemaMode, TypeAdapter[Any]]] = []
     for method in definition.apis.values():
         wanted.append((method.name, "validation", method.inputs))
-        wanted.append((method.name, "serialization", TypeAdapter(method.output.annotation)))
+        wanted.append((method.name, "serialization", TypeAdapter(_result_annotation(method.output))))
     schemas, pooled = TypeAdapter.json_schemas(
         wanted, ref_template="#/components/schemas/{model}", schema_generator=_DocumentSchemas
     )
@@ -213,7 +224,11 @@ def _operation(
             "operationId": method.name,
             "summary": (method.func.__doc__ or method.name).strip().splitlines()[0],
             "description": f"Calls {method.name}().{extra}",
-            "requestBody": {"required": True, "content": {"application/json": content}},
+            # All parameters have defaults: no body at all is a call with the defaults.
+            "requestBody": {
+                "required": any(p.required for p in method.params),
+                "content": {"application/json": content},
+            },
             "responses": {
                 "200": result,
                 "400": _ERROR,

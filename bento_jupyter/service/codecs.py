@@ -65,6 +65,8 @@ class TensorCodec:
             raise InvalidInput(field, "expected an array of numbers, got a single value")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
+        if array.dtype.kind == "b" and not keep_dtype:  # JSON's true and false are no numbers (v2's BOOL is)
+            raise InvalidInput(field, "expected numbers, got booleans")
         if self.framework == "numpy":
             return array
         import torch

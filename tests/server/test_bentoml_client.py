@@ -102,3 +102,72 @@ def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
     }
     assert task == {"status": "completed", "result": 10.5, "retry": True}
     assert error == {"error_code": 400}
+
+
+EVERY_KIND_SCRIPT = """
+import json, sys
+import bentoml, numpy as np, torch
+calls = {
+    "number": dict(x=1.5, times=3),
+    "flag": dict(on=True),
+    "text": dict(value="bento"),
+    "numbers": dict(values=[1.0, 2.5]),
+    "mapping": dict(counts={"a": 1, "b": 2**70}),
+    "maybe": dict(n=4),
+    "tier": dict(t="free"),
+    "customer": dict(c={"name": "Ann", "age": 41, "address": {"street": "1 Main", "city": "Oslo"}, "scores": [0.5]}),
+    "anything": dict(value={"nested": [1, None, "x"]}),
+    "tensor": dict(x=np.array([[1.0, 2.0], [3.0, 4.0]])),
+    "torch_tensor": dict(x=torch.tensor([1.5, -2.0])),
+    "batched_rows": dict(rows=np.array([[1.0, 2.0]])),
+    "batched_texts": dict(texts=["a", "bento"]),
+    "async_echo": dict(value=7),
+}
+out = {}
+with bentoml.SyncHTTPClient(sys.argv[1], timeout=30) as client:
+    for name, kwargs in calls.items():
+        answer = getattr(client, name)(**kwargs)
+        if hasattr(answer, "tolist"):
+            answer = answer.tolist()
+        out[name] = answer
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.integration
+def test_bentoml_sync_http_client_calls_an_api_of_every_input_kind(serve):
+    from tests.server.kinds_service import ALL
+
+    if not BENTOML_PYTHON.exists():
+        pytest.skip(".venv-bentoml is missing: run bash .ci/install")
+    server = serve("kinds", *ALL)
+    done = subprocess.run(
+        [str(BENTOML_PYTHON), "-c", EVERY_KIND_SCRIPT, server.url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "number": 4.5,
+        "flag": False,
+        "text": "BENTO",
+        "numbers": [2.0, 5.0],
+        "mapping": {"a": 2, "b": 2**70 + 1},
+        "maybe": -4,
+        "tier": "pro",
+        "customer": {
+            "name": "Ann",
+            "age": 41,
+            "address": {"street": "1 Main", "city": "Oslo"},
+            "tier": "free",
+            "scores": [0.5],
+        },
+        "anything": {"nested": [1, None, "x"]},
+        "tensor": [4.0, 6.0],
+        "torch_tensor": [3.0, -4.0],
+        "batched_rows": [[2.0, 4.0]],
+        "batched_texts": [1, 5],
+        "async_echo": 7,
+    }
