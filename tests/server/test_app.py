@@ -193,3 +193,27 @@ def test_a_slow_call_leaves_probes_and_other_apis_answering(serve):
         assert requests.post(f"{url}/describe", json={"text": "hi"}, timeout=1).json() == {"length": 2}
         assert time.monotonic() - began < 1.0
         assert slow.result().json() == [[-1.0]]
+
+
+@api(batchable=True, max_batch_size=8)
+def own_loop(inputs: np.ndarray) -> np.ndarray:
+    """Starts its own event loop, as code that wraps an async client does: fine on any thread but the server's."""
+    return asyncio.run(asyncio.sleep(0, inputs + 1))
+
+
+def own_loop_direct(n: int) -> int:
+    return asyncio.run(asyncio.sleep(0, n + 1))
+
+
+@pytest.mark.parametrize("clients", [1, 24])
+def test_a_handler_that_runs_its_own_event_loop_answers_alike_at_any_concurrency(serve, clients):
+    url = serve("ownloop", own_loop, own_loop_direct).url
+
+    def call(i):
+        batched = requests.post(f"{url}/own_loop", json={"inputs": [[float(i)]]}, timeout=10)
+        direct = requests.post(f"{url}/own_loop_direct", json={"n": i}, timeout=10)
+        return batched.status_code, batched.json(), direct.status_code, direct.json()
+
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(call, range(48)))
+    assert answers == [(200, [[i + 1.0]], 200, i + 1) for i in range(48)]
