@@ -173,7 +173,7 @@ def test_non_finite_floats_are_the_documented_strings_never_null(url, a, b):
     answer = post(url, "ratio", a=a, b=b)
     assert answer.status_code == 200, answer.text
     value = answer.json()
-    direct = ratio(a, b)
+    direct = ratio(*json.loads(json.dumps([a, b])))  # what the server received: JSON drops a NaN's sign bit
     if math.isfinite(direct):
         assert value == direct
     else:
