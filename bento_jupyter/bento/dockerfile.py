@@ -41,6 +41,6 @@ exec bento-jupyter serve "$(dirname "$0")/.." --host 0.0.0.0 --port "${{PORT:-30
 def render_dockerfile(name: str, python_version: str) -> str:
     """The Dockerfile text; every interpolated value is validated first."""
     check_name(name)
-    if not _PYTHON_VERSION.match(python_version):
+    if not _PYTHON_VERSION.fullmatch(python_version):
         raise ValueError(f"invalid Python version {python_version!r}")
     return TEMPLATE.format(name=name, python=python_version)

@@ -20,7 +20,8 @@ from typing import Any
 from bento_jupyter.bento.manifest import MANIFEST_NAME, MODEL_MANIFEST_NAME, read_manifest
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 
-NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?")  # always fullmatch: '$' allows a newline
+VERSION_PATTERN = re.compile(r"[0-9]{1,10}")  # ASCII digits only
 _SCRATCH = ".scratch"
 _STALE_SCRATCH_S = 24 * 3600
 
@@ -30,7 +31,7 @@ def home() -> Path:
 
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"invalid name {name!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
     return name
 
@@ -90,7 +91,7 @@ class Store:
         directory = self.root / name
         if not directory.is_dir():
             return []
-        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+        return sorted(int(p.name) for p in directory.iterdir() if VERSION_PATTERN.fullmatch(p.name))
 
     def _latest_number(self, name: str) -> int:
         versions = self._versions(name)
@@ -104,7 +105,7 @@ class Store:
             number = self._latest_number(name)
             if not number:
                 raise BentoNotFoundError(f"nothing named {name!r} in {self.root}")
-        elif version.isdigit():
+        elif VERSION_PATTERN.fullmatch(version):
             number = int(version)
         else:
             raise BentoNotFoundError(f"invalid version {version!r}: use a number or 'latest'")

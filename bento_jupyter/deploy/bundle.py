@@ -64,7 +64,7 @@ class Bundle:
         """The service name as a Kubernetes object name (DNS-1123 label: '.' and '_' become '-')."""
         name = re.sub(r"[._]", "-", self.name)
         name = name if name[0].isalpha() else f"bento-{name}"
-        if not _DNS_LABEL.match(name):
+        if not _DNS_LABEL.fullmatch(name):
             raise DeployError(f"service name {self.name!r} cannot become a Kubernetes name ({name!r})")
         return name
 
@@ -90,11 +90,11 @@ class DeployOptions:
     trusted_keys_secret: str | None = None  # a Secret of *.pub keys: the entrypoint then requires a signature
 
     def __post_init__(self) -> None:
-        if self.image is not None and not _IMAGE.match(self.image):
+        if self.image is not None and not _IMAGE.fullmatch(self.image):
             raise DeployError(f"invalid image reference {self.image!r}")
-        if not _CPU.match(self.cpu) or self.cpu_cores <= 0:
+        if not _CPU.fullmatch(self.cpu) or self.cpu_cores <= 0:
             raise DeployError(f"invalid --cpu {self.cpu!r}: cores (2, 0.5) or millicores (500m)")
-        if not _MEMORY.match(self.memory):
+        if not _MEMORY.fullmatch(self.memory):
             raise DeployError(f"invalid --memory {self.memory!r}: bytes with a unit (512Mi, 2Gi)")
         if self.gpus is not None and self.gpus < 0:
             raise DeployError("--gpus must be 0 or more")
@@ -107,7 +107,7 @@ class DeployOptions:
                 raise DeployError(f"invalid --storage-uri: {exc}") from None
             if not (ref.tag or ref.digest):
                 raise DeployError(f"invalid --storage-uri {self.storage_uri!r}: name a tag or a digest")
-        if self.trusted_keys_secret is not None and not _DNS_SUBDOMAIN.match(self.trusted_keys_secret):
+        if self.trusted_keys_secret is not None and not _DNS_SUBDOMAIN.fullmatch(self.trusted_keys_secret):
             raise DeployError(f"invalid --trusted-keys-secret {self.trusted_keys_secret!r}: a Kubernetes Secret name")
 
     def image_for(self, bundle: Bundle) -> str:

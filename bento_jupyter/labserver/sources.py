@@ -15,17 +15,14 @@ from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, BentoS
 from bento_jupyter.registry.client import RegistryClient, move_alias, push
 from bento_jupyter.registry.config import resolve_login
 from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.registry.refs import parse_version
 
 NO_REGISTRY = "no registry configured: set registryUrl in Settings > Bento"
 
 
 def version_ref(text: str) -> int | None:
     """A version from a URL segment: a number, or None for ``latest``."""
-    if text == "latest":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidRequest(f"invalid version {text!r}: use a number or 'latest'")
-    return int(text)
+    return None if text == "latest" else parse_version(text)
 
 
 def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:

@@ -35,18 +35,18 @@ class OCIReference:
             raise OCIError(f"invalid OCI reference {text!r}: write oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:...]")
         rest = text[len(SCHEME) :]
         host, slash, path = rest.partition("/")
-        if not slash or not path or not _HOST.match(host):
+        if not slash or not path or not _HOST.fullmatch(host):
             raise OCIError(f"invalid OCI reference {text!r}: it needs a registry host and a repository")
         path, at, digest = path.partition("@")
-        if at and not _DIGEST.match(digest):
+        if at and not _DIGEST.fullmatch(digest):
             raise OCIError(f"invalid digest {digest!r} in {text!r}: expected sha256: and 64 lowercase hex digits")
         repository, tag = path, None
         last = path.rsplit("/", 1)[-1]
         if ":" in last:
             repository, _, tag = path.rpartition(":")
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise OCIError(f"invalid tag {tag!r} in {text!r}: letters, digits, '.', '_', '-' (max 128)")
-        if not _REPOSITORY.match(repository):
+        if not _REPOSITORY.fullmatch(repository):
             raise OCIError(f"invalid repository {repository!r} in {text!r}: lowercase path components")
         return cls(host, repository, tag, digest or None)
 

@@ -18,7 +18,15 @@ from starlette.routing import Route
 from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope, TokenStore
 from bento_jupyter.registry.blobs import CHUNK
 from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
-from bento_jupyter.registry.refs import check_label, check_name, check_sha256, check_version
+from bento_jupyter.registry.refs import (
+    MAX_JSON_DEPTH,
+    check_json_depth,
+    check_label,
+    check_name,
+    check_sha256,
+    check_version,
+    parse_version,
+)
 from bento_jupyter.registry.server import MAX_BLOB_BYTES, MAX_JSON_BYTES
 from bento_jupyter.registry.signatures import SignaturePolicy
 from bento_jupyter.registry.store import RegistryStore
@@ -62,7 +70,7 @@ class Operation:
 
 def _declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length", "")
-    if declared and (not declared.isdigit() or int(declared) > limit):
+    if declared and (not declared.isascii() or not declared.isdigit() or int(declared) > limit):
         raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
 
 
@@ -74,17 +82,15 @@ async def _json_body(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
     try:
-        return json.loads(body)
+        return check_json_depth(json.loads(body))
+    except RecursionError:
+        raise InvalidRequest(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError:
         raise InvalidRequest("the body is not valid JSON") from None
 
 
 def _version_ref(ref: str) -> int | None:
-    if ref == "latest":
-        return None
-    if not ref.isdigit():
-        raise InvalidRequest(f"invalid version {ref!r}: use a number or 'latest'")
-    return check_version(int(ref))
+    return None if ref == "latest" else parse_version(ref)
 
 
 def _name(request: Request) -> str:
@@ -227,9 +233,9 @@ async def post_verification(ctx: Context, request: Request, who: Principal) -> R
 
 async def compare_versions(ctx: Context, request: Request, who: Principal) -> Response:
     query = request.query_params
-    if not query.get("from", "").isdigit() or not query.get("to", "").isdigit():
+    if "from" not in query or "to" not in query:
         raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
-    old, new = check_version(int(query["from"])), check_version(int(query["to"]))
+    old, new = parse_version(query["from"], "from"), parse_version(query["to"], "to")
     changes = await _call(ctx.store.promotions.compare, _name(request), old, new)
     return JSONResponse(
         {
@@ -267,6 +273,8 @@ async def search(ctx: Context, request: Request, who: Principal) -> Response:
     filters = {key: query.get(key) for key in ("notebook", "cell", "commit", "tag", "name")}
     if not any(filters.values()):
         raise InvalidRequest("search by at least one of: notebook, cell, commit, tag, name")
+    if any("\x00" in value for value in filters.values() if value):
+        raise InvalidRequest("search values cannot contain NUL characters")
     return JSONResponse({"versions": await _call(lambda: ctx.store.metadata.search(**filters))})
 
 
@@ -339,7 +347,7 @@ async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Res
 
 async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
     delivery = request.path_params["delivery_id"]
-    if not delivery.isdigit() or int(delivery) >= 2**31:
+    if not delivery.isascii() or not delivery.isdigit() or len(delivery) > 18:
         raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
     found = await _call(ctx.store.webhooks.redeliver, request.path_params["hook_id"], int(delivery))
     return JSONResponse(found, status_code=202)

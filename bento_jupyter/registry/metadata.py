@@ -12,7 +12,6 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from bento_jupyter.bento.manifest import canonical_json
 from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.registry.errors import Conflict, NotFound
 from bento_jupyter.registry.refs import check_label, check_name, check_version
@@ -44,35 +43,45 @@ _SUMMARY_COLUMNS = [
 ]
 
 
+def stored_json(value: Any) -> str:
+    """JSON text for a TEXT column: ASCII-escaped, so a NUL inside a string is ``\\u0000`` (PostgreSQL text
+    cannot hold NUL); ``json.loads`` gives back the same value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A lineage value as column text: at most ``limit`` characters, no NUL (PostgreSQL text holds none)."""
+    return str(value).replace("\x00", "")[:limit] if value is not None else None
 
 
 def _lineage_columns(manifest: dict[str, Any]) -> dict[str, Any]:
     lineage = manifest.get("lineage") or {}
     git = lineage.get("git") if isinstance(lineage.get("git"), dict) else {}
 
-    def text(value: Any, limit: int) -> str | None:
-        return str(value)[:limit] if value is not None else None
-
     return {
-        "notebook_path": text(lineage.get("notebook_path"), 4096),
-        "kernel_id": text(lineage.get("kernel_id"), 128),
-        "git_commit": text(git.get("commit"), 64),
-        "git_branch": text(git.get("branch"), 1024),
+        "notebook_path": _text(lineage.get("notebook_path"), 4096),
+        "kernel_id": _text(lineage.get("kernel_id"), 128),
+        "git_commit": _text(git.get("commit"), 64),
+        "git_branch": _text(git.get("branch"), 1024),
     }
 
 
 def _cells(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    cells = (manifest.get("lineage") or {}).get("cells") or []
-    rows = []
+    cells = (manifest.get("lineage") or {}).get("cells")
+    rows: list[dict[str, Any]] = []
+    if not isinstance(cells, list):
+        return rows
     for position, cell in enumerate(c for c in cells if isinstance(c, dict)):
         cell_id, source = cell.get("cell_id"), cell.get("source_sha256")
         rows.append(
             {
                 "position": position,
-                "cell_id": str(cell_id)[:128] if cell_id else None,
-                "source_sha256": str(source)[:64] if source else None,
+                "cell_id": _text(cell_id, 128) if cell_id else None,
+                "source_sha256": _text(source, 64) if source else None,
             }
         )
     return rows
@@ -150,7 +159,7 @@ class MetadataStore:
                     bento=name,
                     number=number,
                     digest=digest,
-                    manifest=canonical_json(manifest).decode(),
+                    manifest=stored_json(manifest),
                     size=sum(entry["size"] for entry in manifest["files"]),
                     file_count=len(manifest["files"]),
                     created_at=stamp,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -12,21 +13,29 @@ from bento_jupyter.bento.store import NAME_PATTERN
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 RESERVED_LABELS = frozenset({"latest"})
+MAX_VERSION = 2**31 - 1  # versions are INTEGER columns (32-bit on PostgreSQL)
+MAX_SIZE = 2**63 - 1  # sizes are BIGINT columns
+MAX_JSON_DEPTH = 64  # a manifest nests a few levels; 1,000 levels would exhaust the parser's stack
+MAX_FILES = 100_000
+MAX_PATH_BYTES = 1024
+MAX_COMPONENT_BYTES = 255  # what ext4, APFS, NTFS hold
+MAX_PATH_DEPTH = 32
+_DECIMAL = re.compile(r"[0-9]{1,10}")
 
 
 def check_name(name: str) -> str:
     """A bento name: the local store's pattern, so it is safe as a path segment anywhere."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidRequest(f"invalid name {name!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
     return name
 
 
 def check_label(label: str, what: str = "alias") -> str:
     """An alias or tag: the name pattern, but never a number or ``latest`` (those are versions)."""
-    if not isinstance(label, str) or not NAME_PATTERN.match(label) or label.isdigit() or label in RESERVED_LABELS:
+    if not isinstance(label, str) or not NAME_PATTERN.fullmatch(label) or label.isdigit() or label in RESERVED_LABELS:
         raise InvalidRequest(
             f"invalid {what} {label!r}: use lowercase letters, digits, '.', '_' or '-' (max 64), "
             "not only digits, not 'latest'"
@@ -35,55 +44,106 @@ def check_label(label: str, what: str = "alias") -> str:
 
 
 def check_sha256(value: str) -> str:
-    if not isinstance(value, str) or not SHA256_PATTERN.match(value):
+    if not isinstance(value, str) or not SHA256_PATTERN.fullmatch(value):
         raise InvalidRequest(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
     return value
 
 
-def check_version(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
-        raise InvalidRequest(f"invalid version {value!r}: expected a positive integer (below 2**31)")
+def check_version(value: Any, what: str = "version") -> int:
+    """A version number: an integer from 1 to 2**31 - 1 (checked before it reaches the database)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
+        raise InvalidRequest(f"invalid {what} {value!r}: expected an integer from 1 to {MAX_VERSION}")
+    return value
+
+
+def parse_version(text: Any, what: str = "version") -> int:
+    """A version written in a URL or query: ASCII digits only (a superscript or Arabic-Indic digit is refused)."""
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise InvalidRequest(f"invalid {what} {text!r}: use a number from 1 to {MAX_VERSION} (ASCII digits)")
+    return check_version(int(text), what)
+
+
+def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """Refuse JSON nested deeper than ``limit`` levels (walked without recursion); returns ``value``."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                raise InvalidRequest(f"the JSON body is nested more than {limit} levels deep")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return value
 
 
 def check_file_path(path: Any) -> str:
-    """A manifest file path that stays inside the bento directory on every OS."""
-    if not isinstance(path, str) or not path or "\\" in path or "\x00" in path:
-        raise InvalidRequest(f"invalid file path {path!r} in manifest")
+    """A manifest file path that stays inside the bento directory and that every filesystem can hold."""
+    if not isinstance(path, str) or not path or "\\" in path or any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise InvalidRequest(f"invalid file path {path!r} in manifest: no backslashes or control characters")
     parts = PurePosixPath(path).parts
     if path.startswith("/") or any(part in ("..", ".", "") for part in parts) or path in UNLISTED_NAMES:
         raise InvalidRequest(f"invalid file path {path!r} in manifest: must be relative, without '..'")
     if PurePosixPath(path).as_posix() != path or ":" in parts[0]:
         raise InvalidRequest(f"invalid file path {path!r} in manifest")
+    if len(path.encode()) > MAX_PATH_BYTES or len(parts) > MAX_PATH_DEPTH:
+        raise InvalidRequest(
+            f"file path {path[:80]!r}... in manifest is too long: "
+            f"at most {MAX_PATH_BYTES} bytes and {MAX_PATH_DEPTH} levels"
+        )
+    if any(len(part.encode()) > MAX_COMPONENT_BYTES for part in parts):
+        raise InvalidRequest(f"a component of {path[:80]!r} in manifest is over {MAX_COMPONENT_BYTES} bytes")
     return path
+
+
+def _folded(path: str) -> str:
+    """How a case-insensitive filesystem (macOS, Windows) sees a path."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def check_file_list(files: Any) -> None:
+    """Paths that can all exist at once in one directory, on any filesystem: no two the same up to case,
+    none both a file and a directory (``x`` and ``x/y``)."""
+    if not isinstance(files, list):
+        raise InvalidRequest("the manifest has no 'files' list")
+    if len(files) > MAX_FILES:
+        raise InvalidRequest(f"the manifest lists {len(files)} files: at most {MAX_FILES}")
+    seen: set[str] = set()
+    directories: dict[str, str] = {}
+    total = 0
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise InvalidRequest("every manifest file entry must be an object")
+        path = check_file_path(entry.get("path"))
+        folded = _folded(path)
+        if folded in seen:
+            raise InvalidRequest(f"file {path!r} is listed twice in the manifest (names differing in case collide)")
+        seen.add(folded)
+        parts = folded.split("/")
+        for depth in range(1, len(parts)):
+            directories.setdefault("/".join(parts[:depth]), path)
+        check_sha256(entry.get("sha256"))
+        size = entry.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+            raise InvalidRequest(f"invalid size {size!r} for {path!r} in manifest")
+        total += size
+    for folded in seen & directories.keys():
+        raise InvalidRequest(f"{directories[folded]!r} needs a directory where the manifest lists a file {folded!r}")
+    if total > MAX_SIZE:
+        raise InvalidRequest("the manifest's files add up to more bytes than a registry records")
 
 
 def check_manifest(manifest: Any, name: str) -> dict[str, Any]:
     """A bento manifest whose name, digest and file list hold together; returns it unchanged."""
     if not isinstance(manifest, dict):
         raise InvalidRequest("the manifest must be a JSON object")
+    check_json_depth(manifest)
     if manifest.get("name") != name:
         raise InvalidRequest(f"the manifest names {manifest.get('name')!r}, not {name!r}")
     digest = manifest.get("digest")
-    if not isinstance(digest, str) or not DIGEST_PATTERN.match(digest):
+    if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidRequest(f"invalid manifest digest {digest!r}")
     if manifest_digest(manifest) != digest:
         raise DigestMismatch(f"the manifest's digest {digest} does not match its content")
-    files = manifest.get("files")
-    if not isinstance(files, list):
-        raise InvalidRequest("the manifest has no 'files' list")
-    seen: set[str] = set()
-    for entry in files:
-        if not isinstance(entry, dict):
-            raise InvalidRequest("every manifest file entry must be an object")
-        path = check_file_path(entry.get("path"))
-        if path.lower() in seen:
-            raise InvalidRequest(f"file {path!r} is listed twice in the manifest")
-        seen.add(path.lower())
-        check_sha256(entry.get("sha256"))
-        size = entry.get("size")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise InvalidRequest(f"invalid size {size!r} for {path!r} in manifest")
+    check_file_list(manifest.get("files"))
     lineage = manifest.get("lineage", {})
     if not isinstance(lineage, dict):
         raise InvalidRequest("the manifest's lineage must be an object")
@@ -111,7 +171,7 @@ class RemoteRef:
         check_name(name)
         if version in ("", "latest"):
             return cls(name)
-        if not version.isdigit():
+        if not _DECIMAL.fullmatch(version):
             raise InvalidRequest(f"invalid reference {text!r}: use NAME, NAME:N, NAME:latest or NAME@ALIAS")
         return cls(name, version=check_version(int(version)))
 
