@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -22,12 +23,21 @@ def default_cache_root() -> Path:
 
 
 class BlobCache:
-    """Verified blobs under ``ROOT/sha256/ab/abcd...``; partial downloads never show there."""
+    """Verified blobs under ``ROOT/sha256/ab/abcd...``; partial downloads never show there, and those of
+    interrupted pulls are removed by the next one."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_cache_root()
         self._partial = self.root / "partial"
         self._partial.mkdir(parents=True, exist_ok=True)
+        self._sweep_partial()
+
+    def _sweep_partial(self) -> None:
+        """Remove downloads left by pulls that died: a download in progress holds a lock on its file."""
+        for leftover in self._partial.iterdir():
+            with contextlib.suppress(OSError), leftover.open("rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its pull still runs
+                leftover.unlink()
 
     def path(self, sha256: str) -> Path:
         check_sha256(sha256)
@@ -50,6 +60,7 @@ class BlobCache:
         digest = hashlib.sha256()
         try:
             with os.fdopen(handle, "wb") as out:
+                fcntl.flock(out, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
                 for chunk in chunks:
                     digest.update(chunk)
                     out.write(chunk)
