@@ -13,6 +13,7 @@ from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy, add_trust_argument, code_executing_files
 from bento_jupyter.capture.objects import executes_code
+from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.deploy.commands import add_deploy_command
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.commands import add_export_command
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"{root}: {report.summary()}", file=sys.stderr)
         if not report.passed:
             return 1
-    serve_bento(root, args.host, args.port, args.workers, trust, ServiceSettings.given(args))
+    serve_bento(root, args.host, args.port, args.workers, trust, ServiceSettings.given(args), limits_from(args))
     return 0
 
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-signature", metavar="KEYS", help="serve only if signed by one of these public keys (file or dir)"
     )
     add_trust_argument(serve)
+    add_limit_arguments(serve)
     serve.add_argument(
         "--verify", action="store_true", help="first replay the samples stored in the bento; exit 1 if any differs"
     )

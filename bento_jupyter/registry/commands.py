@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
+from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.registry import client
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -61,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_json_bytes=int(args.max_manifest_mb * MIB),
             max_blob_bytes=int(args.max_blob_mb * MIB),
             log_level=args.log_level,
+            limits=limits_from(args),
             upgrade=args.upgrade,
             webhook_attempts=args.webhook_attempts,
             webhook_backoff_s=args.webhook_backoff,
@@ -311,6 +313,7 @@ def add_registry_commands(commands: Any) -> None:
     serve.add_argument("--max-blob-mb", type=float, default=64 * 1024, help="largest blob accepted (413 above)")
     serve.add_argument("--max-manifest-mb", type=float, default=16, help="largest JSON body accepted (413 above)")
     serve.add_argument("--log-level", default="warning")
+    add_limit_arguments(serve)
     serve.add_argument(
         "--require-signature",
         action="append",

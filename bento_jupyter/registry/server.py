@@ -6,11 +6,12 @@ import ipaddress
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bento_jupyter.bento.store import home
+from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
 
@@ -59,6 +60,7 @@ class ServeOptions:
     webhook_backoff_s: float = 1.0  # first wait between attempts; doubles each time, at most a minute
     require_signature: tuple[str, ...] = ()  # names (fnmatch patterns) publishable only signed by a trusted key
     trusted_keys: str | None = None  # a PEM public key or a directory of them
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)  # head timeout, connection limit
 
 
 def build_context(options: ServeOptions) -> Context:
@@ -104,7 +106,13 @@ def serve(options: ServeOptions) -> None:
         print(
             "  auth     no tokens yet: bento-jupyter registry token create --scope admin", file=sys.stderr, flush=True
         )
-    config = uvicorn.Config(create_app(ctx), log_level=options.log_level, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(ctx),
+        log_level=options.log_level,
+        access_log=False,
+        lifespan="off",
+        **options.limits.uvicorn_options(),
+    )
     retry = RetryPolicy(attempts=options.webhook_attempts, backoff_s=options.webhook_backoff_s)
     dispatcher = WebhookDispatcher(ctx.store.metadata.engine, retry).start()
     if threading.current_thread() is threading.main_thread():

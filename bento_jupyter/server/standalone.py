@@ -13,6 +13,7 @@ from uvicorn.supervisors import Multiprocess
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
+from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
@@ -38,8 +39,10 @@ def serve_bento(
     workers: int = 1,
     trust: TrustPolicy | None = None,
     overrides: Mapping[str, Any] | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
-    """Load (and verify) the bento, bind, and serve until interrupted; ``trust`` decides about pickles.
+    """Load (and verify) the bento, bind, and serve until interrupted; ``trust`` decides about pickles,
+    ``limits`` bound slow and idle clients.
 
     The service runs with the settings the bento recorded, each of ``overrides`` (by name) in its place.
     """
@@ -50,7 +53,8 @@ def serve_bento(
     print(
         f"serving {manifest['name']} ({manifest['digest'][:19]}) at http://{shown}:{sock.getsockname()[1]}", flush=True
     )
-    options = {"lifespan": "off", "access_log": False, "http": "httptools", "log_level": "warning"}
+    options = {"lifespan": "off", "access_log": False, "log_level": "warning"}
+    options.update((limits or ConnectionLimits()).uvicorn_options())  # httptools, with a head timeout
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
         os.environ[_DIGEST_VARIABLE] = manifest["digest"]

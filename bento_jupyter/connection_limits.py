@@ -1,0 +1,106 @@
+"""Bounds on slow and idle HTTP clients, shared by every uvicorn server we run (in-kernel, ``serve``, registry).
+
+uvicorn times out idle keep-alive connections but not a request head that never finishes, so a client that
+sends half a head holds its connection (and a file descriptor) forever. :class:`HeadTimeoutProtocol` closes a
+connection whose request head is not complete ``head_timeout_s`` after it opened (or after its previous
+response); ``limit_concurrency`` answers 503 beyond ``max_connections`` open connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+DEFAULT_HEAD_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 4096
+_HEAD_TIMEOUT_VARIABLE = "BENTO_JUPYTER_HEAD_TIMEOUT_S"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S  # seconds a request head may take to arrive
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections before new requests get 503
+    keep_alive_s: int = 5  # idle seconds between requests on one connection
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """``uvicorn.Config`` keyword arguments that enforce these limits."""
+        # Through the environment, so that worker processes (spawned, re-importing this module) see it too.
+        os.environ[_HEAD_TIMEOUT_VARIABLE] = repr(self.head_timeout_s)
+        raise_file_limit(self.max_connections + 256)
+        return {
+            "http": HeadTimeoutProtocol,
+            "limit_concurrency": self.max_connections,
+            "timeout_keep_alive": self.keep_alive_s,
+        }
+
+
+class HeadTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose request head takes too long."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def _start_head_timer(self) -> None:
+        if self._head_timer is None:
+            timeout = float(os.environ.get(_HEAD_TIMEOUT_VARIABLE, DEFAULT_HEAD_TIMEOUT_S))
+            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._start_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+
+def raise_file_limit(wanted: int) -> None:
+    """Raise this process's open-file soft limit towards ``wanted`` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def add_limit_arguments(parser: Any) -> None:
+    """``--head-timeout`` and ``--max-connections`` on a command that runs a server."""
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=DEFAULT_HEAD_TIMEOUT_S,
+        help=f"seconds to send a request head before the connection is closed (default {DEFAULT_HEAD_TIMEOUT_S:g})",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections beyond which requests get 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+
+
+def limits_from(args: Any) -> ConnectionLimits:
+    if args.head_timeout <= 0 or args.max_connections < 1:
+        raise ValueError("--head-timeout must be positive and --max-connections at least 1")
+    return ConnectionLimits(head_timeout_s=args.head_timeout, max_connections=args.max_connections)
