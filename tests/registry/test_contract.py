@@ -44,15 +44,17 @@ def test_versions_are_numbered_by_the_registry_and_identical_content_returns_the
 
 
 def test_republishing_with_only_the_handler_changed_sends_no_model_bytes(registry, local, name):
-    model = bytes(range(256)) * 4096  # 1 MiB of weights
-    make_bento(local, name, handler="def predict(x):\n    return x\n", model=model)
-    make_bento(local, name, handler="def predict(x):\n    return 2 * x\n", model=model)
+    # Every blob names this bento: the session-wide registry holds blobs earlier tests pushed.
+    model = name.encode() + bytes(range(256)) * 4096  # 1 MiB of weights
+    changed = f"# {name}\ndef predict(x):\n    return 2 * x\n"
+    make_bento(local, name, handler=f"# {name}\ndef predict(x):\n    return x\n", model=model)
+    make_bento(local, name, handler=changed, model=model)
     seen: list[tuple[int, int]] = []
     first = _push(registry, f"{name}:1", local, progress=lambda done, total: seen.append((done, total)))
     second = _push(registry, f"{name}:2", local)
     assert first.uploaded_bytes > len(model) and seen[-1] == (first.uploaded_bytes, first.uploaded_bytes)
     assert second.uploaded_blobs == 1
-    assert second.uploaded_bytes == len("def predict(x):\n    return 2 * x\n")
+    assert second.uploaded_bytes == len(changed)
     assert second.version == 2
 
 
