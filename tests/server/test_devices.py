@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,10 +58,15 @@ def test_batches_are_moved_to_the_gpu_pinned_and_non_blocking():
 
 
 def _openmp_threads() -> int | None:
-    """OpenMP's thread count for the calling thread, from the libgomp torch loaded (None if not found)."""
+    """OpenMP's thread count for the calling thread, from the libgomp torch loaded (None if not found).
+
+    Other libraries bring their own libgomp (scikit-learn's, once an earlier test imported it), each with
+    its own settings: only torch's tells what torch.set_num_threads did."""
+    package = Path(torch.__file__).parent
     with open("/proc/self/maps") as maps:
-        libraries = {line.split()[-1] for line in maps if "libgomp" in line}
-    return ctypes.CDLL(sorted(libraries)[0]).omp_get_max_threads() if libraries else None
+        libraries = {Path(line.split()[-1]) for line in maps if "libgomp" in line}
+    ours = sorted(lib for lib in libraries if lib.parent in (package / "lib", package.parent / "torch.libs"))
+    return ctypes.CDLL(str(ours[0])).omp_get_max_threads() if ours else None
 
 
 openmp_seen: list[int | None] = []
