@@ -84,8 +84,11 @@ class APIMetrics:
 
     def snapshot(self, now: float) -> APIStats:
         with self._lock:
-            recent = sorted(lat for t, lat in self._recent if now - t <= _WINDOW_S)
+            window = [(t, lat) for t, lat in self._recent if now - t <= _WINDOW_S]
             sizes = list(self._recent_batches)
+        recent = sorted(lat for _, lat in window)
+        # Over the time the window's requests took, at least a second: a burst reads as the rate it had.
+        span = max(now - window[0][0], 1.0) if window else _WINDOW_S
         counts = {status: sum(h.counts) for status, h in list(self.by_status.items())}
 
         def quantile(q: float) -> float | None:
@@ -94,7 +97,7 @@ class APIMetrics:
         return APIStats(
             requests=sum(counts.values()),
             errors=sum(n for status, n in counts.items() if status >= 500),
-            rate_per_s=len(recent) / _WINDOW_S,
+            rate_per_s=len(recent) / span,
             p50_ms=quantile(0.5),
             p99_ms=quantile(0.99),
             mean_batch_size=sum(sizes) / len(sizes) if sizes else None,
