@@ -201,7 +201,7 @@ class BentoMagics(Magics):
         if self.freeze_gc:
             gc.freeze()
         if self.show_panel:
-            panel.show(service, self.shell, services.stop, choice.skipped)
+            panel.show(service, choice.skipped)
 
     def _push(self, args: argparse.Namespace, cell: str | None) -> None:
         if args.oci:

@@ -1,15 +1,14 @@
-"""The live output of a ``%%bento serve`` cell: an ipywidgets panel, or plain text outside Jupyter."""
+"""The output of a ``%%bento serve`` cell (a live panel in JupyterLab, plain text elsewhere) and progress bars."""
 
 from __future__ import annotations
 
-import html
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from bento_jupyter.lineage import kernel_id
 from bento_jupyter.server.services import RunningService
 
-REFRESH_S = 1.0
+MIME_TYPE = "application/vnd.bento-jupyter.service+json"
 
 
 def describe_endpoints(service: RunningService) -> list[str]:
@@ -29,6 +28,14 @@ def describe_endpoints(service: RunningService) -> list[str]:
     return lines
 
 
+def _one_decimal(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}ms"
+
+
 def summary_text(service: RunningService, skipped: dict[str, str] | None = None) -> str:
     """The plain-text panel: URL, endpoints and live numbers, then the cell's functions that are not endpoints."""
     state = "serving" if service.running else "stopped"
@@ -38,12 +45,9 @@ def summary_text(service: RunningService, skipped: dict[str, str] | None = None)
         s = stats.get(route)
         numbers = ""
         if s is not None:
-            p50 = f"{s.p50_ms:.1f}" if s.p50_ms is not None else "-"
-            p99 = f"{s.p99_ms:.1f}" if s.p99_ms is not None else "-"
-            batch = f"{s.mean_batch_size:.1f}" if s.mean_batch_size is not None else "-"
             numbers = (
                 f"  requests={s.requests} errors={s.errors} rate={s.rate_per_s:.1f}/s"
-                f" p50={p50}ms p99={p99}ms mean_batch={batch}"
+                f" p50={_ms(s.p50_ms)} p99={_ms(s.p99_ms)} mean_batch={_one_decimal(s.mean_batch_size)}"
             )
         lines.append(f"  {line}{numbers}")
     for name, why in (skipped or {}).items():
@@ -55,50 +59,24 @@ def _in_widget_frontend(shell: Any) -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-class ServicePanel:
-    """URL, endpoints, live stats and a Stop button, refreshed every second while the service runs."""
+def show(service: RunningService, skipped: dict[str, str] | None = None) -> None:
+    """Display the service's live panel under the cell: JupyterLab's Bento extension renders ``MIME_TYPE``
+    (stats and Stop through the Jupyter server, so they work while other cells run); other frontends and
+    the saved notebook show the plain-text summary."""
+    from IPython.display import display
 
-    _live: dict[str, ServicePanel] = {}
-
-    def __init__(self, service: RunningService, on_stop: Any, skipped: dict[str, str] | None = None) -> None:
-        import ipywidgets as widgets
-
-        self.service = service
-        self.skipped = skipped or {}
-        self._text = widgets.HTML()
-        self._stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
-        self._stop_button.on_click(lambda _: on_stop(service.name))
-        self.widget = widgets.VBox([self._text, self._stop_button])
-        self._closed = threading.Event()
-        previous = ServicePanel._live.get(service.name)
-        if previous is not None:
-            previous.close()
-        ServicePanel._live[service.name] = self
-        self.refresh()
-        threading.Thread(target=self._refresh_loop, name="bento-panel", daemon=True).start()
-
-    def refresh(self) -> None:
-        self._text.value = f"<pre>{html.escape(summary_text(self.service, self.skipped))}</pre>"
-        self._stop_button.disabled = not self.service.running
-
-    def _refresh_loop(self) -> None:
-        while not self._closed.wait(REFRESH_S):
-            self.refresh()
-            if not self.service.running:
-                self.close()
-
-    def close(self) -> None:
-        self._closed.set()
-
-
-def show(service: RunningService, shell: Any, on_stop: Any, skipped: dict[str, str] | None = None) -> None:
-    """Display the service's panel in the notebook, or print its summary in a terminal."""
-    if _in_widget_frontend(shell):
-        from IPython.display import display
-
-        display(ServicePanel(service, on_stop, skipped).widget)
-    else:
-        print(summary_text(service, skipped))
+    data = {
+        "name": service.name,
+        "kernel_id": kernel_id(),
+        "url": service.url,
+        "port": service.server.port,
+        "endpoints": [
+            {"name": m.name, "route": route, "batchable": m.config.batchable}
+            for route, m in service.definition.apis.items()
+        ],
+        "skipped": skipped or {},
+    }
+    display({MIME_TYPE: data, "text/plain": summary_text(service, skipped)}, raw=True)
 
 
 def progress_bar(verb: str, shell: Any) -> Callable[[int, int], None]:

@@ -57,6 +57,7 @@ def test_serving_cell_defines_functions_and_serves_its_api_functions_only(shell,
     assert f"demo serving at {service.url}" in out
     assert "POST /predict" in out and "POST /describe" in out
     assert "skipped normalize() (not decorated with @api)" in out
+    assert "p50=- p99=-" in out and "-ms" not in out  # no traffic yet: no number, no unit
 
 
 def test_a_cell_without_api_serves_its_public_functions(shell, capsys):

@@ -8,6 +8,9 @@ export interface IRegistrySettings {
   token: string;
 }
 
+/** For routes that do not involve a registry. */
+export const NO_REGISTRY: IRegistrySettings = { url: '', token: '' };
+
 /** A failed call, with the server's readable message and its HTTP status (0: the server was not reached). */
 export class APIError extends Error {
   constructor(
@@ -36,7 +39,11 @@ function errorMessage(response: Response, body: unknown): string {
  * `registry` is what the panel shows; the server reads the registry URL and token from the same user
  * settings itself and never takes them from a request, so neither is sent.
  */
-export async function requestAPI<T>(endpoint: string, registry: IRegistrySettings, init: RequestInit = {}): Promise<T> {
+export async function requestAPI<T>(
+  endpoint: string,
+  registry: IRegistrySettings = NO_REGISTRY,
+  init: RequestInit = {}
+): Promise<T> {
   const settings = ServerConnection.makeSettings();
   const url = URLExt.join(settings.baseUrl, 'bento-jupyter', 'api', endpoint);
   const headers = new Headers(init.headers);

@@ -1,15 +1,17 @@
 /** Sections 1 and 2: the running services and the model-like objects of the active notebook's kernel. */
 import { PageConfig } from '@jupyterlab/coreutils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { ISignal } from '@lumino/signaling';
-import React, { useCallback, useRef, useState } from 'react';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { IRegistrySettings, requestAPI } from './api';
-import { errorText, humanBytes, number } from './format';
+import { errorText, humanBytes } from './format';
 import { callInventory } from './kernel';
 import { IKernelTarget, kernelTarget } from './kernelTarget';
-import { INotice, Notice, Section } from './notice';
+import { kernelServices, stopKernelService } from './liveServices';
+import { INotice, Notice, Section, useNotice } from './notice';
 import { IVisibility, usePolling } from './polling';
+import { StatsLine } from './serviceStats';
 import { IActionResult, IKernelModel, IKernelReport, IService, IStoredItem, ITask } from './types';
 
 /** Run a kernel_inventory action in the active kernel; its answer as a notice. */
@@ -42,7 +44,7 @@ export function proxiedUrl(service: IService): string {
 function TaskRow(props: { service: string; task: ITask; run: KernelAction }): JSX.Element {
   const { service, task, run } = props;
   const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<INotice | null>(null);
+  const [notice, setNotice] = useNotice();
   const live = task.status === 'pending' || task.status === 'in_progress';
   const cancel = async () => {
     setBusy(true);
@@ -71,36 +73,34 @@ function TaskRow(props: { service: string; task: ITask; run: KernelAction }): JS
   );
 }
 
-function ServiceCard(props: { service: IService; run: KernelAction }): JSX.Element {
-  const { service, run } = props;
+function ServiceCard(props: {
+  service: IService;
+  run: KernelAction;
+  stop: (name: string) => Promise<INotice>;
+}): JSX.Element {
+  const { service, run, stop } = props;
   const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<INotice | null>(null);
-  const act = async (fn: string) => {
+  const [notice, setNotice] = useNotice();
+  const act = async (what: 'build' | 'stop') => {
     setBusy(true);
-    setNotice({ kind: 'info', text: `${fn === 'stop_service' ? 'Stopping' : 'Building'} ${service.name}…` });
-    setNotice(await run(fn, [service.name]));
+    setNotice({ kind: 'info', text: `${what === 'stop' ? 'Stopping' : 'Building'} ${service.name}…`, pending: true });
+    setNotice(await (what === 'stop' ? stop(service.name) : run('build_service', [service.name])));
     setBusy(false);
   };
   const url = proxiedUrl(service);
-  const stats = service.stats;
   return (
     <li className="jp-bento-card" data-testid="bento-service" data-name={service.name}>
       <div className="jp-bento-card-head">
         <span className="jp-bento-name">{service.name}</span>
         <span className="jp-bento-actions">
-          <button
-            className="jp-bento-button"
-            data-testid="bento-build"
-            disabled={busy}
-            onClick={() => act('build_service')}
-          >
+          <button className="jp-bento-button" data-testid="bento-build" disabled={busy} onClick={() => act('build')}>
             Build
           </button>
           <button
             className="jp-bento-button jp-mod-warn"
             data-testid="bento-stop"
             disabled={busy}
-            onClick={() => act('stop_service')}
+            onClick={() => act('stop')}
           >
             Stop
           </button>
@@ -129,25 +129,26 @@ function ServiceCard(props: { service: IService; run: KernelAction }): JSX.Eleme
           ))}
         </ul>
       ) : null}
-      <div className="jp-bento-stats" data-testid="bento-service-stats">
-        <span title="requests per second (last seconds)">{number(stats.rate_per_s, 1)} req/s</span>
-        <span title="mean adaptive batch size">batch {number(stats.mean_batch_size, 1)}</span>
-        <span title="99th percentile latency">p99 {number(stats.p99_ms, 1, ' ms')}</span>
-        <span title="requests served">{stats.requests} total</span>
-      </div>
+      <StatsLine stats={service.stats} testid="bento-service-stats" />
       <Notice notice={notice} testid="bento-service-message" />
     </li>
   );
 }
 
+/** The name `%bento save VARIABLE` gives a model by default. */
+export function defaultModelName(variable: string): string {
+  return variable.toLowerCase().replace(/_/g, '-');
+}
+
 function ModelRow(props: { model: IKernelModel; run: KernelAction; onSaved: () => void }): JSX.Element {
   const { model, run, onSaved } = props;
   const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<INotice | null>(null);
+  const [name, setName] = useState('');
+  const [notice, setNotice] = useNotice();
   const save = async () => {
     setBusy(true);
-    setNotice({ kind: 'info', text: `Saving ${model.variable}…` });
-    const result = await run('save_model', [model.variable, null]);
+    setNotice({ kind: 'info', text: `Saving ${model.variable}…`, pending: true });
+    const result = await run('save_model', [model.variable, name.trim() || null]);
     setNotice(result);
     setBusy(false);
     onSaved();
@@ -156,9 +157,19 @@ function ModelRow(props: { model: IKernelModel; run: KernelAction; onSaved: () =
     <li className="jp-bento-card" data-testid="bento-model" data-variable={model.variable}>
       <div className="jp-bento-card-head">
         <code className="jp-bento-name">{model.variable}</code>
-        <button className="jp-bento-button" data-testid="bento-save-model" disabled={busy} onClick={save}>
-          Save
-        </button>
+        <span className="jp-bento-actions">
+          <input
+            className="jp-bento-input"
+            data-testid="bento-model-name"
+            title="the model's name in the store"
+            placeholder={defaultModelName(model.variable)}
+            value={name}
+            onChange={event => setName(event.target.value)}
+          />
+          <button className="jp-bento-button" data-testid="bento-save-model" disabled={busy} onClick={save}>
+            Save
+          </button>
+        </span>
       </div>
       <div className="jp-bento-muted">
         {model.type} · {model.size_exact === false ? '~' : ''}
@@ -169,7 +180,11 @@ function ModelRow(props: { model: IKernelModel; run: KernelAction; onSaved: () =
   );
 }
 
-/** Both kernel sections, fed by one `report()` per poll. */
+/**
+ * Both kernel sections. Services come from the server extension every poll (live while a cell runs, no kernel
+ * message); models need the kernel's namespace, so they are read with one silent request only when they may
+ * have changed: a notebook shown, a cell finished, an action done. Nothing asks the kernel on a timer.
+ */
 export function KernelSections(props: {
   tracker: INotebookTracker;
   registry: IRegistrySettings;
@@ -178,10 +193,12 @@ export function KernelSections(props: {
 }): JSX.Element {
   const { tracker, registry, visibility, kick } = props;
   const [target, setTarget] = useState<IKernelTarget>(() => kernelTarget(tracker));
-  const [report, setReport] = useState<IKernelReport | null>(null);
+  const [services, setServices] = useState<IService[] | null>(null);
+  const [models, setModels] = useState<IKernelModel[] | null>(null);
   const [reportError, setReportError] = useState<string | null>(null);
   const [stored, setStored] = useState<IStoredItem[] | null>(null);
   const [storeError, setStoreError] = useState<string | null>(null);
+  const modelsStale = useRef(true);
 
   const refreshStore = useCallback(async () => {
     try {
@@ -200,30 +217,61 @@ export function KernelSections(props: {
     setTarget(now);
     if (now.notebook !== shownNotebook.current) {
       shownNotebook.current = now.notebook;
-      setReport(null); // another notebook: never show the last one's services as its own
+      setServices(null); // another notebook: never show the last one's services or models as its own
+      setModels(null);
+      modelsStale.current = true;
     }
-    if (now.kernel && now.status === 'busy') {
-      // A request now would wait behind the running cell: keep the last report until the kernel is idle.
+    if (!now.kernel) {
+      setServices(null);
+      setModels(null);
       setReportError(null);
-    } else if (now.kernel) {
-      try {
-        setReport(await callInventory<IKernelReport>(now.kernel, 'report', [], 20000));
-        setReportError(null);
-      } catch (error) {
-        setReportError(errorText(error));
+      modelsStale.current = true;
+      await refreshStore();
+      return;
+    }
+    try {
+      setServices(await kernelServices(now.kernel.id));
+      if (modelsStale.current && now.status === 'idle') {
+        modelsStale.current = false;
+        setModels((await callInventory<IKernelReport>(now.kernel, 'report', [], 20000)).models);
       }
-    } else {
-      setReport(null);
       setReportError(null);
+    } catch (error) {
+      setReportError(errorText(error));
     }
     await refreshStore();
   };
   usePolling(refresh, visibility, kick);
 
+  useEffect(() => {
+    const onExecuted = () => {
+      modelsStale.current = true;
+    };
+    NotebookActions.executed.connect(onExecuted);
+    return () => {
+      NotebookActions.executed.disconnect(onExecuted);
+    };
+  }, []);
+
   const run: KernelAction = async (fn, args) => {
     const notice = await runInKernel(tracker, fn, args);
+    modelsStale.current = true;
     void refresh();
     return notice;
+  };
+
+  const stop = async (name: string): Promise<INotice> => {
+    const kernel = kernelTarget(tracker).kernel;
+    if (!kernel) {
+      return { kind: 'error', text: 'The notebook has no running kernel.' };
+    }
+    try {
+      return noticeOf(await stopKernelService(kernel.id, name));
+    } catch (error) {
+      return { kind: 'error', text: errorText(error) };
+    } finally {
+      void refresh();
+    }
   };
 
   const problem: INotice | null = target.problem
@@ -231,10 +279,8 @@ export function KernelSections(props: {
     : reportError
       ? { kind: 'error', text: reportError }
       : target.status === 'busy'
-        ? { kind: 'info', text: 'The kernel is busy running a cell: the panel refreshes when it is idle.' }
+        ? { kind: 'info', text: 'A cell is running: services stay live; models refresh when it ends.' }
         : null;
-  const services = report?.services ?? [];
-  const models = report?.models ?? [];
   return (
     <>
       <div className="jp-bento-kernel" data-testid="bento-kernel" data-status={target.status}>
@@ -244,21 +290,21 @@ export function KernelSections(props: {
       </div>
       <Notice notice={problem} testid="bento-kernel-problem" />
       <Section title="Running services" testid="bento-services">
-        {report && services.length === 0 ? (
+        {services && services.length === 0 ? (
           <div className="jp-bento-empty">No services in this kernel. Run a %%bento serve NAME cell to start one.</div>
         ) : null}
         <ul className="jp-bento-list">
-          {services.map(service => (
-            <ServiceCard key={service.name} service={service} run={run} />
+          {(services ?? []).map(service => (
+            <ServiceCard key={service.name} service={service} run={run} stop={stop} />
           ))}
         </ul>
       </Section>
       <Section title="Models in the kernel" testid="bento-models">
-        {report && models.length === 0 ? (
+        {models && models.length === 0 ? (
           <div className="jp-bento-empty">No model-like objects in this kernel.</div>
         ) : null}
         <ul className="jp-bento-list">
-          {models.map(model => (
+          {(models ?? []).map(model => (
             <ModelRow key={model.variable} model={model} run={run} onSaved={() => void refreshStore()} />
           ))}
         </ul>

@@ -5,7 +5,7 @@ import React, { useState } from 'react';
 import { AliasRow } from './aliasHistory';
 import { APIError, bentoPath, IRegistrySettings, requestAPI } from './api';
 import { errorText, humanBytes, verificationText, when } from './format';
-import { INotice, Notice, Section } from './notice';
+import { INotice, Notice, Section, useNotice } from './notice';
 import { IVisibility, usePolling } from './polling';
 import { IBentoList, IBentoVersions, ILineageCell, IStoredItem, IVersion, IVersionDetail } from './types';
 
@@ -53,7 +53,7 @@ function VersionDetail(props: {
 }): JSX.Element {
   const { detail, registry, actions, onChanged } = props;
   const [alias, setAlias] = useState('');
-  const [notice, setNotice] = useState<INotice | null>(null);
+  const [notice, setNotice] = useNotice();
   const ref = `${detail.name}:${detail.version}`;
   const lineage = detail.lineage ?? {};
   const cells = lineage.cells ?? [];
@@ -168,18 +168,24 @@ function VersionDetail(props: {
           Delete
         </button>
       </div>
-      <div className="jp-bento-actions-row">
-        <input
-          className="jp-bento-input"
-          data-testid="bento-alias-input"
-          placeholder="alias, e.g. prod"
-          value={alias}
-          onChange={event => setAlias(event.target.value)}
-        />
-        <button className="jp-bento-button" data-testid="bento-set-alias" onClick={setAliasTo}>
-          Set alias
-        </button>
-      </div>
+      {registry.url ? (
+        <div className="jp-bento-actions-row">
+          <input
+            className="jp-bento-input"
+            data-testid="bento-alias-input"
+            placeholder="alias, e.g. prod"
+            value={alias}
+            onChange={event => setAlias(event.target.value)}
+          />
+          <button className="jp-bento-button" data-testid="bento-set-alias" onClick={setAliasTo}>
+            Set alias
+          </button>
+        </div>
+      ) : (
+        <div className="jp-bento-muted" data-testid="bento-alias-hint">
+          Aliases (e.g. @prod) live in a registry: set registryUrl in Settings › Settings Editor › Bento.
+        </div>
+      )}
       <Notice notice={notice} testid="bento-version-message" />
     </div>
   );
@@ -187,9 +193,9 @@ function VersionDetail(props: {
 
 function LocalBentos(props: { registry: IRegistrySettings; items: IStoredItem[]; onPushed: () => void }): JSX.Element {
   const { registry, items, onPushed } = props;
-  const [notice, setNotice] = useState<INotice | null>(null);
+  const [notice, setNotice] = useNotice();
   const push = async (tag: string) => {
-    setNotice({ kind: 'info', text: `Pushing ${tag}…` });
+    setNotice({ kind: 'info', text: `Pushing ${tag}…`, pending: true });
     try {
       const done = await requestAPI<{ tag: string; version: number; created: boolean }>('push', registry, {
         method: 'POST',
@@ -244,7 +250,7 @@ export function RegistrySection(props: {
   const [open, setOpen] = useState<string | null>(null);
   const [versions, setVersions] = useState<IBentoVersions | null>(null);
   const [detail, setDetail] = useState<IVersionDetail | null>(null);
-  const [notice, setNotice] = useState<INotice | null>(null);
+  const [notice, setNotice] = useNotice();
 
   const refresh = async () => {
     try {
@@ -387,7 +393,13 @@ export function RegistrySection(props: {
         ))}
       </ul>
       <Notice notice={notice} testid="bento-registry-message" />
-      {registry.url ? <LocalBentos registry={registry} items={local} onPushed={() => void refresh()} /> : null}
+      {registry.url ? (
+        <LocalBentos registry={registry} items={local} onPushed={() => void refresh()} />
+      ) : (
+        <div className="jp-bento-muted" data-testid="bento-push-hint">
+          Push publishes these bentos to a registry: set registryUrl in Settings › Settings Editor › Bento to enable it.
+        </div>
+      )}
     </Section>
   );
 }

@@ -21,6 +21,8 @@ export interface ITask {
 
 export interface IServiceStats {
   requests: number;
+  errors: number;
+  in_flight: number;
   rate_per_s: number;
   p50_ms: number | null;
   p99_ms: number | null;
@@ -37,6 +39,17 @@ export interface IService {
   stats: IServiceStats;
   /** The newest tasks first (absent from older kernels). */
   tasks?: ITask[];
+}
+
+/** What a `%%bento serve` cell displays as `application/vnd.bento-jupyter.service+json`. */
+export interface IServiceOutput {
+  name: string;
+  kernel_id: string | null;
+  url: string;
+  port: number;
+  endpoints: IEndpoint[];
+  /** Functions of the cell that are not endpoints, with why. */
+  skipped: Record<string, string>;
 }
 
 export interface IKernelModel {

@@ -76,7 +76,7 @@ def page(lab: SidebarLab) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             tab.set_default_timeout(30_000)
             yield tab
         finally:

@@ -1,11 +1,16 @@
-"""The Bento sidebar in a real JupyterLab, driven in Debian's Chromium: run the quickstart, then stop, build, push,
-inspect lineage, open the source notebook and save a model from the panel; registry and kernel failures read
-as messages in the panel. The tests run in order on one page, each building on the last."""
+"""The Bento sidebar in a real JupyterLab, driven in Debian's Chromium: run the quickstart, try its API in Swagger
+(directly and through the proxy), then build, push, inspect lineage, open the source notebook and save a model
+from the panel, and stop services from the panel and from the cell while other cells run; registry and kernel
+failures read as messages in the panel. The tests run in order on one page, each building on the last; each step
+leaves a full-window screenshot under test-artifacts/labextension/."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,95 @@ def by_testid(page: Any, testid: str, **data: str) -> Any:
 
 
 def screenshot(page: Any, name: str) -> None:
-    """The panel as the user sees it, kept under test-artifacts/."""
+    """The whole window as the user sees it, kept under test-artifacts/."""
     path = ARTIFACTS / f"{name}.png"
-    by_testid(page, "bento-sidebar").screenshot(path=str(path))
+    page.screenshot(path=str(path))
     print(f"screenshot: {path}")
+
+
+KERNEL_FRAMES: list[bytes] = []  # what the kernel's websocket brought the page, for the busy-indicator check
+
+
+def record_kernel_frames(page: Any) -> None:
+    def on_socket(socket: Any) -> None:
+        if "/api/kernels/" in socket.url:
+            socket.on("framereceived", lambda payload: KERNEL_FRAMES.append(_as_bytes(payload)))
+
+    page.on("websocket", on_socket)
+
+
+def _as_bytes(payload: Any) -> bytes:
+    return payload if isinstance(payload, bytes) else str(payload).encode()
+
+
+def busy_messages(frames: list[bytes]) -> int:
+    return sum(1 for f in frames if re.search(rb'"execution_state"\s*:\s*"busy"', f))
+
+
+def service_port(page: Any, name: str = "iris") -> int:
+    href = (
+        by_testid(page, "bento-service", name=name).locator('[data-testid="bento-service-url"]').get_attribute("href")
+    )
+    return int(re.search(r"/proxy/(\d+)/", href).group(1))
+
+
+def total_requests(locator: Any) -> int:
+    return int(re.search(r"(\d+) total", locator.inner_text()).group(1))
+
+
+def notebook_cells(page: Any) -> Any:
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+
+
+def run_new_cell(page: Any, source: str) -> None:
+    """Add a cell at the end of the notebook, type ``source`` and run it (Shift+Enter), as a user would."""
+    notebook_cells(page).last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(source)
+    page.keyboard.press("Shift+Enter")
+
+
+def interrupt_kernel(page: Any) -> None:
+    page.locator(".lm-MenuBar-itemLabel").get_by_text("Kernel", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Interrupt Kernel", exact=True).click()
+
+
+class Traffic:
+    """Calls the service from outside the kernel until stopped, so its numbers move."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.done = url, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while not self.done.wait(0.02):
+                try:
+                    session.post(f"{self.url}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.1]]}, timeout=5)
+                except requests.RequestException:
+                    return
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join(10)
+
+
+def try_it_out(tab: Any, url: str) -> str:
+    """Open Swagger UI at ``url``, expand POST /predict, "Try it out", "Execute" the pre-filled body; the status."""
+    tab.goto(url)
+    operation = tab.locator("#operations-default-predict")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for()
+    return status.inner_text().strip()
 
 
 def open_sidebar(page: Any) -> None:
@@ -56,6 +146,7 @@ def active_tab_title(page: Any) -> str:
 
 
 def test_running_the_quickstart_shows_its_service_with_a_proxied_url(page: Any, lab: SidebarLab):
+    record_kernel_frames(page)
     page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
     open_sidebar(page)
     by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
@@ -77,7 +168,51 @@ def test_running_the_quickstart_shows_its_service_with_a_proxied_url(page: Any, 
     through_proxy = lab.api("POST", f"proxy/{port}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.1]]})
     assert through_proxy.status_code == 200, through_proxy.text
     assert through_proxy.json()[0] in (0, 1, 2)
+    assert busy_messages(KERNEL_FRAMES) > 0  # Run All made the kernel busy: the frames are being recorded
+    # The cell's own panel: links, endpoints, live numbers.
+    cell_panel = by_testid(page, "bento-cell-panel", name="iris")
+    cell_panel.wait_for()
+    assert by_testid(page, "bento-cell-docs").get_attribute("href") == f"{lab.url}proxy/{port}/"
+    assert cell_panel.locator('[data-testid="bento-cell-endpoint"]').all_inner_texts() == [
+        "POST /predict batched",
+        "POST /describe",
+    ]
+    page.wait_for_function(
+        "() => Number(/(\\d+) total/.exec(document.querySelector('[data-testid=bento-cell-stats]').innerText)?.[1])"
+        " >= 200"
+    )
     screenshot(page, "1-service-running")
+
+
+def test_the_open_panel_sends_the_idle_kernel_nothing_on_a_timer(page: Any):
+    by_testid(page, "bento-kernel", status="idle").wait_for()
+    time.sleep(1)  # the last cell's replies are in
+    KERNEL_FRAMES.clear()
+    stats = by_testid(page, "bento-service-stats")
+    before = total_requests(stats)
+    requests.post(f"http://127.0.0.1:{service_port(page)}/predict", json={"inputs": [[0.5, -1.0, 2.0, 0.1]]}, timeout=5)
+    page.wait_for_function(
+        f"() => Number(/(\\d+) total/.exec(document.querySelector('[data-testid=bento-service-stats]').innerText)?.[1])"
+        f" > {before}"
+    )
+    time.sleep(5)  # two and a half polls of the sidebar, five of the cell's panel
+    assert busy_messages(KERNEL_FRAMES) == 0, "the panel made the kernel busy while no cell ran"
+
+
+def test_swagger_try_it_out_answers_200_directly_and_through_the_proxy(page: Any, lab: SidebarLab):
+    port = service_port(page)
+    swagger = page.context.new_page()
+    try:
+        assert try_it_out(swagger, f"http://127.0.0.1:{port}/") == "200"
+        screenshot(swagger, "1b-swagger-direct")
+        assert try_it_out(swagger, f"{lab.url}proxy/{port}/") == "200"  # the panel's link, with Jupyter's cookie
+        body = swagger.locator(
+            "#operations-default-predict .live-responses-table tr.response .response-col_description pre"
+        )
+        assert re.fullmatch(r"\[\s*[012]\s*\]", body.first.inner_text().strip())
+        screenshot(swagger, "1c-swagger-through-proxy")
+    finally:
+        swagger.close()
 
 
 def test_build_and_push_from_the_panel_show_the_version_and_its_lineage(
@@ -112,6 +247,11 @@ def test_build_and_push_from_the_panel_show_the_version_and_its_lineage(
 def test_open_notebook_opens_the_source_notebook_at_the_serving_cell(page: Any, lab: SidebarLab):
     page.locator('.jp-NotebookPanel-toolbar [data-command="docmanager:save"]').click()  # closing asks nothing then
     page.wait_for_function("() => !document.querySelector('#jp-main-dock-panel .lm-TabBar-tab.jp-mod-dirty')")
+    saved = json.loads((lab.root / NOTEBOOK).read_text())
+    (serve_cell,) = [c for c in saved["cells"] if "".join(c["source"]).startswith("%%bento serve iris")]
+    (panel_output,) = [o for o in serve_cell["outputs"] if "application/vnd.bento-jupyter.service+json" in o["data"]]
+    plain = "".join(panel_output["data"]["text/plain"])
+    assert plain.startswith("iris serving at http://127.0.0.1:") and "POST /predict" in plain and "VBox" not in plain
     notebook_tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text=NOTEBOOK)
     notebook_tab.locator(".lm-TabBar-tabCloseIcon").click()
     notebook_tab.wait_for(state="detached")
@@ -135,22 +275,38 @@ def test_save_model_from_the_panel_puts_it_in_the_store(page: Any, lab: SidebarL
     screenshot(page, "4-model-saved")
 
 
-def test_stop_from_the_panel_stops_the_service_in_the_kernel(page: Any, lab: SidebarLab):
+def test_while_a_cell_runs_stats_stay_live_and_the_cells_stop_works_within_2s(page: Any, lab: SidebarLab):
+    port = service_port(page)
     card = by_testid(page, "bento-service", name="iris")
-    card.locator('[data-testid="bento-stop"]').click()
-    card.wait_for(state="detached")
+    cell_panel = by_testid(page, "bento-cell-panel", name="iris")
+    cell_panel.locator('[data-testid="bento-cell-stats"]').wait_for()  # the reopened notebook's panel is live
+    run_new_cell(page, "import time; time.sleep(60)")
+    by_testid(page, "bento-kernel", status="busy").wait_for()
+    with Traffic(f"http://127.0.0.1:{port}"):
+        sidebar_before = total_requests(card.locator('[data-testid="bento-service-stats"]'))
+        cell_before = total_requests(cell_panel.locator('[data-testid="bento-cell-stats"]'))
+        time.sleep(2.5)  # more than one poll of each
+        assert total_requests(card.locator('[data-testid="bento-service-stats"]')) > sidebar_before
+        assert total_requests(cell_panel.locator('[data-testid="bento-cell-stats"]')) > cell_before
+        screenshot(page, "5-live-while-a-cell-runs")
+        clicked = time.monotonic()
+        cell_panel.locator('[data-testid="bento-cell-stop"]').click()
+        by_testid(page, "bento-cell-panel", name="iris", state="stopped").wait_for(timeout=2_000)
+        assert time.monotonic() - clicked < 2.0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    card.wait_for(state="detached", timeout=5_000)  # the sidebar's next poll
+    assert by_testid(page, "bento-kernel").get_attribute("data-status") == "busy"  # the cell still runs
+    screenshot(page, "5b-stopped-from-the-cell")
+    interrupt_kernel(page)
+    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=30_000)
 
     # The kernel itself says so: a new cell running %bento list. (Not the port: other test runs on this machine
     # may take a freed port at once, the quickstart's services all scan from 3000.)
-    last_cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell").last
-    last_cell.locator(".jp-InputPrompt").click()
-    page.keyboard.press("b")
-    page.keyboard.press("Enter")
-    page.keyboard.type("%bento list")
-    page.keyboard.press("Shift+Enter")
+    run_new_cell(page, "%bento list")
     outputs = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
     outputs.filter(has_text="no services running").wait_for()
-    screenshot(page, "5-service-stopped")
+    screenshot(page, "5c-service-stopped")
 
 
 def test_serve_a_registry_version_and_set_an_alias_from_the_panel(
@@ -216,6 +372,24 @@ def test_alias_history_and_rollback_from_the_panel(
     page.locator(".jp-Dialog .jp-mod-accept").click()
     refused = rolled.locator('[data-testid="bento-alias-message"][data-kind="error"]')
     refused.filter(has_text="no earlier target").wait_for()
+
+
+def test_the_panels_stop_works_within_2s_while_a_cell_computes(page: Any):
+    card = by_testid(page, "bento-service", name="iris")
+    port = service_port(page)
+    run_new_cell(page, "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end:\n    pass")
+    by_testid(page, "bento-kernel", status="busy").wait_for()
+    time.sleep(0.5)
+    clicked = time.monotonic()
+    card.locator('[data-testid="bento-stop"]').click()
+    card.wait_for(state="detached", timeout=2_000)
+    assert time.monotonic() - clicked < 2.0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    assert by_testid(page, "bento-kernel").get_attribute("data-status") == "busy"
+    screenshot(page, "6b-stopped-from-the-panel-while-computing")
+    interrupt_kernel(page)
+    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=30_000)
 
 
 def reload_with_registry(page: Any, lab: SidebarLab, url: str, token: str) -> None:
