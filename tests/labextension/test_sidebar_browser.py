@@ -267,12 +267,15 @@ def test_open_notebook_opens_the_source_notebook_at_the_serving_cell(page: Any, 
 def test_save_model_from_the_panel_puts_it_in_the_store(page: Any, lab: SidebarLab):
     row = by_testid(page, "bento-model", variable="model")
     row.wait_for()
+    assert row.locator('[data-testid="bento-model-name"]').get_attribute("placeholder") == "model"
+    row.locator('[data-testid="bento-model-name"]').fill("iris-net")
     row.locator('[data-testid="bento-save-model"]').click()
     saved = row.locator('[data-testid="bento-model-message"][data-kind="info"]')
-    saved.filter(has_text="saved model model:1").wait_for(timeout=RUN_TIMEOUT_MS)
-    assert [item.tag for item in Store("models", lab.home).list()] == ["model:1"]
-    by_testid(page, "bento-stored-model", tag="model:1").wait_for()
+    saved.filter(has_text="saved model iris-net:1").wait_for(timeout=RUN_TIMEOUT_MS)
+    assert [item.tag for item in Store("models", lab.home).list()] == ["iris-net:1"]
+    by_testid(page, "bento-stored-model", tag="iris-net:1").wait_for()
     screenshot(page, "4-model-saved")
+    saved.wait_for(state="detached", timeout=15_000)  # read, then gone: messages do not pile up
 
 
 def test_while_a_cell_runs_stats_stay_live_and_the_cells_stop_works_within_2s(page: Any, lab: SidebarLab):
@@ -412,6 +415,17 @@ def test_registry_failures_read_as_messages_in_the_panel(page: Any, lab: Sidebar
     refused = by_testid(page, "bento-registry-error")
     refused.filter(has_text="token").wait_for()
     screenshot(page, "9-registry-bad-token")
+
+    # The local store: no Set alias (it could only fail) and no Push, each saying why.
+    reload_with_registry(page, lab, "", "")
+    by_testid(page, "bento-registry-source", source="local").wait_for()
+    by_testid(page, "bento-push-hint").filter(has_text="registryUrl").wait_for()
+    bento = by_testid(page, "bento-bento", name="iris")
+    bento.locator('[data-testid="bento-bento-toggle"]').click()
+    bento.locator('[data-testid="bento-version"][data-version="1"] button').click()
+    by_testid(page, "bento-alias-hint").filter(has_text="registry").wait_for()
+    assert by_testid(page, "bento-set-alias").count() == 0 and by_testid(page, "bento-push").count() == 0
+    screenshot(page, "8b-local-store")
 
     reload_with_registry(page, lab, registry.url, registry.tokens["write"])
     by_testid(page, "bento-bento", name="iris").wait_for()
