@@ -20,25 +20,19 @@ import requests
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
 from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.client import push
-from tests.labextension.conftest import ARTIFACTS
 from tests.labextension.sidebar_lab import SidebarLab
+from tests.labextension.ui_steps import (
+    NOTEBOOK,
+    RUN_TIMEOUT_MS,
+    by_testid,
+    open_sidebar,
+    run_menu,
+    screenshot,
+    try_it_out,
+)
 from tests.registry.conftest import RegistryProcess, free_port
 
 pytestmark = pytest.mark.integration
-NOTEBOOK = "quickstart.ipynb"
-RUN_TIMEOUT_MS = 180_000
-
-
-def by_testid(page: Any, testid: str, **data: str) -> Any:
-    selector = f'[data-testid="{testid}"]' + "".join(f'[data-{k}="{v}"]' for k, v in data.items())
-    return page.locator(selector)
-
-
-def screenshot(page: Any, name: str) -> None:
-    """The whole window as the user sees it, kept under test-artifacts/."""
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    print(f"screenshot: {path}")
 
 
 KERNEL_FRAMES: list[bytes] = []  # what the kernel's websocket brought the page, for the busy-indicator check
@@ -112,33 +106,6 @@ class Traffic:
     def __exit__(self, *_: object) -> None:
         self.done.set()
         self.thread.join(10)
-
-
-def try_it_out(tab: Any, url: str) -> str:
-    """Open Swagger UI at ``url``, expand POST /predict, "Try it out", "Execute" the pre-filled body; the status."""
-    tab.goto(url)
-    operation = tab.locator("#operations-default-predict")
-    operation.locator(".opblock-summary").click()
-    operation.get_by_role("button", name="Try it out").click()
-    operation.get_by_role("button", name="Execute").click()
-    status = operation.locator(".live-responses-table tr.response .response-col_status").first
-    status.wait_for()
-    return status.inner_text().strip()
-
-
-def open_sidebar(page: Any) -> None:
-    """Show the panel (the layout restorer may already have: wait for it to finish first)."""
-    tab = page.locator('.jp-SideBar li[data-id="bento-jupyter-sidebar"]')
-    tab.wait_for()
-    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=60_000)
-    if not by_testid(page, "bento-sidebar").is_visible():
-        tab.click()
-    by_testid(page, "bento-sidebar").wait_for()
-
-
-def run_menu(page: Any, item: str) -> None:
-    page.locator(".lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
-    page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
 
 
 def active_tab_title(page: Any) -> str:
