@@ -284,9 +284,16 @@ async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Respo
     return JSONResponse({"missing": await _call(ctx.store.missing, digests)})
 
 
+def _blob_digest(request: Request) -> str:
+    """The path's sha256; ``/blobs/missing`` is another operation's path, so a method it lacks is a 405."""
+    if request.path_params["sha256"] == "missing":
+        raise HTTPException(405, "POST /blobs/missing is the only method there", headers={"Allow": "POST"})
+    return check_sha256(request.path_params["sha256"])
+
+
 async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
     """Stream the body into the blob store, hashing on the way; it lands only if the digest matches."""
-    sha256 = check_sha256(request.path_params["sha256"])
+    sha256 = _blob_digest(request)
     limit = ctx.limits.max_blob_bytes
     _declared_length(request, limit)
     upload = await _call(ctx.store.blobs.begin, sha256)
@@ -313,7 +320,7 @@ async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
-    sha256 = check_sha256(request.path_params["sha256"])
+    sha256 = _blob_digest(request)
     size = await _call(ctx.store.blobs.size, sha256)
     chunks = await _call(ctx.store.blobs.open, sha256)
     headers = {"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=31536000, immutable"}
@@ -357,8 +364,10 @@ async def create_token(ctx: Context, request: Request, who: Principal) -> Respon
     body = await _json_body(request, ctx.limits.max_json_bytes)
     if not isinstance(body, dict):
         raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}")
-    scope = Scope.parse(str(body.get("scope", "")))
-    secret, record = await _call(ctx.tokens.create, scope, str(body.get("name") or "token"))
+    scope, name = body.get("scope"), body.get("name", "token")
+    if not isinstance(scope, str) or not isinstance(name, str):
+        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}: both text")
+    secret, record = await _call(ctx.tokens.create, Scope.parse(scope), name)
     return JSONResponse({**record, "token": secret}, status_code=201)
 
 
@@ -494,9 +503,26 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error: see the registry's log", "code": "internal"}, status_code=500)
 
 
+def _by_path(operations: list[Operation]) -> dict[str, dict[str, Operation]]:
+    paths: dict[str, dict[str, Operation]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = op
+    return paths
+
+
+def _dispatch(ctx: Context, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
+    """One route per path, so a wrong method gets 405 with an ``Allow`` header naming every method it has."""
+    endpoints = {method: _endpoint(ctx, op) for method, op in ops.items()}
+
+    async def endpoint(request: Request) -> Response:
+        return await endpoints["GET" if request.method == "HEAD" else request.method](request)
+
+    return endpoint
+
+
 def create_app(ctx: Context) -> Starlette:
     """The ASGI app serving ``ctx``'s registry."""
-    routes = [Route(op.path, _endpoint(ctx, op), methods=[op.method]) for op in OPERATIONS]
+    routes = [Route(path, _dispatch(ctx, ops), methods=list(ops)) for path, ops in _by_path(OPERATIONS).items()]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.context = ctx
     return app

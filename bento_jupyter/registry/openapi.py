@@ -25,14 +25,78 @@ _ERRORS = {
 }
 
 
+_NAME = "[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?"
+_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# What each path parameter accepts; requests outside these get 400 (checked in refs.py, the one place).
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": f"^{_NAME}$"},
+    "ref": {"type": "string", "pattern": "^(latest|[1-9][0-9]{0,8})$"},
+    "alias": {"type": "string", "pattern": f"^(?!latest$)(?![0-9]+$){_NAME}$"},
+    "tag": {"type": "string", "pattern": f"^(?!latest$)(?![0-9]+$){_NAME}$"},
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "delivery_id": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+}
+# Request bodies by operation (operationId); the others take any JSON object.
+BODIES: dict[str, dict[str, Any]] = {
+    "move_alias": {
+        "type": "object",
+        "properties": {"version": _VERSION, "expected": {"anyOf": [_VERSION, {"type": "null"}]}},
+        "required": ["version", "expected"],
+    },
+    "missing_blobs": {
+        "type": "object",
+        "properties": {
+            "digests": {"type": "array", "items": PATH_PARAMETERS["sha256"], "maxItems": 100_000},
+        },
+        "required": ["digests"],
+    },
+    "create_token": {
+        "type": "object",
+        "properties": {
+            "scope": {"enum": ["read", "write", "admin"]},
+            "name": {"type": "string", "pattern": f"^{_NAME}$"},
+        },
+        "required": ["scope"],
+    },
+    "publish": {
+        "type": "object",
+        "description": "A bento manifest (bento.yaml): its digest covers every other field",
+        "properties": {
+            "name": PATH_PARAMETERS["name"],
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "minLength": 1, "maxLength": 1024},
+                        "size": {"type": "integer", "minimum": 0},
+                        "sha256": PATH_PARAMETERS["sha256"],
+                    },
+                    "required": ["path", "size", "sha256"],
+                },
+            },
+            "lineage": {"type": "object"},
+        },
+        "required": ["name", "digest", "files"],
+    },
+}
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     params = re.findall(r"{(\w+)}", op.path)
     doc: dict[str, Any] = {
         "operationId": op.handler.__name__,
         "summary": op.summary,
-        "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params],
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(p, {"type": "string"})}
+            for p in params
+        ],
         "responses": {
             "200": {"description": "OK"},
+            "201": {"description": "Created (a version, blob, token or webhook)"},
+            "202": {"description": "Accepted (a delivery queued)"},
+            "204": {"description": "Done, nothing to return"},
             **{
                 code: {
                     "description": text,
@@ -49,7 +113,8 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["x-scope"] = str(op.scope)
         doc["description"] = f"Needs a token with {op.scope} scope (or higher)."
     if op.body == "json":
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+        schema = BODIES.get(op.handler.__name__, {"type": "object"})
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     elif op.body == "binary":
         doc["requestBody"] = {
             "required": True,
