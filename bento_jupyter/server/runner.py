@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.errors import ServerStartError
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
 
@@ -64,10 +65,10 @@ class ThreadedServer:
                 lifespan="off",
                 log_level="warning",
                 access_log=False,
-                http="httptools",
                 proxy_headers=False,  # nothing here reads the client's address: skip a middleware per request
                 timeout_graceful_shutdown=5,
                 backlog=2048,
+                **ConnectionLimits().uvicorn_options(),  # httptools, with a head timeout and a connection limit
             )
         )
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,0 +1,38 @@
+"""The in-kernel server keeps answering while a thousand clients each hold half a request head, and closes
+them once the head timeout passes."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import requests
+
+from bento_jupyter.connection_limits import DEFAULT_HEAD_TIMEOUT_S
+from bento_jupyter.server.services import services
+from bento_jupyter.service.definition import ServiceDefinition
+
+
+def echo(text: str) -> str:
+    return text
+
+
+def test_a_thousand_half_open_connections_do_not_stop_normal_requests():
+    service = services.serve(ServiceDefinition.from_functions("halfopen", [echo]))
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(1000):
+            sock = socket.create_connection(("127.0.0.1", service.server.port), timeout=10)
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-")
+            stalled.append(sock)
+        for _ in range(10):
+            answer = requests.post(f"{service.url}/echo", json={"text": "hi"}, timeout=10)
+            assert answer.status_code == 200 and answer.text == "hi"
+        deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
+        for sock in stalled:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            assert sock.recv(1) == b""  # closed by the server (a timeout here fails the test)
+    finally:
+        for sock in stalled:
+            sock.close()
+        services.stop("halfopen")
