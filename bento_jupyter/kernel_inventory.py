@@ -95,10 +95,11 @@ def cancel_task(name: str, task_id: str) -> dict[str, Any]:
     record = service.app.tasks.store.get(task_id) if service is not None and service.app.tasks else None
     if service is None or record is None:
         raise BentoNotFoundError(f"no task {task_id} in a running service named {name!r}")
-    if record.status.finished:
-        return {"message": f"task {task_id} already finished ({record.status.value})"}
     canceled = service.app.tasks.store.cancel(task_id)
-    done = canceled is not None and canceled.status.finished
+    if canceled is None:  # it finished, before or since we read it
+        finished = service.app.tasks.store.get(task_id) or record
+        return {"message": f"task {task_id} already finished ({finished.status.value})"}
+    done = canceled.status.finished
     return {"message": f"canceled task {task_id}" if done else f"asked task {task_id} to stop"}
 
 

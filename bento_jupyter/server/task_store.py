@@ -188,17 +188,18 @@ class TaskStore:
             )
 
     def cancel(self, task_id: str) -> TaskRecord | None:
-        """Cancel a pending task at once; flag a running one (its handler may poll ``cancel_requested()``)."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE tasks SET status = ?, completed_at = ?, cancel_requested = 1 WHERE task_id = ? AND status = ?",
-                (TaskStatus.CANCELED.value, time.time(), task_id, TaskStatus.PENDING.value),
-            )
-            self._db.execute(
-                "UPDATE tasks SET cancel_requested = 1 WHERE task_id = ? AND status = ?",
-                (task_id, TaskStatus.IN_PROGRESS.value),
-            )
-        return self.get(task_id)
+        """Cancel a pending task at once; flag a running one (its handler may poll ``cancel_requested()``).
+
+        One statement: the record returned is the task as this cancellation left it, before its handler can
+        see the flag and finish. None when there is no such task or it had already finished."""
+        pending = TaskStatus.PENDING.value
+        return self._one(
+            "UPDATE tasks SET cancel_requested = 1,"
+            " status = CASE WHEN status = ? THEN ? ELSE status END,"
+            " completed_at = CASE WHEN status = ? THEN ? ELSE completed_at END"
+            f" WHERE task_id = ? AND status IN (?, ?) RETURNING {_COLUMNS}",
+            (pending, TaskStatus.CANCELED.value, pending, time.time(), task_id, pending, TaskStatus.IN_PROGRESS.value),
+        )
 
     def cancel_requested(self, task_id: str) -> bool:
         record = self.get(task_id)

@@ -263,10 +263,10 @@ class TaskRoutes:
 
     async def _cancel(self, scope: Scope, _: Receive) -> Answer:
         record = self._record(scope)
-        if record.status.finished:
-            raise BadRequest(f"task {record.task_id} already finished ({record.status.value})")
         canceled = self._runner.store.cancel(record.task_id)
-        assert canceled is not None
+        if canceled is None:  # it finished, before or since we read it
+            finished = self._runner.store.get(record.task_id) or record
+            raise BadRequest(f"task {record.task_id} already finished ({finished.status.value})")
         return self._status_answer(canceled)
 
     async def _retry(self, scope: Scope, _: Receive) -> Answer:
