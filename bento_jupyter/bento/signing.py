@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,8 +136,6 @@ def verify_manifest_signature(manifest: dict[str, Any], bundle: bytes, keys: Pat
     """Check a signature against a manifest alone, without the files (a registry holds blobs, not a directory):
     the bundle must be signed by a trusted key and list exactly the manifest's files and ``bento.yaml``, each
     with the digest the manifest gives. BentoSignatureError otherwise."""
-    from model_signing._signing import sign_ec_key, sign_sigstore_pb  # model-signing's verifier of one bundle
-
     name = manifest.get("name", "the bento")
     try:
         signer = Signer(json.loads(bundle)["verificationMaterial"]["publicKey"]["hint"])
@@ -149,28 +146,37 @@ def verify_manifest_signature(manifest: dict[str, Any], bundle: bytes, keys: Pat
         scratch.write(bundle)
         scratch.flush()
         try:
-            signed = sign_ec_key.Verifier(key).verify(sign_sigstore_pb.Signature.read(Path(scratch.name)))
+            covered = _signed_digests(Path(scratch.name), key)
         except Exception as exc:  # corrupt bundles raise protobuf, JSON and cryptography errors of many kinds
             raise BentoSignatureError(f"the signature of {name} does not verify with {key.name}: {exc!r}") from None
     listed = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
     listed[MANIFEST_NAME] = hashlib.sha256(manifest_file_bytes(manifest)).hexdigest()
-    covered = {item.identifier: item.digest.digest_hex for item in signed.resource_descriptors()}
     if covered != listed:
         changed = ", ".join(sorted({path for path, _ in set(covered.items()) ^ set(listed.items())}))
         raise BentoSignatureError(f"the signature of {name} does not cover this manifest (differs: {changed})")
     return Signer(signer.fingerprint, key.stem)
 
 
-def _changes(message: str) -> str:
-    """model-signing's mismatch report as file names: which were altered, added or removed."""
-    quote = r"\\*'"  # the report is a list's repr: its quotes may come escaped
+def _signed_digests(bundle: Path, key: Path) -> dict[str, str]:
+    """The files a signature bundle covers (path -> SHA-256 hex), once it verifies with ``key``;
+    raises what model-signing raises for a bundle that does not verify."""
+    from model_signing._signing import sign_ec_key, sign_sigstore_pb  # model-signing's verifier of one bundle
+
+    signed = sign_ec_key.Verifier(key).verify(sign_sigstore_pb.Signature.read(bundle))
+    return {item.identifier: item.digest.digest_hex for item in signed.resource_descriptors()}
+
+
+def _changes(root: Path, key: Path) -> str:
+    """Which files of ``root`` were altered, added or removed since ``key`` signed it, compared digest by
+    digest (model-signing's own report is a list's repr of byte strings: no text to parse)."""
+    signed = _signed_digests(root / SIGNATURE_NAME, key)
+    actual = {item.identifier: item.digest.digest_hex for item in _hashing_config().hash(root).resource_descriptors()}
     found = {
-        "altered": re.findall(rf"Hash mismatch for {quote}([^'\\]+)", message),
-        "added": re.findall(rf"Extra files found in model {quote}[^']*{quote}: ([^\"'\\\]]+)", message),
-        "removed": re.findall(rf"Missing files in model {quote}[^']*{quote}: ([^\"'\\\]]+)", message),
+        "altered": sorted(path for path in signed.keys() & actual.keys() if signed[path] != actual[path]),
+        "added": sorted(actual.keys() - signed.keys()),
+        "removed": sorted(signed.keys() - actual.keys()),
     }
-    parts = [f"{what}: {', '.join(names)}" for what, names in found.items() if names]
-    return "; ".join(parts) or message
+    return "; ".join(f"{what}: {', '.join(names)}" for what, names in found.items() if names)
 
 
 def verify_bento(root: Path, keys: Path | dict[str, Path]) -> Signer:
@@ -190,7 +196,7 @@ def verify_bento(root: Path, keys: Path | dict[str, Path]) -> Signer:
     except ValueError as exc:
         message = str(exc)
         if message.startswith("Signature mismatch"):
-            raise BentoSignatureError(f"{root} was changed after it was signed ({_changes(message)})") from None
+            raise BentoSignatureError(f"{root} was changed after it was signed ({_changes(root, key)})") from None
         raise BentoSignatureError(f"{root}: the signature does not verify with {key.name}: {message}") from None
     except Exception as exc:  # a corrupt bundle raises protobuf and cryptography errors of many kinds
         raise BentoSignatureError(f"{root}: the signature does not verify with {key.name}: {exc!r}") from None

@@ -95,6 +95,20 @@ def test_a_bento_changed_after_signing_is_refused_naming_the_file(bento, keys, c
         verify_bento(bento, keys["trusted"])
 
 
+def test_changed_files_are_named_whatever_characters_their_names_hold(bento, keys):
+    """Quotes, commas and brackets in names (and in model-signing's byte digests) leave the report intact."""
+    (bento / "models" / 'it\'s, "v2" [final].bin').write_bytes(os.urandom(64))
+    write_manifest(bento, {**read_manifest(bento, verify_files=False), "lineage": {}})
+    sign_bento(bento, keys["alice"])
+    (bento / "models" / 'it\'s, "v2" [final].bin').write_bytes(os.urandom(64))
+    (bento / "src" / "o'brien, \\x.py").write_text("x = 1\n")
+    (bento / "models" / "weights.bin").unlink()
+    expected = "altered: models/it's, \"v2\" [final].bin; added: src/o'brien, \\x.py; removed: models/weights.bin"
+    with pytest.raises(BentoSignatureError) as refused:
+        verify_bento(bento, keys["trusted"])
+    assert f"changed after it was signed ({expected})" in str(refused.value)
+
+
 def test_a_forged_signature_naming_a_trusted_key_is_refused(bento, keys, tmp_path):
     sign_bento(bento, keys["alice"])
     genuine = (bento / "bento.sig").read_bytes()
