@@ -83,6 +83,71 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _ERROR_SCHEMA,
+    "VersionSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "size": {"type": "integer", "minimum": 0},
+            "file_count": {"type": "integer", "minimum": 0},
+            "created_at": {"type": "string"},
+            "created_by": {"type": "string"},
+            "lineage": {
+                "type": "object",
+                "properties": {k: _TEXT_OR_NULL for k in ("notebook_path", "kernel_id", "git_commit", "git_branch")},
+            },
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+            "code_executing_files": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Files whose loader runs code (pickles): pulling or serving needs --trust-code",
+            },
+        },
+        "required": ["name", "version", "digest", "size", "created_at", "tags", "aliases", "code_executing_files"],
+    },
+    "BentoSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "latest": {"type": "integer", "minimum": 1},
+            "versions": {"type": "integer", "minimum": 1},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+        "required": ["name", "latest", "versions", "aliases"],
+    },
+}
+_VERSION_REF = {"$ref": "#/components/schemas/VersionSummary"}
+# The 200 answers with a typed record, by operationId.
+RESULTS: dict[str, dict[str, Any]] = {
+    "list_bentos": {
+        "type": "object",
+        "properties": {"bentos": {"type": "array", "items": {"$ref": "#/components/schemas/BentoSummary"}}},
+        "required": ["bentos"],
+    },
+    "list_versions": {
+        "type": "object",
+        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
+        "required": ["versions"],
+    },
+    "get_version": {
+        "allOf": [
+            _VERSION_REF,
+            {"type": "object", "properties": {"manifest": {"type": "object"}}, "required": ["manifest"]},
+        ]
+    },
+    "search": {
+        "type": "object",
+        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
+        "required": ["versions"],
+    },
+}
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     params = re.findall(r"{(\w+)}", op.path)
     doc: dict[str, Any] = {
@@ -93,7 +158,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             for p in params
         ],
         "responses": {
-            "200": {"description": "OK"},
+            "200": {"description": "OK", **_result(op.handler.__name__)},
             "201": {"description": "Created (a version, blob, token or webhook)"},
             "202": {"description": "Accepted (a delivery queued)"},
             "204": {"description": "Done, nothing to return"},
@@ -123,6 +188,11 @@ def _operation(op: Operation) -> dict[str, Any]:
     return doc
 
 
+def _result(operation_id: str) -> dict[str, Any]:
+    schema = RESULTS.get(operation_id)
+    return {"content": {"application/json": {"schema": schema}}} if schema else {}
+
+
 def openapi_document(operations: list[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -138,7 +208,7 @@ def openapi_document(operations: list[Operation]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR_SCHEMA},
+            "schemas": SCHEMAS,
         },
         "security": [{"bearer": []}],
     }
