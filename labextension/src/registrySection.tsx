@@ -368,7 +368,7 @@ export function RegistrySection(props: {
                         {tag}
                       </span>
                     ))}
-                    <SignedBadge signedBy={version.signed_by} />{' '}
+                    <SignedBadge signedBy={version.signed_by} /> <CodeBadge files={version.code_executing_files} />
                     {version.error ? (
                       <span className="jp-bento-error-text">{version.error}</span>
                     ) : (
@@ -401,6 +401,22 @@ export function RegistrySection(props: {
         </div>
       )}
     </Section>
+  );
+}
+
+/** A version whose files run code when loaded (pickles): serving or pulling it needs --trust-code. */
+function CodeBadge({ files }: { files?: string[] }): JSX.Element | null {
+  if (!files || files.length === 0) {
+    return null;
+  }
+  return (
+    <span
+      className="jp-bento-badge jp-bento-error-text"
+      data-testid="bento-executes-code"
+      title={`Runs code when loaded (${files.join(', ')}): serve or pull it only with --trust-code if you trust its builder`}
+    >
+      runs code on load
+    </span>
   );
 }
 

@@ -98,6 +98,8 @@ export interface IVersion {
   digest: string | null;
   /** The key its bento.sig names (sha256 of the public key); `verified`: the registry checked it. */
   signed_by?: { key: string | null; verified: boolean; error?: string } | null;
+  /** Files whose loader runs code (pickles): serving or pulling the version needs --trust-code. */
+  code_executing_files?: string[];
   /** Set instead of the other fields when a local version's manifest is damaged. */
   error?: string;
 }
