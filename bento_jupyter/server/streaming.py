@@ -182,6 +182,15 @@ class StreamEndpoint:
     def _failure(self, exc: BaseException) -> str:
         return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
 
+    def _unencodable(self, exc: BaseException) -> str:
+        return f"{self.method.name}() yielded an item that cannot be encoded: {type(exc).__name__}: {exc}"
+
+    async def _end_with_error(self, send: Send, encoder: ItemEncoder, message: str) -> int:
+        """Closes a started stream with its error frame; the status is a 500 for the metrics."""
+        await send({"type": "http.response.body", "body": encoder.error(message), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return 500
+
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
@@ -220,6 +229,12 @@ class StreamEndpoint:
             raise HandlerFailed(self._failure(exc)) from exc
         if not arrived:
             return 499
+        body = b""
+        if first is not END:  # a first item with no JSON form is a plain 500 too
+            try:
+                body = encoder.item(first)
+            except Exception as exc:
+                raise HandlerFailed(self._unencodable(exc)) from exc
         headers = [
             (b"content-type", f"{fmt.media_type}; charset=utf-8".encode()),
             (b"cache-control", b"no-cache"),
@@ -227,19 +242,21 @@ class StreamEndpoint:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         item = first
-        status = 200
         while item is not END:
-            await send({"type": "http.response.body", "body": encoder.item(item), "more_body": True})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             try:
                 arrived, item = await source.next_unless(disconnected)
             except Exception as exc:
-                await send({"type": "http.response.body", "body": encoder.error(self._failure(exc)), "more_body": True})
-                status = 500
-                break
+                return await self._end_with_error(send, encoder, self._failure(exc))
             if not arrived:
                 return 499
+            if item is not END:
+                try:
+                    body = encoder.item(item)
+                except Exception as exc:
+                    return await self._end_with_error(send, encoder, self._unencodable(exc))
         await send({"type": "http.response.body", "body": b""})
-        return status
+        return 200
 
     async def retire(self) -> None:
         """Nothing is queued here: streams in flight finish on the old handler."""

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -224,3 +225,59 @@ def test_schema_and_openapi_describe_streams_as_bentoml_does(url):
 def test_sse_event_framing_splits_lines_and_names_events():
     assert sse_event("a\r\nb\rc\nd") == b"data: a\ndata: b\ndata: c\ndata: d\n\n"
     assert sse_event("{}", event="error", event_id=3) == b"event: error\nid: 3\ndata: {}\n\n"
+
+
+class Unencodable:
+    """Generators that yield ``good`` items, then one with no JSON form; the test sees their finally run."""
+
+    def __init__(self, bad: object) -> None:
+        self.bad = bad
+        self.closed = threading.Event()
+
+    def sync(self, good: int) -> Iterator[Any]:
+        try:
+            yield from range(good)
+            yield self.bad
+            yield good
+        finally:
+            self.closed.set()
+
+    async def asynchronous(self, good: int) -> AsyncIterator[Any]:
+        try:
+            for i in range(good):
+                yield i
+            yield self.bad
+            yield good
+        finally:
+            self.closed.set()
+
+
+@pytest.mark.parametrize("kind", ["sync", "asynchronous"])
+@pytest.mark.parametrize("bad", [object(), b"\xff\xfe not utf-8"], ids=["object", "bytes"])
+def test_an_item_without_json_form_ends_the_stream_like_an_exception(serve, kind, bad):
+    source = Unencodable(bad)
+    handler = getattr(source, kind)
+    handler.__func__.__name__ = "emits"
+    url = serve("encode", handler).url
+    prefix = "emits() yielded an item that cannot be encoded: "
+
+    response = requests.post(f"{url}/emits", json={"good": 0}, timeout=10)  # the first item: a plain 500
+    assert response.status_code == 500
+    assert response.json()["error"].startswith(prefix)
+    assert source.closed.wait(5)
+
+    source.closed.clear()
+    got = events(url, "/emits", {"good": 2})
+    assert got[:2] == [("message", "0"), ("message", "1")]
+    assert [event for event, _ in got[2:]] == ["error"]
+    assert json.loads(got[2][1])["error"].startswith(prefix)
+    assert source.closed.wait(5)
+
+    source.closed.clear()
+    with requests.post(
+        f"{url}/emits", json={"good": 2}, headers={"Accept": "application/x-ndjson"}, stream=True, timeout=10
+    ) as ndjson:
+        lines = [json.loads(line) for line in ndjson.iter_lines()]
+    assert lines[:2] == [0, 1]
+    assert len(lines) == 3 and lines[2]["error"].startswith(prefix)
+    assert source.closed.wait(5)
