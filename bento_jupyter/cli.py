@@ -11,7 +11,13 @@ from pathlib import Path
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
-from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy, add_trust_argument, code_executing_files
+from bento_jupyter.bento.trust import (
+    TRUST_FLAG,
+    TrustPolicy,
+    add_signature_argument,
+    add_trust_argument,
+    code_executing_files,
+)
 from bento_jupyter.capture.objects import executes_code
 from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.deploy.commands import add_deploy_command
@@ -134,9 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument(
-        "--require-signature", metavar="KEYS", help="serve only if signed by one of these public keys (file or dir)"
-    )
+    add_signature_argument(serve, "serve")
     add_trust_argument(serve)
     add_limit_arguments(serve)
     serve.add_argument(

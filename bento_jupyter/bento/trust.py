@@ -9,6 +9,7 @@ trusts what it wrote itself, by manifest digest), or from a signature by a trust
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ class TrustPolicy:
     trust_code: bool = False
     trusted_digests: frozenset[str] = field(default_factory=frozenset)
     trusted_keys: Path | None = None  # a key directory, for signed bentos
+    signature_required: bool = False  # refuse any bento not signed by one of ``trusted_keys``
+
+    @classmethod
+    def from_arguments(cls, args: Any) -> TrustPolicy:
+        """The policy that ``--trust-code`` and ``--require-signature KEYS`` ask for."""
+        keys = Path(args.require_signature) if args.require_signature else None
+        return cls(trust_code=args.trust_code, trusted_keys=keys, signature_required=keys is not None)
 
 
 def signed_by_trusted_key(root: Path, manifest: dict[str, Any], keys: Path | None) -> bool:
@@ -65,7 +73,10 @@ def executes_code_on_load(manifest: dict[str, Any]) -> bool:
 
 
 def check_trust(root: Path, manifest: dict[str, Any], policy: TrustPolicy) -> None:
-    """Raise :class:`UntrustedCodeError` (naming the files and the flag) unless loading ``root`` is vouched for."""
+    """Raise :class:`UntrustedCodeError` (naming the files and the flag) unless loading ``root`` is vouched for;
+    :class:`BentoSignatureError` when ``policy`` requires a signature that is missing or not by a trusted key."""
+    if policy.signature_required and signed_by_trusted_key(root, manifest, policy.trusted_keys):
+        return  # verify_bento raised BentoSignatureError unless a trusted key signed every file
     files = code_executing_files(manifest)
     if not files or policy.trust_code:
         return
@@ -88,3 +99,21 @@ def add_trust_argument(parser: Any) -> None:
         action="store_true",
         help="allow files that execute code when loaded (pickles): only for bentos whose builder you trust",
     )
+
+
+def add_signature_argument(parser: Any, what: str) -> None:
+    """``--require-signature KEYS`` on a command that loads or fetches bentos: ``what`` it then does only."""
+    parser.add_argument(
+        "--require-signature",
+        metavar="KEYS",
+        help=f"{what} only if signed by one of these public keys (file or dir); then pickles are accepted too",
+    )
+
+
+def report_signer(root: Path, policy: TrustPolicy) -> None:
+    """When ``policy`` requires a signature, check the bento at ``root`` (also one a pull found already stored)
+    and name its signer on stderr; :class:`BentoSignatureError` otherwise."""
+    if policy.signature_required and policy.trusted_keys is not None:
+        from bento_jupyter.bento.signing import verify_bento
+
+        print(f"{root}: signed by {verify_bento(root, policy.trusted_keys)}", file=sys.stderr)

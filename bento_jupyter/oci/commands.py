@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
+from bento_jupyter.bento.trust import TrustPolicy, add_signature_argument, add_trust_argument, report_signer
 from bento_jupyter.oci.credentials import Credentials
 from bento_jupyter.oci.distribution import DistributionClient
 from bento_jupyter.oci.reference import OCIError, OCIReference
@@ -36,7 +36,9 @@ def _push(args: argparse.Namespace) -> int:
 def _pull(args: argparse.Namespace) -> int:
     from bento_jupyter.oci.artifact import pull
 
-    result = pull(args.source, _client(args, args.source), trust=TrustPolicy(trust_code=args.trust_code))
+    trust = TrustPolicy.from_arguments(args)
+    result = pull(args.source, _client(args, args.source), trust=trust)
+    report_signer(result.item.path, trust)
     print(
         f"pulled {result.ref} into the local store as {result.item.tag} (bento {result.bento_digest[:19]}; "
         f"{result.downloaded_bytes / MIB:.1f} MiB)"
@@ -62,4 +64,5 @@ def add_oci_command(commands: argparse._SubParsersAction) -> None:
     pull.add_argument("source")
     _auth_options(pull)
     add_trust_argument(pull)
+    add_signature_argument(pull, "pull")
     pull.set_defaults(run=_pull)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from bento_jupyter.bento.trust import TrustPolicy, add_trust_argument
+from bento_jupyter.bento.trust import TrustPolicy, add_signature_argument, add_trust_argument, report_signer
 from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.registry import client
 from bento_jupyter.registry.errors import InvalidRequest
@@ -202,8 +202,9 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    trust = TrustPolicy(trust_code=args.trust_code)
+    trust = TrustPolicy.from_arguments(args)
     result = client.pull(args.ref, args.url, args.token, _StderrProgress("pulling"), trust=trust)
+    report_signer(result.item.path, trust)
     where = "already in the local store as" if result.reused else "pulled into the local store as"
     print(f"{args.ref} (registry version {result.version}) {where} {result.item.tag} at {result.item.path}")
     return 0
@@ -419,6 +420,7 @@ def add_client_commands(commands: Any) -> None:
     pull = commands.add_parser("pull", help="fetch NAME[:N|@ALIAS] from the registry into the local store")
     pull.add_argument("ref")
     add_trust_argument(pull)
+    add_signature_argument(pull, "pull")
     _remote(pull)
     pull.set_defaults(run=_pull)
 

@@ -247,3 +247,12 @@ def test_a_pickle_bento_is_pulled_only_with_trust_code_or_a_trusted_signature(op
     assert refused.returncode == 2 and "--trust-code" in refused.stderr
     allowed = _cli("oci", "pull", ref, "--trust-code", env={**_env(), "BENTO_JUPYTER_HOME": str(tmp_path / "cli-home")})
     assert allowed.returncode == 0, allowed.stderr
+    (tmp_path / "other").mkdir()
+    write_key_pair(tmp_path / "other", "stranger")
+    signed_home = {**_env(), "BENTO_JUPYTER_HOME": str(tmp_path / "signed-home")}
+    wrong = _cli("oci", "pull", ref, "--require-signature", str(tmp_path / "other" / "trusted"), env=signed_home)
+    assert wrong.returncode == 2 and "not one of the 1 trusted keys" in wrong.stderr, wrong.stderr
+    assert "Traceback" not in wrong.stderr and Store("bentos", tmp_path / "signed-home").list() == []
+    right = _cli("oci", "pull", ref, "--require-signature", str(tmp_path / "trusted"), env=signed_home)
+    assert right.returncode == 0 and "signed by" in right.stderr and "builder" in right.stderr, right.stderr
+    assert not (tmp_path / "pwned").exists()
