@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
 from bento_jupyter.errors import BentoSignatureError
@@ -83,6 +84,9 @@ def signing_config(private_key: Path, password: bytes | None = None) -> Any:
     from model_signing import signing
 
     try:
+        key = serialization.load_pem_private_key(private_key.read_bytes(), password)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):  # model-signing would fail reading its .curve
+            raise ValueError(f"{type(key).__name__.removesuffix('PrivateKey')} key, not elliptic-curve")
         return signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)
     except (OSError, ValueError, TypeError) as exc:
         raise BentoSignatureError(f"cannot sign with {private_key}: {exc} (an EC P-256/384/521 PEM key)") from None

@@ -137,6 +137,23 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("kind", ["RSA", "Ed25519"])
+def test_signing_with_a_key_that_is_not_elliptic_curve_is_one_line_exit_2(bento, tmp_path, kind):
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    key = rsa.generate_private_key(65537, 2048) if kind == "RSA" else ed25519.Ed25519PrivateKey.generate()
+    pem = tmp_path / f"{kind}.pem"
+    pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    refused = _cli("sign", str(bento), "--key", str(pem))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"bento-jupyter: error: cannot sign with {pem}: {kind} key, not elliptic-curve (an EC P-256/384/521 PEM key)"
+    ]
+    assert signer_of(bento) is None
+
+
 @pytest.mark.integration
 def test_cli_sign_verify_and_serve_require_signature(tmp_path, keys, monkeypatch):
     """A real bento built by the magics: refused unsigned, served once signed, refused again once altered."""
