@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     make_url,
 )
+from sqlalchemy.exc import ArgumentError
 
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -189,11 +190,17 @@ WRITE = "registry_write"  # execution option: this transaction writes (SQLite ta
 
 
 def normalize_url(url: str) -> str:
-    """``postgres://`` and ``postgresql://`` use psycopg 3; anything but SQLite or PostgreSQL is refused."""
+    """``postgres://`` and ``postgresql://`` use psycopg 3; anything but SQLite or PostgreSQL (a plain path
+    included) is refused with :class:`InvalidRequest`."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidRequest(
+            f"invalid database URL {url!r}: pass a URL such as sqlite:///{Path(url).absolute()} or postgresql://..."
+        ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise InvalidRequest(f"unsupported database {url!r}: use sqlite:///PATH or postgresql://...")
     return url

@@ -94,3 +94,14 @@ def test_the_openapi_document_describes_every_operation(sqlite_registry):
     assert described == {(op.method, op.path) for op in OPERATIONS}
     publish = document["paths"]["/api/v1/bentos/{name}/versions"]["post"]
     assert publish["x-scope"] == "write" and publish["security"] == [{"bearer": []}]
+
+
+@pytest.mark.parametrize("command", [["serve", "--open", "--port", "0"], ["token", "create", "--scope", "read"]])
+def test_a_plain_path_as_db_is_one_line_naming_the_sqlite_url(home, tmp_path, capsys, command):
+    db = tmp_path / "file.db"
+    assert main([*command, "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"bento-jupyter: error: invalid database URL {str(db)!r}: pass a URL such as sqlite:///{db} or postgresql://..."
+    ]
+    assert not db.exists()
