@@ -212,7 +212,7 @@ def test_a_cell_serves_streams_and_tasks_and_says_so(shell, capsys, tmp_path, mo
     streamed = requests.post(f"{service.url}/words", json={"n": 2}, headers={"accept": "application/x-ndjson"})
     assert streamed.text == '"w0"\n"w1"\n'
     task = requests.post(f"{service.url}/job/submit", json={"n": 21}, timeout=5).json()
-    assert (tmp_path / "tasks" / "writer.sqlite3").is_file()
+    assert [p.name for p in (tmp_path / "tasks").glob("writer.kernel-*.sqlite3")]  # this kernel's queue
     for _ in range(200):
         status = requests.get(f"{service.url}/job/status", params={"task_id": task["task_id"]}, timeout=5).json()
         if status["status"] == "completed":

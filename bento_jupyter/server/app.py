@@ -57,12 +57,14 @@ class ServiceApp:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         task_home: Path | None = None,
         run_tasks: bool = True,
+        task_scope: str | None = None,
     ) -> None:
         self.metrics = ServiceMetrics(definition.name)
         self._max_body = max_body_bytes
         self.definition = definition
         self._endpoints = self._build(definition)
         self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
+        self._task_scope = task_scope  # which serving instance's queue: see task_store_path
         self.tasks: TaskRunner | None = None
         self._task_routes: dict[str, TaskRoutes] = {}
         self._run_tasks = run_tasks  # False: no task routes, no workers (a replay must not run a live queue)
@@ -92,7 +94,7 @@ class ServiceApp:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
         apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task and self._run_tasks]
         if apis and self.tasks is None:
-            store = TaskStore(task_store_path(self._task_home or home(), definition.name))
+            store = TaskStore(task_store_path(self._task_home or home(), definition.name, self._task_scope))
             self.tasks = TaskRunner(store, run_in_process(store, self._task_api), retention_from_environment())
         if self.tasks is not None:
             self.tasks.serve(apis)

@@ -16,6 +16,7 @@ from bento_jupyter.server.control import ControlApp, ControlRecord, new_token, r
 from bento_jupyter.server.metrics import APIStats
 from bento_jupyter.server.runner import ThreadedServer
 from bento_jupyter.server.status import service_status
+from bento_jupyter.server.tasks import kernel_task_scope
 from bento_jupyter.service.definition import ServiceDefinition
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import DEFAULT_HOST
@@ -119,7 +120,7 @@ class ServiceTable:
             stats=lambda: service_status(service),
             stop=lambda: threading.Thread(target=self._stop_service, args=(service,), daemon=True).start(),
         )
-        app = ServiceApp(definition, settings.max_body_bytes)
+        app = ServiceApp(definition, settings.max_body_bytes, task_scope=kernel_task_scope(kernel_id()))
         try:
             server = ThreadedServer(app, host, port, control)
             server.start()

@@ -15,6 +15,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.server.tasks import bento_task_scope
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
 
@@ -29,7 +30,7 @@ def app_from_environment() -> ServiceApp:
     trust = TrustPolicy(trusted_digests=frozenset({os.environ.get(_DIGEST_VARIABLE, "")}))
     definition, _ = load_bento(Path(os.environ[_ROOT_VARIABLE]), trust)
     settings = ServiceSettings.from_manifest(json.loads(os.environ[_SETTINGS_VARIABLE]))
-    return ServiceApp(definition, settings.max_body_bytes)
+    return ServiceApp(definition, settings.max_body_bytes, task_scope=bento_task_scope(os.environ[_DIGEST_VARIABLE]))
 
 
 def serve_bento(
@@ -63,5 +64,5 @@ def serve_bento(
         # The supervisor hands our bound TCP socket to every worker (TCP_NODELAY stays on).
         Multiprocess(config, sockets=[sock]).run()
     else:
-        app = ServiceApp(definition, settings.max_body_bytes)
+        app = ServiceApp(definition, settings.max_body_bytes, task_scope=bento_task_scope(manifest["digest"]))
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])

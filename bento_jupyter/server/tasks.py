@@ -189,8 +189,21 @@ class TaskRunner:
             self._wake.notify_all()
 
 
-def task_store_path(home: Path, service: str) -> Path:
-    return home / "tasks" / f"{service}.sqlite3"
+def task_store_path(home: Path, service: str, scope: str | None = None) -> Path:
+    """The SQLite file of one serving instance's task queue. ``scope`` (see ``bento_task_scope``,
+    ``kernel_task_scope``) keeps services of the same name off each other's queues: each would run the
+    other's tasks with its own code."""
+    return home / "tasks" / (f"{service}.sqlite3" if scope is None else f"{service}.{scope}.sqlite3")
+
+
+def bento_task_scope(digest: str) -> str:
+    """The queue of a served bento, by its manifest digest (``sha256:<hex>``): restarts and workers share it."""
+    return "bento-" + digest.rpartition(":")[2][:16]
+
+
+def kernel_task_scope(kernel: str | None) -> str:
+    """The queue of a kernel's service, by Jupyter kernel id: hot swaps of its cell keep it."""
+    return f"kernel-{kernel or 'local'}"
 
 
 def _task_id(query_string: bytes) -> str:

@@ -20,6 +20,7 @@ import requests
 from bento_jupyter import api, cancel_requested
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.runner import ThreadedServer
+from bento_jupyter.server.tasks import bento_task_scope, kernel_task_scope
 from bento_jupyter.service.definition import ServiceDefinition
 
 
@@ -267,3 +268,20 @@ def test_a_restarted_server_keeps_results_fails_interrupted_tasks_and_runs_queue
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_kernel_service_and_a_served_bento_of_the_same_name_keep_separate_queues(serve, tmp_path):
+    gate = Gate()
+    digest = "sha256:" + "ab" * 32
+    kernel = serve("same", gate.handler(), task_home=tmp_path, task_scope=kernel_task_scope("k1")).url + "/gated"
+    bento = serve("same", gate.handler(), task_home=tmp_path, task_scope=bento_task_scope(digest)).url + "/gated"
+    restarted = serve("same", gate.handler(), task_home=tmp_path, task_scope=bento_task_scope(digest)).url + "/gated"
+    in_kernel = requests.post(f"{kernel}/submit", json={"n": 1}, timeout=5).json()["task_id"]
+    served = requests.post(f"{bento}/submit", json={"n": 2}, timeout=5).json()["task_id"]
+    for url, other in ((kernel, served), (bento, in_kernel)):
+        assert requests.get(f"{url}/status", params={"task_id": other}, timeout=5).status_code == 404
+    # Another process of the same bento (a restart, a second worker) shares its queue.
+    assert requests.get(f"{restarted}/status", params={"task_id": served}, timeout=5).status_code == 200
+    gate.release.set()
+    wait_for(kernel, in_kernel, "completed")
+    wait_for(bento, served, "completed")
