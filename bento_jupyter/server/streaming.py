@@ -96,12 +96,13 @@ class ItemEncoder:
             return text.encode()
         return sse_event(text, event_id=self._count)
 
-    def error(self, message: str) -> bytes:
+    def error(self, message: str) -> bytes | None:
+        """The frame that ends a failed stream, or None where the framing has none (BentoML's)."""
         body = orjson.dumps({"error": message})
         if self._format is StreamFormat.NDJSON:
             return body + b"\n"
         if self._format is StreamFormat.BENTOML:
-            return b""  # BentoML ends a failed stream without a word; its client sees the stream stop
+            return None
         return sse_event(body.decode(), event="error")
 
 
@@ -186,9 +187,15 @@ class StreamEndpoint:
         return f"{self.method.name}() yielded an item that cannot be encoded: {type(exc).__name__}: {exc}"
 
     async def _end_with_error(self, send: Send, encoder: ItemEncoder, message: str) -> int:
-        """Closes a started stream with its error frame; the status is a 500 for the metrics."""
-        await send({"type": "http.response.body", "body": encoder.error(message), "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        """Closes a started stream with its error frame; the status is a 500 for the metrics.
+
+        BentoML's framing has no error frame: as BentoML's own server does, the response is left unfinished, so
+        the server drops the connection mid-body and BentoML's client raises instead of seeing a complete stream.
+        """
+        frame = encoder.error(message)
+        if frame is not None:
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
         return 500
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> int:

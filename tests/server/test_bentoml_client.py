@@ -28,6 +28,13 @@ with bentoml.SyncHTTPClient(sys.argv[1], timeout=10) as client:
         "tokens": list(client.tokens(prompt="hi", n=4)),
         "scores": list(client.scores(n=3)),
     }))
+    received = []
+    try:
+        for item in client.fails_midway(n=2):
+            received.append(item)
+        print(json.dumps({"midway": received, "raised": False}))
+    except Exception as exc:  # BentoML's client raises on a stream its server broke off
+        print(json.dumps({"midway": received, "raised": True}))
     try:
         client.describe(text=["not", "a", "string"])
     except bentoml.exceptions.BentoMLException as exc:
@@ -67,6 +74,12 @@ def tokens(prompt: str, n: int) -> Iterator[str]:
         yield f"{prompt}-{i} "
 
 
+@api
+def fails_midway(n: int) -> Iterator[int]:
+    yield from range(n)
+    raise RuntimeError("the model fell over")
+
+
 @api(task=True)
 def total(rows: list[list[float]]) -> float:
     return float(np.sum(rows))
@@ -82,7 +95,7 @@ async def scores(n: int) -> AsyncIterator[dict]:
 def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
     if not BENTOML_PYTHON.exists():
         pytest.skip(".venv-bentoml is missing: run bash .ci/install")
-    server = serve("compat", predict, describe, greet, tokens, scores, total, task_home=tmp_path)
+    server = serve("compat", predict, describe, greet, tokens, scores, fails_midway, total, task_home=tmp_path)
     done = subprocess.run(
         [str(BENTOML_PYTHON), "-c", CLIENT_SCRIPT, server.url],
         capture_output=True,
@@ -91,7 +104,7 @@ def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    answers, error, task = (json.loads(line) for line in done.stdout.strip().splitlines())
+    answers, midway, error, task = (json.loads(line) for line in done.stdout.strip().splitlines())
     assert answers == {
         "predict": [[10.0]],
         "predict_type": "ndarray",
@@ -100,6 +113,7 @@ def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
         "tokens": ["hi-0 ", "hi-1 ", "hi-2 ", "hi-3 "],
         "scores": [{"step": 0, "score": 0.0}, {"step": 1, "score": 0.5}, {"step": 2, "score": 1.0}],
     }
+    assert midway["raised"] and midway["midway"] in ([], [0], [0, 1]), midway  # never a silently short stream
     assert task == {"status": "completed", "result": 10.5, "retry": True}
     assert error == {"error_code": 400}
 
