@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.client import push
 from tests.registry.conftest import RegistryProcess, make_bento
+from tests.schemathesis_cli import SCHEMATHESIS, SEED
 
 pytestmark = pytest.mark.integration
-SCHEMATHESIS = Path(sys.executable).with_name("st")
 EXAMPLES = int(os.environ.get("BENTO_REGISTRY_EXAMPLES", "25"))
 
 
@@ -41,6 +39,7 @@ def test_generated_requests_get_documented_answers_from_the_registry(tmp_path):
                 "positive_data_acceptance",
                 "--max-examples",
                 str(EXAMPLES),
+                *SEED,
                 "--header",
                 f"Authorization: Bearer {registry.tokens['admin']}",
             ],

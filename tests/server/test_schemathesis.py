@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.schemathesis_cli import SCHEMATHESIS, SEED
 from tests.server.kinds_service import ALL
 
 pytestmark = pytest.mark.integration
-SCHEMATHESIS = Path(sys.executable).with_name("st")
 
 
 def test_generated_requests_get_documented_answers_from_every_kind_of_api(serve, tmp_path):
     url = serve("kinds", *ALL).url
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "all", "--max-examples", "25"],
+        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "all", "--max-examples", "25", *SEED],
         capture_output=True,
         text=True,
         timeout=600,
