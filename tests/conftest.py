@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import settings
 
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.runner import ThreadedServer
 from bento_jupyter.service.definition import ServiceDefinition
-
-# CI (`.ci/run` sets CI=1) draws the same generated examples every run, so a landing is judged on a fixed set;
-# elsewhere each run draws new ones and explores further. Hypothesis's own advice for CI.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+from tests import generation  # noqa: F401  (loads the profile generated inputs are drawn with)
 
 
 @pytest.fixture

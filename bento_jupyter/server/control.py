@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from bento_jupyter.processes import process_alive
 from bento_jupyter.server import asgi_io
 
 STATS_PATH = "/_bento/stats"
@@ -103,16 +104,6 @@ def remove_record(path: Path) -> None:
         path.unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_records(directory: Path | None = None) -> Iterator[ControlRecord]:
     """The records of services whose kernel process lives; files left by dead processes are removed."""
     directory = directory or runtime_dir()
@@ -123,7 +114,7 @@ def read_records(directory: Path | None = None) -> Iterator[ControlRecord]:
             record = ControlRecord(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             continue
-        if _alive(record.pid):
+        if process_alive(record.pid):
             yield record
         else:
             remove_record(path)

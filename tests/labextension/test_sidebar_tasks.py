@@ -12,24 +12,13 @@ import requests
 
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.labextension.test_sidebar_browser import RUN_TIMEOUT_MS, by_testid, open_sidebar, run_menu, screenshot
+from tests.labserver.kernel_calls import JOBS_CELL
 
 pytestmark = pytest.mark.integration
 NOTEBOOK = "jobs.ipynb"
 CELLS = [
     "%load_ext bento_jupyter",
-    """%%bento serve jobs
-import time
-from bento_jupyter import api, cancel_requested
-
-@api(task=True)
-def long_job(seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cancel_requested():
-            return "stopped"
-        time.sleep(0.02)
-    return "finished"
-""",
+    JOBS_CELL,
 ]
 
 

@@ -66,3 +66,20 @@ def inventory(client: BlockingKernelClient, call: str, timeout: float = 120) -> 
     if answer["status"] != "ok":
         raise KernelError(f"{answer.get('ename')}: {answer.get('evalue')}")
     return answer["data"]["application/json"]
+
+
+# A task service whose one job runs for the seconds asked, unless cancelled (it polls cancel_requested).
+JOBS_CELL = """\
+%%bento serve jobs
+import time
+from bento_jupyter import api, cancel_requested
+
+@api(task=True)
+def long_job(seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cancel_requested():
+            return "stopped"
+        time.sleep(0.02)
+    return "finished"
+"""

@@ -12,7 +12,7 @@ import requests
 from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME
 from tests.labserver.conftest import DEMO_CELLS, DEMO_PATH, head_commit
 from tests.labserver.jupyter_process import API
-from tests.labserver.kernel_calls import inventory, run_cell
+from tests.labserver.kernel_calls import JOBS_CELL, inventory, run_cell
 
 pytestmark = pytest.mark.integration
 
@@ -157,22 +157,6 @@ def test_serve_version_pulls_from_the_registry_and_serves_in_this_kernel(jupyter
     finally:
         inventory(demo, "stop_service('demo')")
         run_cell(demo, DEMO_CELLS["serve-cell"], "serve-cell")  # the notebook's own service again
-
-
-JOBS_CELL = """\
-%%bento serve jobs
-import time
-from bento_jupyter import api, cancel_requested
-
-@api(task=True)
-def long_job(seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cancel_requested():
-            return "stopped"
-        time.sleep(0.02)
-    return "finished"
-"""
 
 
 def test_report_lists_a_services_tasks_and_cancel_task_stops_them(jupyter):

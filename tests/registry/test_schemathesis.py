@@ -12,8 +12,8 @@ import pytest
 
 from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.client import push
+from tests.generation import SCHEMATHESIS, SCHEMATHESIS_SEED
 from tests.registry.conftest import RegistryProcess, make_bento
-from tests.schemathesis_cli import SCHEMATHESIS, SEED
 
 pytestmark = pytest.mark.integration
 EXAMPLES = int(os.environ.get("BENTO_REGISTRY_EXAMPLES", "25"))
@@ -39,7 +39,7 @@ def test_generated_requests_get_documented_answers_from_the_registry(tmp_path):
                 "positive_data_acceptance",
                 "--max-examples",
                 str(EXAMPLES),
-                *SEED,
+                *SCHEMATHESIS_SEED,
                 "--header",
                 f"Authorization: Bearer {registry.tokens['admin']}",
             ],

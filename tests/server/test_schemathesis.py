@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.schemathesis_cli import SCHEMATHESIS, SEED
+from tests.generation import SCHEMATHESIS, SCHEMATHESIS_SEED
 from tests.server.kinds_service import ALL
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_generated_requests_get_documented_answers_from_every_kind_of_api(serve, tmp_path):
     url = serve("kinds", *ALL).url
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "all", "--max-examples", "25", *SEED],
+        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "all", "--max-examples", "25", *SCHEMATHESIS_SEED],
         capture_output=True,
         text=True,
         timeout=600,
