@@ -137,6 +137,9 @@ class BentoMagics(Magics):
     default_host = Unicode("127.0.0.1", help="Interface services bind to.").tag(config=True)
     default_port = Int(None, allow_none=True, help="Port for services; None scans from 3000.").tag(config=True)
     max_body_mb = Float(32.0, help="Largest request body accepted, in MiB (413 above).").tag(config=True)
+    request_timeout = Float(
+        None, allow_none=True, help="Every request's deadline in seconds (504 past it); None: no server-wide cap."
+    ).tag(config=True)
     show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
     freeze_gc = Bool(
         True,
@@ -152,7 +155,7 @@ class BentoMagics(Magics):
     @property
     def service_settings(self) -> ServiceSettings:
         """The per-service settings from this magics' traitlets (recorded in bentos built from the service)."""
-        return ServiceSettings(max_body_mb=self.max_body_mb)
+        return ServiceSettings(max_body_mb=self.max_body_mb, request_timeout=self.request_timeout)
 
     @line_cell_magic
     def bento(self, line: str, cell: str | None = None) -> Any:

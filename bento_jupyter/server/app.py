@@ -58,9 +58,11 @@ class ServiceApp:
         task_home: Path | None = None,
         run_tasks: bool = True,
         task_scope: str | None = None,
+        request_timeout_s: float | None = None,
     ) -> None:
         self.metrics = ServiceMetrics(definition.name)
         self._max_body = max_body_bytes
+        self._request_timeout = request_timeout_s  # every request's deadline cap (--request-timeout)
         self.definition = definition
         self._endpoints = self._build(definition)
         self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
@@ -86,7 +88,9 @@ class ServiceApp:
 
     def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint | StreamEndpoint]:
         return {
-            route: (StreamEndpoint if m.is_stream else Endpoint)(m, self.metrics, self._max_body)
+            route: StreamEndpoint(m, self.metrics, self._max_body)
+            if m.is_stream
+            else Endpoint(m, self.metrics, self._max_body, self._request_timeout)
             for route, m in definition.apis.items()
         }
 
@@ -110,19 +114,25 @@ class ServiceApp:
         if self.tasks is not None:
             self.tasks.close()
         for endpoint in self._endpoints.values():
-            if isinstance(endpoint, Endpoint) and endpoint.dispatcher is not None:
-                endpoint.dispatcher.close()
+            if isinstance(endpoint, Endpoint):
+                endpoint.close()
 
     @property
     def endpoints(self) -> dict[str, Endpoint | StreamEndpoint]:
         """The API endpoints serving now, by route."""
         return self._endpoints
 
-    def swap(self, definition: ServiceDefinition, max_body_bytes: int | None = None) -> list[Endpoint | StreamEndpoint]:
-        """Serve ``definition`` (with a new body limit, if given) from now on; returns the old endpoints, to be
-        retired."""
+    def swap(
+        self,
+        definition: ServiceDefinition,
+        max_body_bytes: int | None = None,
+        request_timeout_s: float | None = None,
+    ) -> list[Endpoint | StreamEndpoint]:
+        """Serve ``definition`` (with a new body limit and request timeout cap) from now on; returns the old
+        endpoints, to be retired."""
         if max_body_bytes is not None:
             self._max_body = max_body_bytes
+        self._request_timeout = request_timeout_s
         new = self._build(definition)
         old = self._endpoints
         for route, endpoint in new.items():  # an unchanged signature keeps its docs example

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.types import Receive, Send
 
-from bento_jupyter.server.http_errors import HTTPError, PayloadTooLarge, UnsupportedMediaType
+from bento_jupyter.server.http_errors import HTTPError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 
 _JSON = b"application/json"
 SSE_MEDIA_TYPE = "text/event-stream"
@@ -64,3 +64,42 @@ async def send_bytes(
 
 async def send_error(send: Send, error: HTTPError) -> None:
     await send_bytes(send, error.status, error.body(), extra=error.headers)
+
+
+_refusals: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+async def send_refusal(send: Send, refusal: Overloaded) -> None:
+    """A 503 from messages built once per ``Retry-After`` value: refusing must cost next to nothing."""
+    retry_after = refusal.headers["retry-after"]
+    messages = _refusals.get(retry_after)
+    if messages is None:
+        body = refusal.body()
+        head = [
+            (b"content-type", _JSON),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", retry_after.encode()),
+        ]
+        messages = _refusals[retry_after] = (
+            {"type": "http.response.start", "status": 503, "headers": head},
+            {"type": "http.response.body", "body": body},
+        )
+    await send(messages[0])
+    await send(messages[1])
+
+
+def client_gone(receive: Receive) -> bool:
+    """Whether the client has disconnected, asked without waiting (the request body already read).
+
+    Servers deliver ``http.disconnect`` from ``receive()`` without suspending once the connection is
+    lost; while it is alive, ``receive()`` would wait, so the call is abandoned at its first suspension.
+    """
+    pending = receive()
+    if not hasattr(pending, "send"):  # not a coroutine: no way to ask without waiting
+        return False
+    try:
+        pending.send(None)
+    except StopIteration as done:
+        return bool(done.value and done.value.get("type") == "http.disconnect")
+    pending.close()
+    return False

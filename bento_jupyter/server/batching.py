@@ -14,9 +14,12 @@ from typing import Any, NamedTuple
 
 from bento_jupyter.server import batch_values
 from bento_jupyter.server.batch_policy import BatchPolicy, QueueState
-from bento_jupyter.server.http_errors import Overloaded
+from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
 
 BatchObserver = Callable[[int, float], None]
+# A request that waited less than this is not asked whether its client is still there: it almost
+# surely is, and asking costs more than the rare lost row.
+ASK_CLIENT_AFTER_S = 0.001
 
 
 @dataclass(eq=False)
@@ -26,6 +29,8 @@ class _Request:
     key: Any
     arrival: float
     future: asyncio.Future[Any]
+    deadline: float | None = None  # on the dispatcher's clock: past it, the answer is of no use
+    gone: Callable[[], bool] | None = None  # whether the client has disconnected
     taken: int = 0  # items already handed to a batch (a large request spans several)
     settled: int = 0  # items whose batch has answered
     pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
@@ -54,6 +59,15 @@ class _Request:
         """Answer with ``error`` now, whatever is still out (the dispatcher itself failed)."""
         if not self.future.done():
             self.future.set_exception(error)
+
+    def dropped(self, now: float, batch_end: float) -> BaseException | None:
+        """Why this request, none of it batched yet, must leave the queue instead of joining a batch
+        expected to end at ``batch_end``: its client left, or its deadline would pass first."""
+        if self.deadline is not None and batch_end > self.deadline:
+            return DeadlineExceeded("the request's deadline passed while it waited: dropped before computing")
+        if self.gone is not None and now - self.arrival >= ASK_CLIENT_AFTER_S and self.gone():
+            return ClientDisconnected()
+        return None
 
 
 class _Part(NamedTuple):
@@ -133,35 +147,42 @@ class BatchDispatcher:
         oldest = self._queue[0].arrival if self._queue else now
         return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
 
-    def admit(self, size: int = 1) -> QueueState:
-        """Raise Overloaded when a request of ``size`` items would not be answered within its budget."""
+    def admit(self, size: int = 1, deadline: float | None = None) -> QueueState:
+        """Raise Overloaded when a request of ``size`` items would not be answered within its budget,
+        DeadlineExceeded when not by ``deadline`` (on this dispatcher's clock)."""
         state = self._state()
         retry_after = self._policy.refusal(state, size)
         if retry_after is not None:
             raise Overloaded(retry_after)
+        if deadline is not None and state.now + self._policy.predicted_time_in_server(state, size) > deadline:
+            raise DeadlineExceeded("the request's deadline cannot be met: refused before computing")
         return state
 
-    async def submit(self, value: Any) -> Any:
-        """Queue one request's value; resolves to this request's slice of the batch output."""
+    async def submit(self, value: Any, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
+        """Queue one request's value; resolves to this request's slice of the batch output.
+
+        ``deadline`` (this dispatcher's clock) and ``gone`` (whether the client has left) let a waiting
+        request be dropped before it is batched: it then raises DeadlineExceeded or ClientDisconnected.
+        """
         size = batch_values.batch_size(value, self._batch_dim)
         if size == 0:  # no item, no output item: the model is not called
             return []
-        state = self.admit(size)
+        state = self.admit(size, deadline)
         # Before the first timed batch there is no prediction to be late against.
         expected_done = None
         if self._policy.latency.observations:
             expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
-        request = _Request(value, size, key, state.now, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone)
         self._queue.append(request)
         self._queued_items += request.size
         self._idle.clear()
         self._schedule_pump()
-        try:
-            return await request.future
-        finally:  # here, not when the batch settles: waking this task up is part of the answer's time
-            if expected_done is not None:
-                self._policy.latency.observe_lateness(self._clock() - expected_done)
+        answer = await request.future
+        if expected_done is not None:  # here, not when the batch settles: waking this task up is part of its time
+            self._policy.latency.observe_lateness(self._clock() - expected_done)
+        return answer
 
     def _schedule_pump(self) -> None:
         """Look at the queue once the loop has read every request already waiting on its sockets:
@@ -185,6 +206,10 @@ class BatchDispatcher:
                     self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
                 return
             parts = self._take_batch()
+            if not parts:  # everything it looked at had left the queue
+                if not self._queue and not self._running:
+                    self._idle.set()
+                continue
             if self._backlog_since is not None:
                 self._policy.latency.observe_gap(self._clock() - self._backlog_since)
                 self._backlog_since = None
@@ -193,14 +218,22 @@ class BatchDispatcher:
     def _take_batch(self) -> list[_Part]:
         """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
         room = self._policy.max_batch_size
-        key = self._queue[0].key
+        now = self._clock()
+        batch_end = now + self._policy.latency.predict(min(room, self._queued_items))
         parts: list[_Part] = []
         kept: deque[_Request] = deque()
+        key = None
         while self._queue and room:
             request = self._queue.popleft()
-            if request.future.done():  # its client left (cancelled) before it ran: drop it
+            if not request.future.done() and not request.taken:
+                reason = request.dropped(now, batch_end)
+                if reason is not None:
+                    request.future.set_exception(reason)
+            if request.future.done():  # cancelled, its client gone or its deadline past: never computed
                 self._queued_items -= request.size - request.taken
                 continue
+            if key is None:
+                key = request.key
             if request.key != key:
                 kept.append(request)
                 continue

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -13,6 +13,8 @@ from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.batching import BatchDispatcher
+from bento_jupyter.server.concurrency import HandlerPool, default_max_concurrency
+from bento_jupyter.server.deadlines import request_deadline, tightest, within
 from bento_jupyter.server.devices import (
     batch_mover,
     default_concurrency,
@@ -21,9 +23,12 @@ from bento_jupyter.server.devices import (
 )
 from bento_jupyter.server.http_errors import (
     BadRequest,
+    ClientDisconnected,
+    DeadlineExceeded,
     HandlerFailed,
     HTTPError,
     MethodNotAllowed,
+    Overloaded,
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
@@ -35,13 +40,18 @@ from bento_jupyter.service.json_values import dumps
 
 _TEXT = b"text/plain; charset=utf-8"
 _JSON = b"application/json"
+_WAITERS_PER_SLOT = 16  # a plain API's default waiting room: max_queue_size = 16 x max_concurrency
 
 
 class Endpoint:
-    """Serves one APIMethod; batchable APIs go through a BatchDispatcher."""
+    """Serves one APIMethod; batchable APIs go through a BatchDispatcher, the others through their own
+    HandlerPool. ``request_timeout_s`` caps every request's deadline (``bento-jupyter serve --request-timeout``)."""
 
-    def __init__(self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int, request_timeout_s: float | None = None
+    ) -> None:
         self.method = method
+        self._timeout = tightest(method.config.timeout, request_timeout_s)
         self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
@@ -53,7 +63,12 @@ class Endpoint:
         # the latest exchanges, replayed against a bento built from this service (none kept when verify=False)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
         self.dispatcher: BatchDispatcher | None = None
-        if method.config.batchable:
+        self.pool: HandlerPool | None = None
+        if not method.config.batchable:
+            limit = method.config.max_concurrency or (1 << 30 if method.is_async else default_max_concurrency())
+            waiting = method.config.max_queue_size or _WAITERS_PER_SLOT * limit
+            self.pool = HandlerPool(method.name, limit, waiting)
+        else:
             config = method.config
             device = model_device(method.func, config.device)
             policy = BatchPolicy(
@@ -80,21 +95,28 @@ class Endpoint:
         try:
             body, media = await self._answer(scope, receive)
             await asgi_io.send_bytes(send, 200, body, media)
+        except Overloaded as refusal:
+            status = 503
+            await asgi_io.send_refusal(send, refusal)
         except HTTPError as error:
             status = error.status
             await asgi_io.send_error(send, error)
+        except ClientDisconnected:  # nobody to answer: counted, not timed
+            status = 0
+            self._metrics.cancelled += 1
         finally:
             self._metrics.in_progress -= 1
-            self._metrics.answered(status, time.perf_counter() - began)
+            if status:
+                self._metrics.answered(status, time.perf_counter() - began)
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
         asgi_io.check_json_request(scope)
-        if self.dispatcher is not None:
-            self.dispatcher.admit()  # refuse before reading and decoding a request that would wait too long
+        deadline = request_deadline(scope, time.monotonic(), self._timeout)
+        self._admit(deadline)  # refuse before reading and decoding a request that would wait too long
         raw = await asgi_io.read_body(scope, receive, self._max_body)
-        encoded = await self._result(self._decode(raw))
+        encoded = await self._result(self._decode(raw), deadline, functools.partial(asgi_io.client_gone, receive))
         if self.example is None:
             self.example = example_request(self.method, raw)
         if self._text_output:
@@ -114,9 +136,9 @@ class Endpoint:
         self._metrics.in_progress += 1
         status = 200
         try:
-            if self.dispatcher is not None:
-                self.dispatcher.admit()
-            return await self._result(kwargs)
+            deadline = None if self._timeout is None else time.monotonic() + self._timeout
+            self._admit(deadline)
+            return await self._result(kwargs, deadline, None)
         except HTTPError as error:
             status = error.status
             raise
@@ -124,10 +146,20 @@ class Endpoint:
             self._metrics.in_progress -= 1
             self._metrics.answered(status, time.perf_counter() - began)
 
-    async def _result(self, kwargs: dict[str, Any]) -> Any:
+    def _admit(self, deadline: float | None) -> None:
+        """Refuse (503) a request that would wait too long, or (504) one that cannot meet its deadline."""
+        if self.dispatcher is not None:
+            self.dispatcher.admit(1, deadline)
+            return
+        assert self.pool is not None
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExceeded("the request's deadline has already passed: refused before computing")
+        self.pool.admit()
+
+    async def _result(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         try:
-            return self.method.encode(await self._call(kwargs))
-        except HTTPError:
+            return self.method.encode(await self._call(kwargs, deadline, gone))
+        except (HTTPError, ClientDisconnected):
             raise
         except Exception as exc:
             raise HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}") from exc
@@ -143,16 +175,24 @@ class Endpoint:
         except InvalidInput as exc:
             raise BadRequest(exc.message, field=exc.field or None) from None
 
-    async def _call(self, kwargs: dict[str, Any]) -> Any:
+    async def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         if self.dispatcher is not None:
-            return await self.dispatcher.submit(kwargs[self.method.batch_param.name])
+            queued = self.dispatcher.submit(kwargs[self.method.batch_param.name], deadline, gone)
+            return await within(queued, deadline, f"{self.method.name}() did not answer within the request's deadline")
+        assert self.pool is not None
         if self.method.is_async:
-            return await self.method.func(**kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self._run_direct, **kwargs))
+            return await self.pool.call_async(lambda: self.method.func(**kwargs), deadline, gone)
+        return await self.pool.call_sync(functools.partial(self._run_direct, **kwargs), deadline, gone)
 
     async def retire(self) -> None:
         """Finish what is queued, then release the worker threads (after a hot swap or stop)."""
         if self.dispatcher is not None:
             await self.dispatcher.drain()
+        self.close()
+
+    def close(self) -> None:
+        """Release the worker threads (callers drain first)."""
+        if self.dispatcher is not None:
             self.dispatcher.close()
+        if self.pool is not None:
+            self.pool.close()

@@ -49,6 +49,17 @@ class HandlerFailed(HTTPError):
     status = 500
 
 
+class DeadlineExceeded(HTTPError):
+    """The request's deadline (its header, the API's ``timeout``, the server's ``--request-timeout``) cannot be
+    met or has passed: answered without computing it late."""
+
+    status = 504
+
+
+class ClientDisconnected(Exception):
+    """The client closed its connection while its request waited: nobody to answer, nothing to compute."""
+
+
 class Overloaded(HTTPError):
     """The queue cannot take this request within its latency budget: retry after a while."""
 

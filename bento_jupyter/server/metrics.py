@@ -63,6 +63,7 @@ class APIMetrics:
 
     def __init__(self) -> None:
         self.in_progress = 0
+        self.cancelled = 0  # requests dropped unanswered because their client disconnected
         self.by_status: dict[int, _Histogram] = {}  # response code -> latencies
         self.batch_sizes = _Histogram(_BATCH_BUCKETS)
         self._lock = threading.Lock()  # guards the live window against a reader's copy
@@ -138,6 +139,11 @@ class ServiceMetrics(Collector):
         in_progress = GaugeMetricFamily(
             f"{requests}_in_progress", "Requests being handled", labels=["endpoint", "service_name"]
         )
+        cancelled = CounterMetricFamily(
+            f"{requests}_cancelled",
+            "Requests dropped before computing because their client disconnected",
+            labels=["endpoint", "service_name"],
+        )
         batch_size = HistogramMetricFamily(
             "bentoml_service_adaptive_batch_size", "Items per model call", labels=["endpoint", "service_name"]
         )
@@ -149,6 +155,7 @@ class ServiceMetrics(Collector):
                 duration.add_metric(key, buckets, latencies.total)
             per_api = [endpoint, self.service_name]
             in_progress.add_metric(per_api, api.in_progress)
+            cancelled.add_metric(per_api, api.cancelled)
             if api.batch_sizes.total:
                 batch_size.add_metric(per_api, api.batch_sizes.cumulative(), api.batch_sizes.total)
-        yield from (total, duration, in_progress, batch_size)
+        yield from (total, duration, in_progress, cancelled, batch_size)

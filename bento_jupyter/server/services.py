@@ -51,7 +51,7 @@ class RunningService:
 
     def swap(self, definition: ServiceDefinition, cell_id: str | None, settings: ServiceSettings) -> None:
         """Hot-swap the handlers (and settings) on the same port; queued requests finish on the old ones."""
-        old = self.app.swap(definition, settings.max_body_bytes)
+        old = self.app.swap(definition, settings.max_body_bytes, settings.request_timeout)
         self.definition = definition
         self.settings = settings
         self.cell_id = cell_id
@@ -120,7 +120,12 @@ class ServiceTable:
             stats=lambda: service_status(service),
             stop=lambda: threading.Thread(target=self._stop_service, args=(service,), daemon=True).start(),
         )
-        app = ServiceApp(definition, settings.max_body_bytes, task_scope=kernel_task_scope(kernel_id()))
+        app = ServiceApp(
+            definition,
+            settings.max_body_bytes,
+            task_scope=kernel_task_scope(kernel_id()),
+            request_timeout_s=settings.request_timeout,
+        )
         try:
             server = ThreadedServer(app, host, port, control)
             server.start()

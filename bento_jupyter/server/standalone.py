@@ -30,7 +30,12 @@ def app_from_environment() -> ServiceApp:
     trust = TrustPolicy(trusted_digests=frozenset({os.environ.get(_DIGEST_VARIABLE, "")}))
     definition, _ = load_bento(Path(os.environ[_ROOT_VARIABLE]), trust)
     settings = ServiceSettings.from_manifest(json.loads(os.environ[_SETTINGS_VARIABLE]))
-    return ServiceApp(definition, settings.max_body_bytes, task_scope=bento_task_scope(os.environ[_DIGEST_VARIABLE]))
+    return ServiceApp(
+        definition,
+        settings.max_body_bytes,
+        task_scope=bento_task_scope(os.environ[_DIGEST_VARIABLE]),
+        request_timeout_s=settings.request_timeout,
+    )
 
 
 def serve_bento(
@@ -64,5 +69,10 @@ def serve_bento(
         # The supervisor hands our bound TCP socket to every worker (TCP_NODELAY stays on).
         Multiprocess(config, sockets=[sock]).run()
     else:
-        app = ServiceApp(definition, settings.max_body_bytes, task_scope=bento_task_scope(manifest["digest"]))
+        app = ServiceApp(
+            definition,
+            settings.max_body_bytes,
+            task_scope=bento_task_scope(manifest["digest"]),
+            request_timeout_s=settings.request_timeout,
+        )
         uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])

@@ -27,6 +27,7 @@ class APIConfig:
     max_queue_size: int | None = None
     device: str | None = None
     task: bool = False
+    timeout: float | None = None
     examples: tuple[Any, ...] = ()
     verify: bool = True
     tolerance: float = 1e-6
@@ -41,6 +42,8 @@ class APIConfig:
             raise ValueError("max_latency_ms must be positive")
         if self.max_concurrency is not None and self.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
         if self.route is not None and not self.route.startswith("/"):
             raise ValueError(f"route must start with '/': {self.route!r}")
 
@@ -61,6 +64,7 @@ def api(
     max_queue_size: int | None = None,
     device: str | None = None,
     task: bool = False,
+    timeout: float | None = None,
     examples: Sequence[Any] = (),
     verify: bool = True,
     tolerance: float = 1e-6,
@@ -78,6 +82,12 @@ def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     ``/retry``): the call runs in the background and its result is kept on disk; for a task,
     ``max_queue_size`` bounds how many may wait (default 100) and ``max_concurrency`` how many
     run at once (default 1).
+    A plain API (neither batchable, streaming nor a task) runs at most ``max_concurrency`` calls at
+    once on its own threads (default ``min(32, cores + 4)`` for a sync handler, unbounded for an
+    async one); ``max_queue_size`` more may wait for a slot (default 16 per slot), further ones are
+    refused with 503. ``timeout`` (seconds) is each request's deadline: a request that cannot be
+    answered in time is refused or dropped before it is computed, and one still running then is
+    answered 504 (counted in ``/metrics``).
     ``examples`` are request bodies (JSON values, e.g. ``[{"text": "hi"}]``) that every build replays
     against the new bento, besides a sample of the requests the service answered; an answer may differ
     from the kernel's by ``tolerance`` (relative and absolute, per number). ``verify=False`` leaves a

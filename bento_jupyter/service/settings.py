@@ -21,10 +21,15 @@ class ServiceSettings:
     """
 
     max_body_mb: float = 32.0  # the largest request body accepted, in MiB; larger ones are refused with 413
+    # Every request's deadline, in seconds (None: none): past it, a request is refused or dropped before it is
+    # computed, or answered 504; an API's ``timeout`` and a request's deadline header may only shorten it.
+    request_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.max_body_mb > 0:
             raise ServiceDefinitionError(f"max_body_mb must be positive, not {self.max_body_mb}")
+        if self.request_timeout is not None and not self.request_timeout > 0:
+            raise ServiceDefinitionError(f"request_timeout must be positive, not {self.request_timeout}")
 
     @property
     def max_body_bytes(self) -> int:
@@ -43,7 +48,7 @@ class ServiceSettings:
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """One ``--field-name`` option per setting, defaulting to None (keep the recorded value)."""
         for f in dataclasses.fields(cls):
-            kind = {"float": float, "int": int, "str": str}[str(f.type)]
+            kind = {"float": float, "float | None": float, "int": int, "str": str}[str(f.type)]
             flag = "--" + f.name.replace("_", "-")
             parser.add_argument(flag, type=kind, default=None, help=f"override the bento's {f.name} ({f.default})")
 

@@ -1,0 +1,128 @@
+"""One plain (non-batchable) API's bounded concurrency: its own slots, its own threads, its own queue.
+
+A hung or slow handler uses up the slots of its API and nothing else: other APIs, the probes and
+``/metrics`` are answered by the event loop and by their own threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from bento_jupyter.server.deadlines import within
+from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
+
+RETRY_AFTER_S = 1.0
+
+
+def default_max_concurrency() -> int:
+    """Calls of one sync API at once when ``@api`` does not say: what asyncio's default executor had for all."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class HandlerPool:
+    """Runs one API's calls, at most ``max_concurrency`` at once; ``max_waiting`` more may wait for a slot.
+
+    Sync calls run on the API's own daemon threads (started as needed), async ones on the loop. A call
+    beyond the waiting room is refused at once with 503. A waiting call whose client left or whose
+    deadline passed is dropped before it runs. A call still running at its deadline is answered 504
+    then; a sync one keeps its slot until the handler really returns (a thread cannot be stopped),
+    an async one is cancelled.
+    """
+
+    def __init__(self, name: str, max_concurrency: int, max_waiting: int) -> None:
+        self.name = name
+        self.max_concurrency = max_concurrency
+        self.max_waiting = max_waiting
+        self._busy = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = 0
+        self._late = f"{name}() did not answer within the request's deadline"
+
+    def admit(self) -> None:
+        """Raise Overloaded when a new call could neither run nor wait (asked before the body is read)."""
+        if self._busy >= self.max_concurrency and len(self._waiters) >= self.max_waiting:
+            raise Overloaded(RETRY_AFTER_S)
+
+    async def call_sync(self, func: Callable[[], Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
+        """``func()`` on one of this API's threads, within ``deadline`` (``time.monotonic`` seconds)."""
+        await self._acquire(deadline, gone)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def job() -> None:
+            try:
+                outcome: tuple[bool, Any] = (True, func())
+            except BaseException as exc:  # the handler's error goes to its caller; the thread stays
+                outcome = (False, exc)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(self._settle, future, outcome)
+
+        if self._threads < self._busy:
+            self._threads += 1
+            threading.Thread(target=self._work, name=f"bento-{self.name}-{self._threads}", daemon=True).start()
+        self._jobs.put(job)
+        return await within(future, deadline, self._late)
+
+    async def call_async(self, call: Callable[[], Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
+        """``await call()`` on the loop, cancelled at ``deadline``."""
+        await self._acquire(deadline, gone)
+        try:
+            return await within(call(), deadline, self._late)
+        finally:
+            self._release()
+
+    def _settle(self, future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+        self._release()
+        if not future.done():
+            ok, value = outcome
+            future.set_result(value) if ok else future.set_exception(value)
+
+    async def _acquire(self, deadline: float | None, gone: Callable[[], bool] | None) -> None:
+        if self._busy < self.max_concurrency and not self._waiters:
+            self._busy += 1
+            return
+        if len(self._waiters) >= self.max_waiting:
+            raise Overloaded(RETRY_AFTER_S)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await within(waiter, deadline, f"{self.name}() had no free slot before the request's deadline")
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # the slot was handed over just as we gave up
+                self._release()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            raise
+        if gone is not None and gone():
+            self._release()
+            raise ClientDisconnected()
+        if deadline is not None and time.monotonic() >= deadline:
+            self._release()
+            raise DeadlineExceeded(f"{self.name}() had no free slot before the request's deadline")
+
+    def _release(self) -> None:
+        """Hand the slot to the oldest waiter still waiting, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._busy -= 1
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def close(self) -> None:
+        """Let each thread finish its current call and exit."""
+        for _ in range(self._threads):
+            self._jobs.put(None)
