@@ -1,0 +1,94 @@
+"""Per-request deadlines (Envoy's x-envoy-expected-rq-timeout-ms, @api(timeout=)): refused at admission or
+dropped before batching, never computed late."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bento_jupyter import api
+from bento_jupyter.server.deadlines import DEADLINE_HEADER
+from tests.server.overload_helpers import GatedModel, metric, wait_for
+
+BODY = orjson.dumps({"inputs": [[1.0, 2.0]]})
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5", "1e3", "0x10"])
+def test_a_deadline_header_that_is_not_whole_milliseconds_is_a_400_naming_it(serve, value):
+    server = serve("deadlines", GatedModel().api)
+    answer = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: value}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["field"] == DEADLINE_HEADER
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deadlines_ms=st.lists(st.integers(min_value=50, max_value=300), min_size=1, max_size=6))
+def test_queued_requests_whose_deadline_passes_are_answered_504_and_never_computed(serve, deadlines_ms):
+    model = GatedModel()
+    server = serve("deadlines", model.api)
+    model.hold()
+    with ThreadPoolExecutor(1 + len(deadlines_ms)) as pool:
+        first = pool.submit(requests.post, f"{server.url}/predict", data=BODY, timeout=30)
+        wait_for(lambda: model.rows == [1])
+
+        def timed(ms: int) -> tuple[int, float]:
+            began = time.monotonic()
+            answer = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: str(ms)}, timeout=30)
+            return answer.status_code, time.monotonic() - began
+
+        late = [pool.submit(timed, ms) for ms in deadlines_ms]
+        answers = [f.result() for f in late]  # all while the model is still busy with the first request
+        model.release()
+        assert first.result().status_code == 200
+    assert [status for status, _ in answers] == [504] * len(deadlines_ms)
+    for (_, seconds), ms in zip(answers, deadlines_ms, strict=True):
+        assert seconds >= ms / 1000 * 0.9  # answered at its deadline, not before
+    assert model.rows == [1]  # none of them reached the model, even once it was free
+
+
+def test_a_deadline_the_model_cannot_meet_is_refused_at_admission(serve):
+    model = GatedModel(seconds_per_call=0.2)
+    server = serve("deadlines", model.api)
+    for _ in range(3):  # the latency model learns that a call takes 200 ms
+        assert requests.post(f"{server.url}/predict", data=BODY, timeout=30).status_code == 200
+    calls = len(model.rows)
+    began = time.monotonic()
+    answer = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: "50"}, timeout=30)
+    assert answer.status_code == 504 and "cannot be met" in answer.json()["error"]
+    assert time.monotonic() - began < 0.2  # refused at once, not after computing
+    assert len(model.rows) == calls
+    ok = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: "5000"}, timeout=30)
+    assert ok.status_code == 200
+
+
+def test_api_timeout_answers_504_counted_in_metrics_and_the_header_only_shortens_it(serve):
+    started = []
+    release = threading.Event()
+
+    @api(timeout=0.3)
+    def nap(seconds: float) -> float:
+        started.append(seconds)
+        release.wait(seconds)
+        return seconds
+
+    server = serve("deadlines", nap)
+    try:
+        began = time.monotonic()
+        assert requests.post(f"{server.url}/nap", json={"seconds": 5}, timeout=30).status_code == 504
+        assert time.monotonic() - began < 2
+        longer = requests.post(f"{server.url}/nap", json={"seconds": 1}, headers={DEADLINE_HEADER: "3000"}, timeout=30)
+        assert longer.status_code == 504  # the header cannot extend the API's own timeout
+        quick = requests.post(f"{server.url}/nap", json={"seconds": 0}, timeout=30)
+        assert quick.status_code == 200
+        runs = len(started)
+        expired = requests.post(f"{server.url}/nap", json={"seconds": 0}, headers={DEADLINE_HEADER: "0"}, timeout=30)
+        assert expired.status_code == 504 and len(started) == runs  # refused before the handler ran
+        assert metric(server.url, "bentoml_service_request_total", endpoint="/nap", http_response_code="504") == 3
+    finally:
+        release.set()
