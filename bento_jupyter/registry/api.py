@@ -32,6 +32,7 @@ from bento_jupyter.registry.signatures import SignaturePolicy
 from bento_jupyter.registry.store import RegistryStore
 
 PREFIX = "/api/v1"
+MAX_SEARCH_LENGTH = 1024
 logger = logging.getLogger("bento_jupyter.registry")
 
 
@@ -82,9 +83,13 @@ async def _json_body(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
     try:
-        return check_json_depth(json.loads(body))
+        value = check_json_depth(json.loads(body))
+        json.dumps(value, ensure_ascii=False).encode()  # a lone surrogate has no UTF-8 form to store
+        return value
     except RecursionError:
         raise InvalidRequest(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except UnicodeEncodeError:
+        raise InvalidRequest("the JSON body holds a lone surrogate (an unpaired \\udXXX escape): not text") from None
     except ValueError:
         raise InvalidRequest("the body is not valid JSON") from None
 
@@ -271,10 +276,11 @@ async def get_history(ctx: Context, request: Request, who: Principal) -> Respons
 async def search(ctx: Context, request: Request, who: Principal) -> Response:
     query = request.query_params
     filters = {key: query.get(key) for key in ("notebook", "cell", "commit", "tag", "name")}
-    if not any(filters.values()):
-        raise InvalidRequest("search by at least one of: notebook, cell, commit, tag, name")
-    if any("\x00" in value for value in filters.values() if value):
-        raise InvalidRequest("search values cannot contain NUL characters")
+    for key, value in filters.items():
+        if value is not None and ("\x00" in value or len(value) > MAX_SEARCH_LENGTH):
+            raise InvalidRequest(f"{key}: at most {MAX_SEARCH_LENGTH} characters, no NUL")
+    if filters["name"] is not None:
+        check_name(filters["name"])
     return JSONResponse({"versions": await _call(lambda: ctx.store.metadata.search(**filters))})
 
 
@@ -424,7 +430,13 @@ OPERATIONS: list[Operation] = [
         "Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)",
         get_history,
     ),
-    Operation("GET", PREFIX + "/search", Scope.READ, "Versions by lineage: notebook, cell, commit, tag", search),
+    Operation(
+        "GET",
+        PREFIX + "/search",
+        Scope.READ,
+        "Versions by lineage: notebook, cell, commit, tag (none: every version, first 1,000)",
+        search,
+    ),
     Operation(
         "POST",
         PREFIX + "/blobs/missing",

@@ -30,8 +30,12 @@ class InvalidRequest(RegistryError):
 
 
 class DigestMismatch(InvalidRequest):
-    """Bytes whose sha256 is not the digest they claim: nothing was stored."""
+    """Bytes whose sha256 is not the digest they claim: nothing was stored.
 
+    A 422, not a 400: the request is well formed (the OpenAPI schema holds) but its content does not hash to
+    the digest it names, which no schema can state."""
+
+    status = 422
     code = "digest_mismatch"
 
 

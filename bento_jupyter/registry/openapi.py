@@ -6,6 +6,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from bento_jupyter import __version__
+from bento_jupyter.registry.promotion import REQUIREMENTS
+from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
 
 if TYPE_CHECKING:
     from bento_jupyter.registry.api import Operation
@@ -23,6 +25,12 @@ _ERRORS = {
     "409": "Compare-and-set lost, or blobs missing for a publish",
     "413": "Body over the size limit",
 }
+# Operations whose body is content-addressed: a request can match the schema and still not hold together
+# (the bytes or the manifest hash to another digest), which no JSON Schema can state; that answer is a 422.
+CONTENT_ADDRESSED = {
+    "publish": "The manifest does not hold together: its digest does not match its content",
+    "put_blob": "The body's sha256 is not the one in the path",
+}
 
 
 _NAME = "[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?"
@@ -36,12 +44,72 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "delivery_id": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
 }
+
+
+def _word_list(words: tuple[str, ...], at_least_one: bool) -> dict[str, Any]:
+    """A list of ``words`` or the same as one comma-separated string; spaces around a word are ignored."""
+    word = "(" + "|".join(re.escape(w) for w in words) + ")"
+    item = f" *{word}? *"
+    array: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": f"^{item}$"}}
+    text = f"^{item}(,{item})*$"
+    if at_least_one:
+        array["contains"] = {"type": "string", "pattern": f"^ *{word} *$"}
+        text = f"^(?=.*[^ ,]){text[1:]}"
+    return {"anyOf": [array, {"type": "string", "pattern": text}]}
+
+
+_NUMBER = {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}
+# Operations on a numbered version only: their ``ref`` is never ``latest``.
+NUMBERED_REF = {"delete_version", "put_tag", "delete_tag", "post_verification"}
+_SEARCH_TEXT = {"type": "string", "pattern": "^[^\\x00]*$", "maxLength": 1024}
+# Query parameters by operation (operationId): name -> (schema, required).
+QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
+    "compare_versions": {"from": (_NUMBER, True), "to": (_NUMBER, True)},
+    "get_history": {"alias": (PATH_PARAMETERS["alias"], False)},
+    "search": {
+        "notebook": (_SEARCH_TEXT, False),
+        "cell": (_SEARCH_TEXT, False),
+        "commit": (_SEARCH_TEXT, False),
+        "tag": (_SEARCH_TEXT, False),
+        "name": (PATH_PARAMETERS["name"], False),
+    },
+}
+_REASON = {"type": ["string", "null"], "maxLength": 1000}
 # Request bodies by operation (operationId); the others take any JSON object.
 BODIES: dict[str, dict[str, Any]] = {
     "move_alias": {
         "type": "object",
-        "properties": {"version": _VERSION, "expected": {"anyOf": [_VERSION, {"type": "null"}]}},
+        "properties": {
+            "version": _VERSION,
+            "expected": {"anyOf": [_VERSION, {"type": "null"}]},
+            "reason": _REASON,
+            "force": {"type": "boolean", "description": "move despite the alias's policy (admin scope)"},
+        },
         "required": ["version", "expected"],
+    },
+    "rollback_alias": {
+        "type": "object",
+        "properties": {"expected": {"anyOf": [_VERSION, {"type": "null"}]}, "reason": _REASON},
+    },
+    "put_policy": {
+        "type": "object",
+        "properties": {"requires": _word_list((*REQUIREMENTS, "none"), at_least_one=False)},
+        "required": ["requires"],
+    },
+    "post_verification": {
+        "type": "object",
+        "description": "A verification: whether it passed, and any report fields, kept as sent",
+        "properties": {"passed": {"type": "boolean"}},
+        "required": ["passed"],
+    },
+    "create_webhook": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$", "maxLength": MAX_URL_LENGTH},
+            "events": _word_list((*EVENTS, "*"), at_least_one=True),
+            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128},
+        },
+        "required": ["url"],
     },
     "missing_blobs": {
         "type": "object",
@@ -149,13 +217,17 @@ RESULTS: dict[str, dict[str, Any]] = {
 
 
 def _operation(op: Operation) -> dict[str, Any]:
-    params = re.findall(r"{(\w+)}", op.path)
+    operation_id = op.handler.__name__
     doc: dict[str, Any] = {
-        "operationId": op.handler.__name__,
+        "operationId": operation_id,
         "summary": op.summary,
         "parameters": [
-            {"name": p, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(p, {"type": "string"})}
-            for p in params
+            {"name": p, "in": "path", "required": True, "schema": _path_parameter(operation_id, p)}
+            for p in re.findall(r"{(\w+)}", op.path)
+        ]
+        + [
+            {"name": p, "in": "query", "required": required, "schema": schema}
+            for p, (schema, required) in QUERIES.get(operation_id, {}).items()
         ],
         "responses": {
             "200": {"description": "OK", **_result(op.handler.__name__)},
@@ -171,6 +243,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             },
         },
     }
+    if operation_id in CONTENT_ADDRESSED:
+        doc["responses"]["422"] = {
+            "description": CONTENT_ADDRESSED[operation_id],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     if op.scope is None:
         doc["security"] = []
     else:
@@ -186,6 +263,12 @@ def _operation(op: Operation) -> dict[str, Any]:
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     return doc
+
+
+def _path_parameter(operation_id: str, name: str) -> dict[str, Any]:
+    if name == "ref" and operation_id in NUMBERED_REF:
+        return _NUMBER
+    return PATH_PARAMETERS.get(name, {"type": "string"})
 
 
 def _result(operation_id: str) -> dict[str, Any]:

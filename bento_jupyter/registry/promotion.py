@@ -20,11 +20,12 @@ DEFAULT_REQUIRES = ["compatible"]  # an alias with no policy of its own refuses 
 
 
 def parse_requirements(value: Any) -> list[str]:
-    """``["verified", "compatible"]`` or ``"verified,compatible"`` (``"none"`` or empty: no checks)."""
+    """``["verified", "compatible"]`` or ``"verified,compatible"`` (``"none"`` or empty: no checks); spaces
+    around a name are ignored."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise InvalidRequest("requires: a list of checks among 'compatible', 'verified'")
-    wanted = {i.strip() for i in items if i.strip() and i.strip() != "none"}
+    wanted = {i.strip(" ") for i in items} - {"", "none"}
     unknown = sorted(wanted - set(REQUIREMENTS))
     if unknown:
         raise InvalidRequest(f"requires: unknown check {unknown[0]!r}; use 'compatible', 'verified' or 'none'")

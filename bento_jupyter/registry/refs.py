@@ -50,7 +50,11 @@ def check_sha256(value: str) -> str:
 
 
 def check_version(value: Any, what: str = "version") -> int:
-    """A version number: an integer from 1 to 2**31 - 1 (checked before it reaches the database)."""
+    """A version number: an integer from 1 to 2**31 - 1 (checked before it reaches the database).
+
+    A JSON number with no fractional part (``3.0``) is an integer, as JSON Schema counts them."""
+    if isinstance(value, float) and value.is_integer() and 1 <= value <= MAX_VERSION:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
         raise InvalidRequest(f"invalid {what} {value!r}: expected an integer from 1 to {MAX_VERSION}")
     return value
@@ -136,13 +140,17 @@ def check_manifest(manifest: Any, name: str) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise InvalidRequest("the manifest must be a JSON object")
     check_json_depth(manifest)
-    if manifest.get("name") != name:
-        raise InvalidRequest(f"the manifest names {manifest.get('name')!r}, not {name!r}")
     digest = manifest.get("digest")
     if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidRequest(f"invalid manifest digest {digest!r}")
-    if manifest_digest(manifest) != digest:
+    try:
+        computed = manifest_digest(manifest)
+    except UnicodeEncodeError:
+        raise InvalidRequest("the manifest holds a lone surrogate escape: not Unicode text") from None
+    if computed != digest:
         raise DigestMismatch(f"the manifest's digest {digest} does not match its content")
+    if manifest.get("name") != name:
+        raise InvalidRequest(f"the manifest names {manifest.get('name')!r}, not {name!r}")
     check_file_list(manifest.get("files"))
     lineage = manifest.get("lineage", {})
     if not isinstance(lineage, dict):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
@@ -22,6 +22,9 @@ from bento_jupyter.registry.metadata import now
 from bento_jupyter.registry.schema import webhook_deliveries, webhooks
 
 EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
+# A hook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
+URL_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?")
+MAX_URL_LENGTH = 2048
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-Bento-Jupyter-Event"
 DELIVERY_HEADER = "X-Bento-Jupyter-Delivery"
@@ -34,13 +37,13 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def parse_events(value: Any) -> list[str]:
-    """``["alias", "rollback"]``, ``"alias,rollback"`` or ``"*"`` (every event)."""
+    """``["alias", "rollback"]``, ``"alias,rollback"`` or ``"*"`` (every event); spaces around a name are ignored."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
         raise InvalidRequest(f"events: a list among {', '.join(EVENTS)}, or '*'")
-    wanted = sorted({i.strip() for i in items if i.strip()})
-    if wanted == ["*"]:
-        return wanted
+    wanted = sorted({i.strip(" ") for i in items if i.strip(" ")})
+    if "*" in wanted:
+        return ["*"]
     unknown = [e for e in wanted if e not in EVENTS]
     if unknown or not wanted:
         raise InvalidRequest(f"events: unknown event {unknown[0] if unknown else ''!r}; use {', '.join(EVENTS)} or '*'")
@@ -48,8 +51,7 @@ def parse_events(value: Any) -> list[str]:
 
 
 def _check_url(url: Any) -> str:
-    parsed = urlparse(url if isinstance(url, str) else "")
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2048:
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or not URL_PATTERN.fullmatch(url):
         raise InvalidRequest(f"url: an http(s) URL to POST events to, not {url!r}")
     return url
 

@@ -164,11 +164,11 @@ def test_tags_and_lineage_search_find_versions_by_notebook_cell_and_commit(regis
 def test_a_blob_with_the_wrong_digest_is_rejected_and_nothing_is_linked(registry, local, name):
     claimed = hashlib.sha256(b"the real content").hexdigest()
     answer = registry.api("PUT", f"/blobs/{claimed}", data=b"something else")
-    assert answer.status_code == 400 and answer.json()["code"] == "digest_mismatch"
+    assert answer.status_code == 422 and answer.json()["code"] == "digest_mismatch"
     assert registry.api("POST", "/blobs/missing", json={"digests": [claimed]}).json()["missing"] == [claimed]
     assert registry.api("GET", f"/blobs/{claimed}", "read").status_code == 404
     large = registry.api("PUT", f"/blobs/{claimed}", data=b"\x02" * (9 << 20))  # past one S3 part
-    assert large.status_code == 400 and large.json()["code"] == "digest_mismatch"
+    assert large.status_code == 422 and large.json()["code"] == "digest_mismatch"
     assert registry.api("POST", "/blobs/missing", json={"digests": [claimed]}).json()["missing"] == [claimed]
     item = make_bento(local, name, handler=f"# {name}\n", model=name.encode() * 100)
     manifest = read_manifest(item.path)

@@ -70,7 +70,7 @@ def test_a_manifest_with_an_escaping_path_or_a_wrong_digest_is_refused(strict, l
     assert answer.status_code == 400 and "invalid file path" in answer.json()["error"]
     tampered = {**manifest, "lineage": {"notebook_path": "forged.ipynb"}}
     answer = strict.api("POST", f"/bentos/{name}/versions", json=tampered)
-    assert answer.status_code == 400 and answer.json()["code"] == "digest_mismatch"
+    assert answer.status_code == 422 and answer.json()["code"] == "digest_mismatch"
     renamed = strict.api("POST", "/bentos/other-name/versions", json=manifest)
     assert renamed.status_code == 400
     assert strict.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
