@@ -52,14 +52,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from bento_jupyter.server.replay import replay_samples
+    from bento_jupyter.server.replay import EXIT_CODES, replay_samples
 
     trust = TrustPolicy(trust_code=args.trust_code)
     if args.registry:
         return _verify_registry_version(args, trust)
     report = replay_samples(locate(args.target), trust)
     print(json.dumps(report.to_json()) if args.json else report.summary())
-    return 0 if report.passed else 1
+    return EXIT_CODES[report.state]
 
 
 def _verify_registry_version(args: argparse.Namespace, trust: TrustPolicy) -> int:
@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     ServiceSettings.add_arguments(serve)
     serve.set_defaults(run=_serve)
     verify = commands.add_parser(
-        "verify", help="replay a bento's stored samples (NAME[:VERSION] or a directory); exit 1 when an answer differs"
+        "verify",
+        help="replay a bento's stored samples (NAME[:VERSION] or a directory); exit 1 when an answer differs,"
+        " 3 when an API has no sample to replay (not verified)",
     )
     verify.add_argument("target")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")

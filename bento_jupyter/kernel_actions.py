@@ -24,6 +24,12 @@ def user_namespace(shell: Any) -> dict[str, Any]:
     return {k: v for k, v in shell.user_ns.items() if k not in hidden and not k.startswith("_")}
 
 
+def capture_namespace(shell: Any) -> dict[str, Any]:
+    """What captured code can read: the notebook's globals, private (``_``-prefixed) names included."""
+    hidden = shell.user_ns_hidden
+    return {k: v for k, v in shell.user_ns.items() if k not in hidden}
+
+
 def notebook_path(shell: Any) -> str | None:
     """The notebook this kernel runs, as Jupyter told it (None in a plain IPython)."""
     return notebook_path_from_environment() or shell.user_ns.get("__session__")
@@ -36,7 +42,7 @@ def _lineage(shell: Any, code: CodeSlice) -> dict[str, Any]:
 def capture_service(shell: Any, cell_log: CellLog, definition: ServiceDefinition) -> tuple[CodeSlice, dict[str, Any]]:
     """The code slice a service's handlers need, and its lineage."""
     handlers = [method.func for method in definition.apis.values()]
-    code = capture_handlers(handlers, user_namespace(shell), cell_log)
+    code = capture_handlers(handlers, capture_namespace(shell), cell_log)
     return code, _lineage(shell, code)
 
 
@@ -46,13 +52,14 @@ def build_service(
     """Freeze the running service ``name`` into a new bento version in the local store.
 
     With ``verify``, the new bento is loaded in a fresh process and must answer the service's sampled
-    requests (and its APIs' ``examples``) as the kernel did, else nothing is stored (VerificationError).
+    requests (its APIs' ``examples`` among them) as the kernel answered them, else nothing is stored
+    (VerificationError). No handler runs in the kernel for this.
     """
     service = services.get(name)
     if service is None:
         raise BentoNotFoundError(f"no service named {name!r}; run its %%bento serve cell first")
     code, lineage = capture_service(shell, cell_log, service.definition)
-    samples = collect(service.app.endpoints, service.url)
+    samples = collect(service.app.endpoints)  # the answers it gave: no handler runs again here
     check = build_check if verify else None
     return build_bento(
         Store("bentos"), service.definition, code, lineage, list(extra_requirements), samples, check, service.settings
@@ -64,5 +71,5 @@ def save_variable(shell: Any, cell_log: CellLog, variable: str, name: str | None
     namespace = user_namespace(shell)
     if variable not in namespace:
         raise BentoNotFoundError(f"no variable named {variable!r} in the notebook")
-    code = capture_object(variable, namespace[variable], namespace, cell_log)
+    code = capture_object(variable, namespace[variable], capture_namespace(shell), cell_log)
     return save_model(Store("models"), name or variable.lower().replace("_", "-"), code, _lineage(shell, code))

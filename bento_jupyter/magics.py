@@ -7,6 +7,7 @@ import ast
 import gc
 import inspect
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +26,8 @@ from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.export.capture import CaptureMode, write_bundle
 from bento_jupyter.export.live import default_output, export_running_services
 from bento_jupyter.kernel_actions import build_service, save_variable
+from bento_jupyter.server.replay import verification_line
+from bento_jupyter.server.samples import answer_examples
 from bento_jupyter.server.services import services
 from bento_jupyter.service.definition import ServiceDefinition, choose_endpoints
 from bento_jupyter.service.settings import ServiceSettings
@@ -199,6 +202,9 @@ class BentoMagics(Magics):
             port=None if capture else args.port if args.port is not None else self.default_port,
             settings=self.service_settings,
         )
+        # examples= are asked once now: their answers are the kernel's, kept as samples a build replays
+        for problem in answer_examples(service.app.endpoints, service.url):
+            print(f"warning: {problem}", file=sys.stderr)
         if capture is not None:  # capture mode: serve (later cells may call it) and write the bundle
             write_bundle(capture.directory, service, self.shell, self.cell_log, capture.lineage)
         if self.freeze_gc:
@@ -253,12 +259,7 @@ class BentoMagics(Magics):
         verification = Store("bentos").manifest(item.tag).get("verification")
         print(f"built bento {item.tag} at {item.path}")
         if verification:
-            print(f"verified in a fresh process: {verification['replayed']} sample(s) answered as the kernel did")
-        if verification and verification.get("changed_since_served"):
-            print(
-                f"note: the kernel now answers {verification['changed_since_served']} sampled request(s) differently"
-                " than when they were served (its state changed since); the bento holds the state as it is now"
-            )
+            print(f"{verification_line(verification)} (in a fresh process)")
 
     def _save(self, args: argparse.Namespace, cell: str | None) -> None:
         item = save_variable(self.shell, self.cell_log, args.variable, args.name)

@@ -12,6 +12,7 @@ a one-line ``CaptureError`` naming the object, its cell and what to do.
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import inspect
 import sys
@@ -94,7 +95,9 @@ def _top_module(module: str) -> str:
 
 
 def _ast_names(nodes: list[ast.AST]) -> set[str]:
-    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
+    """Names read by ``nodes``, less those they bind themselves (a class body's own attributes)."""
+    names = [n for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)]
+    return {n.id for n in names if isinstance(n.ctx, ast.Load)} - {n.id for n in names if isinstance(n.ctx, ast.Store)}
 
 
 def _signature_nodes(node: ast.AST) -> list[ast.AST]:
@@ -205,12 +208,29 @@ class _Walker:
         self.slice = CodeSlice()
         self._seen: set[str] = set()
 
-    def visit_names(self, names: set[str]) -> None:
+    def visit_names(self, names: set[str], user: str) -> None:
+        """Capture each of ``names`` that ``user`` (a definition or object) refers to."""
         for name in sorted(names):
-            if name in self._seen or name not in self.namespace:
+            if name in self._seen:
+                continue
+            if name not in self.namespace:
+                self._check_not_deleted(name, user)
                 continue
             self._seen.add(name)
             self.visit(name, self.namespace[name])
+
+    def _check_not_deleted(self, name: str, user: str) -> None:
+        """A name the code reads that a cell bound but the kernel no longer has: the served code answered with
+        it, the bento would fail where it is used."""
+        if hasattr(builtins, name):
+            return
+        cell = self.binding_cell(name)
+        if cell is not None:
+            raise CaptureError(
+                f"cannot capture {user!r}: it uses {name!r}, which {describe_cell(cell)} defined but the kernel no"
+                f" longer has (deleted or reset since); run that cell again (or remove {name!r} from {user!r}),"
+                " then build"
+            )
 
     def visit(self, name: str, value: Any) -> None:
         if isinstance(value, types.ModuleType):
@@ -262,7 +282,7 @@ class _Walker:
         if target.__qualname__ != own or self.namespace.get(own) is not value:
             return False  # a lambda, a nested function or method, or a name since rebound to something else
         if own != name:  # an alias: ``double = scale``
-            self.visit_names({own})  # defines it under its own name, unless already visited
+            self.visit_names({own}, name)  # defines it under its own name, unless already visited
             definition = self.slice.definitions.get(own)
             if definition is None:
                 return False
@@ -278,7 +298,9 @@ class _Walker:
         functions = functions_of(target) + ([value] if value is not target and inspect.isfunction(value) else [])
         for function in functions:
             self.slice.modules |= {_top_module(m) for m in imported_modules(function.__code__)}
-        self.visit_names(_ast_names(_signature_nodes(node)) | {n for f in functions for n in global_names(f.__code__)})
+        self.visit_names(
+            _ast_names(_signature_nodes(node)) | {n for f in functions for n in global_names(f.__code__)}, name
+        )
         return True
 
     def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.AST, str] | None:
@@ -316,9 +338,9 @@ class _Walker:
         kind = type(value)
         if inspect.isfunction(value) and value.__module__ == _NOTEBOOK_MODULE:
             # a closure or lambda: its helpers first, so that it refers to them by name
-            self.visit_names(global_names(value.__code__))
+            self.visit_names(global_names(value.__code__), name)
         if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
-            self.visit_names({kind.__name__})
+            self.visit_names({kind.__name__}, name)
         torch = _torch_module_type()
         if torch is not None and isinstance(value, torch):
             try:
@@ -333,7 +355,7 @@ class _Walker:
             for module in value.modules():
                 cls = type(module)
                 if cls.__module__ == _NOTEBOOK_MODULE:
-                    self.visit_names({cls.__name__})
+                    self.visit_names({cls.__name__}, name)
                 else:
                     self.slice.modules.add(_top_module(cls.__module__))
             return
@@ -350,7 +372,7 @@ class _Walker:
                 " or replace it with a value that can be pickled"
             ) from None
         self.slice.modules |= {_top_module(m) for m in modules}
-        self.visit_names({o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o})
+        self.visit_names({o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o}, name)
 
     def _known(self) -> pickling.References:
         references = self.slice.references()

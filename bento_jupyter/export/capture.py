@@ -64,7 +64,5 @@ def write_bundle(
     if root.exists():  # the serving cell ran again: its latest run wins
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    write_bento(
-        root, definition, code, lineage, [], collect(service.app.endpoints, service.url), build_check, service.settings
-    )
+    write_bento(root, definition, code, lineage, [], collect(service.app.endpoints), build_check, service.settings)
     return root

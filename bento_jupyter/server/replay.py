@@ -19,6 +19,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE
 from bento_jupyter.service.settings import ServiceSettings
 
 _SHOWN_CHARS = 200
@@ -51,21 +52,35 @@ class Report:
     replayed: int = 0
     opted_out: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
+    unsampled: list[str] = field(default_factory=list)  # APIs to verify with no answered request to replay
 
     @property
     def passed(self) -> bool:
+        """No sample answered differently (which proves nothing when none was replayed: see ``state``)."""
         return not self.mismatches
 
     @property
     def state(self) -> str:
+        """``failed``, ``passed`` (every API checked), ``partial`` (some APIs had nothing to replay) or
+        ``unverified`` (nothing was replayed)."""
         if self.mismatches:
             return "failed"
-        return "passed" if self.replayed else "no samples"
+        if not self.replayed:
+            return "unverified"
+        return "partial" if self.unsampled else "passed"
 
     def summary(self) -> str:
         opted = f"; not verified (verify=False): {', '.join(self.opted_out)}" if self.opted_out else ""
+        unsampled = ", ".join(self.unsampled)
+        if self.state == "unverified":
+            apis = f" ({unsampled})" if unsampled else ""
+            return (
+                f"NOT VERIFIED: no answered request to replay{apis}{opted}; send the service requests (or give"
+                " @api(examples=...)) before building, so the bento can be checked against the kernel's answers"
+            )
         if self.passed:
-            return f"verified: {self.replayed} sample(s) answered as the kernel did{opted}"
+            gap = f"; NOT VERIFIED (no answered request to replay): {unsampled}" if unsampled else ""
+            return f"verified: {self.replayed} sample(s) answered as the kernel did{gap}{opted}"
         lines = [f"{len(self.mismatches)} of {self.replayed} sample(s) answered differently than the kernel{opted}:"]
         return "\n".join(lines + [m.describe() for m in self.mismatches])
 
@@ -74,12 +89,23 @@ class Report:
             "state": self.state,
             "replayed": self.replayed,
             "opted_out": self.opted_out,
+            "unsampled": self.unsampled,
             "mismatches": [vars(m) for m in self.mismatches],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
-        return cls(data["replayed"], data["opted_out"], [Mismatch(**m) for m in data["mismatches"]])
+        mismatches = [Mismatch(**m) for m in data["mismatches"]]
+        return cls(data["replayed"], data["opted_out"], mismatches, data.get("unsampled", []))
+
+
+def verification_line(verification: dict[str, Any]) -> str:
+    """A manifest's ``verification`` in one line, as ``bento-jupyter verify`` words its report."""
+    report = Report(verification["replayed"], verification["opted_out"], [], verification.get("unsampled", []))
+    return report.summary()
+
+
+EXIT_CODES = {"passed": 0, "failed": 1, "partial": 3, "unverified": 3}  # `bento-jupyter verify`
 
 
 def difference(expected: Any, actual: Any, tolerance: float, path: str = "$") -> str | None:
@@ -117,7 +143,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:80] + "..."
 
 
-async def _post(app: ServiceApp, route: str, body: bytes) -> tuple[int, bytes, str]:
+async def _post(app: ServiceApp, route: str, body: bytes, accept: bytes) -> tuple[int, bytes, str]:
     """One request through the ASGI app in this process, as uvicorn would deliver it."""
     done = asyncio.Event()
     delivered = False
@@ -151,7 +177,11 @@ async def _post(app: ServiceApp, route: str, body: bytes) -> tuple[int, bytes, s
         "raw_path": route.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"accept", accept),
+        ],
         "client": ("127.0.0.1", 0),
         "server": ("127.0.0.1", 0),
     }
@@ -159,7 +189,9 @@ async def _post(app: ServiceApp, route: str, body: bytes) -> tuple[int, bytes, s
     return status, b"".join(chunks), media
 
 
-def _answer_value(body: bytes, media: str) -> Any:
+def _answer_value(body: bytes, media: str, stream: bool) -> Any:
+    if stream:  # one JSON value per line: the stream's items (a failure mid-stream is a last {"error": ...})
+        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
     if media.startswith("application/json"):
         return orjson.loads(body)
     return body.decode(errors="replace")
@@ -171,14 +203,18 @@ async def _replay(app: ServiceApp, samples: dict[str, Any]) -> Report:
         if not api["verify"]:
             report.opted_out.append(name)
             continue
+        if not api["exchanges"]:
+            report.unsampled.append(name)
+        stream = bool(api.get("stream"))
+        accept = NDJSON_MEDIA_TYPE.encode() if stream else b"application/json"
         for index, exchange in enumerate(api["exchanges"]):
             report.replayed += 1
-            status, body, media = await _post(app, api["route"], orjson.dumps(exchange["request"]))
+            status, body, media = await _post(app, api["route"], orjson.dumps(exchange["request"]), accept)
             if status != 200:
                 detail = f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
             else:
                 try:
-                    detail = difference(exchange["response"], _answer_value(body, media), api["tolerance"])
+                    detail = difference(exchange["response"], _answer_value(body, media, stream), api["tolerance"])
                 except ValueError as exc:
                     detail = f"the bento's answer is not valid JSON: {exc}"
             if detail:
@@ -222,24 +258,26 @@ def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:
         done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise VerificationError(f"verifying {root.name} took longer than {timeout:g}s") from None
-    if done.returncode not in (0, 1):
+    if done.returncode not in set(EXIT_CODES.values()):
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("bento-jupyter: error: ")
         raise VerificationError(f"the bento does not load in a fresh process: {reason}")
     return Report.from_json(json.loads(done.stdout))
 
 
 def build_check(root: Path) -> dict[str, Any]:
-    """Verify a freshly written bento in a fresh process; the manifest's ``verification``, or raise."""
+    """Verify a freshly written bento in a fresh process; the manifest's ``verification``, or raise.
+
+    A bento with APIs that had no answered request to replay is stored, but its ``state`` says
+    ``unverified`` or ``partial`` and ``unsampled`` names those APIs."""
     report = verify_in_subprocess(root)
     if not report.passed:
         raise VerificationError(
             f"the bento was not stored: {report.summary()}\n"
             "Fix the notebook so the captured code gives the served answers, widen the API's tolerance=,"
-            " or mark a non-deterministic API verify=False"
+            " or mark a non-deterministic API verify=False. If the notebook changed the service's state after"
+            " these requests were answered, ask them again: the latest answer to a request is the one kept"
         )
     verification: dict[str, Any] = {"state": report.state, "replayed": report.replayed, "opted_out": report.opted_out}
-    apis = read_samples(root)["apis"].values()
-    drifted = sum("served_response" in e for api in apis for e in api["exchanges"])
-    if drifted:  # the kernel's state moved on after these were served: the bento holds the state at build time
-        verification["changed_since_served"] = drifted
+    if report.unsampled:
+        verification["unsampled"] = report.unsampled
     return verification

@@ -1,5 +1,10 @@
 """A small bounded sample of the requests an API answered and what it answered: the evidence a build
-replays against the new bento to prove it answers as the kernel did."""
+replays against the new bento to prove it answers as the kernel did.
+
+Only answers the service actually gave are kept: nothing here runs a handler again, so a build causes no
+side effect in the kernel. A stream's answer is the list of its items; an API's ``examples=`` are asked
+once when the service starts (:func:`answer_examples`), so they have the kernel's own answers too.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 DEFAULT_SAMPLES = 16
 MAX_SAMPLE_BYTES = 256 * 1024  # larger exchanges are not kept: verification stays quick and bentos small
+STREAM_ITEMS = "application/x-bento-items"  # a stream's answer, kept as the JSON list of its items
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class SampleLog:
         if len(request) + len(response) <= MAX_SAMPLE_BYTES:
             self._kept.append((request, response, media_type))
 
+    def record_stream(self, request: bytes, items: list[bytes] | None) -> None:
+        """A stream that ended normally, its items as JSON (``None``: too large to keep)."""
+        if items is not None:
+            self.record(request, b"[" + b",".join(items) + b"]", STREAM_ITEMS.encode())
+
     def exchanges(self) -> list[Exchange]:
         return [Exchange(bytes(q), bytes(a), m.decode()) for q, a, m in list(self._kept)]
 
@@ -46,54 +57,59 @@ def _json_or_none(data: bytes) -> Any:
 
 
 def _answer(body: bytes, media_type: str) -> Any:
-    if media_type.startswith("application/json"):
+    if media_type.startswith(("application/json", STREAM_ITEMS)):
         return _json_or_none(body)
     return body.decode(errors="replace")
 
 
-def _requests_to_replay(endpoint: Any) -> dict[str, tuple[str, Any, Any]]:
-    """Distinct request bodies: the API's examples, then the sampled requests with the answers they got."""
-    chosen: dict[str, tuple[str, Any, Any]] = {}
-    for example in endpoint.method.config.examples:
-        chosen.setdefault(json.dumps(example, sort_keys=True), ("example", example, _NOT_JSON))
-    for exchange in endpoint.samples.exchanges() if hasattr(endpoint, "samples") else []:
-        request = _json_or_none(exchange.request)
-        if request is not _NOT_JSON:
-            served = _answer(exchange.response, exchange.media_type)
-            chosen.setdefault(json.dumps(request, sort_keys=True), ("served", request, served))
-    return chosen
+def _key(request: Any) -> str:
+    return json.dumps(request, sort_keys=True)
 
 
-def collect(endpoints: dict[str, Any], url: str, timeout: float = 60.0) -> dict[str, Any]:
-    """The samples document a build stores: per API, its verification settings and exchanges.
+def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
+    """The samples document a build stores: per API, its verification settings and the exchanges it answered.
 
-    ``endpoints`` are the running service's (route -> Endpoint). Each API's ``examples`` and sampled
-    requests are asked again of the running service at ``url``, so the answers stored are the kernel's
-    as it stands at build time, the state the bento captures; a sampled answer that has changed since it
-    was served (the notebook's state moved on) is kept beside it as ``served_response``. Streaming APIs
-    keep no samples.
+    ``endpoints`` are the running service's (route -> Endpoint). Per distinct request the latest answer is
+    kept (the state the service answered with last); a request equal to one of the API's ``examples`` is
+    marked ``example``. Nothing is asked of the service: the answers are the ones it gave.
     """
+    apis: dict[str, Any] = {}
+    for route, endpoint in endpoints.items():
+        config = endpoint.method.config
+        examples = {_key(example) for example in config.examples}
+        chosen: dict[str, dict[str, Any]] = {}
+        for exchange in endpoint.samples.exchanges():
+            request, response = _json_or_none(exchange.request), _answer(exchange.response, exchange.media_type)
+            if request is _NOT_JSON or response is _NOT_JSON:
+                continue
+            key = _key(request)
+            chosen.pop(key, None)  # the latest answer to a request stands for it, in the order answered
+            source = "example" if key in examples else "served"
+            media_type = exchange.media_type
+            chosen[key] = {"source": source, "request": request, "response": response, "media_type": media_type}
+        apis[endpoint.method.name] = {
+            "route": route,
+            "verify": config.verify,
+            "tolerance": config.tolerance,
+            "stream": bool(getattr(endpoint.method, "is_stream", False)),
+            "exchanges": list(chosen.values()) if config.verify else [],
+        }
+    return {"apis": apis}
+
+
+def answer_examples(endpoints: dict[str, Any], url: str, timeout: float = 60.0) -> list[str]:
+    """Ask each API's ``examples=`` of the service just started at ``url``, once, so their answers are the
+    kernel's own (kept like any served request); one line per example the kernel did not answer with 200."""
     import requests
 
-    apis: dict[str, Any] = {}
+    problems = []
     with requests.Session() as http:
         for route, endpoint in endpoints.items():
-            config = endpoint.method.config
-            exchanges = []
-            for source, request, served in _requests_to_replay(endpoint).values() if config.verify else []:
-                answer = http.post(f"{url}{route}", json=request, timeout=timeout)
-                media_type = answer.headers.get("content-type", "application/json")
-                response = _answer(answer.content, media_type)
-                if answer.status_code != 200 or response is _NOT_JSON:
-                    continue  # what the kernel itself refuses proves nothing about the bento
-                exchange = {"source": source, "request": request, "response": response, "media_type": media_type}
-                if served is not _NOT_JSON and served != response:
-                    exchange["served_response"] = served
-                exchanges.append(exchange)
-            apis[endpoint.method.name] = {
-                "route": route,
-                "verify": config.verify,
-                "tolerance": config.tolerance,
-                "exchanges": exchanges,
-            }
-    return {"apis": apis}
+            for example in endpoint.method.config.examples:
+                answer = http.post(f"{url}{route}", json=example, timeout=timeout)
+                if answer.status_code != 200:
+                    problems.append(
+                        f"{endpoint.method.name} example {json.dumps(example)[:120]}: the kernel answered"
+                        f" {answer.status_code} {answer.text[:200]}"
+                    )
+    return problems

@@ -25,6 +25,7 @@ from bento_jupyter.server import asgi_io
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.server.http_errors import BadRequest, HandlerFailed, HTTPError, MethodNotAllowed
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
@@ -85,16 +86,29 @@ class ItemEncoder:
         self._format = fmt
         self._text = method.output.json_schema().get("type") == "string"
         self._count = 0
+        self.items: list[bytes] | None = []  # each item as JSON, kept for the API's samples (None: too large)
+        self._kept_bytes = 0
 
     def item(self, value: Any) -> bytes:
         encoded = self._method.encode(value)
         self._count += 1
+        self._keep(encoded)
         if self._format is StreamFormat.NDJSON:
             return dumps(encoded) + b"\n"
         text = str(encoded) if self._text else dumps(encoded).decode()
         if self._format is StreamFormat.BENTOML:
             return text.encode()
         return sse_event(text, event_id=self._count)
+
+    def _keep(self, encoded: Any) -> None:
+        if self.items is None:
+            return
+        item = dumps(encoded)
+        self._kept_bytes += len(item) + 1
+        if self._kept_bytes > MAX_SAMPLE_BYTES:
+            self.items = None
+        else:
+            self.items.append(item)
 
     def error(self, message: str) -> bytes | None:
         """The frame that ends a failed stream, or None where the framing has none (BentoML's)."""
@@ -160,6 +174,8 @@ class StreamEndpoint:
         self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self.example: dict[str, Any] | None = None  # the first body streamed: the docs' pre-filled example
+        # the latest streams answered in full, with their items (replayed against a bento built from this service)
+        self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
@@ -213,8 +229,10 @@ class StreamEndpoint:
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
             status = await self._pump(source, encoder, fmt, send, disconnected)
-            if status == 200 and self.example is None:
-                self.example = example_request(self.method, raw)
+            if status == 200:
+                self.samples.record_stream(raw, encoder.items)
+                if self.example is None:
+                    self.example = example_request(self.method, raw)
             return status
         finally:
             disconnected.cancel()

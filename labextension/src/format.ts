@@ -1,5 +1,7 @@
 /** Numbers and times as the panel shows them. */
 
+import type { IVerification } from './types';
+
 export function humanBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined) {
     return '-';
@@ -30,16 +32,25 @@ export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A build's verification in words: how many stored samples the bento answered as the kernel did. */
-export function verificationText(
-  verification: { state: string; replayed: number; opted_out: string[] } | null | undefined
-): string {
+/** A build's verification in words: how many stored samples the bento answered as the kernel did, and
+ * loudly which APIs had nothing to replay (those are not verified). */
+export function verificationText(verification: IVerification | null | undefined): string {
   if (!verification) {
-    return 'not verified at build';
+    return 'NOT verified at build';
   }
   const opted = verification.opted_out.length ? ` (not checked: ${verification.opted_out.join(', ')})` : '';
+  const unsampled = verification.unsampled?.length
+    ? `NOT verified, no answered request to replay: ${verification.unsampled.join(', ')}`
+    : '';
+  const answered = `${verification.replayed} sample${verification.replayed === 1 ? '' : 's'} answered as the kernel did`;
   if (verification.state === 'passed') {
-    return `${verification.replayed} sample${verification.replayed === 1 ? '' : 's'} answered as the kernel did${opted}`;
+    return `${answered}${opted}`;
+  }
+  if (verification.state === 'partial') {
+    return `${answered}; ${unsampled}${opted}`;
+  }
+  if (verification.state === 'unverified') {
+    return `${unsampled || 'NOT verified: nothing to replay'}${opted}`;
   }
   return `${verification.state}${opted}`;
 }

@@ -138,9 +138,12 @@ export interface ILineage {
 
 /** What the build proved: its stored samples replayed against the bento in a fresh process. */
 export interface IVerification {
+  /** passed, failed, partial (some APIs had nothing to replay) or unverified (nothing replayed). */
   state: string;
   replayed: number;
   opted_out: string[];
+  /** APIs with no answered request to replay: not verified. */
+  unsampled?: string[];
 }
 
 export interface IVersionDetail extends IVersion {

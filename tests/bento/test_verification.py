@@ -89,7 +89,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_build_replays_served_requests_and_examples_in_a_fresh_process(shell, capsys):
     serve_and_call(shell, "ok")
     shell.run_line_magic("bento", "build ok")
-    assert "verified in a fresh process: 4 sample(s)" in capsys.readouterr().out
+    assert "verified: 4 sample(s) answered as the kernel did" in capsys.readouterr().out
     manifest = Store("bentos").manifest("ok:1")
     assert manifest["verification"] == {"state": "passed", "replayed": 4, "opted_out": ["noisy"]}
     assert {a["name"]: a["verify"] for a in manifest["apis"]} == {"scale": True, "noisy": False}

@@ -13,7 +13,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.capture.code import capture_handlers
 from bento_jupyter.errors import CaptureError
-from bento_jupyter.kernel_actions import user_namespace
+from bento_jupyter.kernel_actions import capture_namespace
 from bento_jupyter.service.definition import ServiceDefinition
 
 
@@ -38,7 +38,7 @@ def run(shell, *cells: str) -> list[str]:
 def bento_of(shell, tmp_path, handler: str = "handler"):
     """Capture ``handler`` from the shell, write the bento, load it back: (source, loaded namespace)."""
     func = shell.user_ns[handler]
-    code = capture_handlers([func], user_namespace(shell), shell._bento_magics.cell_log)
+    code = capture_handlers([func], capture_namespace(shell), shell._bento_magics.cell_log)
     root = tmp_path / "bento"
     root.mkdir()
     write_bento(root, ServiceDefinition.from_functions("t", [func]), code, {}, [])
@@ -213,7 +213,7 @@ def test_imports_anywhere_in_the_captured_code_become_requirements(shell):
         "def handler(text: str) -> dict:\n    try:\n        import orjson as fast\n    except ImportError:\n"
         "        fast = None\n    return Reader().read(text)",
     )
-    code = capture_handlers([shell.user_ns["handler"]], user_namespace(shell), shell._bento_magics.cell_log)
+    code = capture_handlers([shell.user_ns["handler"]], capture_namespace(shell), shell._bento_magics.cell_log)
     assert {"yaml", "orjson"} <= code.modules
 
 

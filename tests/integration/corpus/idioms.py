@@ -189,8 +189,8 @@ IDIOMS = (
     ),
     Idiom(
         "default-argument",
-        ("K = 3",),
-        "def scaled(x, k=K):\n    return x * k\n\ndef handler(x: int) -> int:\n    return scaled(x)",
+        ("K = 3\ndef scaled(x, k=K):\n    return x * k",),
+        "def handler(x: int) -> int:\n    return scaled(x)",
         ({"x": 2},),
     ),
     Idiom(
