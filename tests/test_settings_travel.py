@@ -8,7 +8,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.server.services import services
-from tests.integration.bento_process import served_bento
+from tests.deploy.test_engines import BENTOML, deploy, running
+from tests.integration.bento_process import free_port, served_bento
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,22 @@ def shell(tmp_path, monkeypatch):
 
 def status(url: str, text: str) -> int:
     return requests.post(f"{url}/describe", json={"text": text}, timeout=30).status_code
+
+
+def chunked_status(url: str, text: str) -> int:
+    """The same request sent chunked: no Content-Length to refuse it by, so the server must count."""
+    body = f'{{"text": "{text}"}}'.encode()
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    headers = {"content-type": "application/json"}
+    return requests.post(f"{url}/describe", data=chunks, headers=headers, timeout=30).status_code
+
+
+def build_limited_bento(shell: InteractiveShell, home) -> str:
+    """A bento built in the kernel with ``max_body_mb = 0.5``; its directory."""
+    shell.run_line_magic("config", "BentoMagics.max_body_mb = 0.5")
+    shell.run_cell(f"%%bento serve limits\n{CELL}", cell_id="cell-limits")
+    shell.run_line_magic("bento", "build limits")
+    return str(home / "bentos" / "limits" / "1")
 
 
 def test_the_body_limit_set_in_the_kernel_is_recorded_applied_and_overridable(shell, tmp_path):
@@ -74,3 +91,19 @@ def test_request_timeout_set_in_the_kernel_travels_and_serve_overrides_it(shell,
         assert requests.post(f"{url}/nap", json={"seconds": 2.0}, timeout=30).status_code == 504
     with served_bento(str(root), "--request-timeout", "5") as url:  # overridden on the command line
         assert requests.post(f"{url}/nap", json={"seconds": 1.0}, timeout=30).status_code == 200
+
+
+@pytest.mark.timeout(300)
+def test_the_bentoml_target_applies_the_body_limit_under_bentoml_serve(shell, tmp_path):
+    if not BENTOML.exists():
+        pytest.skip(".venv-bentoml is missing: run bash .ci/install")
+    root = build_limited_bento(shell, tmp_path)
+    out = tmp_path / "bentoml"
+    deploy(root, "bentoml", out)
+    port = free_port()
+    command = [str(BENTOML), "serve", ".", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, out / "limits", port, "/readyz", 180) as url:
+        over = requests.post(f"{url}/describe", json={"text": ONE_MIB}, timeout=30)
+        assert over.status_code == 413 and "exceeds" in over.json()["error"]
+        assert chunked_status(url, ONE_MIB) == 413
+        assert status(url, "small") == 200 and chunked_status(url, "x" * 300_000) == 200

@@ -3,7 +3,8 @@
 ``service.py`` declares one ``@bentoml.api`` method per API (``@bentoml.task`` for a task API) with the
 handler's own signature (its annotations and defaults, taken from the bento's source) and batching
 config; a generator API yields what the bento's generator yields, which BentoML streams. The functions
-are loaded, and verified, from the bento copy beside it by our loader.
+are loaded, and verified, from the bento copy beside it by our loader. The bento's ``max_body_mb`` is
+applied by an ASGI middleware (BentoML has no request-size setting).
 """
 
 from __future__ import annotations
@@ -34,15 +35,22 @@ import bentoml
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
+from bento_jupyter.server.body_limit import BodyLimit
+from bento_jupyter.service.settings import ServiceSettings
 
 _TRUSTED = TrustPolicy(trusted_digests=frozenset({{{trusted!r}}}))  # what `bento-jupyter deploy` was allowed to load
-_service, _ = load_bento(Path(__file__).resolve().parent / "bento", _TRUSTED)
+_service, _manifest = load_bento(Path(__file__).resolve().parent / "bento", _TRUSTED)
 _functions = {{api.name: api.func for api in _service.apis.values()}}
 {imports}
 
 @bentoml.service(name={name!r})
 class {cls}:
 '''
+
+_BODY_LIMIT = """
+
+{cls}.add_asgi_middleware(BodyLimit, max_bytes=ServiceSettings.from_manifest(_manifest.get("settings")).max_body_bytes)
+"""
 
 _METHOD = """
     @bentoml.{decorator}({options})
@@ -181,7 +189,9 @@ def service_module(bundle: Bundle) -> str:
         cls=class_name(bundle.name),
         trusted=bundle.trusted_digest,
     )
-    return header + "\n".join(methods)
+    # BentoML has no request-size setting: the bento's max_body_mb (413 beyond it) comes as an ASGI middleware.
+    footer = _BODY_LIMIT.format(cls=class_name(bundle.name))
+    return header + "\n".join(methods) + footer
 
 
 def write_bentoml(bundles: list[Bundle], out: Path, options: DeployOptions) -> list[Path]:
