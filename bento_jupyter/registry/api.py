@@ -23,6 +23,7 @@ from bento_jupyter.registry.refs import (
     check_json_depth,
     check_label,
     check_name,
+    check_record_id,
     check_sha256,
     check_version,
     parse_version,
@@ -166,8 +167,8 @@ async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
 
 def _reason(body: dict[str, Any]) -> str | None:
     reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
-        raise InvalidRequest("reason: a string of at most 1000 characters")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000 or "\x00" in reason):
+        raise InvalidRequest("reason: a string of at most 1000 characters, no NUL")
     return reason or None
 
 
@@ -350,19 +351,27 @@ async def create_webhook(ctx: Context, request: Request, who: Principal) -> Resp
 
 
 async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Response:
-    await _call(ctx.store.webhooks.delete, request.path_params["hook_id"])
+    await _call(ctx.store.webhooks.delete, check_record_id(request.path_params["hook_id"], "webhook"))
     return Response(status_code=204)
 
 
 async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"deliveries": await _call(ctx.store.webhooks.deliveries, request.path_params["hook_id"])})
+    return JSONResponse(
+        {
+            "deliveries": await _call(
+                ctx.store.webhooks.deliveries, check_record_id(request.path_params["hook_id"], "webhook")
+            )
+        }
+    )
 
 
 async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
     delivery = request.path_params["delivery_id"]
     if not delivery.isascii() or not delivery.isdigit() or len(delivery) > 18:
         raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
-    found = await _call(ctx.store.webhooks.redeliver, request.path_params["hook_id"], int(delivery))
+    found = await _call(
+        ctx.store.webhooks.redeliver, check_record_id(request.path_params["hook_id"], "webhook"), int(delivery)
+    )
     return JSONResponse(found, status_code=202)
 
 
@@ -382,7 +391,7 @@ async def list_tokens(ctx: Context, request: Request, who: Principal) -> Respons
 
 
 async def revoke_token(ctx: Context, request: Request, who: Principal) -> Response:
-    await _call(ctx.tokens.revoke, request.path_params["token_id"])
+    await _call(ctx.tokens.revoke, check_record_id(request.path_params["token_id"], "token"))
     return Response(status_code=204)
 
 

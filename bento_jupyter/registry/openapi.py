@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from bento_jupyter import __version__
 from bento_jupyter.registry.promotion import REQUIREMENTS
+from bento_jupyter.registry.refs import RECORD_ID_PATTERN
 from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "tag": {"type": "string", "pattern": f"^(?!latest$)(?![0-9]+$){_NAME}$"},
     "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     "delivery_id": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+    "hook_id": {"type": "string", "pattern": f"^{RECORD_ID_PATTERN.pattern}$"},
+    "token_id": {"type": "string", "pattern": f"^{RECORD_ID_PATTERN.pattern}$"},
 }
 
 
@@ -61,7 +64,8 @@ def _word_list(words: tuple[str, ...], at_least_one: bool) -> dict[str, Any]:
 _NUMBER = {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}
 # Operations on a numbered version only: their ``ref`` is never ``latest``.
 NUMBERED_REF = {"delete_version", "put_tag", "delete_tag", "post_verification"}
-_SEARCH_TEXT = {"type": "string", "pattern": "^[^\\x00]*$", "maxLength": 1024}
+_NO_NUL = "^[^\\x00]*$"  # free text: PostgreSQL text holds no NUL
+_SEARCH_TEXT = {"type": "string", "pattern": _NO_NUL, "maxLength": 1024}
 # Query parameters by operation (operationId): name -> (schema, required).
 QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
     "compare_versions": {"from": (_NUMBER, True), "to": (_NUMBER, True)},
@@ -74,7 +78,7 @@ QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
         "name": (PATH_PARAMETERS["name"], False),
     },
 }
-_REASON = {"type": ["string", "null"], "maxLength": 1000}
+_REASON = {"type": ["string", "null"], "maxLength": 1000, "pattern": _NO_NUL}
 # Request bodies by operation (operationId); the others take any JSON object.
 BODIES: dict[str, dict[str, Any]] = {
     "move_alias": {
@@ -107,7 +111,7 @@ BODIES: dict[str, dict[str, Any]] = {
         "properties": {
             "url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$", "maxLength": MAX_URL_LENGTH},
             "events": _word_list((*EVENTS, "*"), at_least_one=True),
-            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128},
+            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128, "pattern": _NO_NUL},
         },
         "required": ["url"],
     },

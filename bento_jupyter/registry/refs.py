@@ -24,6 +24,7 @@ MAX_PATH_BYTES = 1024
 MAX_COMPONENT_BYTES = 255  # what ext4, APFS, NTFS hold
 MAX_PATH_DEPTH = 32
 _DECIMAL = re.compile(r"[0-9]{1,10}")
+RECORD_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # token and webhook ids: secrets.token_hex(6)
 
 
 def check_name(name: str) -> str:
@@ -46,6 +47,13 @@ def check_label(label: str, what: str = "alias") -> str:
 def check_sha256(value: str) -> str:
     if not isinstance(value, str) or not SHA256_PATTERN.fullmatch(value):
         raise InvalidRequest(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
+    return value
+
+
+def check_record_id(value: str, what: str) -> str:
+    """A token's or webhook's id, as the registry makes them: 12 lowercase hex digits."""
+    if not RECORD_ID_PATTERN.fullmatch(value):
+        raise InvalidRequest(f"invalid {what} id {value[:80]!r}: 12 lowercase hex digits")
     return value
 
 

@@ -81,8 +81,8 @@ class WebhookStore:
         """A new hook; without ``secret`` one is generated. The secret is returned here only."""
         if secret is None:
             secret = secrets.token_urlsafe(32)
-        if not isinstance(secret, str) or not 16 <= len(secret) <= 128:
-            raise InvalidRequest("secret: 16 to 128 characters (omit it to have one generated)")
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 128 or "\x00" in secret:
+            raise InvalidRequest("secret: 16 to 128 characters, no NUL (omit it to have one generated)")
         record = {
             "id": secrets.token_hex(6),
             "url": _check_url(url),

@@ -194,6 +194,8 @@ class RegistryProcess:
     url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    log: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def env(self) -> dict[str, str]:
         return {**os.environ, **S3_ENV, "BENTO_JUPYTER_HOME": str(self.home)}
@@ -216,6 +218,9 @@ class RegistryProcess:
             self.process.wait(10)
             raise RuntimeError(f"registry did not start: {first}{self.process.stdout.read()}")
         self.url = first.split()[-1]
+        # Drain the log: a full pipe would block the registry on its next write (a traceback, say).
+        self.reader = threading.Thread(target=self._keep_log, args=(self.process.stdout,), daemon=True)
+        self.reader.start()
         _wait(lambda: requests.get(f"{self.url}/api/v1/health", timeout=2).ok, "registry", 30, self.process)
         if not self.tokens and not self.open:
             admin = self.create_token_with_cli("admin")
@@ -229,6 +234,14 @@ class RegistryProcess:
                 )
                 self.tokens[scope] = answer.json()["token"]
         return self
+
+    def _keep_log(self, stream: Any) -> None:
+        for line in stream:
+            self.log.append(line)
+
+    def output(self) -> str:
+        """What the registry printed (once stopped: all of it)."""
+        return "".join(self.log)
 
     def create_token_with_cli(self, scope: str) -> str:
         done = subprocess.run(
@@ -244,6 +257,8 @@ class RegistryProcess:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
             _stop(self.process, sig)
+            if self.reader is not None:
+                self.reader.join(10)
             if self.process.stdout is not None:
                 self.process.stdout.close()
 

@@ -21,18 +21,23 @@ from bento_jupyter.bento.manifest import manifest_digest, write_manifest
 from bento_jupyter.bento.store import Store
 from bento_jupyter.registry.client import push
 from tests.bento.hostile import pickle_bento
-from tests.registry.conftest import RegistryProcess, make_bento
+from tests.registry.conftest import RegistryProcess, create_database, make_bento
 
 pytestmark = pytest.mark.integration
 
 SHA = "0" * 64
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A registry process, a bento ``good`` published to it, and the directories nothing may write outside of."""
-    root = tmp_path_factory.mktemp("hostile")
-    registry = RegistryProcess(f"sqlite:///{root / 'db' / 'r.db'}", f"file://{root / 'blobs'}", root / "home").start()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A registry process on SQLite or PostgreSQL, a bento ``good`` published to it, and the directories nothing
+    may write outside of."""
+    root = tmp_path_factory.mktemp(f"hostile-{request.param}")
+    if request.param == "postgres":
+        db = create_database(request.getfixturevalue("postgres_url"), f"hostile_{os.getpid()}")
+    else:
+        db = f"sqlite:///{root / 'db' / 'r.db'}"
+    registry = RegistryProcess(db, f"file://{root / 'blobs'}", root / "home").start()
     local = Store("bentos", root / "local")
     make_bento(local, "good")
     push("good", registry.url, registry.tokens["write"], store=local)
@@ -144,6 +149,25 @@ def test_the_hostile_corpus_is_refused_with_4xx_and_changes_nothing(target):
     send("search by a name with a newline", "GET", "/search", params={"name": "good\n"})
     send("token with a bad scope", "POST", "/tokens", json={"scope": "root", "name": "x"})
     send("token with a newline name", "POST", "/tokens", json={"scope": "read", "name": "x\n"})
+    # Text PostgreSQL cannot store (NUL, a lone surrogate) and ids that were never made.
+    send(
+        "alias reason with NUL",
+        "PUT",
+        "/bentos/good/aliases/prod",
+        json={"version": 1, "expected": None, "reason": "a\x00"},
+    )
+    send("rollback reason with NUL", "POST", "/bentos/good/aliases/prod/rollback", json={"reason": "a\x00"})
+    send("webhook secret with NUL", "POST", "/webhooks", json={"url": "http://127.0.0.1:9/", "secret": "s\x00" * 10})
+    send("webhook URL with a space", "POST", "/webhooks", json={"url": "http://a b/"})
+    send("webhook URL with NUL", "POST", "/webhooks", json={"url": "http://a\x00b/"})
+    send("webhook id with NUL", "DELETE", "/webhooks/a%00b")
+    send("webhook deliveries of an id with NUL", "GET", "/webhooks/a%00b/deliveries")
+    send("token id with NUL", "DELETE", "/tokens/a%00b")
+    send("token id of 5,000 characters", "DELETE", "/tokens/" + "a" * 5000)
+    lone = b'{"version": 1, "expected": null, "reason": "\\ud800"}'
+    send("lone surrogate", "PUT", "/bentos/good/aliases/prod", data=lone, headers={"Content-Type": "application/json"})
+    send("version 1.5", "PUT", "/bentos/good/aliases/prod", json={"version": 1.5, "expected": None})
+    send("search text over 1,024 characters", "GET", "/search", params={"commit": "a" * 1025})
 
     assert len(answers) >= 40
     wrong = [(label, r.status_code, r.text[:200]) for label, r in answers if not 400 <= r.status_code < 500]
@@ -155,6 +179,7 @@ def test_the_hostile_corpus_is_refused_with_4xx_and_changes_nothing(target):
     assert [(b["name"], b["versions"]) for b in listed] == [("good", 1)]
     assert snapshot(target.root) == before  # no blob, no scratch file, nothing beside the database
     assert not target.marker.exists()
+    assert "Traceback" not in target.output()  # refused up front, not by a failing database statement
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
