@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bento_jupyter.bento.archive import export_archive, import_archive
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.store import Store
@@ -129,6 +130,11 @@ def _store_command(kind: str, args: argparse.Namespace) -> int:
             print(_signature_line(store.resolve(args.tag).path))
     elif args.action == "delete":
         print(f"deleted {store.delete(args.tag).tag}")
+    elif args.action == "export":
+        item = store.resolve(args.tag)
+        print(f"exported {item.tag} to {export_archive(item.path, Path(args.file))}")
+    elif args.action == "import":
+        print(f"imported {import_archive(Path(args.file), store, TrustPolicy.from_arguments(args)).tag}")
     return 0
 
 
@@ -173,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         show.add_argument("--json", action="store_true", help="print the whole manifest")
         delete = actions.add_parser("delete")
         delete.add_argument("tag")
+        if kind == "bentos":
+            export = actions.add_parser("export", help="write NAME[:VERSION] to one file (a .tar.gz) to carry it")
+            export.add_argument("tag")
+            export.add_argument("file")
+            imported = actions.add_parser("import", help="add a bento from a file `bentos export` wrote")
+            imported.add_argument("file")
+            add_signature_argument(imported, "import")
+            add_trust_argument(imported)
         group.set_defaults(run=lambda args, kind=kind: _store_command(kind, args))
     add_registry_commands(commands)
     add_export_command(commands)

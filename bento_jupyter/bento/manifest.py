@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,11 @@ def check_references(manifest: dict[str, Any]) -> None:
     for path in referenced_files(manifest):
         if not isinstance(path, str) or path not in listed:
             raise BentoIntegrityError(f"the manifest refers to {path!r}, which is not one of its verified files")
+
+
+def folded_path(path: str) -> str:
+    """How a case-insensitive filesystem (macOS, Windows) sees a path: two paths folding alike collide."""
+    return unicodedata.normalize("NFC", path).casefold()
 
 
 def verified_path(root: Path, manifest: dict[str, Any], relative: str) -> Path:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bento_jupyter.bento.manifest import UNLISTED_NAMES, check_references, manifest_digest
+from bento_jupyter.bento.manifest import UNLISTED_NAMES, check_references, folded_path, manifest_digest
 from bento_jupyter.bento.store import NAME_PATTERN
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
@@ -106,11 +105,6 @@ def check_file_path(path: Any) -> str:
     return path
 
 
-def _folded(path: str) -> str:
-    """How a case-insensitive filesystem (macOS, Windows) sees a path."""
-    return unicodedata.normalize("NFC", path).casefold()
-
-
 def check_file_list(files: Any) -> None:
     """Paths that can all exist at once in one directory, on any filesystem: no two the same up to case,
     none both a file and a directory (``x`` and ``x/y``)."""
@@ -125,7 +119,7 @@ def check_file_list(files: Any) -> None:
         if not isinstance(entry, dict):
             raise InvalidRequest("every manifest file entry must be an object")
         path = check_file_path(entry.get("path"))
-        folded = _folded(path)
+        folded = folded_path(path)
         if folded in seen:
             raise InvalidRequest(f"file {path!r} is listed twice in the manifest (names differing in case collide)")
         seen.add(folded)
