@@ -21,8 +21,9 @@ from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import batch_values
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
-from bento_jupyter.server.http_errors import HTTPError
-from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource, StreamFormat
+from bento_jupyter.server.http_errors import HandlerFailed, HTTPError
+from bento_jupyter.server.stream_framing import StreamFormat
+from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
 from bento_jupyter.service.json_values import dumps
@@ -64,8 +65,11 @@ class BentoAPI:
             return 200, str(encoded).encode(), "text/plain; charset=utf-8"
         return 200, dumps(encoded), "application/json"
 
+    def _failure_message(self, exc: Exception) -> str:
+        return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
+
     def _failed(self, exc: Exception) -> Answer:
-        return _error(500, f"{self.method.name}() raised {type(exc).__name__}: {exc}")
+        return _error(500, self._failure_message(exc))
 
     async def answer(self, payload: bytes) -> Answer:
         """One request, one call."""
@@ -84,8 +88,9 @@ class BentoAPI:
 
     async def stream(self, payload: bytes, fmt: str) -> AsyncIterator[Answer | bytes]:
         """A generator API for Ray Serve to stream: first the head (an error Answer ends the stream there),
-        then each item framed as ``fmt`` (a StreamFormat value). When the client leaves, Ray Serve cancels
-        this generator and the handler's generator is closed."""
+        then each item framed as ``fmt`` (a StreamFormat value), then an error frame if the stream fails (for
+        JSON, which has none, an error Answer). When the client leaves, Ray Serve cancels this generator and
+        the handler's generator is closed."""
         try:
             kwargs = self._decode(payload)
         except InvalidInput as exc:
@@ -97,16 +102,27 @@ class BentoAPI:
         try:
             try:
                 item = await source.next()
+                frame = b"" if item is END else encoder.item(item)
+            except HTTPError as failure:
+                yield failure.status, failure.body(), "application/json"
+                return
             except Exception as exc:
                 yield self._failed(exc)
                 return
             yield 200, b"", f"{stream_format.media_type}; charset=utf-8"
             while item is not END:
-                yield encoder.item(item)
+                yield frame
                 try:
                     item = await source.next()
+                    if item is not END:
+                        frame = encoder.item(item)
                 except Exception as exc:
-                    yield encoder.error(f"{self.method.name}() raised {type(exc).__name__}: {exc}")
+                    failure = exc if isinstance(exc, HTTPError) else HandlerFailed(self._failure_message(exc))
+                    closing = encoder.error(failure)
+                    if stream_format is StreamFormat.JSON:
+                        yield failure.status, failure.body(), "application/json"
+                    elif closing is not None:
+                        yield closing
                     return
         finally:
             await source.close()
@@ -201,10 +217,19 @@ class BentoIngress:
         return Response(body, status_code=status, media_type=media)
 
     async def _stream(self, handle: Any, request: Request) -> Response:
-        fmt = StreamFormat.negotiate(request.scope).value
-        chunks = handle.options(method_name="stream", stream=True).remote(await request.body(), fmt)
+        try:
+            fmt = StreamFormat.negotiate(request.scope)
+        except HTTPError as error:
+            return Response(error.body(), error.status, error.headers, "application/json")
+        chunks = handle.options(method_name="stream", stream=True).remote(await request.body(), fmt.value)
         status, body, media = await chunks.__anext__()
         if status != 200:
             return Response(body, status_code=status, media_type=media)
+        if fmt is StreamFormat.JSON:  # one answer: every item, or the failure
+            frames = [chunk async for chunk in chunks]
+            if frames and isinstance(frames[-1], tuple):
+                status, body, media = frames[-1]
+                return Response(body, status_code=status, media_type=media)
+            return Response(b"[" + b",".join(frames) + b"]", media_type="application/json")
         headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         return StreamingResponse(chunks, media_type=media, headers=headers)

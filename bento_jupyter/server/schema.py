@@ -116,7 +116,11 @@ _ERROR = {
         "application/json": {
             "schema": {
                 "type": "object",
-                "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                "properties": {
+                    "error": {"type": "string"},
+                    "field": {"type": "string"},
+                    "item": {"type": "integer", "description": "a stream's item (0 for the first) that failed"},
+                },
                 "required": ["error"],
             }
         }
@@ -206,12 +210,19 @@ def _operation(
         content["example"] = example
     media = "text/plain" if method.output.json_schema().get("type") == "string" else "application/json"
     result: dict[str, Any] = {"description": "Result", "content": {media: {"schema": output}}}
+    errors = {"400": _ERROR, "405": _ERROR, "413": _ERROR, "415": _ERROR, "500": _ERROR, "503": _ERROR}
     if method.is_stream:
+        errors["406"] = _ERROR
         result = {
-            "description": "A stream of items, each sent as soon as the handler yields it: one Server-Sent"
-            " Event per item (an `error` event ends a failed stream), or one JSON line per item when the"
-            f" request accepts {NDJSON_MEDIA_TYPE}",
-            "content": {SSE_MEDIA_TYPE: {"schema": _sse_event(method, output)}, NDJSON_MEDIA_TYPE: {"schema": output}},
+            "description": "A stream of items, each sent as soon as the handler yields it, framed as the request's"
+            f" Accept prefers (q-values count): one Server-Sent Event per item (an `error` event ends a failed"
+            f" stream), one JSON line per item ({NDJSON_MEDIA_TYPE}), or all items as one JSON array once the"
+            " handler is done (application/json). 406 when Accept takes none of these.",
+            "content": {
+                SSE_MEDIA_TYPE: {"schema": _sse_event(method, output)},
+                NDJSON_MEDIA_TYPE: {"schema": output},
+                "application/json": {"schema": {"type": "array", "items": output}},
+            },
         }
     extra = ""
     if method.config.batchable:
@@ -229,15 +240,7 @@ def _operation(
                 "required": any(p.required for p in method.params),
                 "content": {"application/json": content},
             },
-            "responses": {
-                "200": result,
-                "400": _ERROR,
-                "405": _ERROR,
-                "413": _ERROR,
-                "415": _ERROR,
-                "500": _ERROR,
-                "503": _ERROR,
-            },
+            "responses": {"200": result, **dict(sorted(errors.items()))},
         }
     }
 

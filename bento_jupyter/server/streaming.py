@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import enum
 import functools
-import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,18 +20,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
-from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.server.http_errors import BadRequest, HandlerFailed, HTTPError, MethodNotAllowed
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.schema import example_request
+from bento_jupyter.server.stream_framing import StreamFormat, sse_event
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
 
-_NDJSON_ACCEPTED = (b"application/x-ndjson", b"application/jsonl", b"application/json-lines")
-# BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).
-_BENTOML_CLIENT = b"bentoml http client/"
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 END = object()  # what ItemSource.next() returns once the generator is exhausted
 # Sync generators step here, not on the loop's default pool: a stream that waits between items (a remote
 # model, a sleep) holds a thread per step, and many open streams must neither queue behind each other nor
@@ -46,40 +40,28 @@ def _step_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(_STEP_THREADS, thread_name_prefix="bento-stream")
 
 
-class StreamFormat(enum.Enum):
-    """How items are framed on the wire, chosen from the request's ``Accept`` and ``User-Agent``."""
+class InvalidItem(HandlerFailed):
+    """A yielded item that is not what the API's return hint declares (``Iterator[T]``): the server's fault, so
+    a 500, naming the item's index (0 for the first) and, inside it, the field."""
 
-    SSE = "sse"
-    NDJSON = "ndjson"
-    BENTOML = "bentoml"  # BentoML's own framing: the item's bytes alone, under an event-stream media type
+    def __init__(self, api: str, index: int, problem: InvalidInput) -> None:
+        where = f" at {problem.field}" if problem.field else ""
+        super().__init__(
+            f"{api}() yielded item {index}, which does not match its declared item type{where}: {problem.message}",
+            field=problem.field or None,
+        )
+        self.index = index
 
-    @property
-    def media_type(self) -> str:
-        return NDJSON_MEDIA_TYPE if self is StreamFormat.NDJSON else SSE_MEDIA_TYPE
-
-    @classmethod
-    def negotiate(cls, scope: Scope) -> StreamFormat:
-        accept = asgi_io.header(scope, b"accept").lower()
-        if any(kind in accept for kind in _NDJSON_ACCEPTED):
-            return cls.NDJSON
-        if SSE_MEDIA_TYPE.encode() not in accept and asgi_io.header(scope, b"user-agent").lower().startswith(
-            _BENTOML_CLIENT
-        ):
-            return cls.BENTOML
-        return cls.SSE
-
-
-def sse_event(data: str, event: str | None = None, event_id: int | None = None) -> bytes:
-    """One event in the framing of the HTML standard's ``text/event-stream``: a ``data:`` line per line of data."""
-    fields = [] if event is None else [f"event: {event}"]
-    if event_id is not None:
-        fields.append(f"id: {event_id}")
-    fields.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
-    return ("\n".join(fields) + "\n\n").encode()
+    def body(self) -> bytes:
+        payload: dict[str, Any] = {"error": self.message, "item": self.index}
+        if self.field:
+            payload["field"] = self.field
+        return orjson.dumps(payload)
 
 
 class ItemEncoder:
-    """Turns each yielded item into its bytes on the wire, and a failure into a closing error frame."""
+    """Turns each yielded item into its bytes on the wire, after checking it against the declared item type,
+    and a failure into a closing error frame."""
 
     def __init__(self, method: APIMethod, fmt: StreamFormat) -> None:
         self._method = method
@@ -90,32 +72,49 @@ class ItemEncoder:
         self._kept_bytes = 0
 
     def item(self, value: Any) -> bytes:
-        encoded = self._method.encode(value)
+        """The item's frame; InvalidItem when it does not match its type, HandlerFailed when it has no JSON form."""
+        try:
+            encoded = self._method.encode(value)
+        except Exception as exc:
+            raise HandlerFailed(self._unencodable(exc)) from exc
+        try:
+            self._method.output.check(encoded)
+        except InvalidInput as problem:
+            raise InvalidItem(self._method.name, self._count, problem) from None
+        try:
+            data = dumps(encoded)
+        except Exception as exc:
+            raise HandlerFailed(self._unencodable(exc)) from exc
         self._count += 1
-        self._keep(encoded)
+        self._keep(data)
         if self._format is StreamFormat.NDJSON:
-            return dumps(encoded) + b"\n"
-        text = str(encoded) if self._text else dumps(encoded).decode()
+            return data + b"\n"
+        if self._format is StreamFormat.JSON:
+            return data
+        text = str(encoded) if self._text else data.decode()
         if self._format is StreamFormat.BENTOML:
             return text.encode()
         return sse_event(text, event_id=self._count)
 
-    def _keep(self, encoded: Any) -> None:
+    def _keep(self, data: bytes) -> None:
         if self.items is None:
             return
-        item = dumps(encoded)
-        self._kept_bytes += len(item) + 1
+        self._kept_bytes += len(data) + 1
         if self._kept_bytes > MAX_SAMPLE_BYTES:
             self.items = None
         else:
-            self.items.append(item)
+            self.items.append(data)
 
-    def error(self, message: str) -> bytes | None:
-        """The frame that ends a failed stream, or None where the framing has none (BentoML's)."""
-        body = orjson.dumps({"error": message})
+    def _unencodable(self, exc: BaseException) -> str:
+        return f"{self._method.name}() yielded an item that cannot be encoded: {type(exc).__name__}: {exc}"
+
+    def error(self, failure: HTTPError) -> bytes | None:
+        """The frame that ends a failed stream (its data: ``failure``'s JSON body), or None where the framing
+        has none (BentoML's, and JSON's: a whole answer, never started when a stream fails)."""
+        body = failure.body()
         if self._format is StreamFormat.NDJSON:
             return body + b"\n"
-        if self._format is StreamFormat.BENTOML:
+        if self._format in (StreamFormat.BENTOML, StreamFormat.JSON):
             return None
         return sse_event(body.decode(), event="error")
 
@@ -194,21 +193,18 @@ class StreamEndpoint:
         try:
             return ItemSource(self.method.func(**kwargs))
         except Exception as exc:  # a generator function wrapped by something that calls early
-            raise HandlerFailed(self._failure(exc)) from exc
+            raise self._failure(exc) from exc
 
-    def _failure(self, exc: BaseException) -> str:
-        return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
+    def _failure(self, exc: BaseException) -> HandlerFailed:
+        return HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}")
 
-    def _unencodable(self, exc: BaseException) -> str:
-        return f"{self.method.name}() yielded an item that cannot be encoded: {type(exc).__name__}: {exc}"
-
-    async def _end_with_error(self, send: Send, encoder: ItemEncoder, message: str) -> int:
+    async def _end_with_error(self, send: Send, encoder: ItemEncoder, failure: HTTPError) -> int:
         """Closes a started stream with its error frame; the status is a 500 for the metrics.
 
         BentoML's framing has no error frame: as BentoML's own server does, the response is left unfinished, so
         the server drops the connection mid-body and BentoML's client raises instead of seeing a complete stream.
         """
-        frame = encoder.error(message)
+        frame = encoder.error(failure)
         if frame is not None:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
@@ -218,17 +214,20 @@ class StreamEndpoint:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
         asgi_io.check_json_request(scope)
+        fmt = StreamFormat.negotiate(scope)
         raw = await asgi_io.read_body(scope, receive, self._max_body)
         try:
             kwargs = self.method.decode(raw)
         except InvalidInput as exc:
             raise BadRequest(exc.message, field=exc.field or None) from None
-        fmt = StreamFormat.negotiate(scope)
         encoder = ItemEncoder(self.method, fmt)
         source = self._start(kwargs)
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
-            status = await self._pump(source, encoder, fmt, send, disconnected)
+            if fmt is StreamFormat.JSON:
+                status = await self._whole(source, encoder, send, disconnected)
+            else:
+                status = await self._pump(source, encoder, fmt, send, disconnected)
             if status == 200:
                 self.samples.record_stream(raw, encoder.items)
                 if self.example is None:
@@ -239,6 +238,27 @@ class StreamEndpoint:
             with contextlib.suppress(Exception):
                 await source.close()
 
+    async def _next(self, source: ItemSource, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
+        try:
+            return await source.next_unless(disconnected)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+
+    async def _whole(
+        self, source: ItemSource, encoder: ItemEncoder, send: Send, disconnected: asyncio.Future[None]
+    ) -> int:
+        """Every item as one JSON array, once the generator is exhausted; any failure is a plain HTTP error."""
+        frames = []
+        while True:
+            arrived, item = await self._next(source, disconnected)
+            if not arrived:
+                return 499
+            if item is END:
+                break
+            frames.append(encoder.item(item))
+        await asgi_io.send_bytes(send, 200, b"[" + b",".join(frames) + b"]")
+        return 200
+
     async def _pump(
         self,
         source: ItemSource,
@@ -247,19 +267,12 @@ class StreamEndpoint:
         send: Send,
         disconnected: asyncio.Future[None],
     ) -> int:
-        # An error before the first item is still a plain HTTP error, as for any other API.
-        try:
-            arrived, first = await source.next_unless(disconnected)
-        except Exception as exc:
-            raise HandlerFailed(self._failure(exc)) from exc
+        # An error before the first item (a first item that is invalid or has no JSON form included) is still
+        # a plain HTTP error, as for any other API.
+        arrived, first = await self._next(source, disconnected)
         if not arrived:
             return 499
-        body = b""
-        if first is not END:  # a first item with no JSON form is a plain 500 too
-            try:
-                body = encoder.item(first)
-            except Exception as exc:
-                raise HandlerFailed(self._unencodable(exc)) from exc
+        body = b"" if first is END else encoder.item(first)
         headers = [
             (b"content-type", f"{fmt.media_type}; charset=utf-8".encode()),
             (b"cache-control", b"no-cache"),
@@ -270,16 +283,13 @@ class StreamEndpoint:
         while item is not END:
             await send({"type": "http.response.body", "body": body, "more_body": True})
             try:
-                arrived, item = await source.next_unless(disconnected)
-            except Exception as exc:
-                return await self._end_with_error(send, encoder, self._failure(exc))
-            if not arrived:
-                return 499
-            if item is not END:
-                try:
+                arrived, item = await self._next(source, disconnected)
+                if not arrived:
+                    return 499
+                if item is not END:
                     body = encoder.item(item)
-                except Exception as exc:
-                    return await self._end_with_error(send, encoder, self._unencodable(exc))
+            except HTTPError as failure:
+                return await self._end_with_error(send, encoder, failure)
         await send({"type": "http.response.body", "body": b""})
         return 200
 

@@ -29,6 +29,7 @@ class Codec(Protocol):
     def annotation(self) -> Any: ...
     def decode(self, value: Any, field: str) -> Any: ...
     def encode(self, value: Any) -> Any: ...
+    def check(self, encoded: Any) -> None: ...
     def json_schema(self) -> dict[str, Any]: ...
 
 
@@ -80,6 +81,17 @@ class TensorCodec:
             value = value.detach().cpu().numpy()
         return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
+    def check(self, encoded: Any) -> None:
+        """InvalidInput unless ``encoded`` (from ``encode``) is an array of numbers, as the schema declares."""
+        try:
+            array = np.asarray(encoded)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput("", f"expected a rectangular array of numbers ({exc})") from None
+        if array.ndim == 0:
+            raise InvalidInput("", "expected an array of numbers, got a single value")
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            raise InvalidInput("", f"expected numbers, got array of {array.dtype}")
+
     def json_schema(self) -> dict[str, Any]:
         return {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
 
@@ -114,7 +126,18 @@ class PydanticCodec:
         try:
             return self.adapter.dump_python(value, mode="json", warnings=False)
         except pydantic_core.PydanticSerializationError:
-            return self.adapter.dump_python(json_ready(value), mode="json", warnings=False)
+            plain = json_ready(value, non_finite_as_strings=False)
+            return self.adapter.dump_python(plain, mode="json", warnings=False)
+
+    def check(self, encoded: Any) -> None:
+        """InvalidInput naming the dotted field unless ``encoded`` (from ``encode``) is what the hint declares,
+        judged as strictly as a request's JSON is: the wire's JSON, with NaN and ±Infinity as numbers."""
+        if self.hint is Any:
+            return
+        try:
+            self.adapter.validate_json(pydantic_core.to_json(encoded, inf_nan_mode="constants"), strict=True)
+        except ValidationError as exc:
+            raise invalid_input(exc) from None
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()

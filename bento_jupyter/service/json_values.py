@@ -33,23 +33,31 @@ def _is_tensor(value: Any) -> bool:
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy and torch values made plain Python, and non-finite floats made strings.
+def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
+    """``value`` with numpy and torch values made plain Python, and non-finite floats made strings (unless
+    ``non_finite_as_strings`` is False: then they stay floats).
 
     Dicts, lists and tuples are walked; other objects (datetimes, UUIDs, dataclasses) are left as they are.
     """
     if isinstance(value, float):  # np.float64 included
-        return float(value) if math.isfinite(value) else _non_finite_name(value)
+        if math.isfinite(value) or not non_finite_as_strings:
+            return float(value)
+        return _non_finite_name(value)
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, dict):
-        return {json_ready(key): json_ready(item) for key, item in value.items()}
+        return {
+            json_ready(key, non_finite_as_strings=non_finite_as_strings): json_ready(
+                item, non_finite_as_strings=non_finite_as_strings
+            )
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
+        return [json_ready(item, non_finite_as_strings=non_finite_as_strings) for item in value]
     if isinstance(value, (np.ndarray, np.generic)):
-        return json_ready(value.tolist())
+        return json_ready(value.tolist(), non_finite_as_strings=non_finite_as_strings)
     if _is_tensor(value):
-        return json_ready(value.detach().cpu().tolist())
+        return json_ready(value.detach().cpu().tolist(), non_finite_as_strings=non_finite_as_strings)
     return value
 
 
