@@ -74,14 +74,13 @@ class ItemEncoder:
     def item(self, value: Any) -> bytes:
         """The item's frame; InvalidItem when it does not match its type, HandlerFailed when it has no JSON form."""
         try:
-            encoded = self._method.encode(value)
+            self._method.output.check(value)
+        except InvalidInput as problem:
+            raise InvalidItem(self._method.name, self._count, problem) from None
         except Exception as exc:
             raise HandlerFailed(self._unencodable(exc)) from exc
         try:
-            self._method.output.check(encoded)
-        except InvalidInput as problem:
-            raise InvalidItem(self._method.name, self._count, problem) from None
-        try:
+            encoded = self._method.encode(value)
             data = dumps(encoded)
         except Exception as exc:
             raise HandlerFailed(self._unencodable(exc)) from exc

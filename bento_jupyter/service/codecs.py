@@ -29,7 +29,7 @@ class Codec(Protocol):
     def annotation(self) -> Any: ...
     def decode(self, value: Any, field: str) -> Any: ...
     def encode(self, value: Any) -> Any: ...
-    def check(self, encoded: Any) -> None: ...
+    def check(self, value: Any) -> None: ...
     def json_schema(self) -> dict[str, Any]: ...
 
 
@@ -81,10 +81,10 @@ class TensorCodec:
             value = value.detach().cpu().numpy()
         return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
-    def check(self, encoded: Any) -> None:
-        """InvalidInput unless ``encoded`` (from ``encode``) is an array of numbers, as the schema declares."""
+    def check(self, value: Any) -> None:
+        """InvalidInput unless ``value`` (a result) is an array of numbers, as the schema declares."""
         try:
-            array = np.asarray(encoded)
+            array = np.asarray(self.encode(value))
         except (ValueError, TypeError) as exc:
             raise InvalidInput("", f"expected a rectangular array of numbers ({exc})") from None
         if array.ndim == 0:
@@ -129,18 +129,30 @@ class PydanticCodec:
             plain = json_ready(value, non_finite_as_strings=False)
             return self.adapter.dump_python(plain, mode="json", warnings=False)
 
-    def check(self, encoded: Any) -> None:
-        """InvalidInput naming the dotted field unless ``encoded`` (from ``encode``) is what the hint declares,
-        judged as strictly as a request's JSON is: the wire's JSON, with NaN and ±Infinity as numbers."""
+    def check(self, value: Any) -> None:
+        """InvalidInput naming the dotted field unless ``value`` (a result) is what the hint declares, judged as
+        strictly as a request's JSON is: its JSON as written without the hint (which would coerce: ``False`` to
+        ``0`` for an ``int``), numpy values as numbers and lists, NaN and ±Infinity as numbers.
+
+        Raises PydanticSerializationError for a value with no JSON form."""
         if self.hint is Any:
             return
+        written = pydantic_core.to_json(value, inf_nan_mode="constants", fallback=_plain)
         try:
-            self.adapter.validate_json(pydantic_core.to_json(encoded, inf_nan_mode="constants"), strict=True)
+            self.adapter.validate_json(written, strict=True)
         except ValidationError as exc:
             raise invalid_input(exc) from None
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()
+
+
+def _plain(value: Any) -> Any:
+    """numpy and torch values as plain numbers and lists, for pydantic's JSON writer (which knows neither)."""
+    plain = json_ready(value, non_finite_as_strings=False)
+    if plain is value:
+        raise TypeError(f"{type(value).__name__} has no JSON form")
+    return plain
 
 
 def invalid_input(error: ValidationError, field: str = "") -> InvalidInput:
