@@ -23,6 +23,8 @@ JSON_MEDIA_TYPE = "application/json"
 # BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).
 _BENTOML_CLIENT = b"bentoml http client/"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A range may name the charset we send; any other parameter makes it a range that none of our types match.
+_UTF8_PARAMETER = re.compile(r"\s*;\s*charset\s*=\s*\"?utf-8\"?\s*$", re.IGNORECASE)
 
 
 class NotAcceptable(HTTPError):
@@ -48,10 +50,9 @@ class StreamFormat(enum.Enum):
         """The framing the request's ``Accept`` prefers (see the module); NotAcceptable (406) when it takes none.
 
         BentoML's client (known by its ``User-Agent``) gets BentoML's framing unless it names a media type."""
-        accept = parse_accept_header(asgi_io.header(scope, b"accept").decode("latin-1"), MIMEAccept)
-        if not accept:
-            accept = MIMEAccept([("*/*", 1)])
-        best = accept.best_match(_OFFERS)
+        parsed = parse_accept_header(asgi_io.header(scope, b"accept").decode("latin-1"), MIMEAccept)
+        accept = MIMEAccept([(_UTF8_PARAMETER.sub("", value), quality) for value, quality in parsed] or [("*/*", 1)])
+        best = accept.best_match(list(MEDIA_TYPES))
         if best is None:
             raise NotAcceptable(
                 f"this stream is sent as {', '.join(MEDIA_TYPES)} (UTF-8); the request's Accept takes none of them",
@@ -60,10 +61,10 @@ class StreamFormat(enum.Enum):
         named = any(value.split(";", 1)[0].strip().lower() in MEDIA_TYPES for value, _ in accept)
         if not named and asgi_io.header(scope, b"user-agent").lower().startswith(_BENTOML_CLIENT):
             return cls.BENTOML
-        return MEDIA_TYPES[best.split(";", 1)[0]]
+        return MEDIA_TYPES[best]
 
 
-# What a stream can be sent as, in the server's order of preference; a range naming a charset must name UTF-8.
+# What a stream can be sent as (in UTF-8), in the server's order of preference.
 MEDIA_TYPES = {
     SSE_MEDIA_TYPE: StreamFormat.SSE,
     NDJSON_MEDIA_TYPE: StreamFormat.NDJSON,
@@ -71,7 +72,6 @@ MEDIA_TYPES = {
     "application/json-lines": StreamFormat.NDJSON,
     JSON_MEDIA_TYPE: StreamFormat.JSON,
 }
-_OFFERS = [variant for media in MEDIA_TYPES for variant in (media, f"{media};charset=utf-8")]
 
 
 def sse_event(data: str, event: str | None = None, event_id: int | None = None) -> bytes:
