@@ -172,8 +172,8 @@ class BentoIngress:
             # Ray Serve has no task queue: this replica keeps tasks in SQLite and runs each on the API's deployment.
             apis = [TaskAPI(t["name"], t["route"], t["max_queue_size"], t["max_concurrency"]) for t in tasks]
             self._task_handles = {api.name: routes[api.route] for api in apis}
-            self._store = TaskStore(task_store_path(home(), service))
-            runner = TaskRunner(self._store, self._run_task, retention_from_environment())
+            self._store = TaskStore(task_store_path(home(), service), retention_from_environment())
+            runner = TaskRunner(self._store, self._run_task)
             runner.serve(apis)
             for api in apis:
                 task_routes = TaskRoutes(api, runner, DEFAULT_MAX_BODY_BYTES)

@@ -98,8 +98,9 @@ class ServiceApp:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
         apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task and self._run_tasks]
         if apis and self.tasks is None:
-            store = TaskStore(task_store_path(self._task_home or home(), definition.name, self._task_scope))
-            self.tasks = TaskRunner(store, run_in_process(store, self._task_api), retention_from_environment())
+            path = task_store_path(self._task_home or home(), definition.name, self._task_scope)
+            store = TaskStore(path, retention_from_environment())
+            self.tasks = TaskRunner(store, run_in_process(store, self._task_api))
         if self.tasks is not None:
             self.tasks.serve(apis)
         routes = [TaskRoutes(api, self.tasks, self._max_body) for api in apis if self.tasks is not None]

@@ -1,18 +1,22 @@
 """Tasks on disk: one SQLite file per service, so results outlive a hot swap and a server restart.
 
 Every change is one SQL statement in autocommit mode, so several ``bento-jupyter serve`` workers can
-share a file: the oldest pending task goes to whichever worker's claim runs first.
+share a file: the oldest pending task goes to whichever worker's claim runs first, and a claim counts the
+tasks every worker runs, so an API's ``max_concurrency`` bounds them all together. A finished task is kept
+``retention_s`` seconds: from then on no read sees it, and ``purge`` deletes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import math
 import os
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,11 +118,13 @@ def _owner_alive(owner: str | None) -> bool:
 
 
 class TaskStore:
-    """The tasks of one service in ``path`` (created on first use); every method is thread-safe."""
+    """The tasks of one service in ``path`` (created on first use), finished ones kept ``retention_s`` seconds
+    (None: for ever); every method is thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention_s: float | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.retention_s = retention_s
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         with self._lock:
@@ -142,8 +148,16 @@ class TaskStore:
         assert record is not None
         return record
 
+    def _expired_before(self) -> float:
+        """Tasks that finished before this time (seconds since the epoch) are past their retention."""
+        return -math.inf if self.retention_s is None else time.time() - self.retention_s
+
     def get(self, task_id: str) -> TaskRecord | None:
-        return self._one(f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?", (task_id,))
+        """The task, or None when there is none or it finished longer than ``retention_s`` ago."""
+        return self._one(
+            f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ? AND (completed_at IS NULL OR completed_at >= ?)",
+            (task_id, self._expired_before()),
+        )
 
     def pending(self, api: str) -> int:
         """How many tasks of ``api`` wait to run."""
@@ -153,14 +167,19 @@ class TaskStore:
             ).fetchone()
         return int(count)
 
-    def claim(self, apis: list[str]) -> TaskRecord | None:
-        """Mark the oldest pending task of one of ``apis`` in progress, owned by this process, and return it."""
-        if not apis:
+    def claim(self, limits: Mapping[str, int]) -> TaskRecord | None:
+        """Mark the oldest pending task of an API in ``limits`` in progress, owned by this process, and return it;
+        None when none waits or each API that has one already runs its limit of tasks (in any process)."""
+        if not limits:
             return None
+        apis = list(limits)
         marks = ", ".join("?" * len(apis))
+        bound = " ".join("WHEN ? THEN ?" for _ in apis)
         return self._one(
             f"UPDATE tasks SET status = ?, executed_at = ?, owner = ? WHERE task_id = ("
-            f" SELECT task_id FROM tasks WHERE status = ? AND api IN ({marks}) ORDER BY created_at LIMIT 1"
+            f" SELECT task_id FROM tasks AS waiting WHERE status = ? AND api IN ({marks})"
+            f" AND (SELECT count(*) FROM tasks WHERE status = ? AND api = waiting.api) < CASE api {bound} END"
+            f" ORDER BY created_at LIMIT 1"
             f") AND status = ? RETURNING {_COLUMNS}",
             (
                 TaskStatus.IN_PROGRESS.value,
@@ -168,6 +187,8 @@ class TaskStore:
                 _this_process(),
                 TaskStatus.PENDING.value,
                 *apis,
+                TaskStatus.IN_PROGRESS.value,
+                *(value for api in apis for value in (api, limits[api])),
                 TaskStatus.PENDING.value,
             ),
         )
@@ -210,19 +231,21 @@ class TaskStore:
             self.finish(task_id, TaskStatus.FAILED, error_body, "application/json", 500)
         return len(orphans)
 
-    def purge(self, retention_s: float) -> int:
-        """Delete the tasks finished more than ``retention_s`` seconds ago; how many."""
+    def purge(self) -> int:
+        """Delete the tasks finished longer than ``retention_s`` ago; how many."""
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM tasks WHERE completed_at IS NOT NULL AND completed_at < ?", (time.time() - retention_s,)
+                "DELETE FROM tasks WHERE completed_at IS NOT NULL AND completed_at < ?", (self._expired_before(),)
             )
         return cursor.rowcount
 
     def recent(self, limit: int = 100) -> list[TaskRecord]:
-        """The newest tasks first, for a task list."""
+        """The newest tasks first, for a task list (none past its retention)."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM tasks ORDER BY created_at DESC LIMIT ?", (limit,)
+                f"SELECT {_COLUMNS} FROM tasks WHERE completed_at IS NULL OR completed_at >= ?"
+                " ORDER BY created_at DESC LIMIT ?",
+                (self._expired_before(), limit),
             ).fetchall()
         return [TaskRecord.from_row(row) for row in rows]
 

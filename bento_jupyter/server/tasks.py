@@ -34,6 +34,7 @@ RETENTION_VARIABLE = "BENTO_JUPYTER_TASK_RETENTION"
 DEFAULT_RETENTION_S = 24 * 3600.0  # BentoML keeps task results for a day too
 DEFAULT_QUEUE_SIZE = 100
 _POLL_S = 0.5  # how often idle workers look for tasks other processes stored
+_MAX_MAINTENANCE_S = 60.0  # idle workers purge expired tasks at least this often
 _INTERRUPTED = orjson.dumps({"error": "the server stopped while this task ran: retry it"})
 TASK_ROUTES = ("/submit", "/status", "/get", "/cancel", "/retry")
 
@@ -107,20 +108,25 @@ def run_in_process(store: TaskStore, resolve: Callable[[str], APIMethod | None])
 
 
 class TaskRunner:
-    """Runs one service's tasks on worker threads with ``execute``; lives across hot swaps."""
+    """Runs one service's tasks on worker threads with ``execute``; lives across hot swaps.
 
-    def __init__(self, store: TaskStore, execute: Execute, retention_s: float) -> None:
+    Idle workers look after the store every ``maintenance_s`` seconds (at most a minute): tasks past their
+    retention are deleted, and tasks a process that stopped was running (another worker) are failed, so they
+    no longer count against ``max_concurrency``."""
+
+    def __init__(self, store: TaskStore, execute: Execute) -> None:
         self.store = store
         self._execute = execute
-        self._retention_s = retention_s
         self._wake = threading.Condition()
-        self._running: dict[str, int] = {}  # API name -> tasks running in this process
-        self._limits: dict[str, int] = {}  # API name -> at most this many at once
+        self._limits: dict[str, int] = {}  # API name -> at most this many at once, across processes
         self._seconds: dict[str, float] = {}  # API name -> smoothed run time, for Retry-After
         self._threads: list[threading.Thread] = []
         self._stopped = False
+        retention = store.retention_s or _MAX_MAINTENANCE_S
+        self.maintenance_s = min(_MAX_MAINTENANCE_S, max(_POLL_S, retention / 2))
+        self._maintained = time.monotonic()
         store.recover(_INTERRUPTED)
-        store.purge(retention_s)
+        store.purge()
 
     def serve(self, apis: list[TaskAPI]) -> None:
         """Run tasks of ``apis`` (the task APIs served now), starting workers as needed."""
@@ -146,16 +152,23 @@ class TaskRunner:
 
     def _claim(self) -> TaskRecord | None:
         with self._wake:
-            free = [name for name, limit in self._limits.items() if self._running.get(name, 0) < limit]
-            record = self.store.claim(free)
-            if record is not None:
-                self._running[record.api] = self._running.get(record.api, 0) + 1
-            return record
+            limits = dict(self._limits)
+        return self.store.claim(limits)
+
+    def _maintain(self) -> None:
+        """Purge expired tasks and fail orphaned ones, once per ``maintenance_s`` among this runner's workers."""
+        with self._wake:
+            if time.monotonic() - self._maintained < self.maintenance_s:
+                return
+            self._maintained = time.monotonic()
+        self.store.recover(_INTERRUPTED)
+        self.store.purge()
 
     def _work(self) -> None:
         while not self._stopped:
             record = self._claim()
             if record is None:
+                self._maintain()
                 with self._wake:
                     self._wake.wait(_POLL_S)
                 continue
@@ -163,7 +176,6 @@ class TaskRunner:
                 self._run(record)
             finally:
                 with self._wake:
-                    self._running[record.api] -= 1
                     self._wake.notify_all()
 
     def _run(self, record: TaskRecord) -> None:
@@ -180,7 +192,6 @@ class TaskRunner:
         seconds = time.monotonic() - began
         previous = self._seconds.get(record.api)
         self._seconds[record.api] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
-        self.store.purge(self._retention_s)
 
     def close(self) -> None:
         """Stop claiming tasks; a running task finishes on its daemon thread, a pending one waits on disk."""

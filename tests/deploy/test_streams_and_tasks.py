@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -56,6 +57,14 @@ def long_job(seconds: float) -> str:
             return "stopped"
         time.sleep(0.02)
     return "finished"
+
+
+@api(task=True, max_concurrency=1)
+def timed(seconds: float) -> list[float]:
+    """When it ran (wall clock): one at a time, whichever worker runs it."""
+    began = time.time()
+    time.sleep(seconds)
+    return [began, time.time()]
 '''
 WORDS = [f"hi {i}" for i in range(5)]
 STEPS = [{"step": 0, "done": 1 / 3}, {"step": 1, "done": 2 / 3}, {"step": 2, "done": 1.0}]
@@ -104,6 +113,7 @@ def test_build_records_streams_and_tasks_in_the_manifest(exported):
         "progress": (True, False),
         "score_file": (False, True),
         "long_job": (False, True),
+        "timed": (False, True),
     }
 
 
@@ -143,6 +153,21 @@ def test_serve_workers_share_one_task_queue(exported, tmp_path, monkeypatch):
             assert wait_for(f"{url}/score_file", task_id) == "completed"  # whichever worker is asked
             answer = requests.get(f"{url}/score_file/get", params={"task_id": task_id}, timeout=10).json()
             assert answer == {"mean": i + 1.0, "n": 1}
+
+
+def test_max_concurrency_holds_across_serve_workers(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path))
+    with served_bento(str(exported), "--workers", "2") as url:
+        submitted = [
+            requests.post(f"{url}/timed/submit", json={"seconds": 0.2}, timeout=10).json()["task_id"]
+            for _ in range(6)
+        ]
+        runs = []
+        for task_id in submitted:
+            assert wait_for(f"{url}/timed", task_id) == "completed"
+            runs.append(requests.get(f"{url}/timed/get", params={"task_id": task_id}, timeout=10).json())
+    runs.sort()
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(runs)), runs  # max_concurrency=1
 
 
 @pytest.mark.timeout(600)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -187,15 +189,77 @@ def test_results_and_queued_tasks_survive_a_hot_swap(tmp_path):
         app.close()
 
 
-def test_finished_tasks_are_forgotten_after_the_retention_time(serve, tmp_path, monkeypatch):
+def _rows(store: Path) -> int:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT count(*) FROM tasks").fetchone()[0]
+
+
+def test_a_finished_task_expires_on_time_with_no_other_task_finishing(serve, tmp_path, monkeypatch):
     monkeypatch.setenv("BENTO_JUPYTER_TASK_RETENTION", "0.5")
-    url = serve("short", score_file, task_home=tmp_path).url + "/score_file"
-    old = requests.post(f"{url}/submit", json={"rows": [[1]]}, timeout=5).json()["task_id"]
-    wait_for(url, old, "completed")
-    time.sleep(0.6)
-    new = requests.post(f"{url}/submit", json={"rows": [[2]]}, timeout=5).json()["task_id"]
-    wait_for(url, new, "completed")
-    assert requests.get(f"{url}/status", params={"task_id": old}, timeout=5).status_code == 404
+    server = serve("short", score_file, task_home=tmp_path)
+    url = server.url + "/score_file"
+    task_id = requests.post(f"{url}/submit", json={"rows": [[1]]}, timeout=5).json()["task_id"]
+    wait_for(url, task_id, "completed")
+    finished = time.monotonic()
+    assert requests.get(f"{url}/get", params={"task_id": task_id}, timeout=5).json() == {"mean": 1.0, "n": 1}
+    (store,) = (tmp_path / "tasks").glob("short*.sqlite3")
+    time.sleep(max(0.0, finished + 0.6 - time.monotonic()))
+    # Read after its retention: gone from every route and from the sidebar's list, though nothing else ran.
+    for route in ("status", "get"):
+        assert requests.get(f"{url}/{route}", params={"task_id": task_id}, timeout=5).status_code == 404
+    assert requests.put(f"{url}/cancel", params={"task_id": task_id}, timeout=5).status_code == 404
+    assert requests.post(f"{url}/retry", params={"task_id": task_id}, timeout=5).status_code == 404
+    assert server.app.tasks.store.recent() == []
+    # ...and deleted from disk by the idle workers within their maintenance period.
+    deadline = time.monotonic() + server.app.tasks.maintenance_s + 2
+    while _rows(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _rows(store) == 0
+
+
+def test_tasks_past_their_retention_are_deleted_when_the_server_starts(tmp_path, monkeypatch):
+    from bento_jupyter.server.task_store import TaskStatus, TaskStore
+    from bento_jupyter.server.tasks import task_store_path
+
+    path = task_store_path(tmp_path, "aging")
+    earlier = TaskStore(path)  # a server of two days ago, which kept everything
+    old, recent = earlier.add("score_file", b"{}"), earlier.add("score_file", b"{}")
+    for record in (old, recent):
+        earlier.finish(record.task_id, TaskStatus.COMPLETED, b"1", "application/json", 200)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE tasks SET completed_at = ? WHERE task_id = ?", (time.time() - 2 * 86400, old.task_id))
+    earlier.close()
+    monkeypatch.setenv("BENTO_JUPYTER_TASK_RETENTION", "86400")
+    app = ServiceApp(ServiceDefinition.from_functions("aging", [score_file]), task_home=tmp_path)
+    try:
+        with sqlite3.connect(path) as db:
+            assert [row[0] for row in db.execute("SELECT task_id FROM tasks")] == [recent.task_id]
+    finally:
+        app.close()
+
+
+def test_max_concurrency_bounds_tasks_across_servers_sharing_a_queue(serve, tmp_path):
+    """Two servers on one task file (as ``serve --workers 2`` runs): one task at a time in all."""
+    runs: list[tuple[float, float]] = []
+
+    @api(task=True, max_concurrency=1)
+    def one_at_a_time(seconds: float) -> float:
+        began = time.monotonic()
+        time.sleep(seconds)
+        runs.append((began, time.monotonic()))
+        return seconds
+
+    scope = bento_task_scope("sha256:" + "ab" * 32)
+    urls = [serve("bounded", one_at_a_time, task_home=tmp_path, task_scope=scope).url for _ in range(2)]
+    ids = [
+        requests.post(f"{urls[i % 2]}/one_at_a_time/submit", json={"seconds": 0.15}, timeout=5).json()["task_id"]
+        for i in range(6)
+    ]
+    for task_id in ids:
+        wait_for(f"{urls[0]}/one_at_a_time", task_id, "completed")
+    runs.sort()
+    assert len(runs) == 6
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(runs)), runs
 
 
 def test_schema_and_openapi_describe_task_routes(url):
