@@ -15,6 +15,7 @@ import yaml
 from bento_jupyter.export.notebook import export_notebook
 from tests.deploy.test_engines import BENTOML, RAY_DRIVER, RAY_PYTHON, deploy, running
 from tests.integration.bento_process import free_port, served_bento
+from tests.server.test_bentoml_client import BEYOND, FITS, sized_outcomes
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,16 @@ def long_job(seconds: float) -> str:
             return "stopped"
         time.sleep(0.02)
     return "finished"
+
+
+@api
+def padded(size: int) -> Iterator[dict]:
+    yield {"pad": "x" * size}
+
+
+@api
+def ascii_text(size: int) -> Iterator[str]:
+    yield "y" * size
 
 
 @api(task=True, max_concurrency=1)
@@ -114,6 +125,8 @@ def test_build_records_streams_and_tasks_in_the_manifest(exported):
         "score_file": (False, True),
         "long_job": (False, True),
         "timed": (False, True),
+        "padded": (True, False),
+        "ascii_text": (True, False),
     }
 
 
@@ -159,8 +172,7 @@ def test_max_concurrency_holds_across_serve_workers(exported, tmp_path, monkeypa
     monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path))
     with served_bento(str(exported), "--workers", "2") as url:
         submitted = [
-            requests.post(f"{url}/timed/submit", json={"seconds": 0.2}, timeout=10).json()["task_id"]
-            for _ in range(6)
+            requests.post(f"{url}/timed/submit", json={"seconds": 0.2}, timeout=10).json()["task_id"] for _ in range(6)
         ]
         runs = []
         for task_id in submitted:
@@ -171,13 +183,15 @@ def test_max_concurrency_holds_across_serve_workers(exported, tmp_path, monkeypa
 
 
 @pytest.mark.timeout(600)
-def test_bentoml_target_streams_and_runs_tasks_with_bentoml(exported, tmp_path):
+def test_bentoml_target_streams_and_runs_tasks_with_bentoml(exported, tmp_path, monkeypatch):
+    """...and BentoML's client reads items of every size from our server as it does from BentoML's."""
     if not BENTOML.exists():
         pytest.skip(".venv-bentoml is missing: run bash .ci/install")
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path / "home"))
     out = tmp_path / "bentoml"
     deploy(exported, "bentoml", out)
     source = (out / "writer" / "service.py").read_text()
-    assert source.count("@bentoml.task(") == 2 and "yield from _functions['generate']" in source
+    assert source.count("@bentoml.task(") == 3 and "yield from _functions['generate']" in source
     port = free_port()
     command = [str(BENTOML), "serve", ".", "--host", "127.0.0.1", "--port", str(port)]
     with running(command, out / "writer", port, "/readyz", 180) as url:
@@ -197,6 +211,23 @@ def test_bentoml_target_streams_and_runs_tasks_with_bentoml(exported, tmp_path):
             "mean": 2.75,
             "n": 2,
         }
+        calls = [(name, size) for size in FITS + BEYOND for name in ("padded", "ascii_text")]
+        theirs = sized_outcomes(url, calls)
+    with served_bento(str(exported)) as ours_url:
+        ours = sized_outcomes(ours_url, calls)
+    assert [_outcome(o) for o in ours] == [_outcome(o) for o in theirs]  # BentoML's client: the same either way
+    assert [_outcome(o)[2] for o in theirs] == ["whole" if size in FITS else "split" for _, size in calls]
+
+
+def _outcome(answer: list) -> tuple:
+    """An item that reached BentoML's client whole, or how it failed to (pieces vary with the reads)."""
+    name, size, kind, got = answer
+    if kind == "raised":
+        return name, size, "split", got
+    expected = [{"pad": "x" * size}] if name == "padded" else ["y" * size] if size else []
+    if got == expected:
+        return name, size, "whole", None
+    return name, size, "split", "".join(got) == "y" * size
 
 
 @pytest.mark.timeout(600)

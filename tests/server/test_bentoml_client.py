@@ -185,3 +185,67 @@ def test_bentoml_sync_http_client_calls_an_api_of_every_input_kind(serve):
         "batched_texts": [1, 5],
         "async_echo": 7,
     }
+
+
+SIZED_SCRIPT = """
+import json, sys, bentoml
+out = []
+with bentoml.SyncHTTPClient(sys.argv[1], timeout=60) as client:
+    for name, size in json.loads(sys.argv[2]):
+        try:
+            out.append([name, size, "items", list(getattr(client, name)(size=size))])
+        except Exception as exc:
+            out.append([name, size, "raised", type(exc).__name__])
+print(json.dumps(out))
+"""
+# Whole in one read of BentoML's client (httpcore reads at most 65536 bytes) with room for the chunk framing,
+# and well past it.
+FITS = [0, 1, 2, 100, 1000, 4095, 4096, 16384, 32768, 50000, 60000]
+BEYOND = [70000, 131072, 300000, 1_000_000]
+
+
+def padded(size: int) -> Iterator[dict]:
+    yield {"pad": "x" * size}
+
+
+def ascii_text(size: int) -> Iterator[str]:
+    yield "y" * size
+
+
+def utf8_text(size: int) -> Iterator[str]:
+    yield "\u00e9" * (size // 2)  # two bytes each
+
+
+def sized_outcomes(url: str, calls: list[tuple[str, int]]) -> list[list]:
+    """What BentoML's own client makes of one item per call: [name, size, "items", items] or [.., "raised", type]."""
+    done = subprocess.run(
+        [str(BENTOML_PYTHON), "-c", SIZED_SCRIPT, url, json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.integration
+def test_bentoml_client_reads_items_of_many_sizes_as_from_bentomls_own_server(serve):
+    """BentoML's client takes each network read for one item, with BentoML's server as with ours: an item
+    up to 64 KiB arrives whole, a bigger one in pieces (text: pieces that join to the item; JSON: an error,
+    never a wrong item). test_streams_and_tasks checks the same sizes against BentoML's own server."""
+    if not BENTOML_PYTHON.exists():
+        pytest.skip(".venv-bentoml is missing: run bash .ci/install")
+    server = serve("sized", padded, ascii_text, utf8_text)
+    names = ("padded", "ascii_text", "utf8_text")
+    fits = sized_outcomes(server.url, [(name, size) for size in FITS for name in names])
+    for name, size, outcome, items in fits:
+        expected = {"padded": {"pad": "x" * size}, "ascii_text": "y" * size, "utf8_text": "\u00e9" * (size // 2)}
+        whole = [expected[name]] if expected[name] != "" else []  # an empty chunk is no item to that client
+        assert (outcome, items) == ("items", whole), (name, size)
+    beyond = sized_outcomes(server.url, [(name, size) for size in BEYOND for name in names[:2]])
+    for name, size, outcome, got in beyond:
+        if name == "padded":
+            assert (outcome, got) == ("raised", "JSONDecodeError"), (name, size)
+        else:
+            assert outcome == "items" and len(got) > 1 and "".join(got) == "y" * size, (name, size, len(got))
