@@ -10,6 +10,7 @@ from typing import Any
 from bento_jupyter.bento.manifest import MANIFEST_NAME, check_references, read_manifest, verified_path
 from bento_jupyter.bento.store import Store
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
+from bento_jupyter.capture import served_state
 from bento_jupyter.capture.objects import load_object
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 from bento_jupyter.service.definition import ServiceDefinition
@@ -39,6 +40,22 @@ def module_name(bento_name: str) -> str:
     return "bento_" + bento_name.replace("-", "_").replace(".", "_")
 
 
+class _NotLoadedYet:
+    """What a stored object's name holds while the bento's source runs: using it there is a clear error."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        raise BentoIntegrityError(
+            f"the bento's code uses the stored object {self._name!r} while its definitions are created (in a"
+            " decorator or class body), before stored objects load; in the notebook, create it before that"
+            " definition's cell as a plain value, or use it inside the function instead"
+        )
+
+    __call__ = __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = _refuse
+
+
 def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[str, Any]]:
     """The service a bento defines, with its objects loaded, and its manifest.
 
@@ -52,11 +69,14 @@ def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[
     module = types.ModuleType(module_name(manifest["name"]))
     module.__file__ = str(source_path)
     sys.modules[module.__name__] = module
-    exec(compile(source_path.read_text(), module.__file__, "exec"), module.__dict__)
     namespace = module.__dict__
+    # a default argument naming a stored object gets its served value once the objects load (served state)
+    namespace.update({entry["name"]: _NotLoadedYet(entry["name"]) for entry in manifest["models"]})
+    exec(compile(source_path.read_text(), module.__file__, "exec"), namespace)
     for entry in manifest["models"]:
         paths = [verified_path(root, manifest, f"models/{name}") for name in entry["files"]]
         namespace[entry["name"]] = load_object(entry, paths, namespace)
+    served_state.apply(namespace, namespace.pop(served_state.STATE_OBJECT, []))
     functions = []
     for api in manifest["apis"]:
         func = namespace.get(api["function"])

@@ -27,6 +27,7 @@ import numpy as np
 from bento_jupyter.capture import pickling
 from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
 from bento_jupyter.capture.objects import architecture_pickle
+from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
 from bento_jupyter.cell_log import CellLog, ExecutedCell
 from bento_jupyter.errors import CaptureError
 
@@ -44,6 +45,7 @@ class Definition:
     order: tuple[int, int]
     value: Any
     aliases: list[str] = field(default_factory=list)  # other names bound to the same object
+    patches: list[str] = field(default_factory=list)  # state it got after it ran, as assignments of literals
 
 
 @dataclass
@@ -56,6 +58,7 @@ class CodeSlice:
     objects: dict[str, Any] = field(default_factory=dict)  # name -> object to store
     origins: dict[str, ExecutedCell | None] = field(default_factory=dict)  # object name -> cell binding it
     modules: set[str] = field(default_factory=set)  # top-level modules the code needs
+    state: list[Patch] = field(default_factory=list)  # served state that is no literal: stored, set on load
 
     @property
     def cells(self) -> list[ExecutedCell]:
@@ -80,7 +83,14 @@ class CodeSlice:
         for definition in sorted(self.definitions.values(), key=lambda d: d.order):
             lines += ["", "", f"# from {describe_cell(definition.cell)}", definition.source.rstrip()]
             lines += [f"{alias} = {definition.name}" for alias in definition.aliases]
+            lines += definition.patches
         return "\n".join(lines) + "\n"
+
+    def stored_objects(self) -> dict[str, Any]:
+        """The objects to store, with the served state that is no literal (set on the definitions when loaded)."""
+        if not self.state:
+            return self.objects
+        return {**self.objects, STATE_OBJECT: [(p.path, p.key, p.value) for p in self.state]}
 
 
 def describe_cell(cell: ExecutedCell | None) -> str:
@@ -151,6 +161,20 @@ def _definition_source(node: ast.AST, body: str) -> str:
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     lines = body.splitlines()[start - 1 : node.end_lineno]
     return textwrap.dedent("\n".join(lines))
+
+
+def _without_decorators(source: str, indexes: list[int]) -> str:
+    """``source`` of one definition with the decorators at ``indexes`` commented out (not run again)."""
+    if not indexes:
+        return source
+    lines = source.splitlines()
+    decorators = ast.parse(source).body[0].decorator_list  # type: ignore[attr-defined]
+    first = min(decorators[i].lineno for i in indexes) - 1
+    for i in indexes:
+        for line in range(decorators[i].lineno - 1, decorators[i].end_lineno or decorators[i].lineno):
+            lines[line] = f"# {lines[line]}"
+    lines.insert(first, "# ran in the notebook, returning the definition itself: what it registered is held as served")
+    return "\n".join(lines)
 
 
 def _binds(node: ast.AST, name: str) -> bool:
@@ -292,16 +316,59 @@ class _Walker:
         if found is None:
             return False
         cell, node, source = found
-        self.slice.definitions[name] = Definition(
-            name, source, cell, (cell.sequence, node.lineno) if cell else (-1, 0), value
+        # a notebook decorator that returned the function itself (a registration) ran in the notebook: what it
+        # registered into is held as served, so running it again would only register twice (or fail)
+        skipped = [d for d in getattr(node, "decorator_list", []) if value is target and not self._library(d)]
+        definition = Definition(
+            name,
+            _without_decorators(source, [i for i, d in enumerate(node.decorator_list) if d in skipped]),
+            cell,
+            (cell.sequence, node.lineno) if cell else (-1, 0),
+            value,
         )
+        self.slice.definitions[name] = definition
         functions = functions_of(target) + ([value] if value is not target and inspect.isfunction(value) else [])
         for function in functions:
             self.slice.modules |= {_top_module(m) for m in imported_modules(function.__code__)}
-        self.visit_names(
-            _ast_names(_signature_nodes(node)) | {n for f in functions for n in global_names(f.__code__)}, name
-        )
+        read = _ast_names([n for n in _signature_nodes(node) if not any(n is d for d in skipped)])
+        self.visit_names(read | {n for f in functions for n in global_names(f.__code__)}, name)
+        for patch in definition_patches(name, value, target, node):
+            self._patch(definition, patch)
         return True
+
+    def _library(self, decorator: ast.expr) -> bool:
+        """Whether a decorator comes from a module or a library's function or class (``@dataclass``, ``@api``)."""
+        root: ast.expr = decorator
+        while isinstance(root, ast.Call | ast.Attribute):
+            root = root.func if isinstance(root, ast.Call) else root.value
+        if not isinstance(root, ast.Name):
+            return False
+        value = self.namespace.get(root.id, getattr(builtins, root.id, None))
+        if isinstance(value, types.ModuleType):
+            return True
+        is_definition = inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value)
+        return is_definition and getattr(value, "__module__", _NOTEBOOK_MODULE) != _NOTEBOOK_MODULE
+
+    def _patch(self, definition: Definition, patch: Patch) -> None:
+        """Keep state a definition got after it ran: an assignment in the source, or a stored value."""
+        literal = _literal(patch.value)
+        if literal is not None and patch.key.isidentifier():
+            definition.patches.append(f"{patch.path}.{patch.key} = {literal}")
+            return
+        reached: list[Any] = []
+        try:
+            self.slice.modules |= {_top_module(m) for m in pickling.survey(patch.value, self._known(), reached.append)}
+        except Exception as exc:
+            if patch.in_body:  # computed by the class body, which the bento runs again: nothing to keep
+                return
+            raise CaptureError(
+                f"cannot capture {patch.path}.{patch.key} (set after {definition.name!r} was defined, from"
+                f" {describe_cell(definition.cell)}): it cannot be saved ({_first_line(exc)}); set it inside the"
+                " definition instead, or make it a value that can be pickled"
+            ) from None
+        self.slice.state.append(patch)
+        reachable = {o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o}
+        self.visit_names(reachable, definition.name)
 
     def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.AST, str] | None:
         """The latest executed cell defining ``target`` at top level, with its node and source.

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bento_jupyter.capture import pickling
+from bento_jupyter.capture.served_state import STATE_OBJECT
 from bento_jupyter.errors import BentoIntegrityError
 
 _NOTEBOOK_PREFIX = "__main__."
@@ -138,7 +139,9 @@ def save_objects(
     """Save every object in load order; each may refer to ``references`` and to those saved before it."""
     references = references or pickling.References()
     entries = []
-    for name, value in sorted(objects.items(), key=lambda item: (_load_rank(item[1]), item[0])):
+    # the served state last: it sets definitions' attributes to any of the others
+    order = sorted(objects.items(), key=lambda item: (item[0] == STATE_OBJECT, _load_rank(item[1]), item[0]))
+    for name, value in order:
         entries.append(save_object(value, directory, name, references))
         references.add(name, value)
     return entries

@@ -36,8 +36,13 @@ class References:
         self._keep: list[Any] = []  # ids stay valid only while the objects live
 
     def add(self, name: str, value: Any) -> None:
+        """``value`` under ``name``; a class's nested classes too, under dotted names (``Outer.Inner``)."""
         self._names.setdefault(id(value), name)
         self._keep.append(value)
+        if isinstance(value, type):
+            for key, inner in vars(value).items():
+                if isinstance(inner, type) and inner.__qualname__ == f"{value.__qualname__}.{key}":
+                    self.add(f"{name}.{key}", inner)
 
     def name_of(self, value: Any) -> str | None:
         return self._names.get(id(value))
@@ -100,9 +105,21 @@ class _Unpickler(pickle.Unpickler):
         self._namespace = namespace
 
     def persistent_load(self, pid: Any) -> Any:
-        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _REFERENCE and pid[1] in self._namespace:
-            return self._namespace[pid[1]]
+        if isinstance(pid, tuple) and len(pid) == 2 and pid[0] == _REFERENCE and isinstance(pid[1], str):
+            try:
+                return resolve(self._namespace, pid[1])
+            except (KeyError, AttributeError):
+                pass
         raise BentoIntegrityError(f"a stored object refers to {pid!r}, which the bento does not define")
+
+
+def resolve(namespace: dict[str, Any], path: str) -> Any:
+    """The object at a dotted ``path`` (``Outer.Inner``) of the bento's namespace (KeyError, AttributeError)."""
+    first, *rest = path.split(".")
+    value = namespace[first]
+    for attribute in rest:
+        value = getattr(value, attribute)
+    return value
 
 
 def load(file: IO[bytes], namespace: dict[str, Any]) -> Any:

@@ -280,3 +280,135 @@ def test_a_torch_module_whose_architecture_cannot_be_saved_fails_with_one_line(s
     message = str(caught.value)
     assert "\n" not in message and "'net'" in message and f"cell {ids[0]}" in message
     assert "out of the module's attributes" in message
+
+
+# State changed after a definition ran: the bento holds each object as it was served, not as its source text
+# re-executed would make it. (setup cells, handler cell, inputs)
+SERVED_STATE = {
+    "class-attribute-reassigned": (
+        (
+            "class Gate:\n    threshold = 0.5\n    def open(self, x):\n        return x > self.threshold",
+            "Gate.threshold = 2",
+        ),
+        "def handler(x: float) -> bool:\n    return Gate().open(x)",
+        [1.0, 3.0],
+    ),
+    "class-attribute-mutated": (
+        ("class Vocab:\n    words = ['a']", "Vocab.words.append('b')"),
+        "def handler(x: int) -> list:\n    return Vocab.words * x",
+        [1],
+    ),
+    "class-attribute-added": (
+        ("class Box:\n    pass", "Box.size = 7\nBox.unit = 'cm'"),
+        "def handler(x: int) -> list:\n    return [Box.size * x, Box.unit]",
+        [2],
+    ),
+    "method-replaced": (
+        (
+            "class Net:\n    def run(self, x):\n        return x",
+            "def faster(self, x):\n    return x * 10\nNet.run = faster",
+        ),
+        "def handler(x: int) -> int:\n    return Net().run(x)",
+        [3],
+    ),
+    "method-replaced-by-lambda": (
+        ("class Net:\n    def run(self, x):\n        return x", "Net.run = lambda self, x: x - 1"),
+        "def handler(x: int) -> int:\n    return Net().run(x)",
+        [3],
+    ),
+    "staticmethod-replaced": (
+        ("class Ops:\n    @staticmethod\n    def f(x):\n        return x", "Ops.f = staticmethod(lambda x: -x)"),
+        "def handler(x: int) -> int:\n    return Ops.f(x)",
+        [4],
+    ),
+    "function-attribute-set": (
+        ("def scale(x):\n    return x * scale.factor", "scale.factor = 3"),
+        "def handler(x: int) -> int:\n    return scale(x)",
+        [2],
+    ),
+    "function-attribute-mutated": (
+        ("def lookup(k):\n    return lookup.table.get(k, 0)\nlookup.table = {'a': 1}", "lookup.table['b'] = 2"),
+        "def handler(k: str) -> int:\n    return lookup(k)",
+        ["a", "b"],
+    ),
+    "default-from-a-later-reassigned-global": (
+        ("K = 2\ndef times(x, k=K):\n    return x * k", "K = 5"),
+        "def handler(x: int) -> list:\n    return [times(x), K]",
+        [3],
+    ),
+    "keyword-only-default": (
+        ("K = 2\ndef times(x, *, k=K):\n    return x * k", "K = 5"),
+        "def handler(x: int) -> int:\n    return times(x)",
+        [3],
+    ),
+    "mutable-default-mutated": (
+        ("def extend(x, acc=[]):\n    return acc + [x]", "extend.__defaults__[0].append(9)"),
+        "def handler(x: int) -> list:\n    return extend(x)",
+        [1],
+    ),
+    "defaults-replaced": (
+        ("def add(x, y=1):\n    return x + y", "add.__defaults__ = (10,)"),
+        "def handler(x: int) -> int:\n    return add(x)",
+        [1],
+    ),
+    "default-is-a-stored-object": (
+        (
+            "class Model:\n    def __init__(self, k):\n        self.k = k",
+            "model = Model(4)\ndef use(x, m=model):\n    return x * m.k",
+        ),
+        "def handler(x: int) -> int:\n    return use(x)",
+        [2],
+    ),
+    "nested-class-identity": (
+        (
+            "class Outer:\n    class Inner:\n        def __init__(self, v):\n            self.v = v",
+            "obj = Outer.Inner(3)",
+        ),
+        "def handler(x: int) -> list:\n    return [isinstance(obj, Outer.Inner), type(obj) is Outer.Inner, obj.v + x]",
+        [1],
+    ),
+    "doubly-nested-class-identity": (
+        ("class A:\n    class B:\n        class C:\n            pass", "items = [A.B.C(), A.B(), 'x']"),
+        "def handler(x: int) -> list:\n    return [isinstance(i, A.B.C) for i in items] + [isinstance(items[1], A.B)]",
+        [0],
+    ),
+    "nested-class-attribute-patched": (
+        ("class Outer:\n    class Cfg:\n        depth = 1", "Outer.Cfg.depth = 6"),
+        "def handler(x: int) -> int:\n    return Outer.Cfg.depth + x",
+        [1],
+    ),
+    "registration-decorator": (
+        (
+            "REGISTRY = {}\ndef register(f):\n    REGISTRY[f.__name__] = f\n    return f",
+            "@register\ndef inc(x):\n    return x + 1\n\n@register\ndef dbl(x):\n    return x * 2",
+        ),
+        "def handler(x: int) -> list:\n    return [len(REGISTRY)] + [REGISTRY[k](x) for k in sorted(REGISTRY)]",
+        [5],
+    ),
+    "registration-decorator-with-a-key": (
+        (
+            "HANDLERS = {}\ndef route(name):\n    def add(f):\n        HANDLERS[name] = f\n        return f\n"
+            "    return add",
+            "@route('neg')\ndef negate(x):\n    return -x",
+        ),
+        "def handler(x: int) -> list:\n    return [len(HANDLERS), HANDLERS['neg'](x)]",
+        [5],
+    ),
+    "registration-by-a-method-of-a-notebook-object": (
+        (
+            "class Registry:\n    def __init__(self):\n        self.items = []\n    def add(self, f):\n"
+            "        self.items.append(f)\n        return f\nREG = Registry()",
+            "@REG.add\ndef square(x):\n    return x * x\n\n"
+            "@REG.add\nclass Cube:\n    def __call__(self, x):\n        return x ** 3",
+        ),
+        "def handler(x: int) -> list:\n    return [len(REG.items), REG.items[0](x), REG.items[1]()(x)]",
+        [2],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SERVED_STATE, ids=str)
+def test_the_bento_holds_objects_as_they_were_served(shell, tmp_path, case):
+    setup, handler, inputs = SERVED_STATE[case]
+    run(shell, *setup, handler)
+    same_answers(shell, tmp_path, inputs)

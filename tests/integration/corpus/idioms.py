@@ -262,4 +262,54 @@ IDIOMS = (
         "def handler(x: np.ndarray) -> np.ndarray:\n    return x * 2 + BIAS",
         ({"x": [[1.0, 2.0]]}, {"x": [[0.0, 0.0], [3.0, 3.0]]}),
     ),
+    # state objects got after their definitions ran (the bento holds them as served)
+    Idiom(
+        "class-attribute-patched",
+        (
+            "class Gate:\n    threshold = 0.5\n    def open(self, x):\n        return x > self.threshold",
+            "Gate.threshold = 2.0\nGate.labels = ['shut', 'open']",
+        ),
+        "def handler(x: float) -> str:\n    return Gate.labels[Gate().open(x)]",
+        ({"x": 1.0}, {"x": 3.0}),
+        after="Gate.threshold = 0.1",  # after serving: asked again, the latest answers are the ones kept
+    ),
+    Idiom(
+        "function-attribute-and-late-default",
+        ("K = 2\ndef times(x, k=K):\n    return x * k * times.boost", "times.boost = 10\nK = 5"),
+        "def handler(x: int) -> list:\n    return [times(x), K]",
+        ({"x": 3},),
+    ),
+    Idiom(
+        "method-replaced-after-definition",
+        ("class Net:\n    def run(self, x):\n        return x", "Net.run = lambda self, x: x * 100"),
+        "def handler(x: int) -> int:\n    return Net().run(x)",
+        ({"x": 3},),
+    ),
+    Idiom(
+        "nested-class-identity",
+        (
+            "class Outer:\n    class Inner:\n        def __init__(self, v):\n            self.v = v",
+            "things = [Outer.Inner(2), 'x', Outer.Inner(5)]",
+        ),
+        "def handler(x: int) -> list:\n    return [isinstance(t, Outer.Inner) and t.v > x for t in things]",
+        ({"x": 3},),
+    ),
+    Idiom(
+        "registration-decorator",
+        (
+            "REGISTRY = {}\ndef register(f):\n    REGISTRY[f.__name__] = f\n    return f",
+            "@register\ndef inc(x):\n    return x + 1\n\n@register\ndef dbl(x):\n    return x * 2",
+        ),
+        "def handler(x: int) -> list:\n    return [len(REGISTRY)] + [REGISTRY[k](x) for k in sorted(REGISTRY)]",
+        ({"x": 5},),
+    ),
+    Idiom(
+        "default-is-a-notebook-object",
+        (
+            "class Scale:\n    def __init__(self, k):\n        self.k = k",
+            "unit = Scale(7)\ndef apply(x, s=unit):\n    return x * s.k",
+        ),
+        "def handler(x: int) -> int:\n    return apply(x)",
+        ({"x": 2},),
+    ),
 )
