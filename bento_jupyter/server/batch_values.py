@@ -60,6 +60,8 @@ def split(output: Any, sizes: Sequence[int], dim: int) -> list[Any]:
     got = batch_size(output, dim) if hasattr(output, "__len__") or hasattr(output, "shape") else -1
     if got != total:
         raise ValueError(f"a batchable API must return one output item per input item: got {got} for {total} inputs")
+    if len(sizes) == 1:
+        return [output]
     pieces, start = [], 0
     for size in sizes:
         pieces.append(take(output, start, start + size, dim))

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from bento_jupyter.server import batch_values
 from bento_jupyter.server.batch_policy import BatchPolicy, QueueState
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
+from bento_jupyter.server.loop_wake import LoopWaker
 
 BatchObserver = Callable[[int, float], None]
 # A request that waited less than this is not asked whether its client is still there: it almost
@@ -78,7 +79,7 @@ class _Part(NamedTuple):
 
 class _Workers:
     """Threads that run batches off the event loop: the loop hands a batch over with one put on a
-    ``SimpleQueue`` and is woken once per finished batch with ``call_soon_threadsafe``."""
+    ``SimpleQueue`` and is woken once per finished batch by a ``LoopWaker``."""
 
     def __init__(self, count: int, name: str) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
@@ -135,6 +136,7 @@ class BatchDispatcher:
         self._pump_scheduled = False
         self._backlog_since: float | None = None  # a batch ended with requests still queued
         self._workers = _Workers(policy.max_concurrency, name)
+        self._waker: LoopWaker | None = None  # bound to the loop of the first batch
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -253,17 +255,25 @@ class BatchDispatcher:
         size = sum(part.stop - part.start for part in parts)
         started = (self._clock(), size)
         self._running.append(started)
-        loop = asyncio.get_running_loop()
+        waker = self._loop_waker()
 
         def job() -> None:
             pieces, timed = self._run_parts(parts)
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(self._finish, parts, started, pieces, timed)
+                waker.post(self._finish, parts, started, pieces, timed)
 
         try:
             self._workers.run(job)
         except Exception as exc:
             self._finish(parts, started, [exc] * len(parts), False)
+
+    def _loop_waker(self) -> LoopWaker:
+        loop = asyncio.get_running_loop()
+        if self._waker is None or self._waker.loop is not loop:
+            if self._waker is not None:
+                self._waker.close()
+            self._waker = LoopWaker(loop)
+        return self._waker
 
     def _finish(self, parts: list[_Part], started: tuple[float, int], pieces: list[Any], timed: bool) -> None:
         """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
@@ -293,8 +303,12 @@ class BatchDispatcher:
         """
         dim = self._batch_dim
         try:
-            values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
-            output = self._run_batch(batch_values.concat(values, dim))
+            if len(parts) == 1 and parts[0].stop - parts[0].start == parts[0].request.size:  # one whole request
+                value = parts[0].request.value
+            else:
+                values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
+                value = batch_values.concat(values, dim)
+            output = self._run_batch(value)
             return batch_values.split(output, [p.stop - p.start for p in parts], dim), True
         except BaseException as exc:  # SystemExit from a handler too: its requests still get an answer
             if len(parts) == 1:
@@ -318,3 +332,5 @@ class BatchDispatcher:
         if self._timer is not None:
             self._timer.cancel()
         self._workers.close()
+        if self._waker is not None:
+            self._waker.close()
