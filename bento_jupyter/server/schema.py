@@ -14,7 +14,7 @@ from pydantic_core import core_schema, to_jsonable_python
 
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.server.task_store import TaskStatus
-from bento_jupyter.service.codecs import Codec, TensorCodec
+from bento_jupyter.service.codecs import MAX_JSON_DIMS, Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
 
@@ -68,23 +68,22 @@ def service_schema(definition: ServiceDefinition) -> dict[str, Any]:
     }
 
 
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests lists (0 for a number)."""
-    depth = 0
-    while isinstance(value, list) and value:
-        value, depth = value[0], depth + 1
-    return depth
-
-
-def _openapi_value(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
-    """Tensors travel as nested JSON lists of numbers (as deep as a real request nested them, else one
-    level); other schemas are already JSON Schema."""
-    if schema.get("type") != "tensor":
-        return schema
+def _tensor_schema(codec: TensorCodec, components: dict[str, Any]) -> dict[str, Any]:
+    """A tensor in a request: nested JSON lists of numbers, 1 to ``MAX_JSON_DIMS`` deep, as the server accepts
+    it (a ``$ref`` to one schema per framework under ``components``). The lists at one depth must also share a
+    length, which JSON Schema cannot say: the description does."""
+    name = {"numpy": "NumpyArray", "torch": "TorchTensor"}[codec.framework]
+    nested: list[dict[str, Any]] = []
     value: dict[str, Any] = {"type": "number"}
-    for _ in range(max(_depth(example), 1)):
+    for _ in range(MAX_JSON_DIMS):
         value = {"type": "array", "items": value}
-    return {**value, "description": f"{schema['format']} as nested lists of numbers"}
+        nested.append(value)
+    components[name] = {
+        "anyOf": nested,
+        "description": f"{codec.json_schema()['format']} as nested lists of numbers, one level per dimension"
+        f" (1 to {MAX_JSON_DIMS}); the lists at each depth all of one length",
+    }
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def example_request(method: APIMethod, body: bytes) -> dict[str, Any] | None:
@@ -168,14 +167,14 @@ def _schemas(definition: ServiceDefinition) -> tuple[dict[tuple[str, str], Any],
     return found, components
 
 
-def _request_body(method: APIMethod, schema: dict[str, Any], example: Mapping[str, Any]) -> dict[str, Any]:
-    """The body schema with the handler's defaults, and tensors nested as deep as the example nests them."""
+def _request_body(method: APIMethod, schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """The body schema with the handler's defaults, and tensors as nested lists of any depth."""
     properties = schema.get("properties", {})
     for p in method.params:
         if p.name not in properties:
             continue
         if isinstance(p.codec, TensorCodec):
-            properties[p.name] = _openapi_value(p.codec.json_schema(), example.get(p.name))
+            properties[p.name] = _tensor_schema(p.codec, components)
         if not p.required:
             with contextlib.suppress(Exception):
                 properties[p.name]["default"] = to_jsonable_python(p.default)
@@ -202,10 +201,14 @@ def _sse_event(method: APIMethod, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operation(
-    method: APIMethod, body: dict[str, Any], output: dict[str, Any], example: Mapping[str, Any] | None
+    method: APIMethod,
+    body: dict[str, Any],
+    output: dict[str, Any],
+    example: Mapping[str, Any] | None,
+    components: dict[str, Any],
 ) -> dict[str, Any]:
     example = example or {}
-    content: dict[str, Any] = {"schema": _request_body(method, body, example)}
+    content: dict[str, Any] = {"schema": _request_body(method, body, components)}
     if example:
         content["example"] = example
     media = "text/plain" if method.output.json_schema().get("type") == "string" else "application/json"
@@ -324,7 +327,7 @@ def openapi_document(
     paths: dict[str, Any] = {}
     for route, m in definition.apis.items():
         paths[route] = _operation(
-            m, schemas[(m.name, "validation")], schemas[(m.name, "serialization")], examples.get(route)
+            m, schemas[(m.name, "validation")], schemas[(m.name, "serialization")], examples.get(route), components
         )
         if m.config.task:
             paths.update(_task_operations(m, paths[route]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 import numpy as np
+import orjson
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 
@@ -14,6 +15,7 @@ from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.json_values import json_ready
 
 _NUMERIC_KINDS = frozenset("biuf")
+MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
 # BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
 _TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
 
@@ -31,6 +33,12 @@ class Codec(Protocol):
     def encode(self, value: Any) -> Any: ...
     def check(self, value: Any) -> None: ...
     def json_schema(self) -> dict[str, Any]: ...
+
+
+def _holds_booleans(numbers: Any) -> bool:
+    """Whether nested lists that numpy read as numbers held a bool: their JSON, written in C, says so."""
+    dumped = orjson.dumps(numbers)
+    return b"true" in dumped or b"false" in dumped
 
 
 def _is_torch_tensor_type(hint: Any) -> bool:
@@ -55,6 +63,11 @@ class TensorCodec:
             array = np.asarray(value)
         except (ValueError, TypeError) as exc:
             raise InvalidInput(field, f"expected a rectangular array of numbers ({exc})") from None
+        # numpy reads [1, true] as [1, 1]: JSON's booleans among numbers must not pass as numbers either.
+        if isinstance(value, list) and array.dtype.kind in "iuf" and array.size and _holds_booleans(value):
+            raise InvalidInput(field, "expected numbers, got booleans")
+        if array.ndim > MAX_JSON_DIMS:
+            raise InvalidInput(field, f"expected at most {MAX_JSON_DIMS} nested lists, got {array.ndim}")
         return self.from_array(array, field)
 
     def from_array(self, array: np.ndarray, field: str, *, keep_dtype: bool = False) -> Any:

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
 import pytest
 
+from bento_jupyter.service.codecs import TensorCodec
+from bento_jupyter.service.definition import ServiceDefinition
 from tests.generation import SCHEMATHESIS, SCHEMATHESIS_SEED
 from tests.server.kinds_service import ALL
 
 pytestmark = pytest.mark.integration
 
 
+def tensor_routes(definition: ServiceDefinition) -> list[str]:
+    return [route for route, m in definition.apis.items() if any(isinstance(p.codec, TensorCodec) for p in m.params)]
+
+
 def test_generated_requests_get_documented_answers_from_every_kind_of_api(serve, tmp_path):
-    url = serve("kinds", *ALL).url
+    server = serve("kinds", *ALL)
+    url = server.url
+    # Every check, except one where it cannot hold: a tensor's lists at one depth must share a length, which
+    # JSON Schema cannot say (its description does), so a schema-valid ragged list is refused with 400 by
+    # design. Tensors still get every other check, at every documented depth. (A check named on the command
+    # line would override the file.)
+    (tmp_path / "schemathesis.toml").write_text(
+        "[checks]\nenabled = true\n\n[[operations]]\n"
+        f"include-path = {json.dumps(tensor_routes(server.app.definition))}\n"
+        "checks.positive_data_acceptance.enabled = false\n"
+    )
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "all", "--max-examples", "25", *SCHEMATHESIS_SEED],
+        [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--max-examples", "25", *SCHEMATHESIS_SEED],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=tmp_path,  # its report directory
+        cwd=tmp_path,  # its report directory and its schemathesis.toml
         check=False,
     )
     assert run.returncode == 0, run.stdout[-6000:]
