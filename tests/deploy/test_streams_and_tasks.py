@@ -61,6 +61,12 @@ def long_job(seconds: float) -> str:
 
 
 @api
+def mislabeled() -> Iterator[int]:
+    yield 1
+    yield "two"
+
+
+@api
 def padded(size: int) -> Iterator[dict]:
     yield {"pad": "x" * size}
 
@@ -125,6 +131,7 @@ def test_build_records_streams_and_tasks_in_the_manifest(exported):
         "score_file": (False, True),
         "long_job": (False, True),
         "timed": (False, True),
+        "mislabeled": (True, False),
         "padded": (True, False),
         "ascii_text": (True, False),
     }
@@ -248,6 +255,15 @@ def test_ray_target_streams_and_runs_tasks_through_ray_serve(exported, tmp_path,
         assert [json.loads(line) for line in ndjson.text.splitlines()] == STEPS
         bad = requests.post(f"{url}/generate", json={"prompt": 3}, timeout=60)
         assert bad.status_code == 400 and bad.json()["field"] == "prompt"
+        whole = requests.post(f"{url}/progress", json={}, headers={"accept": "application/json"}, timeout=60)
+        assert whole.headers["content-type"].startswith("application/json") and whole.json() == STEPS
+        prefers = {"accept": "text/event-stream;q=0.1, application/x-ndjson;q=0.8"}
+        ndjson = requests.post(f"{url}/progress", json={}, headers=prefers, timeout=60)
+        assert [json.loads(line) for line in ndjson.text.splitlines()] == STEPS
+        assert requests.post(f"{url}/progress", json={}, headers={"accept": "text/html"}, timeout=60).status_code == 406
+        lines = requests.post(f"{url}/mislabeled", headers={"accept": "application/x-ndjson"}, timeout=60).text
+        first, error = (json.loads(line) for line in lines.splitlines())
+        assert first == 1 and (error["item"], error.get("field")) == (1, None), error
         assert requests.post(f"{url}/score_file", json={"rows": [[1, 3]]}, timeout=60).json() == {"mean": 2.0, "n": 1}
         task_id = requests.post(f"{url}/score_file/submit", json={"rows": [[1, 2], [3, 5]]}, timeout=60).json()[
             "task_id"
