@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +86,8 @@ async def _json_body(request: Request, limit: int) -> Any:
             raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
     try:
         value = check_json_depth(json.loads(body))
-        json.dumps(value, ensure_ascii=False).encode()  # a lone surrogate has no UTF-8 form to store
+        if _SURROGATE.search(body):  # a lone one has no UTF-8 form to store; pairs are fine
+            json.dumps(value, ensure_ascii=False).encode()
         return value
     except RecursionError:
         raise InvalidRequest(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
@@ -93,6 +95,10 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InvalidRequest("the JSON body holds a lone surrogate (an unpaired \\udXXX escape): not text") from None
     except ValueError:
         raise InvalidRequest("the body is not valid JSON") from None
+
+
+# A surrogate, escaped (\ud800) or as UTF-8 bytes (json.loads decodes bytes with surrogatepass).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def _version_ref(ref: str) -> int | None:

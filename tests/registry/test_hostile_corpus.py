@@ -166,6 +166,14 @@ def test_the_hostile_corpus_is_refused_with_4xx_and_changes_nothing(target):
     send("token id of 5,000 characters", "DELETE", "/tokens/" + "a" * 5000)
     lone = b'{"version": 1, "expected": null, "reason": "\\ud800"}'
     send("lone surrogate", "PUT", "/bentos/good/aliases/prod", data=lone, headers={"Content-Type": "application/json"})
+    raw = lone.replace(b"\\ud800", b"\xed\xa0\x80")  # the same surrogate as UTF-8 bytes
+    send(
+        "lone surrogate as bytes",
+        "PUT",
+        "/bentos/good/aliases/prod",
+        data=raw,
+        headers={"Content-Type": "application/json"},
+    )
     send("version 1.5", "PUT", "/bentos/good/aliases/prod", json={"version": 1.5, "expected": None})
     send("search text over 1,024 characters", "GET", "/search", params={"commit": "a" * 1025})
 
