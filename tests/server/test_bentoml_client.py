@@ -188,14 +188,26 @@ def test_bentoml_sync_http_client_calls_an_api_of_every_input_kind(serve):
 
 
 SIZED_SCRIPT = """
-import json, sys, bentoml
-out = []
+import asyncio, json, sys, bentoml
+calls, out = json.loads(sys.argv[2]), []
 with bentoml.SyncHTTPClient(sys.argv[1], timeout=60) as client:
-    for name, size in json.loads(sys.argv[2]):
+    for name, size in calls:
         try:
             out.append([name, size, "items", list(getattr(client, name)(size=size))])
         except Exception as exc:
             out.append([name, size, "raised", type(exc).__name__])
+
+
+async def read_async():
+    async with bentoml.AsyncHTTPClient(sys.argv[1], timeout=60) as client:
+        for name, size in calls:
+            try:
+                out.append([name, size, "items", [item async for item in getattr(client, name)(size=size)]])
+            except Exception as exc:
+                out.append([name, size, "raised", type(exc).__name__])
+
+
+asyncio.run(read_async())
 print(json.dumps(out))
 """
 # Whole in one read of BentoML's client (httpcore reads at most 65536 bytes) with room for the chunk framing,
@@ -217,7 +229,8 @@ def utf8_text(size: int) -> Iterator[str]:
 
 
 def sized_outcomes(url: str, calls: list[tuple[str, int]]) -> list[list]:
-    """What BentoML's own client makes of one item per call: [name, size, "items", items] or [.., "raised", type]."""
+    """What BentoML's own clients make of one item per call: [name, size, "items", items] or [.., "raised", type],
+    for each call by ``SyncHTTPClient``, then for each by ``AsyncHTTPClient``."""
     done = subprocess.run(
         [str(BENTOML_PYTHON), "-c", SIZED_SCRIPT, url, json.dumps(calls)],
         capture_output=True,
@@ -231,7 +244,7 @@ def sized_outcomes(url: str, calls: list[tuple[str, int]]) -> list[list]:
 
 @pytest.mark.integration
 def test_bentoml_client_reads_items_of_many_sizes_as_from_bentomls_own_server(serve):
-    """BentoML's client takes each network read for one item, with BentoML's server as with ours: an item
+    """BentoML's clients (sync and async) take each network read for one item, from its server as from ours: an item
     up to 64 KiB arrives whole, a bigger one in pieces (text: pieces that join to the item; JSON: an error,
     never a wrong item). test_streams_and_tasks checks the same sizes against BentoML's own server."""
     if not BENTOML_PYTHON.exists():
