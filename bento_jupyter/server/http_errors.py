@@ -37,6 +37,10 @@ class MethodNotAllowed(HTTPError):
     status = 405
 
 
+class NotAcceptable(HTTPError):
+    status = 406
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
 

@@ -3,7 +3,7 @@
 ``Accept`` is negotiated with its q-values by Werkzeug's parser (RFC 9110, section 12.5.1): the most specific
 media range that matches an offer gives its quality, the best quality wins, a tie goes to the more specific
 range and then to the server's order (SSE, NDJSON, JSON). No ``Accept`` (or one with no valid entry) means
-anything; one that gives every offer quality 0 is a 406.
+anything; one that accepts none of them (or each only with q=0) is a 406.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from werkzeug.http import parse_accept_header
 
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
-from bento_jupyter.server.http_errors import HTTPError
+from bento_jupyter.server.http_errors import NotAcceptable
 
 JSON_MEDIA_TYPE = "application/json"
 # BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).
@@ -26,10 +26,6 @@ _BENTOML_CLIENT = b"bentoml http client/"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A range may name the charset we send; any other parameter makes it a range that none of our types match.
 _UTF8_PARAMETER = re.compile(r"\s*;\s*charset\s*=\s*\"?utf-8\"?\s*$", re.IGNORECASE)
-
-
-class NotAcceptable(HTTPError):
-    status = 406
 
 
 class StreamFormat(enum.Enum):
