@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -41,6 +42,7 @@ SIGNATURE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 WEIGHT = "application/vnd.cncf.model.weight.v1.raw"
 CODE = "application/vnd.cncf.model.code.v1.raw"
 DOC = "application/vnd.cncf.model.doc.v1.raw"
+RAW_MEDIA_TYPES = frozenset({WEIGHT, CODE, DOC})
 FILEPATH = "org.cncf.model.filepath"
 TITLE = "org.opencontainers.image.title"
 BENTO_DIGEST = "dev.bento-jupyter.bento.digest"
@@ -167,6 +169,12 @@ def _layers_by_path(document: dict[str, Any], manifest: dict[str, Any], ref: OCI
         layers[path] = layer
     expected = {entry["path"]: ("sha256:" + entry["sha256"], entry["size"]) for entry in manifest["files"]}
     signature = layers.pop(SIGNATURE_NAME, None)
+    for path, layer in layers.items():
+        if layer.get("mediaType") not in RAW_MEDIA_TYPES:
+            raise OCIError(
+                f"{ref}: layer {path} is {layer.get('mediaType')!r}, not a raw file: a bento's layers are its files "
+                "unarchived (an archive layer is never unpacked), refused"
+            )
     found = {path: (layer.get("digest"), layer.get("size")) for path, layer in layers.items()}
     if found != expected:
         differ = sorted(set(found.items()) ^ set(expected.items()))
@@ -229,6 +237,10 @@ def pull(
         if signature is not None and not (existing.path / SIGNATURE_NAME).exists():
             attach_signature(existing.path, client.blob(signature["digest"], MAX_CONFIG_BYTES))
         return PullResult(existing, ref.with_digest(digest), manifest["digest"], 0)
+    needed = sum(entry["size"] for entry in manifest["files"])
+    free = shutil.disk_usage(store.root).free
+    if needed > free:
+        raise OCIError(f"{ref}: the bento is {needed} bytes and {free} are free: nothing was downloaded")
     downloaded = 0
 
     def fill(root: Path) -> None:
