@@ -163,3 +163,19 @@ def test_a_server_killed_mid_upload_shows_nothing_and_a_restart_takes_the_retry(
         assert (retried.version, retried.uploaded_blobs) == (1, 2)
     finally:
         process.stop()
+
+
+def test_what_the_openapi_document_allows_is_accepted(strict, local, name):
+    """Requests valid by /openapi.json that the server once refused (found by schemathesis's positive-data check)."""
+    make_bento(local, name)
+    push(name, strict.url, strict.tokens["write"], store=local)
+    moved = strict.api("PUT", f"/bentos/{name}/aliases/prod", json={"version": 1.0, "expected": None})
+    assert moved.status_code == 200 and moved.json()["version"] == 1  # 1.0 is an integer to JSON Schema
+    everything = strict.api("GET", "/search", "read")  # no filter: every version (first 1,000)
+    assert everything.status_code == 200 and name in {v["name"] for v in everything.json()["versions"]}
+    hook = strict.api("POST", "/webhooks", "admin", json={"url": "http://127.0.0.1:9/x", "events": ["*", "tag"]})
+    assert hook.status_code == 201 and hook.json()["events"] == ["*"]
+    policy = strict.api("PUT", f"/bentos/{name}/aliases/prod/policy", "admin", json={"requires": " verified , none"})
+    assert policy.status_code == 200 and policy.json()["requires"] == ["verified"]
+    for url in ("http://a b/", "http://[12Ef]/", "ftp://host/"):  # what the document's URL pattern excludes
+        assert strict.api("POST", "/webhooks", "admin", json={"url": url}).status_code == 400, url
