@@ -40,14 +40,20 @@ class ConnectionLimits:
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing connections whose request head takes too long."""
+    """uvicorn's httptools protocol, closing connections whose request head takes too long.
+
+    A request head that arrives whole in one read (nearly every one) starts no timer: a timer runs from a
+    connection's opening until its first head is complete, and from the end of a read that left a head
+    incomplete. Starting and cancelling one per request would cost more than the rest of uvicorn's work on it.
+    """
 
     _head_timer: asyncio.TimerHandle | None = None
+    _in_head = False  # a request head has begun and is not complete yet
+    _head_timeout_s = DEFAULT_HEAD_TIMEOUT_S
 
     def _start_head_timer(self) -> None:
         if self._head_timer is None:
-            timeout = float(os.environ.get(_HEAD_TIMEOUT_VARIABLE, DEFAULT_HEAD_TIMEOUT_S))
-            self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+            self._head_timer = self.loop.call_later(self._head_timeout_s, self._head_timed_out)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -60,14 +66,21 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_timeout_s = float(os.environ.get(_HEAD_TIMEOUT_VARIABLE, DEFAULT_HEAD_TIMEOUT_S))
         super().connection_made(transport)
         self._start_head_timer()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_head:  # this read ended inside a request head
+            self._start_head_timer()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._start_head_timer()
+        self._in_head = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
         self._stop_head_timer()
         super().on_headers_complete()
 

@@ -1,5 +1,5 @@
 """The in-kernel server keeps answering while a thousand clients each hold half a request head, and closes
-them once the head timeout passes."""
+them once the head timeout passes (a kept-alive connection stalled in its next head too)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,16 @@ def test_a_thousand_half_open_connections_do_not_stop_normal_requests():
         for _ in range(10):
             answer = requests.post(f"{service.url}/echo", json={"text": "hi"}, timeout=10)
             assert answer.status_code == 200 and answer.text == "hi"
+        # A kept-alive connection: one whole request answered, then half of the next head.
+        sock = socket.create_connection(("127.0.0.1", service.server.port), timeout=10)
+        stalled.append(sock)
+        body = b'{"text": "hi"}'
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-")
         deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
         for sock in stalled:
             sock.settimeout(max(0.1, deadline - time.monotonic()))
