@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.kernel import BenchKernel, RoundtripProbe
 from bench.measure import Measurement, Settings, measure
 from bench.procstat import Memory, memory
 from bench.servers import ProcessServer, free_port, wait_ready
+
+if TYPE_CHECKING:
+    from bench.overload import SubjectReport
 
 SETUP_CELL = """\
 %load_ext bento_jupyter
@@ -29,22 +33,6 @@ def predict(inputs: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(inputs.astype(np.float32, copy=False))).numpy()
 """
 
-# Deliberately low capacity: at most 8 rows per 20 ms model call, about 400 rows/s.
-OVERLOAD_CELL = """\
-%%bento serve mlp_overload --port {port}
-import time
-from bento_jupyter import api
-@api(batchable=True, max_batch_size=8, max_latency_ms=50)
-def predict(inputs: np.ndarray) -> np.ndarray:
-    time.sleep(0.02)
-    with torch.inference_mode():
-        return model(torch.from_numpy(inputs.astype(np.float32, copy=False))).numpy()
-"""
-OVERLOAD_CAPACITY = "8 rows / 20 ms call, 50 ms budget"
-OVERLOAD_BUDGET_MS = 50
-OVERLOAD_CONNECTIONS = 256
-CAPACITY_CONNECTIONS = 16  # two batches' worth: keeps the twin busy without a backlog
-OVERLOAD_FACTOR = 4
 RTT_CONNECTIONS = 64
 IDLE_RTT_SAMPLES = 30
 SIDE_BY_SIDE_ROUNDS = 10  # alternating c=1 windows against the naive server, so drift hits both alike
@@ -93,9 +81,8 @@ class KernelReport:
     rtt_saturated_s: list[float] = field(default_factory=list)
     while_probing: Measurement | None = None  # the load run during which rtt_saturated_s was taken
     c1_side_by_side: list[tuple[Measurement, Measurement]] = field(default_factory=list)  # (ours, naive) rounds
-    capacity: Measurement | None = None  # the slow twin, just saturated: its served rate is its capacity
-    overload: Measurement | None = None  # open loop at OVERLOAD_FACTOR x that capacity
-    retry_storm: Measurement | None = None  # closed loop at OVERLOAD_CONNECTIONS: every 503 retried at once
+    service: KernelService | None = None  # the MLP the cell serves (still serving after the row)
+    overload: list[SubjectReport] = field(default_factory=list)  # filled by bench.run.run_overload
 
 
 def run_kernel_row(
@@ -116,7 +103,7 @@ def run_kernel_row(
     report.memory_before = memory(kernel.pid)
     report.rtt_idle_s = [kernel.roundtrip_s() for _ in range(IDLE_RTT_SAMPLES)]
 
-    service = KernelService(kernel.pid, free_port())
+    service = report.service = KernelService(kernel.pid, free_port())
     kernel.execute(SERVE_CELL.format(port=service.port))
     wait_ready(f"{service.url}/readyz", 30)
     sampler = MemorySampler(kernel.pid)
@@ -147,17 +134,3 @@ def side_by_side(
         return pairs
     finally:
         rival.stop()
-
-
-def run_overload(kernel: BenchKernel, body: Path, settings: Settings, report: KernelReport) -> None:
-    """Serve a deliberately slow twin of the MLP: measure its capacity, then offer it 4x that, then a retry storm."""
-    overloaded = KernelService(kernel.pid, free_port())
-    kernel.execute(OVERLOAD_CELL.format(port=overloaded.port))
-    wait_ready(f"{overloaded.url}/readyz", 30)
-    try:
-        report.capacity = measure(overloaded, body, CAPACITY_CONNECTIONS, settings)
-        rate = OVERLOAD_FACTOR * report.capacity.load.ok_per_s
-        report.overload = measure(overloaded, body, OVERLOAD_CONNECTIONS, settings, rate=rate)
-        report.retry_storm = measure(overloaded, body, OVERLOAD_CONNECTIONS, settings)
-    finally:
-        kernel.execute("%bento stop mlp_overload")

@@ -44,6 +44,7 @@ class Measurement:
     load: LoadResult
     cpu_percent: float
     mean_batch: float | None
+    model_rows: float | None = None  # rows the model computed in the window (None: no batch metrics)
 
 
 def measure(
@@ -53,8 +54,12 @@ def measure(
     settings: Settings,
     hooks: Sequence[WindowHook] = (),
     rate: float | None = None,
+    timeout_s: float | None = None,
 ) -> Measurement:
-    """Load ``target`` with ``connections`` clients; account its CPU and batches over the measured window."""
+    """Load ``target`` with ``connections`` clients; account its CPU and batches over the measured window.
+
+    ``timeout_s`` (default ``settings.timeout_s``) is how long a client waits before it gives up and closes.
+    """
     marks: dict[str, float] = {}
     batches: dict[str, BatchTotals | None] = {}
 
@@ -76,14 +81,14 @@ def measure(
         connections,
         settings.warmup_s,
         settings.seconds,
-        timeout_s=settings.timeout_s,
+        timeout_s=settings.timeout_s if timeout_s is None else timeout_s,
         on_start=on_start,
         on_end=on_end,
         rate=rate,
     )
     cpu = 100 * (marks["cpu1"] - marks["cpu0"]) / (marks["t1"] - marks["t0"])
     start, end = batches.get("start"), batches.get("end")
-    mean_batch = target.batch_size
+    mean_batch, rows = target.batch_size, None
     if start is not None and end is not None:
-        mean_batch = end.mean_since(start)
-    return Measurement(load, cpu, mean_batch)
+        mean_batch, rows = end.mean_since(start), end.items - start.items
+    return Measurement(load, cpu, mean_batch, rows)

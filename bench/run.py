@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.in_kernel import KernelReport, run_kernel_row, run_overload
+from bench.in_kernel import KernelReport, run_kernel_row
 from bench.kernel import BenchKernel, CellError
 from bench.load import LOADGEN
 from bench.measure import Measurement, Settings, measure
 from bench.model import IN_FEATURES, save_weights
 from bench.model_rate import BATCH, measure_on_core
+from bench.overload import MLP, SLOW_TWIN, SubjectReport, render_overload, run_slow_twin, run_subject
 from bench.servers import (
     REPO,
     SERVER_CORE,
@@ -31,7 +32,7 @@ from bench.servers import (
 from bench.table import Row, ms, render_bound, render_grid, render_kernel, render_ratios
 
 WORKDIR = REPO / "bench" / ".build" / "run"
-ROWS = ("kernel", "standalone", "bentoml", "bentoml-10ms", "bentoml-unbatched", "naive", "noop")
+ROWS = ("kernel", "overload", "standalone", "bentoml", "bentoml-10ms", "bentoml-unbatched", "naive", "noop")
 KERNEL_LABEL = "ours, kernel (%%bento serve)"
 BENTOML_LABEL = "BentoML batched, 1000 ms"
 NOOP_LABEL = "uvicorn no-op (ceiling)"
@@ -97,6 +98,21 @@ def build_standalone(kernel: BenchKernel, env: dict[str, str], logs: Path) -> Pr
     return server
 
 
+def run_overload(kernel: BenchKernel, body: Path, settings: Settings, report: KernelReport) -> None:
+    """The MLP and its slow twin: capacity, then the overload scenarios, into ``report.overload``."""
+    for subject in (MLP, SLOW_TWIN):
+        log(f"overload: {subject.label}: capacity, then retry storms at c=256 and c=1024, 4x open loop, disconnects")
+        try:
+            if subject is MLP and report.service is not None:
+                done = run_subject(kernel, report.service, MLP, body, settings)
+            else:
+                done = run_slow_twin(kernel, body, settings)
+        except (CellError, Unavailable, RuntimeError) as exc:
+            done = SubjectReport(subject, failed=f"{type(exc).__name__}: {exc}")
+            log(f"  overload failed: {done.failed}")
+        report.overload.append(done)
+
+
 def run_kernel_rows(
     env: dict[str, str], body: Path, settings: Settings, wanted: set[str], logs: Path
 ) -> tuple[list[Row], KernelReport]:
@@ -114,12 +130,8 @@ def run_kernel_rows(
             run_kernel_row(kernel, body, settings, report, report_progress, rival)
         if "standalone" in wanted:
             standalone = build_standalone(kernel, env, logs)
-        if "kernel" in wanted:
-            log("overload: a low-capacity twin: its capacity, 4x that offered, then a retry storm")
-            try:
-                run_overload(kernel, body, settings, report)
-            except (CellError, Unavailable, RuntimeError) as exc:
-                log(f"  overload failed: {type(exc).__name__}: {exc}")
+        if "kernel" in wanted and "overload" in wanted:
+            run_overload(kernel, body, settings, report)
     except (CellError, Unavailable, RuntimeError) as exc:
         row.unavailable = f"{type(exc).__name__}: {exc}"
         log(f"  kernel row failed: {row.unavailable}")
@@ -152,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = set(args.only.split(","))
     if unknown := wanted - set(ROWS):
         sys.exit(f"unknown rows: {', '.join(sorted(unknown))} (choose from {', '.join(ROWS)})")
+    if "overload" in wanted:  # its MLP is the kernel row's service
+        wanted.add("kernel")
     if not LOADGEN.exists():
         sys.exit(f"{LOADGEN} is missing: run bash bench/setup (or bash bench/run)")
     began = time.monotonic()
@@ -197,5 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "kernel" in wanted:
         print()
         print(render_kernel(report))
+    if report.overload:
+        print()
+        print(render_overload(report.overload))
     print(f"\ntotal {time.monotonic() - began:.0f}s; server logs in {logs}")
     return 0

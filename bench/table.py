@@ -6,16 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
-from bench.in_kernel import (
-    CAPACITY_CONNECTIONS,
-    OVERLOAD_BUDGET_MS,
-    OVERLOAD_CAPACITY,
-    OVERLOAD_CONNECTIONS,
-    OVERLOAD_FACTOR,
-    RTT_CONNECTIONS,
-    SIDE_BY_SIDE_SECONDS,
-    KernelReport,
-)
+from bench.in_kernel import RTT_CONNECTIONS, SIDE_BY_SIDE_SECONDS, KernelReport
 from bench.measure import Measurement
 
 _HEADER = ("server", "conc", "req/s", "p50 ms", "p99 ms", "errors", "503", "batch", "CPU%")
@@ -123,17 +114,6 @@ def render_bound(
     return "\n".join(lines)
 
 
-def _overload_summary(run: Measurement) -> str:
-    load = run.load
-    share = load.refused.count / load.answered if load.answered else 0.0
-    within = "within" if load.ok.p99_ms is not None and load.ok.p99_ms <= OVERLOAD_BUDGET_MS else "OVER"
-    return (
-        f"served {load.ok_per_s:.0f} req/s, p99 {ms(load.ok.p99_ms)} ms ({within} the {OVERLOAD_BUDGET_MS} ms budget);"
-        f" 503 {share:.1%} of answers, time-to-503 p50 {ms(load.refused.p50_ms)} ms, p99 {ms(load.refused.p99_ms)} ms;"
-        f" errors {load.errors} (timeouts {load.timeouts})"
-    )
-
-
 def _side_by_side_summary(rounds: Sequence[tuple[Measurement, Measurement]]) -> str:
     pairs = [(ours.load.ok.p50_ms, naive.load.ok.p50_ms) for ours, naive in rounds]
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
@@ -162,15 +142,4 @@ def render_kernel(report: KernelReport) -> str:
             f"kernel memory: before serving VmRSS {before.rss_mib:.0f} MiB (VmHWM {before.peak_mib:.0f}),"
             f" while serving VmRSS {serving.rss_mib:.0f} MiB (VmHWM {serving.peak_mib:.0f})"
         )
-    if report.capacity is not None:
-        lines.append(
-            f"overload, ours (kernel), a slow twin ({OVERLOAD_CAPACITY}):"
-            f" capacity {report.capacity.load.ok_per_s:.0f} req/s (closed loop, c={CAPACITY_CONNECTIONS})"
-        )
-    for label, run in (
-        (f"{OVERLOAD_FACTOR}x capacity offered (open loop)", report.overload),
-        (f"retry storm (closed loop, c={OVERLOAD_CONNECTIONS}, 503s retried at once)", report.retry_storm),
-    ):
-        if run is not None:
-            lines.append(f"  {label}: {_overload_summary(run)}")
     return "\n".join(lines)

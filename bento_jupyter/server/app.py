@@ -18,6 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 from bento_jupyter import __version__
 from bento_jupyter.bento.store import home
 from bento_jupyter.server.endpoint import Endpoint
+from bento_jupyter.server.http_errors import Overloaded
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.schema import openapi_document, server_url, service_schema
@@ -87,12 +88,20 @@ class ServiceApp:
         )
 
     def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint | StreamEndpoint]:
-        return {
+        endpoints: dict[str, Endpoint | StreamEndpoint] = {
             route: StreamEndpoint(m, self.metrics, self._max_body)
             if m.is_stream
             else Endpoint(m, self.metrics, self._max_body, self._request_timeout)
             for route, m in definition.apis.items()
         }
+        self._refusers = {route.encode(): e.refusal_now for route, e in endpoints.items() if isinstance(e, Endpoint)}
+        return endpoints
+
+    def refusal(self, raw_path: bytes) -> Overloaded | None:
+        """The 503 that the API at ``raw_path`` would give a request arriving now (None: it would admit it, or no
+        such API); asked by the connection before it parses the request (``server.refusal``)."""
+        refuser = self._refusers.get(raw_path)
+        return refuser() if refuser is not None else None
 
     def _serve_tasks(self, definition: ServiceDefinition) -> None:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""

@@ -160,6 +160,10 @@ class BatchDispatcher:
             raise DeadlineExceeded("the request's deadline cannot be met: refused before computing")
         return state
 
+    def refusal_now(self) -> float | None:
+        """The Retry-After seconds when a one-item request would be refused now, else None (admits nothing)."""
+        return self._policy.refusal(self._state(), 1)
+
     async def submit(self, value: Any, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output.
 

@@ -49,8 +49,12 @@ class HandlerPool:
 
     def admit(self) -> None:
         """Raise Overloaded when a new call could neither run nor wait (asked before the body is read)."""
-        if self._busy >= self.max_concurrency and len(self._waiters) >= self.max_waiting:
+        if self.full():
             raise Overloaded(RETRY_AFTER_S)
+
+    def full(self) -> bool:
+        """Whether a new call could neither run nor wait."""
+        return self._busy >= self.max_concurrency and len(self._waiters) >= self.max_waiting
 
     async def call_sync(self, func: Callable[[], Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         """``func()`` on one of this API's threads, within ``deadline`` (``time.monotonic`` seconds)."""

@@ -13,7 +13,7 @@ from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.batching import BatchDispatcher
-from bento_jupyter.server.concurrency import HandlerPool, default_max_concurrency
+from bento_jupyter.server.concurrency import RETRY_AFTER_S, HandlerPool, default_max_concurrency
 from bento_jupyter.server.deadlines import request_deadline, tightest, within
 from bento_jupyter.server.devices import (
     batch_mover,
@@ -145,6 +145,19 @@ class Endpoint:
         finally:
             self._metrics.in_progress -= 1
             self._metrics.answered(status, time.perf_counter() - began)
+
+    def refusal_now(self) -> Overloaded | None:
+        """The 503 a one-item request would get now, counted as answered (None: it would be admitted).
+
+        For the connection's fast path (``server.refusal``): it asks before anything is parsed."""
+        if self.dispatcher is not None:
+            retry_after = self.dispatcher.refusal_now()
+            refusal = None if retry_after is None else Overloaded(retry_after)
+        else:
+            refusal = Overloaded(RETRY_AFTER_S) if self.pool is not None and self.pool.full() else None
+        if refusal is not None:
+            self._metrics.answered(503, 0.0)
+        return refusal
 
     def _admit(self, deadline: float | None) -> None:
         """Refuse (503) a request that would wait too long, or (504) one that cannot meet its deadline."""

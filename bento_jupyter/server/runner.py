@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.errors import ServerStartError
+from bento_jupyter.server.refusal import RefusingProtocol
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
 
 T = TypeVar("T")
@@ -68,7 +69,8 @@ class ThreadedServer:
                 proxy_headers=False,  # nothing here reads the client's address: skip a middleware per request
                 timeout_graceful_shutdown=5,
                 backlog=2048,
-                **ConnectionLimits().uvicorn_options(),  # httptools, with a head timeout and a connection limit
+                # httptools, with a head timeout, a connection limit and the near-free 503
+                **{**ConnectionLimits().uvicorn_options(), "http": RefusingProtocol},
             )
         )
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -15,6 +15,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.server.refusal import RefusingProtocol
 from bento_jupyter.server.tasks import bento_task_scope
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
@@ -61,6 +62,7 @@ def serve_bento(
     )
     options = {"lifespan": "off", "access_log": False, "log_level": "warning"}
     options.update((limits or ConnectionLimits()).uvicorn_options())  # httptools, with a head timeout
+    options["http"] = RefusingProtocol  # ... and the near-free 503
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
         os.environ[_DIGEST_VARIABLE] = manifest["digest"]
