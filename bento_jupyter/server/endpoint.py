@@ -52,6 +52,7 @@ class Endpoint:
     ) -> None:
         self.method = method
         self._timeout = tightest(method.config.timeout, request_timeout_s)
+        self._late = f"{method.name}() did not answer within the request's deadline"
         self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
@@ -191,7 +192,7 @@ class Endpoint:
     async def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         if self.dispatcher is not None:
             queued = self.dispatcher.submit(kwargs[self.method.batch_param.name], deadline, gone)
-            return await within(queued, deadline, f"{self.method.name}() did not answer within the request's deadline")
+            return await (queued if deadline is None else within(queued, deadline, self._late))
         assert self.pool is not None
         if self.method.is_async:
             return await self.pool.call_async(lambda: self.method.func(**kwargs), deadline, gone)
