@@ -1,0 +1,73 @@
+"""``bento-jupyter serve`` bounds slow clients as the in-kernel server and the registry do: a thousand connections
+that each send half a request head leave normal requests answering and are closed once ``--head-timeout`` passes;
+beyond ``--max-connections`` open connections new requests get 503 until the stalled ones are closed."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+from bento_jupyter.bento.manifest import write_manifest
+from tests.bento.hostile import API, SERVICE
+from tests.integration.bento_process import served_bento
+
+pytestmark = pytest.mark.integration
+HEAD_TIMEOUT_S = 3
+
+
+def plain_bento(root: Path) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "service.py").write_text(SERVICE)
+    write_manifest(root, {"kind": "bento", "name": "plain", "source": "src/service.py", "apis": [API], "models": []})
+    return root
+
+
+def half_open(url: str, count: int) -> list[socket.socket]:
+    address = urlparse(url)
+    stalled = []
+    for _ in range(count):
+        sock = socket.create_connection((address.hostname, address.port), timeout=10)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-")
+        stalled.append(sock)
+    return stalled
+
+
+def closed_by_the_server(stalled: list[socket.socket], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    for sock in stalled:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        if sock.recv(1) != b"":
+            return False
+    return True
+
+
+def test_a_thousand_half_open_connections_do_not_stop_serve(tmp_path):
+    root = plain_bento(tmp_path / "plain")
+    with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S)) as url:
+        stalled = half_open(url, 1000)
+        try:
+            for _ in range(10):
+                answer = requests.post(f"{url}/predict", json={"x": [1, 2]}, timeout=10)
+                assert answer.status_code == 200 and answer.json() == [1, 2]
+            assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_beyond_max_connections_requests_get_503_until_the_stalled_ones_are_closed(tmp_path):
+    root = plain_bento(tmp_path / "plain")
+    with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S), "--max-connections", "20") as url:
+        stalled = half_open(url, 25)
+        try:
+            assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 503
+            assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
+            assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
+        finally:
+            for sock in stalled:
+                sock.close()
