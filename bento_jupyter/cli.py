@@ -76,7 +76,8 @@ def _verify_registry_version(args: argparse.Namespace, trust: TrustPolicy) -> in
     details = {**report.to_json(), "tool": f"bento-jupyter {__version__} verify"}
     connect(args.url, args.token).record_verification(name, pulled.version, passed, **details)
     print(json.dumps(report.to_json()) if args.json else report.summary())
-    print(f"recorded in the registry: {name}:{pulled.version} {'passed' if passed else 'FAILED'}", file=sys.stderr)
+    outcome = "passed" if passed else f"not passed ({report.state})"
+    print(f"recorded in the registry: {name}:{pulled.version} {outcome}", file=sys.stderr)
     return 0 if passed else 1
 
 

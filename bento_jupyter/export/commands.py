@@ -20,8 +20,12 @@ def _export(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         sign_key=Path(args.sign_key) if args.sign_key else None,
     )
+    from bento_jupyter.bento.manifest import read_manifest
+    from bento_jupyter.server.replay import verification_line
+
     for bundle in result.bundles:
-        print(f"exported {bundle.name} to {bundle}")
+        verification = read_manifest(bundle).get("verification")
+        print(f"exported {bundle.name} to {bundle}" + (f"; {verification_line(verification)}" if verification else ""))
     return 0
 
 

@@ -412,3 +412,29 @@ def test_the_bento_holds_objects_as_they_were_served(shell, tmp_path, case):
     setup, handler, inputs = SERVED_STATE[case]
     run(shell, *setup, handler)
     same_answers(shell, tmp_path, inputs)
+
+
+# where a value lands after its definition ran: (setup cells reading VALUE, the expression the handler returns)
+LATE_STATE = {
+    "class-attribute": (("class Box:\n    item = 0", "Box.item = VALUE"), "Box.item"),
+    "nested-class-attribute": (
+        ("class Outer:\n    class Box:\n        item = 0", "Outer.Box.item = VALUE"),
+        "Outer.Box.item",
+    ),
+    "function-attribute": (("def get():\n    return get.item", "get.item = VALUE"), "get()"),
+    "default": (("X = VALUE\ndef get(item=X):\n    return item", "X = 0"), "get()"),
+    "keyword-default": (("X = VALUE\ndef get(*, item=X):\n    return item", "X = 0"), "get()"),
+}
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=values, where=st.sampled_from(sorted(LATE_STATE)))  # each example builds a bento: ~1 s
+def test_any_value_given_after_a_definition_ran_is_held_as_served(shell, tmp_path_factory, value, where):
+    shell.run_line_magic("reset", "-f")
+    shell.user_ns["VALUE"] = value
+    setup, expression = LATE_STATE[where]
+    run(shell, *setup, f"def handler(x: int) -> object:\n    return {expression}")
+    _, loaded = bento_of(shell, tmp_path_factory.mktemp("late"))
+    held = loaded(0)
+    assert type(held) is type(value)
+    assert held == value or repr(held) == repr(value)  # NaN is not equal to itself; its repr is
