@@ -53,7 +53,8 @@ class _NotLoadedYet:
             " definition's cell as a plain value, or use it inside the function instead"
         )
 
-    __call__ = __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = _refuse
+    __call__ = __getattr__ = __getitem__ = __setitem__ = __delitem__ = __contains__ = _refuse
+    __iter__ = __len__ = __bool__ = _refuse
 
 
 def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[str, Any]]:

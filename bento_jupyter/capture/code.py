@@ -316,9 +316,13 @@ class _Walker:
         if found is None:
             return False
         cell, node, source = found
-        # a notebook decorator that returned the function itself (a registration) ran in the notebook: what it
-        # registered into is held as served, so running it again would only register twice (or fail)
-        skipped = [d for d in getattr(node, "decorator_list", []) if value is target and not self._library(d)]
+        # A notebook decorator ran in the notebook and is not run again (it may register, count or cache): what
+        # it made is held as served. One that returned the function itself is shown commented out; a wrapper it
+        # made is stored as the kernel holds it.
+        notebook_decorators = [d for d in getattr(node, "decorator_list", []) if not self._library(d)]
+        if notebook_decorators and value is not target:
+            return False
+        skipped = notebook_decorators
         definition = Definition(
             name,
             _without_decorators(source, [i for i, d in enumerate(node.decorator_list) if d in skipped]),

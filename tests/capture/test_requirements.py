@@ -86,3 +86,17 @@ def test_every_dependency_in_a_lock_is_satisfied_by_a_pin_of_the_same_lock():
 def test_import_names_that_differ_from_their_distribution_resolve_to_it():
     pins = infer_requirements({"sklearn", "yaml"})
     assert [p.split("==")[0] for p in pins] == ["PyYAML", "scikit-learn"]
+
+
+def test_a_package_installed_into_a_directory_already_read_is_found_by_the_next_build(tmp_path, monkeypatch):
+    """What is installed is read once per state of sys.path's directories: ``%pip install`` changes one."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert infer_requirements({"later_module"}) == []  # read (and remembered) before the install
+    (tmp_path / "later_module").mkdir()
+    (tmp_path / "later_module" / "__init__.py").write_text("VALUE = 1\n")
+    info = tmp_path / "later_dist-0.4.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: later-dist\nVersion: 0.4\n")
+    (info / "top_level.txt").write_text("later_module\n")
+    assert infer_requirements({"later_module"}) == ["later-dist==0.4"]
+    assert lock_requirements(["later-dist==0.4"]) == ["later-dist==0.4"]

@@ -12,7 +12,7 @@ from bento_jupyter.bento.build import write_bento
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.capture.code import capture_handlers
-from bento_jupyter.errors import CaptureError
+from bento_jupyter.errors import BentoIntegrityError, CaptureError
 from bento_jupyter.kernel_actions import capture_namespace
 from bento_jupyter.service.definition import ServiceDefinition
 
@@ -84,16 +84,15 @@ def test_functools_partial_of_a_notebook_function(shell, tmp_path):
     same_answers(shell, tmp_path, [[-1, 0.5, 3]])
 
 
-def test_a_notebook_decorator_is_applied_again(shell, tmp_path):
+def test_a_notebook_decorator_is_not_run_again_its_wrapper_is_held_as_served(shell, tmp_path):
     run(
         shell,
-        "import functools\ndef doubled(fn):\n    @functools.wraps(fn)\n    def wrapper(x):\n        return 2 * fn(x)\n"
-        "    return wrapper",
+        "import functools\nMADE = []\ndef doubled(fn):\n    MADE.append(fn.__name__)\n    @functools.wraps(fn)\n"
+        "    def wrapper(x):\n        return 2 * fn(x)\n    return wrapper",
         "@doubled\ndef plus_one(x):\n    return x + 1",
-        "def handler(x: int) -> int:\n    return plus_one(x)",
+        "def handler(x: int) -> list:\n    return [plus_one(x), len(MADE)]",
     )
-    source = same_answers(shell, tmp_path, [1, 5])
-    assert "@doubled" in source
+    same_answers(shell, tmp_path, [1, 5])
 
 
 def test_a_decorator_without_wraps_is_stored_as_the_closure_it_made(shell, tmp_path):
@@ -438,3 +437,26 @@ def test_any_value_given_after_a_definition_ran_is_held_as_served(shell, tmp_pat
     held = loaded(0)
     assert type(held) is type(value)
     assert held == value or repr(held) == repr(value)  # NaN is not equal to itself; its repr is
+
+
+def test_a_wrapping_decorator_that_fills_a_registry_is_held_as_served(shell, tmp_path):
+    run(
+        shell,
+        "import functools\nWRAPPED = {}\ndef traced(f):\n    @functools.wraps(f)\n    def wrapper(x):\n"
+        "        return f(x)\n    WRAPPED[f.__name__] = wrapper\n    return wrapper",
+        "@traced\ndef inc(x):\n    return x + 1",
+        "def handler(x: int) -> list:\n    return [len(WRAPPED), WRAPPED['inc'](x), inc(x)]",
+    )
+    same_answers(shell, tmp_path, [3])
+
+
+def test_a_stored_object_used_while_definitions_are_created_is_one_clear_error_on_load(shell, tmp_path):
+    run(
+        shell,
+        "class Registry:\n    def __init__(self):\n        self.names = []\nREG = Registry()",
+        "class Model:\n    kind = REG.names",
+        "def handler(x: int) -> list:\n    return [Model.kind, REG.names]",
+    )
+    with pytest.raises(BentoIntegrityError) as caught:
+        bento_of(shell, tmp_path)
+    assert "uses the stored object 'REG' while its definitions are created" in str(caught.value)
