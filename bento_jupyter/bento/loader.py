@@ -49,8 +49,8 @@ class _NotLoadedYet:
     def _refuse(self, *_: Any, **__: Any) -> Any:
         raise BentoIntegrityError(
             f"the bento's code uses the stored object {self._name!r} while its definitions are created (in a"
-            " decorator or class body), before stored objects load; in the notebook, create it before that"
-            " definition's cell as a plain value, or use it inside the function instead"
+            " decorator or class body), before stored objects load; in the notebook, use it inside a function"
+            " or method instead, or set that class attribute after the class is defined (it is then kept as served)"
         )
 
     __call__ = __getattr__ = __getitem__ = __setitem__ = __delitem__ = __contains__ = _refuse
