@@ -6,12 +6,15 @@ from typing import TYPE_CHECKING
 
 from bento_jupyter.service.api import api
 from bento_jupyter.service.task_context import cancel_requested
+from bento_jupyter.service.tensor_spec import DType, Shape
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
 __version__ = "0.1.0"
 __all__ = [
+    "DType",
+    "Shape",
     "__version__",
     "api",
     "cancel_requested",

@@ -56,14 +56,20 @@ def _error(status: int, message: str, field: str | None = None) -> Response:
 
 
 def _declared_datatype(codec: Codec) -> str:
-    """The v2 datatype a parameter or result is documented with before any call: its JSON type's, FP32 for
-    a tensor (whatever numeric datatype a request declares is what the handler gets), BYTES for JSON text."""
+    """The v2 datatype a parameter or result is documented with before any call: its JSON type's, a tensor's
+    declared dtype or FP32 (an undeclared tensor gets whatever numeric datatype a request declares), BYTES for
+    JSON text."""
     if isinstance(codec, TensorCodec):
-        return "FP32"
+        return _DATATYPES[np.dtype(codec.spec.dtype)] if codec.spec.dtype else "FP32"
     schema = codec.json_schema()
     if schema.get("type") == "array":
         schema = schema.get("items", {})
     return _SCALAR_DATATYPES.get(schema.get("type", ""), "BYTES")
+
+
+def _declared_shape(codec: Codec) -> list[int]:
+    """A tensor's declared shape, else ``[-1]`` (any)."""
+    return list(codec.spec.shape) if isinstance(codec, TensorCodec) and codec.spec.shape is not None else [-1]
 
 
 def _shape(tensor: dict[str, Any], field: str) -> list[int]:
@@ -198,7 +204,10 @@ class OpenInference:
         if method is None:
             return self._unknown(name)
         output = self._produced.get(name) or _declared_datatype(method.output)
-        inputs = [{"name": p.name, "datatype": _declared_datatype(p.codec), "shape": [-1]} for p in method.params]
+        inputs = [
+            {"name": p.name, "datatype": _declared_datatype(p.codec), "shape": _declared_shape(p.codec)}
+            for p in method.params
+        ]
         return _json(
             {
                 "name": name,

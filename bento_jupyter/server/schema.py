@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+import numpy as np
 import orjson
 from pydantic import TypeAdapter, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
@@ -17,6 +18,7 @@ from bento_jupyter.server.task_store import TaskStatus
 from bento_jupyter.service.codecs import MAX_JSON_DIMS, Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
+from bento_jupyter.service.tensor_spec import value_range
 
 _MAX_EXAMPLE_BYTES = 8192
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+$")
@@ -72,6 +74,8 @@ def _tensor_schema(codec: TensorCodec, components: dict[str, Any]) -> dict[str, 
     """A tensor in a request: nested JSON lists of numbers, 1 to ``MAX_JSON_DIMS`` deep, as the server accepts
     it (a ``$ref`` to one schema per framework under ``components``). The lists at one depth must also share a
     length, which JSON Schema cannot say: the description does."""
+    if codec.spec.shape is not None:
+        return _declared_tensor_schema(codec)
     name = {"numpy": "NumpyArray", "torch": "TorchTensor"}[codec.framework]
     nested: list[dict[str, Any]] = []
     value: dict[str, Any] = {"type": "number"}
@@ -84,6 +88,21 @@ def _tensor_schema(codec: TensorCodec, components: dict[str, Any]) -> dict[str, 
         f" (1 to {MAX_JSON_DIMS}); the lists at each depth all of one length",
     }
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _declared_tensor_schema(codec: TensorCodec) -> dict[str, Any]:
+    """A tensor of declared shape: exactly as deep, each fixed size as ``minItems``/``maxItems``; its items
+    the declared dtype's JSON type and range."""
+    assert codec.spec.shape is not None
+    dtype = np.dtype(codec.spec.dtype or "float64")
+    value: dict[str, Any] = {"type": {"b": "boolean", "i": "integer", "u": "integer"}.get(dtype.kind, "number")}
+    if dtype.kind != "b":
+        low, high = value_range(dtype)
+        value |= {"minimum": low, "maximum": high} if codec.spec.dtype is not None else {}
+    for size in reversed(codec.spec.shape):
+        value = {"type": "array", "items": value, **({"minItems": size, "maxItems": size} if size >= 0 else {})}
+    described = f"{codec.json_schema()['format']} of shape {codec.spec.shape} (-1: any size)"
+    return {**value, "description": described + (f", dtype {dtype}" if codec.spec.dtype else "")}
 
 
 def example_request(method: APIMethod, body: bytes) -> dict[str, Any] | None:

@@ -29,6 +29,8 @@ def _is_tensor_hint(hint: Any) -> bool:
 
 def batch_kind(name: str, hint: Any, batch_dim: int) -> BatchKind:
     """How requests of a batchable API with parameter type ``hint`` merge; ServiceDefinitionError if they cannot."""
+    if typing.get_origin(hint) is typing.Annotated:  # a tensor's declared Shape, DType: what merges is the type
+        hint = typing.get_args(hint)[0]
     if _is_tensor_hint(hint):
         return "tensor"
     origin, args = typing.get_origin(hint), typing.get_args(hint)

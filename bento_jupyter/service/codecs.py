@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, get_args, get_origin
 
 import numpy as np
 import orjson
@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.json_values import json_ready
+from bento_jupyter.service.tensor_spec import TensorSpec
 
 _NUMERIC_KINDS = frozenset("biuf")
 MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
@@ -48,9 +49,11 @@ def _is_torch_tensor_type(hint: Any) -> bool:
 
 @dataclass(frozen=True)
 class TensorCodec:
-    """numpy arrays and torch tensors, sent as (nested) JSON lists of numbers."""
+    """numpy arrays and torch tensors, sent as (nested) JSON lists of numbers; ``spec`` is what the hint
+    declares (``Annotated[np.ndarray, Shape((-1, 4)), DType("float32")]``)."""
 
     framework: str  # "numpy" or "torch"
+    spec: TensorSpec = field(default_factory=TensorSpec)
 
     @property
     def annotation(self) -> Any:
@@ -79,13 +82,14 @@ class TensorCodec:
             raise InvalidInput(field, "expected an array of numbers, got a single value")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
-        if array.dtype.kind == "b" and not keep_dtype:  # JSON's true and false are no numbers (v2's BOOL is)
-            raise InvalidInput(field, "expected numbers, got booleans")
+        if array.dtype.kind == "b" and not keep_dtype and self.spec.dtype != "bool":
+            raise InvalidInput(field, "expected numbers, got booleans")  # JSON's true and false (v2's BOOL is one)
+        array = self.spec.apply(array, field)
         if self.framework == "numpy":
             return array
         import torch
 
-        if array.dtype == np.float64 and not keep_dtype:
+        if array.dtype == np.float64 and not keep_dtype and self.spec.dtype is None:
             array = array.astype(np.float32)
         return torch.from_numpy(array)
 
@@ -106,7 +110,13 @@ class TensorCodec:
             raise InvalidInput("", f"expected numbers, got array of {array.dtype}")
 
     def json_schema(self) -> dict[str, Any]:
-        return {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
+        """BentoML's description: the format, and the dtype and shape when declared."""
+        schema: dict[str, Any] = {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
+        if self.spec.dtype is not None:
+            schema["dtype"] = self.spec.dtype
+        if self.spec.shape is not None:
+            schema["shape"] = list(self.spec.shape)
+        return schema
 
 
 @dataclass(frozen=True)
@@ -177,9 +187,11 @@ def invalid_input(error: ValidationError, field: str = "") -> InvalidInput:
 
 
 def codec_for(hint: Any) -> Codec:
-    """The codec a parameter or return hint calls for."""
-    if hint is np.ndarray:
-        return TensorCodec("numpy")
-    if _is_torch_tensor_type(hint):
-        return TensorCodec("torch")
+    """The codec a parameter or return hint calls for; a tensor's ``Annotated`` metadata may declare its
+    shape and dtype (``Shape``, ``DType``: ours or BentoML's)."""
+    base, metadata = (get_args(hint)[0], get_args(hint)[1:]) if get_origin(hint) is Annotated else (hint, ())
+    if base is np.ndarray:
+        return TensorCodec("numpy", TensorSpec.from_metadata(metadata))
+    if _is_torch_tensor_type(base):
+        return TensorCodec("torch", TensorSpec.from_metadata(metadata))
     return PydanticCodec.for_hint(hint)

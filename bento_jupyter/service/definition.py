@@ -69,7 +69,7 @@ class APIMethod:
         config = config or config_of(func) or APIConfig()
         name = config.name or func.__name__
         try:
-            hints = typing.get_type_hints(func)
+            hints = typing.get_type_hints(func, include_extras=True)  # Annotated metadata: a tensor's Shape, DType
         except Exception as exc:
             raise ServiceDefinitionError(f"cannot resolve type hints of {name}(): {exc}") from None
         params = []

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from typing import Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import torch
 from pydantic import BaseModel
 
-from bento_jupyter import api
+from bento_jupyter import DType, Shape, api
 
 
 class Tier(enum.Enum):
@@ -88,6 +88,17 @@ async def async_echo(value: int) -> int:
     return value
 
 
+def shaped(x: Annotated[np.ndarray, Shape((-1, 3)), DType("float32")]) -> np.ndarray:
+    assert x.dtype == np.float32  # the declared dtype, whatever the JSON numbers were
+    return x * 2
+
+
+@api(batchable=True, max_batch_size=8)
+def batched_counts(rows: Annotated[torch.Tensor, Shape((-1, 2)), DType("int16")]) -> torch.Tensor:
+    assert rows.dtype == torch.int16
+    return rows.sum(dim=1)
+
+
 ALL = [
     number,
     flag,
@@ -103,4 +114,6 @@ ALL = [
     batched_rows,
     batched_texts,
     async_echo,
+    shaped,
+    batched_counts,
 ]

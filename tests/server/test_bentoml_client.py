@@ -136,6 +136,8 @@ calls = {
     "batched_rows": dict(rows=np.array([[1.0, 2.0]])),
     "batched_texts": dict(texts=["a", "bento"]),
     "async_echo": dict(value=7),
+    "shaped": dict(x=np.array([[1.0, 2.0, 3.0]])),
+    "batched_counts": dict(rows=np.array([[1, 2], [30, 40]])),
 }
 out = {}
 with bentoml.SyncHTTPClient(sys.argv[1], timeout=30) as client:
@@ -184,6 +186,8 @@ def test_bentoml_sync_http_client_calls_an_api_of_every_input_kind(serve):
         "batched_rows": [[2.0, 4.0]],
         "batched_texts": [1, 5],
         "async_echo": 7,
+        "shaped": [[2.0, 4.0, 6.0]],
+        "batched_counts": [3, 70],
     }
 
 
