@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,7 @@ class Endpoint:
         self.method = method
         self._timeout = tightest(method.config.timeout, request_timeout_s)
         self._late = f"{method.name}() did not answer within the request's deadline"
+        self._refusals: dict[int, Overloaded] = {}
         self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
@@ -153,11 +155,15 @@ class Endpoint:
         For the connection's fast path (``server.refusal``): it asks before anything is parsed."""
         if self.dispatcher is not None:
             retry_after = self.dispatcher.refusal_now()
-            refusal = None if retry_after is None else Overloaded(retry_after)
         else:
-            refusal = Overloaded(RETRY_AFTER_S) if self.pool is not None and self.pool.full() else None
-        if refusal is not None:
-            self._metrics.answered(503, 0.0)
+            retry_after = RETRY_AFTER_S if self.pool is not None and self.pool.full() else None
+        if retry_after is None:
+            return None
+        self._metrics.answered(503, 0.0)
+        seconds = max(1, math.ceil(retry_after))  # one refusal per Retry-After value, built once
+        refusal = self._refusals.get(seconds)
+        if refusal is None:
+            refusal = self._refusals[seconds] = Overloaded(seconds)
         return refusal
 
     def _admit(self, deadline: float | None) -> None:

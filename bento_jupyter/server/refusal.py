@@ -18,7 +18,6 @@ from bento_jupyter.connection_limits import HeadTimeoutProtocol
 from bento_jupyter.server.http_errors import Overloaded
 
 Refuser = Callable[[bytes], Overloaded | None]  # raw path -> the refusal admission would give now, or None
-_SPECIAL_HEADERS = (b"\r\nconnection:", b"\r\nexpect:", b"\r\ntransfer-encoding:")
 _CONTENT_LENGTH = b"\r\ncontent-length:"
 
 
@@ -73,7 +72,7 @@ def whole_post(data: bytes) -> bytes | None:
         return None
     head = data[line_end : head_end + 2].lower()
     at = head.find(_CONTENT_LENGTH)
-    if at < 0 or any(special in head for special in _SPECIAL_HEADERS):
+    if at < 0 or b"\r\nconnection:" in head or b"\r\nexpect:" in head or b"\r\ntransfer-encoding:" in head:
         return None
     length = head[at + len(_CONTENT_LENGTH) : head.find(b"\r\n", at + 2)].strip()
     if not length.isdigit() or len(data) != head_end + 4 + int(length):
@@ -86,6 +85,7 @@ class RefusingProtocol(HeadTimeoutProtocol):
 
     _refuser: Refuser | None = None
     _at_boundary = True  # the parser is between messages: the next bytes start a request
+    _idle_since = float("-inf")  # loop time of the latest fast refusal on this connection
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -96,15 +96,28 @@ class RefusingProtocol(HeadTimeoutProtocol):
             target = whole_post(data)
             refusal = self._refuser(target) if target is not None else None
             if refusal is not None:
-                self._unset_keepalive_if_required()
                 self._stop_head_timer()
                 self.transport.write(_answers.get(refusal, self.server_state.default_headers))
                 self.server_state.total_requests += 1
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
+                # The keep-alive timer is left running and looks again when it fires: re-arming it per
+                # refusal would cost as much as the rest of the refusal.
+                self._idle_since = self.loop.time()
+                if self.timeout_keep_alive_task is None:
+                    self.timeout_keep_alive_task = self.loop.call_later(
+                        self.timeout_keep_alive, self.timeout_keep_alive_handler
+                    )
                 return
         super().data_received(data)
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close an idle kept-alive connection, unless a fast refusal answered on it since the timer started."""
+        idle = self.loop.time() - self._idle_since
+        if idle < self.timeout_keep_alive:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive - idle, self.timeout_keep_alive_handler
+            )
+            return
+        super().timeout_keep_alive_handler()
 
     def on_message_begin(self) -> None:
         self._at_boundary = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bento_jupyter import api
+from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.refusal import whole_post
 from tests.server.overload_helpers import metric, wait_for
 
@@ -119,3 +121,18 @@ def test_connection_close_is_honoured_on_a_refusal(overloaded):
 )
 def test_only_one_whole_plain_post_takes_the_fast_path(wire, path):
     assert whole_post(wire) == path
+
+
+def test_a_connection_refused_again_and_again_stays_open_and_idles_out_like_any_other(overloaded):
+    """Fast refusals keep a busy connection alive past the keep-alive timeout; once idle, it is closed."""
+    _, address = overloaded
+    keep_alive_s = ConnectionLimits().keep_alive_s
+    with socket.create_connection(address, timeout=keep_alive_s + 5) as sock:
+        began = time.monotonic()
+        while time.monotonic() - began < keep_alive_s + 1:
+            sock.sendall(request_bytes())
+            assert read_answer(sock)[0] == 503
+            time.sleep(0.5)
+        idle_from = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server once idle for the keep-alive timeout
+        assert keep_alive_s - 0.5 < time.monotonic() - idle_from < keep_alive_s + 3
