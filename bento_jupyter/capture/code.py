@@ -18,6 +18,7 @@ import inspect
 import sys
 import textwrap
 import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +203,14 @@ def _literal(value: Any) -> str | None:
     return None
 
 
+def _type_variable(value: Any) -> str | None:
+    """Source for a plain ``TypeVar`` (classes name it in their bases while the bento's source runs)."""
+    if not isinstance(value, typing.TypeVar) or value.__constraints__ or value.__bound__ is not None:
+        return None
+    flags = f"covariant={value.__covariant__}, contravariant={value.__contravariant__}"
+    return f'__import__("typing").TypeVar({value.__name__!r}, {flags})'
+
+
 def _unwrapped(value: Any) -> Any:
     """The function a decorator wrapped (``functools.wraps``, ``lru_cache``), else ``value`` itself."""
     try:
@@ -269,7 +278,7 @@ class _Walker:
             return
         if self._import_by_reference(name, value):
             return
-        literal = _literal(value)
+        literal = _literal(value) or _type_variable(value)
         if literal is not None:
             self.slice.constants[name] = literal
             return

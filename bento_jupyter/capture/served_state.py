@@ -12,6 +12,7 @@ the attribute to set on it (``__defaults__``, ``__kwdefaults__`` or any attribut
 
 from __future__ import annotations
 
+import abc
 import ast
 import enum
 import inspect
@@ -24,6 +25,7 @@ from bento_jupyter.service.api import API_ATTRIBUTE
 
 STATE_OBJECT = "__served_state__"  # the stored object holding the patches that are not plain literals
 _NO_VALUE = object()
+_MACHINERY = frozenset({"_abc_impl"})  # ABCMeta's registry and caches, made again with the class
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,13 @@ def class_patches(path: str, cls: type, node: ast.AST) -> list[Patch]:
         return []  # an enum's members are fixed by its body
     literals = _body_literals(node)
     nested = _nested_classes(node)
+    # a metaclass of a library (pydantic's, typing's) adds attributes of its own when the class is created:
+    # only what the body assigns is compared there
+    own_machinery = type(cls) not in (type, abc.ABCMeta)
     patches: list[Patch] = []
     for key, value in vars(cls).items():
+        if key in _MACHINERY or (own_machinery and key not in literals):
+            continue
         if _own_qualname(value) == f"{cls.__qualname__}.{key}":
             if inspect.isclass(value) and key in nested:
                 patches += class_patches(f"{path}.{key}", value, nested[key])

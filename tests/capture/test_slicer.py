@@ -460,3 +460,44 @@ def test_a_stored_object_used_while_definitions_are_created_is_one_clear_error_o
     with pytest.raises(BentoIntegrityError) as caught:
         bento_of(shell, tmp_path)
     assert "uses the stored object 'REG' while its definitions are created" in str(caught.value)
+
+
+# Classes made with a library's machinery (metaclasses, generated methods, slots): held as defined, their state
+# after definition kept where the body is theirs. (setup cell, the expression the handler returns)
+CLASS_KINDS = {
+    "pydantic-model": (
+        "import pydantic\nclass Point(pydantic.BaseModel):\n    x: int\n    y: int = 2\n"
+        "    model_config = pydantic.ConfigDict(frozen=True)",
+        "[Point(x=1).y, isinstance(Point(x=x), Point)]",
+    ),
+    "abc-subclass": (
+        "import abc\nclass Base(abc.ABC):\n    @abc.abstractmethod\n    def f(self): ...\n"
+        "class Impl(Base):\n    def f(self):\n        return 3",
+        "[Impl().f(), isinstance(Impl(), Base)]",
+    ),
+    "named-tuple": ("import typing\nclass P(typing.NamedTuple):\n    a: int\n    b: int = 4", "list(P(x))"),
+    "typed-dict": ("import typing\nclass TD(typing.TypedDict):\n    a: int", "TD(a=x)"),
+    "generic-with-typevar": (
+        "import typing\nT = typing.TypeVar('T')\nclass Box(typing.Generic[T]):\n    def __init__(self, v):\n"
+        "        self.v = v",
+        "Box[int](x).v",
+    ),
+    "frozen-slotted-dataclass": (
+        "import dataclasses\n@dataclasses.dataclass(frozen=True, slots=True)\nclass D:\n    a: int = 1",
+        "[D().a, D(x) == D(x)]",
+    ),
+    "enum-with-attribute-added": (
+        "import enum\nclass Color(enum.Enum):\n    RED = 1\nColor.extra = 5",
+        "Color.RED.value",
+    ),
+    "property-added-later": ("class Q:\n    pass\nQ.p = property(lambda self: 11)", "Q().p"),
+    "slots": ("class S:\n    __slots__ = ('a',)\n    def __init__(self):\n        self.a = 9", "S().a"),
+    "exception-class": ("class MyErr(ValueError):\n    code = 4\nMyErr.code += 1", "MyErr.code"),
+}
+
+
+@pytest.mark.parametrize("kind", CLASS_KINDS, ids=str)
+def test_classes_made_by_library_machinery_answer_as_in_the_kernel(shell, tmp_path, kind):
+    setup, expression = CLASS_KINDS[kind]
+    run(shell, setup, f"def handler(x: int) -> object:\n    return {expression}")
+    same_answers(shell, tmp_path, [0, 2])
