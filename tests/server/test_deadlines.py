@@ -58,11 +58,9 @@ def test_a_deadline_the_model_cannot_meet_is_refused_at_admission(serve):
     for _ in range(3):  # the latency model learns that a call takes 200 ms
         assert requests.post(f"{server.url}/predict", data=BODY, timeout=30).status_code == 200
     calls = len(model.rows)
-    began = time.monotonic()
     answer = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: "50"}, timeout=30)
     assert answer.status_code == 504 and "cannot be met" in answer.json()["error"]
-    assert time.monotonic() - began < 0.2  # refused at once, not after computing
-    assert len(model.rows) == calls
+    assert len(model.rows) == calls  # refused at admission: the model never saw it
     ok = requests.post(f"{server.url}/predict", data=BODY, headers={DEADLINE_HEADER: "5000"}, timeout=30)
     assert ok.status_code == 200
 
