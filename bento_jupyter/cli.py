@@ -120,6 +120,12 @@ def _signature_line(root: Path) -> str:
     return f"  signed by key {signer.fingerprint} (check it: bento-jupyter verify-signature NAME:VERSION --keys KEYS)"
 
 
+def _verification_text(verification: dict | None) -> str:
+    from bento_jupyter.server.replay import verification_line
+
+    return verification_line(verification) if verification else "NOT VERIFIED at build (built with --no-verify)"
+
+
 def _store_command(kind: str, args: argparse.Namespace) -> int:
     store = Store(kind)
     if args.action == "list":
@@ -129,6 +135,8 @@ def _store_command(kind: str, args: argparse.Namespace) -> int:
         print(json.dumps(manifest, indent=2) if args.json else _show_lineage(manifest))
         if not args.json:
             print(_signature_line(store.resolve(args.tag).path))
+            if kind == "bentos":
+                print(f"  {_verification_text(manifest.get('verification'))}")
     elif args.action == "delete":
         print(f"deleted {store.delete(args.tag).tag}")
     elif args.action == "export":

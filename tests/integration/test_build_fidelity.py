@@ -61,8 +61,12 @@ def kernel(home, tmp_path_factory) -> Iterator[Kernel]:
 
 
 def verify(home: Path, target: str) -> subprocess.CompletedProcess:
+    return cli(home, "verify", target, "--trust-code")
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bento_jupyter.cli", "verify", target, "--trust-code"],
+        [sys.executable, "-m", "bento_jupyter.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -87,6 +91,8 @@ def test_a_build_with_nothing_to_replay_is_marked_not_verified_everywhere(kernel
     assert manifest["verification"] == {"state": "unverified", "replayed": 0, "opted_out": [], "unsampled": ["handler"]}
     done = verify(home, "quiet:1")
     assert done.returncode == 3 and "NOT VERIFIED" in done.stdout
+    shown = cli(home, "bentos", "show", "quiet:1")
+    assert "NOT VERIFIED: no answered request to replay (handler)" in shown.stdout
     kernel.run(post("quiet", "/handler", {"x": 1.5}) + "\n" + "%bento stop quiet")
 
 
@@ -155,3 +161,16 @@ def test_streams_are_sampled_item_by_item_and_replayed(kernel, home):
     assert "$[1].weight: the kernel answered 0.5, the bento 9.0" in out
     assert not (home / "bentos" / "streamer" / "2").exists()
     kernel.run("%bento stop streamer")
+
+
+def test_state_changed_after_serving_is_a_difference_until_the_request_is_asked_again(kernel, home):
+    kernel.run("RATE = 2")
+    kernel.run("%%bento serve drift\ndef handler(x: int) -> int:\n    return x * RATE")
+    kernel.run(post("drift", "/handler", {"x": 3}))
+    kernel.run("RATE = 10")  # the bento would hold 10; the kernel answered with 2
+    out = kernel.run("%bento build drift")
+    assert "the bento was not stored: 1 of 1 sample(s) answered differently" in out
+    assert "$: the kernel answered 6, the bento 30" in out and "ask them again" in out
+    kernel.run(post("drift", "/handler", {"x": 3}))  # the latest answer to a request stands for it
+    assert "verified: 1 sample(s) answered as the kernel did" in kernel.run("%bento build drift")
+    kernel.run("%bento stop drift")
