@@ -170,11 +170,11 @@ class ServiceApp:
                 return
         await self._site(scope, receive, send)
 
-    async def _infer(self, route: str, kwargs: dict[str, Any]) -> Any:
-        """Call the API at ``route`` with decoded arguments (the v2 route)."""
+    async def _infer(self, route: str, kwargs: dict[str, Any], scope: dict[str, Any]) -> Any:
+        """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header)."""
         endpoint = self._endpoints[route]
         assert isinstance(endpoint, Endpoint)  # v2 lists no streaming API
-        return await endpoint.infer(kwargs)
+        return await endpoint.infer(kwargs, scope)
 
     async def _ok(self, _: Request) -> Response:
         return PlainTextResponse("\n")

@@ -132,14 +132,19 @@ class Endpoint:
         self.samples.record(raw, body, media)
         return body, media
 
-    async def infer(self, kwargs: dict[str, Any]) -> Any:
-        """The encoded result for already decoded arguments (the v2 route): the same admission, batching,
-        errors and metrics as a request to the API's own route; arrays keep their dtype."""
+    async def infer(self, kwargs: dict[str, Any], scope: Scope | None = None) -> Any:
+        """The encoded result for already decoded arguments (the v2 route, whose ``scope`` may carry a deadline
+        header): the same admission, deadlines, batching, errors and metrics as a request to the API's own route;
+        arrays keep their dtype."""
         began = time.perf_counter()
         self._metrics.in_progress += 1
         status = 200
         try:
-            deadline = None if self._timeout is None else time.monotonic() + self._timeout
+            now = time.monotonic()
+            if scope is not None:
+                deadline = request_deadline(scope, now, self._timeout)
+            else:
+                deadline = None if self._timeout is None else now + self._timeout
             self._admit(deadline)
             return await self._result(kwargs, deadline, None)
         except HTTPError as error:

@@ -44,7 +44,8 @@ _DATATYPES = {np.dtype(numpy): v2 for v2, numpy in _NUMPY_TYPES.items()}
 _SCALAR_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 _PLATFORM = "bento_jupyter"
 
-Infer = Callable[[str, dict[str, Any]], Any]  # (route, handler arguments) -> awaitable encoded result
+# (route, handler arguments, the request's ASGI scope) -> awaitable encoded result
+Infer = Callable[[str, dict[str, Any], dict[str, Any]], Any]
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -231,7 +232,7 @@ class OpenInference:
         except InvalidInput as exc:
             return _error(400, exc.message, exc.field or None)
         try:
-            output = _output("output", await self._infer(method.route, kwargs))
+            output = _output("output", await self._infer(method.route, kwargs, request.scope))
         except HTTPError as error:
             return Response(
                 error.body(), status_code=error.status, headers=error.headers, media_type="application/json"

@@ -90,3 +90,16 @@ def test_api_timeout_answers_504_counted_in_metrics_and_the_header_only_shortens
         assert metric(server.url, "bentoml_service_request_total", endpoint="/nap", http_response_code="504") == 3
     finally:
         release.set()
+
+
+def test_the_open_inference_route_honours_the_deadline_header(serve):
+    model = GatedModel()
+    server = serve("deadlines", model.api)
+    url = f"{server.url}/v2/models/predict/infer"
+    body = {"inputs": [{"name": "inputs", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]}
+    assert requests.post(url, json=body, timeout=10).status_code == 200
+    calls = len(model.rows)
+    expired = requests.post(url, json=body, headers={DEADLINE_HEADER: "0"}, timeout=10)
+    assert expired.status_code == 504 and len(model.rows) == calls
+    malformed = requests.post(url, json=body, headers={DEADLINE_HEADER: "soon"}, timeout=10)
+    assert malformed.status_code == 400 and malformed.json()["field"] == DEADLINE_HEADER
