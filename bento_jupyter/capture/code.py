@@ -453,6 +453,9 @@ class _Walker:
             ) from None
         self.slice.modules |= {_top_module(m) for m in modules}
         self.visit_names({o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o}, name)
+        for function in (o for o in reached if inspect.isfunction(o)):  # lambdas and closures inside it
+            for missing in global_names(function.__code__) - self.namespace.keys():
+                self._check_not_deleted(missing, name)
 
     def _known(self) -> pickling.References:
         references = self.slice.references()

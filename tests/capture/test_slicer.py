@@ -501,3 +501,37 @@ def test_classes_made_by_library_machinery_answer_as_in_the_kernel(shell, tmp_pa
     setup, expression = CLASS_KINDS[kind]
     run(shell, setup, f"def handler(x: int) -> object:\n    return {expression}")
     same_answers(shell, tmp_path, [0, 2])
+
+
+# A name the code reads that a cell bound and the kernel has lost since: (cells, then `del NAME`)
+DELETED = {
+    "helper-of-the-handler": ("def helper(v):\n    return v * 2", "def handler(x: int) -> int:\n    return helper(x)"),
+    "global-of-a-method": (
+        "RATE = 3\nclass M:\n    def f(self, x):\n        return x * RATE",
+        "def handler(x: int) -> int:\n    return M().f(x)",
+    ),
+    "helper-of-a-lambda": (
+        "def helper(v):\n    return v * 2\nop = lambda v: helper(v)",
+        "def handler(x: int) -> int:\n    return op(x)",
+    ),
+    "helper-of-a-lambda-inside-a-stored-dict": (
+        "def helper(v):\n    return v * 2\nOPS = {'a': lambda v: helper(v)}",
+        "def handler(x: int) -> int:\n    return OPS['a'](x)",
+    ),
+    "private-helper": ("def _helper(v):\n    return v * 2", "def handler(x: int) -> int:\n    return _helper(x)"),
+}
+
+
+@pytest.mark.parametrize("case", DELETED, ids=str)
+def test_a_name_deleted_after_it_was_used_refuses_the_capture_naming_it_and_its_cell(shell, tmp_path, case):
+    setup, handler = DELETED[case]
+    ids = run(shell, setup, handler)
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    same_answers(shell, tmp_path / "before", [2])  # captured while it exists (private names too)
+    deleted = "RATE" if "RATE" in setup else "_helper" if "_helper" in setup else "helper"
+    run(shell, f"del {deleted}")
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path / "after")
+    message = str(caught.value)
+    assert f"uses {deleted!r}, which cell {ids[0]}" in message and "\n" not in message
