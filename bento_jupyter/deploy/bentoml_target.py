@@ -92,6 +92,17 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def _tensor_declarations(tree: ast.Module) -> dict[str, str]:
+    """Local name -> ``Shape`` or ``DType`` for the source's imports of ours (BentoML has its own of each)."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bento_jupyter":
+            for alias in node.names:
+                if alias.name in ("Shape", "DType"):
+                    found[alias.asname or alias.name] = alias.name
+    return found
+
+
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> _Signature:
     args = node.args
     used: list[ast.AST] = []
@@ -178,10 +189,14 @@ def service_module(bundle: Bundle) -> str:
                 body=_method_body(name, signature.call, signature.is_async, signature.is_stream),
             )
         )
-    imported = sorted(needed & _top_level_names(tree))
+    validators = {local: name for local, name in _tensor_declarations(tree).items() if local in needed}
+    imported = sorted(needed & _top_level_names(tree) - set(validators))
     imports = ""
     if imported:
         imports = f"\nfrom {module_name(bundle.name)} import {', '.join(imported)}  # noqa: E402  (the APIs' types)\n"
+    if validators:  # BentoML's own Shape and DType, so that BentoML enforces what the bento declares
+        names = ", ".join(name if name == local else f"{name} as {local}" for local, name in sorted(validators.items()))
+        imports += f"from bentoml.validators import {names}  # noqa: E402\n"
     header = _HEADER.format(
         version=__version__,
         imports=imports,
