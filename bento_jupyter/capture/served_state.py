@@ -24,6 +24,7 @@ from bento_jupyter.capture.pickling import resolve
 from bento_jupyter.service.api import API_ATTRIBUTE
 
 STATE_OBJECT = "__served_state__"  # the stored object holding the patches that are not plain literals
+REGISTER = "register()"  # a patch calling ``register(kind, implementation)`` for each pair (singledispatch)
 _NO_VALUE = object()
 _MACHINERY = frozenset({"_abc_impl"})  # ABCMeta's registry and caches, made again with the class
 
@@ -72,12 +73,34 @@ def _defaults_patches(path: str, function: types.FunctionType, node: ast.AST) ->
     return patches
 
 
+def _made_by_decorator(value: Any) -> bool:
+    """What a library decorator puts on its wrapper itself (``__wrapped__``, singledispatch's ``register``)."""
+    if isinstance(value, types.MappingProxyType | types.MethodType | types.BuiltinMethodType):
+        return True  # a view of its registry, a method of its cache
+    qualname = getattr(value, "__qualname__", "")
+    return isinstance(qualname, str) and "<locals>" in qualname  # a closure it made
+
+
+def _registrations(value: Any) -> list[Patch]:
+    """Implementations registered on a ``functools.singledispatch`` function after it was defined."""
+    registry = getattr(value, "registry", None)
+    if not isinstance(registry, types.MappingProxyType) or not callable(getattr(value, "register", None)):
+        return []
+    added = [(kind, implementation) for kind, implementation in registry.items() if kind is not object]
+    return [Patch("", REGISTER, added)] if added else []
+
+
 def function_patches(path: str, value: Any, target: types.FunctionType, node: ast.AST) -> list[Patch]:
-    """A function's defaults and attributes as served (for a decorated one, the defaults of what it wraps)."""
+    """A function's defaults and attributes as served (for a decorated one, the defaults of what it wraps, the
+    attributes set on its wrapper and the implementations registered on it)."""
     patches = _defaults_patches(path, target, node)
-    if value is target:  # a wrapper's __dict__ is its decorator's business, re-applied by the source
+    if value is target:
         patches += [Patch(path, k, v) for k, v in vars(target).items() if k != API_ATTRIBUTE]
-    return patches
+        return patches
+    for key, attribute in (vars(value) if hasattr(value, "__dict__") else {}).items():
+        if not (key.startswith("__") and key.endswith("__")) and not _made_by_decorator(attribute):
+            patches.append(Patch(path, key, attribute))
+    return patches + [Patch(path, p.key, p.value) for p in _registrations(value)]
 
 
 def _body_literals(node: ast.ClassDef) -> dict[str, Any]:
@@ -143,6 +166,10 @@ def apply(namespace: dict[str, Any], patches: list[tuple[str, str, Any]]) -> Non
     """Set each patch on the loaded bento's definitions (defaults on what a decorator wrapped)."""
     for path, key, value in patches:
         target = resolve(namespace, path)
+        if key == REGISTER:
+            for kind, implementation in value:
+                target.register(kind, implementation)
+            continue
         if key in ("__defaults__", "__kwdefaults__"):
             target = inspect.unwrap(target)
         setattr(target, key, value)

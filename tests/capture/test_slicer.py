@@ -406,6 +406,44 @@ SERVED_STATE = {
 }
 
 
+SERVED_STATE.update(
+    {
+        "singledispatch-registrations-from-other-cells": (
+            (
+                "import functools\n@functools.singledispatch\ndef show(x):\n    return 'any'",
+                "@show.register(int)\ndef _(x):\n    return 'int'",
+                "@show.register\ndef _(x: str):\n    return 'str'",
+            ),
+            "def handler(x: int) -> list:\n    return [show(x), show('a'), show(1.5)]",
+            [3],
+        ),
+        "attribute-set-on-a-library-wrapper": (
+            ("import functools\n@functools.lru_cache\ndef sq(x):\n    return x * x", "sq.note = 'hi'"),
+            "def handler(x: int) -> list:\n    return [sq(x), sq.note]",
+            [3],
+        ),
+        "class-counter-incremented-by-instances": (
+            ("class C:\n    n = 0\n    def __init__(self):\n        C.n += 1", "a = C()\nb = C()"),
+            "def handler(x: int) -> int:\n    return C.n + x",
+            [1],
+        ),
+        "classmethod-replaced": (
+            (
+                "class F:\n    base = 1\n    @classmethod\n    def make(cls):\n        return cls.base",
+                "F.make = classmethod(lambda cls: cls.base * 100)",
+            ),
+            "def handler(x: int) -> int:\n    return F.make() + x",
+            [1],
+        ),
+        "attribute-of-a-base-class-patched": (
+            ("class A:\n    k = 1\nclass B(A):\n    pass", "A.k = 9"),
+            "def handler(x: int) -> int:\n    return B.k + x",
+            [1],
+        ),
+    }
+)
+
+
 @pytest.mark.parametrize("case", SERVED_STATE, ids=str)
 def test_the_bento_holds_objects_as_they_were_served(shell, tmp_path, case):
     setup, handler, inputs = SERVED_STATE[case]
