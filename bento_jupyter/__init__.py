@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bento_jupyter._version import __version__
 from bento_jupyter.service.api import api
 from bento_jupyter.service.task_context import cancel_requested
 from bento_jupyter.service.tensor_spec import DType, Shape
@@ -11,7 +12,6 @@ from bento_jupyter.service.tensor_spec import DType, Shape
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__version__ = "0.1.0"
 __all__ = [
     "DType",
     "Shape",
@@ -26,7 +26,7 @@ __all__ = [
 
 def service_url(name: str) -> str:
     """Base URL of the service ``name`` running in this process (KeyError if none)."""
-    from bento_jupyter.server.services import services
+    from bento_jupyter.server.running import services
 
     service = services.get(name)
     if service is None or not service.running:
@@ -36,13 +36,13 @@ def service_url(name: str) -> str:
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
     """Register the ``%bento`` magics (``%load_ext bento_jupyter``)."""
-    from bento_jupyter.magics import register
+    from bento_jupyter.kernel.magics import register
 
     register(shell)
 
 
 def unload_ipython_extension(shell: InteractiveShell) -> None:
     """Stop every service this kernel runs and remove the hooks."""
-    from bento_jupyter.magics import unregister
+    from bento_jupyter.kernel.magics import unregister
 
     unregister(shell)

@@ -7,7 +7,7 @@ import requests
 from IPython.core.interactiveshell import InteractiveShell
 
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.server.services import services
+from bento_jupyter.server.running import services
 from tests.deploy.test_engines import BENTOML, deploy, running
 from tests.integration.bento_process import free_port, served_bento
 

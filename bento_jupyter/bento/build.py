@@ -8,16 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter import __version__
+from bento_jupyter._version import __version__
 from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
+from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
-from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import remember_built
 from bento_jupyter.capture.code import CodeSlice
 from bento_jupyter.capture.objects import save_objects
 from bento_jupyter.capture.requirements import infer_requirements, lock_requirements
-from bento_jupyter.server.schema import openapi_document, service_schema
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.service.schema import openapi_document, service_schema
 from bento_jupyter.service.settings import ServiceSettings
 
 SOURCE_MODULE = "src/service.py"

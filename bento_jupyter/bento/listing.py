@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.bento.store import Store
 from bento_jupyter.errors import BentoIntegrityError
 
 

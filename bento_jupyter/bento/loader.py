@@ -7,8 +7,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import MANIFEST_NAME, check_references, read_manifest, verified_path
-from bento_jupyter.bento.store import Store
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.capture import served_state
 from bento_jupyter.capture.objects import load_object

@@ -27,9 +27,9 @@ import numpy as np
 
 from bento_jupyter.capture import pickling
 from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
+from bento_jupyter.capture.cells import CellLog, ExecutedCell
 from bento_jupyter.capture.objects import architecture_pickle
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
-from bento_jupyter.cell_log import CellLog, ExecutedCell
 from bento_jupyter.errors import CaptureError
 
 _MAX_LITERAL_BYTES = 64 * 1024

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter import __version__
+from bento_jupyter._version import __version__
 from bento_jupyter.bento.loader import module_name
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 from bento_jupyter.errors import DeployError

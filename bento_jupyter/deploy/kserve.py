@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter import __version__
+from bento_jupyter._version import __version__
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 from bento_jupyter.deploy.kubernetes import annotations, container, labels, pod_volumes
 

@@ -16,16 +16,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from bento_jupyter.bento.loader import load_bento
-from bento_jupyter.bento.store import home
+from bento_jupyter.bento.local_store import home
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
-from bento_jupyter.server import batch_values
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
 from bento_jupyter.server.http_errors import HandlerFailed, HTTPError
 from bento_jupyter.server.stream_framing import StreamFormat
 from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
+from bento_jupyter.service import batch_values
 from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.settings import ServiceSettings
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter import __version__
+from bento_jupyter._version import __version__
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 from bento_jupyter.server.tasks import DEFAULT_QUEUE_SIZE
 

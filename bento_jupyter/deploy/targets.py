@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bento_jupyter.atomic import staged_directory
 from bento_jupyter.bento.loader import bundles_in, locate
 from bento_jupyter.deploy.bentoml_target import write_bentoml
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions
@@ -12,7 +13,6 @@ from bento_jupyter.deploy.kserve import write_kserve
 from bento_jupyter.deploy.kubernetes import write_kubernetes
 from bento_jupyter.deploy.ray_serve import write_ray
 from bento_jupyter.errors import DeployError
-from bento_jupyter.export.directory import staged_directory
 
 Writer = Callable[[list[Bundle], Path, DeployOptions], list[Path]]
 TARGETS: dict[str, Writer] = {

@@ -11,12 +11,13 @@ import nbformat
 from jupyter_client.kernelspec import NoSuchKernel
 from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
+from bento_jupyter.atomic import check_target, staged_directory
 from bento_jupyter.bento.manifest import file_sha256
 from bento_jupyter.errors import ExportError
-from bento_jupyter.export.capture import CaptureMode
-from bento_jupyter.export.directory import check_target, staged_directory, write_index
+from bento_jupyter.export.capture_mode import CaptureMode
+from bento_jupyter.export.index import write_index
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 from bento_jupyter.export.parameters import inject_parameters
-from bento_jupyter.notebook_runner import CellIdNotebookClient
 
 EXECUTED_NAME = "notebook.ipynb"
 

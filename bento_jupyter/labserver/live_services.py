@@ -35,7 +35,7 @@ def _records(kernel_id: str) -> list[ControlRecord]:
 
 
 def kernel_services(kernel_id: str) -> list[dict[str, Any]]:
-    """Every running service of kernel ``kernel_id``, as ``server.status.service_status`` describes it."""
+    """Every running service of kernel ``kernel_id``, as ``server.running.service_status`` describes it."""
     records = _records(kernel_id)
     if not records:
         return []

@@ -7,13 +7,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.signing import signer_of
-from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, BentoSignatureError
-from bento_jupyter.registry.client import RegistryClient, move_alias, push
-from bento_jupyter.registry.config import resolve_login
+from bento_jupyter.registry.client.login import resolve_login
+from bento_jupyter.registry.client.remote import RegistryClient, move_alias, push
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.registry.refs import parse_version
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, file_sha256, read_manifest
 from bento_jupyter.bento.signing import attach_signature
-from bento_jupyter.bento.store import Store, StoredItem
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.oci.distribution import DistributionClient

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bento_jupyter.registry.blobs import BlobStore, StoredBlob
-from bento_jupyter.registry.metadata import now
-from bento_jupyter.registry.schema import blob_marks, versions
+from bento_jupyter.registry.db.metadata import now
+from bento_jupyter.registry.db.tables import blob_marks, versions
+from bento_jupyter.registry.storage.base import BlobStore, StoredBlob
 
 DEFAULT_GRACE = timedelta(hours=24)
 

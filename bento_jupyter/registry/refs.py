@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from bento_jupyter.bento.local_store import NAME_PATTERN
 from bento_jupyter.bento.manifest import UNLISTED_NAMES, check_references, folded_path, manifest_digest
-from bento_jupyter.bento.store import NAME_PATTERN
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 

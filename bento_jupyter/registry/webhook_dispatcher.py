@@ -18,9 +18,9 @@ import requests
 from sqlalchemy import Engine, or_, select, update
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from bento_jupyter import __version__
-from bento_jupyter.registry.metadata import now
-from bento_jupyter.registry.schema import WRITE, webhook_deliveries, webhooks
+from bento_jupyter._version import __version__
+from bento_jupyter.registry.db.metadata import now
+from bento_jupyter.registry.db.tables import WRITE, webhook_deliveries, webhooks
 from bento_jupyter.registry.webhooks import (
     DELIVERED,
     DELIVERY_HEADER,

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from bento_jupyter.registry.db.metadata import now
+from bento_jupyter.registry.db.tables import webhook_deliveries, webhooks
 from bento_jupyter.registry.errors import InvalidRequest, NotFound
-from bento_jupyter.registry.metadata import now
-from bento_jupyter.registry.schema import webhook_deliveries, webhooks
 
 EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
 # A hook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.

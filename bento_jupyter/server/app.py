@@ -15,13 +15,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from bento_jupyter import __version__
-from bento_jupyter.bento.store import home
+from bento_jupyter._version import __version__
+from bento_jupyter.bento.local_store import home
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import Overloaded
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.open_inference import OpenInference
-from bento_jupyter.server.schema import openapi_document, server_url, service_schema
 from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.server.task_store import TaskStore
 from bento_jupyter.server.tasks import (
@@ -33,6 +32,7 @@ from bento_jupyter.server.tasks import (
     task_store_path,
 )
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+from bento_jupyter.service.schema import openapi_document, server_url, service_schema
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 

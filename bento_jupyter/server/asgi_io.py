@@ -9,8 +9,6 @@ from starlette.types import Receive, Send
 from bento_jupyter.server.http_errors import HTTPError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 
 _JSON = b"application/json"
-SSE_MEDIA_TYPE = "text/event-stream"
-NDJSON_MEDIA_TYPE = "application/x-ndjson"
 # curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
 _ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
 

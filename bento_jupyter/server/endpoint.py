@@ -12,16 +12,16 @@ from starlette.types import Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
-from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
-from bento_jupyter.server.batching import BatchDispatcher
 from bento_jupyter.server.concurrency import RETRY_AFTER_S, HandlerPool, default_max_concurrency
 from bento_jupyter.server.deadlines import request_deadline, tightest, within
-from bento_jupyter.server.devices import (
+from bento_jupyter.server.dispatch.batcher import BatchDispatcher
+from bento_jupyter.server.dispatch.devices import (
     batch_mover,
     default_concurrency,
     model_device,
     with_callers_torch_threads,
 )
+from bento_jupyter.server.dispatch.policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.http_errors import (
     BadRequest,
     ClientDisconnected,
@@ -34,10 +34,10 @@ from bento_jupyter.server.http_errors import (
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, SampleLog
-from bento_jupyter.server.schema import example_request
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
+from bento_jupyter.service.schema import example_request
 
 _TEXT = b"text/plain; charset=utf-8"
 _JSON = b"application/json"

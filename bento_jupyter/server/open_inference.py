@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bento_jupyter import __version__
+from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server.http_errors import HTTPError
 from bento_jupyter.service.codecs import Codec, TensorCodec

@@ -19,7 +19,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
-from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE
+from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE
 from bento_jupyter.service.settings import ServiceSettings
 
 _SHOWN_CHARS = 200

@@ -17,8 +17,8 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from bento_jupyter.server import asgi_io
-from bento_jupyter.server.asgi_io import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from bento_jupyter.server.http_errors import NotAcceptable
+from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 
 JSON_MEDIA_TYPE = "application/json"
 # BentoML's client reads a stream chunk by chunk, one item per chunk, with no framing (as BentoML serves it).

@@ -23,10 +23,10 @@ from bento_jupyter.server import asgi_io
 from bento_jupyter.server.http_errors import BadRequest, HandlerFailed, HTTPError, MethodNotAllowed
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
-from bento_jupyter.server.schema import example_request
 from bento_jupyter.server.stream_framing import StreamFormat, sse_event
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
+from bento_jupyter.service.schema import example_request
 
 END = object()  # what ItemSource.next() returns once the generator is exhausted
 # Sync generators step here, not on the loop's default pool: a stream that waits between items (a remote

@@ -9,7 +9,6 @@ tasks every worker runs, so an API's ``max_concurrency`` bounds them all togethe
 from __future__ import annotations
 
 import contextlib
-import enum
 import math
 import os
 import sqlite3
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter.processes import process_alive
+from bento_jupyter.service.task_status import TaskStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -45,20 +45,6 @@ _COLUMNS = (
     "task_id, api, input, status, result, media_type, http_status, owner, cancel_requested,"
     " created_at, executed_at, completed_at"
 )
-
-
-class TaskStatus(enum.Enum):
-    """BentoML's task status names (``bentoml``'s ``ResultStatus``), which its client parses."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED)
 
 
 def _iso(seconds: float | None) -> str | None:

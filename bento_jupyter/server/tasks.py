@@ -25,10 +25,11 @@ from starlette.types import Receive, Scope, Send
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.http_errors import BadRequest, HTTPError, MethodNotAllowed, NotFound, Overloaded
-from bento_jupyter.server.task_store import TaskRecord, TaskStatus, TaskStore
+from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.task_context import current_task
+from bento_jupyter.service.task_status import TaskStatus
 
 RETENTION_VARIABLE = "BENTO_JUPYTER_TASK_RETENTION"
 DEFAULT_RETENTION_S = 24 * 3600.0  # BentoML keeps task results for a day too

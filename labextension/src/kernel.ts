@@ -1,7 +1,7 @@
-/** Calls into `bento_jupyter.kernel_inventory` inside a notebook's kernel, through a silent execute request. */
+/** Calls into `bento_jupyter.kernel.inventory` inside a notebook's kernel, through a silent execute request. */
 import { Kernel } from '@jupyterlab/services';
 
-const INVENTORY = "__import__('bento_jupyter.kernel_inventory').kernel_inventory";
+const INVENTORY = "__import__('bento_jupyter.kernel.inventory').kernel.inventory";
 
 /** A kernel call that failed; the message says why in words a user can act on. */
 export class KernelCallError extends Error {}
@@ -33,7 +33,7 @@ function describeFailure(ename: string | undefined, evalue: string | undefined):
   return `The kernel raised ${ename}: ${evalue}`;
 }
 
-/** Evaluate `kernel_inventory.FN(ARGS)` in `kernel` without touching the notebook; its JSON result. */
+/** Evaluate `bento_jupyter.kernel.inventory.FN(ARGS)` in `kernel` without touching the notebook; its JSON result. */
 export async function callInventory<T>(
   kernel: Kernel.IKernelConnection,
   fn: string,
@@ -77,7 +77,7 @@ export async function callInventory<T>(
     }
     const json = result.data?.['application/json'];
     if (json === undefined) {
-      throw new KernelCallError(`kernel_inventory.${fn} sent no JSON (is bento_jupyter in the kernel up to date?).`);
+      throw new KernelCallError(`bento_jupyter.kernel.inventory.${fn} sent no JSON (is bento_jupyter in the kernel up to date?).`);
     }
     return json as T;
   } catch (error) {

@@ -14,7 +14,7 @@ import { IVisibility, usePolling } from './polling';
 import { StatsLine } from './serviceStats';
 import { IActionResult, IKernelModel, IKernelReport, IService, IStoredItem, ITask } from './types';
 
-/** Run a kernel_inventory action in the active kernel; its answer as a notice. */
+/** Run a kernel.inventory action in the active kernel; its answer as a notice. */
 export type KernelAction = (fn: string, args: (string | null)[]) => Promise<INotice>;
 
 export function noticeOf(result: IActionResult): INotice {
@@ -23,7 +23,7 @@ export function noticeOf(result: IActionResult): INotice {
     : { kind: 'error', text: result.error ?? result.message ?? 'the kernel reported a failure' };
 }
 
-/** Run a kernel_inventory action in the active notebook's kernel (builds and pulls may take minutes). */
+/** Run a kernel.inventory action in the active notebook's kernel (builds and pulls may take minutes). */
 export async function runInKernel(tracker: INotebookTracker, fn: string, args: (string | null)[]): Promise<INotice> {
   const target = kernelTarget(tracker);
   if (!target.kernel) {

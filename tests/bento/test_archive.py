@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
-from bento_jupyter.bento.store import Store
 from bento_jupyter.cli import main
 from tests.bento.hostile import pickle_bento
 

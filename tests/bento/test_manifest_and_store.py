@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bento_jupyter.bento.dockerfile import render_dockerfile
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import canonical_json, read_manifest, write_manifest
-from bento_jupyter.bento.store import Store
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 
 
@@ -88,7 +88,7 @@ CONCURRENT_BUILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bento_jupyter.bento.store import Store
+    from bento_jupyter.bento.local_store import Store
     from bento_jupyter.bento.manifest import write_manifest
 
     def fill(root):
@@ -116,7 +116,7 @@ KILLED_BUILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bento_jupyter.bento.store import Store
+    from bento_jupyter.bento.local_store import Store
 
     def fill(root):
         with (root / "big.bin").open("wb") as out:

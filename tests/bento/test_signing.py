@@ -15,9 +15,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
 from bento_jupyter.bento.signing import sign_bento, signer_of, verify_bento
-from bento_jupyter.bento.store import Store
 from bento_jupyter.errors import BentoSignatureError
 from tests.integration.bento_process import served_bento
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import write_manifest
-from bento_jupyter.bento.store import Store
 from bento_jupyter.bento.trust import TrustPolicy, UntrustedCodeError, remember_built
 from bento_jupyter.errors import BentoIntegrityError
 from tests.bento.hostile import SERVICE, pickle_bento

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.server.replay import difference
-from bento_jupyter.server.services import services
+from bento_jupyter.server.running import services
 from tests.integration.bento_process import served_bento
 
 json_values = st.recursive(

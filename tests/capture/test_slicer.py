@@ -13,7 +13,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.capture.code import capture_handlers
 from bento_jupyter.errors import BentoIntegrityError, CaptureError
-from bento_jupyter.kernel_actions import capture_namespace
+from bento_jupyter.kernel.actions import capture_namespace
 from bento_jupyter.service.definition import ServiceDefinition
 
 

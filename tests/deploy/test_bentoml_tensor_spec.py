@@ -6,7 +6,7 @@ import pytest
 import requests
 from IPython.core.interactiveshell import InteractiveShell
 
-from bento_jupyter.server.services import services
+from bento_jupyter.server.running import services
 from tests.deploy.test_engines import BENTOML, deploy, running
 from tests.integration.bento_process import free_port
 

@@ -15,8 +15,8 @@ import requests
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.signing import sign_bento
-from bento_jupyter.bento.store import Store
 from tests.bento.test_signing import write_key_pair
 from tests.deploy.test_manifests import CLI, K8S_VERSION, KSERVE_SCHEMA
 from tests.integration.bento_process import free_port, wait_ready

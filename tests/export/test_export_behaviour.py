@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError
 from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.errors import ExportError
 from bento_jupyter.export.notebook import export_notebook
-from bento_jupyter.notebook_runner import CellIdNotebookClient
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 from tests.integration.bento_process import served_bento
 from tests.integration.kernel_session import KernelSession
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from bento_jupyter.atomic import staged_directory
 from bento_jupyter.errors import ExportError
-from bento_jupyter.export.directory import staged_directory
 from bento_jupyter.export.parameters import collect_parameters, inject_parameters, parse_value
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import nbformat
 
-from bento_jupyter.notebook_runner import CellIdNotebookClient
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 

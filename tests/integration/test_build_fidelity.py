@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.notebook_runner import CellIdNotebookClient
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import requests
 from packaging.utils import canonicalize_name
 
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.notebook_runner import CellIdNotebookClient
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 from tests.integration.bento_process import free_port, wait_ready
 from tests.integration.corpus.idioms import IDIOMS, Idiom
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 SERVERS_AT_ONCE = 7  # fresh serve processes started together (each imports numpy, some torch or sklearn)
 
 PROBE = """import json as _json, requests as _requests
-from bento_jupyter.server.services import services as _services
+from bento_jupyter.server.running import services as _services
 _url = _services.get({name!r}).url
 _answers = [_requests.post(_url + "/handler", json=_b, timeout=30) for _b in {inputs!r}]
 print(_json.dumps([_a.json() if "json" in _a.headers["content-type"] else _a.text for _a in _answers]))"""

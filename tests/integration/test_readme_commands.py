@@ -33,7 +33,7 @@ import nbformat
 import pytest
 import requests
 
-from bento_jupyter.notebook_runner import CellIdNotebookClient
+from bento_jupyter.export.notebook_runner import CellIdNotebookClient
 from tests.integration.readme_blocks import README, Block, code_blocks, setup_command
 
 pytestmark = pytest.mark.integration

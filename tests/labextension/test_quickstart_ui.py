@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.local_store import Store
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.labextension.ui_steps import (
     NOTEBOOK,

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import push
+from bento_jupyter.registry.client.remote import push
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.labextension.ui_steps import (
     NOTEBOOK,

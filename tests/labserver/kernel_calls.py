@@ -8,7 +8,7 @@ from typing import Any
 
 from jupyter_client.blocking import BlockingKernelClient
 
-INVENTORY = "__import__('bento_jupyter.kernel_inventory').kernel_inventory"
+INVENTORY = "__import__('bento_jupyter.kernel.inventory').kernel.inventory"
 
 
 class KernelError(AssertionError):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
-from bento_jupyter.bento.store import Store
 from tests.labserver.jupyter_process import API, JupyterServer
 from tests.registry.conftest import RegistryProcess, free_port, make_bento
 

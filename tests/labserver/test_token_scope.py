@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bento_jupyter.registry.commands import main
-from bento_jupyter.registry.config import save_login
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.login import save_login
 from tests.labserver.jupyter_process import API, JupyterServer, jupyter_server
 from tests.registry.conftest import RegistryProcess
 
@@ -108,7 +108,9 @@ def test_the_cli_sends_no_configured_token_to_another_url(hostile, tmp_path, mon
     monkeypatch.setenv("BENTO_JUPYTER_REGISTRY_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("BENTO_JUPYTER_REGISTRY_TOKEN", ENV_TOKEN)
     save_login("http://127.0.0.1:9", LOGIN_TOKEN)
-    assert main(["versions", "x", "--url", hostile.url]) == 0
+    assert main(["registry", "versions", "x", "--url", hostile.url]) == 0
     assert len(hostile.seen) == 1 and hostile.tokens_received() == []
-    assert main(["versions", "x", "--url", hostile.url, "--token", "bjr_explicit.t"]) == 0  # the user's choice
+    assert (
+        main(["registry", "versions", "x", "--url", hostile.url, "--token", "bjr_explicit.t"]) == 0
+    )  # the user's choice
     assert hostile.tokens_received() == ["Bearer bjr_explicit.t"]

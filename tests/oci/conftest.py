@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.local_store import Store
 from tests.integration.bento_process import free_port
 from tests.oci.token_service import ISSUER, SERVICE, TokenService, start_token_service
 from tests.registry.conftest import _stop, _wait
@@ -114,7 +114,7 @@ def build_demo(store: Store, offsets: tuple[int, ...] = (0, 100)) -> None:
     """Versions of ``demo`` in ``store`` built by ``%bento build``: one per offset, all with the same WEIGHTS."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from bento_jupyter.server.services import services
+    from bento_jupyter.server.running import services
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "bento_jupyter")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 
-from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.oci.artifact import ARTIFACT_TYPE, MANIFEST_MEDIA_TYPE, WEIGHT, Artifact, pull, push
 from bento_jupyter.oci.reference import OCIError
 from tests.integration.bento_process import served_bento

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import manifest_digest
-from bento_jupyter.bento.store import Store
 from bento_jupyter.oci.artifact import FILEPATH, TITLE, Artifact, pull, push
 from bento_jupyter.oci.distribution import DistributionClient
 from bento_jupyter.oci.reference import OCIError, OCIReference

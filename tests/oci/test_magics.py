@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from bento_jupyter.bento.store import Store
+from bento_jupyter.bento.local_store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Real backends for the registry tests: a PostgreSQL cluster, an S3-compatible server (moto), and
-registry processes started with ``python -m bento_jupyter.registry serve``; all on 127.0.0.1, all
+registry processes started with ``python -m bento_jupyter.cli registry serve``; all on 127.0.0.1, all
 stopped by PID when the tests end."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import requests
 
+from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import write_manifest
-from bento_jupyter.bento.store import Store, StoredItem
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 BUCKET = "bentos"
@@ -183,7 +183,7 @@ def s3_client(boto3: Any, endpoint: str) -> Any:
 
 @dataclass
 class RegistryProcess:
-    """``python -m bento_jupyter.registry serve`` in a subprocess, with tokens of every scope."""
+    """``python -m bento_jupyter.cli registry serve`` in a subprocess, with tokens of every scope."""
 
     db: str
     storage: str
@@ -201,10 +201,10 @@ class RegistryProcess:
         return {**os.environ, **S3_ENV, "BENTO_JUPYTER_HOME": str(self.home)}
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "bento_jupyter.registry", *args]
+        return [sys.executable, "-m", "bento_jupyter.cli", *args]
 
     def start(self) -> RegistryProcess:
-        args = ["serve", "--port", "0", "--db", self.db, "--storage", self.storage, *self.extra]
+        args = ["registry", "serve", "--port", "0", "--db", self.db, "--storage", self.storage, *self.extra]
         if self.s3_endpoint:
             args += ["--s3-endpoint", self.s3_endpoint]
         if self.open:
@@ -245,7 +245,7 @@ class RegistryProcess:
 
     def create_token_with_cli(self, scope: str) -> str:
         done = subprocess.run(
-            self.command("token", "create", "--scope", scope, "--name", f"test-{scope}", "--db", self.db),
+            self.command("registry", "token", "create", "--scope", scope, "--name", f"test-{scope}", "--db", self.db),
             capture_output=True,
             text=True,
             env=self.env(),

@@ -9,8 +9,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from bento_jupyter.registry.client import RegistryClient, push
-from bento_jupyter.registry.commands import main
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import Forbidden, Unauthorized
 from tests.registry.conftest import RegistryProcess, make_bento
 
@@ -72,7 +72,9 @@ def test_token_create_cli_prints_a_working_admin_token(sqlite_registry):
 
 
 def test_open_is_refused_on_a_non_loopback_host(tmp_path, capsys):
-    code = main(["serve", "--open", "--host", "0.0.0.0", "--port", "0", "--db", f"sqlite:///{tmp_path / 'r.db'}"])
+    code = main(
+        ["registry", "serve", "--open", "--host", "0.0.0.0", "--port", "0", "--db", f"sqlite:///{tmp_path / 'r.db'}"]
+    )
     assert code == 2
     assert "only on a loopback host" in capsys.readouterr().err
     assert not (tmp_path / "r.db").exists()
@@ -93,7 +95,7 @@ def test_an_open_registry_on_loopback_needs_no_token(tmp_path, local, name):
 
 def test_the_module_entry_point_runs_the_commands(tmp_path):
     done = subprocess.run(
-        [*RegistryProcess("", "", tmp_path).command("token", "create", "--scope", "read")],
+        [*RegistryProcess("", "", tmp_path).command("registry", "token", "create", "--scope", "read")],
         capture_output=True,
         text=True,
         env={**RegistryProcess("", "", tmp_path).env()},

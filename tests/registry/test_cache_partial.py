@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from bento_jupyter.registry.cache import BlobCache
+from bento_jupyter.registry.client.cache import BlobCache
 
 DOWNLOAD = """
 import sys, time
 from pathlib import Path
-from bento_jupyter.registry.cache import BlobCache
+from bento_jupyter.registry.client.cache import BlobCache
 
 def chunks():
     yield b"x" * 4096

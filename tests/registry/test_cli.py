@@ -9,9 +9,11 @@ import stat
 import pytest
 import requests
 
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.api import OPERATIONS
-from bento_jupyter.registry.commands import add_commands, main
+from bento_jupyter.bento.local_store import Store
+from bento_jupyter.cli.main import main
+from bento_jupyter.cli.registry import add_commands
+from bento_jupyter.registry.app.routes import OPERATIONS
+from bento_jupyter.registry.client.remote import RegistryClient
 from tests.registry.conftest import make_bento
 
 pytestmark = pytest.mark.integration
@@ -71,9 +73,23 @@ def test_push_pull_alias_and_history_commands_round_trip(sqlite_registry, home, 
         "moved @production: 1 -> 2",
     ]
     assert all("test-write:" in line for line in lines)
-    run(capsys, "tag", f"{name}:2", "golden")
-    assert f"{name}:2" in run(capsys, "search", "--tag", "golden")
-    assert "@production #golden" in run(capsys, "versions", name)
+    run(capsys, "registry", "tag", f"{name}:2", "golden")
+    assert f"{name}:2" in run(capsys, "registry", "search", "--tag", "golden")
+    assert "@production #golden" in run(capsys, "registry", "versions", name)
+
+
+def test_history_names_each_deletion_and_untag_as_what_it_was(sqlite_registry, home, capsys, name):
+    run(capsys, "login", sqlite_registry.url, "--token", sqlite_registry.tokens["write"])
+    store = Store("bentos")
+    for n in (1, 2, 3):
+        make_bento(store, name, handler=f"v = {n}\n")
+        run(capsys, "push", f"{name}:{n}")
+    run(capsys, "registry", "tag", f"{name}:2", "golden")
+    run(capsys, "registry", "tag", f"{name}:2", "golden", "--remove")
+    RegistryClient(sqlite_registry.url, sqlite_registry.tokens["write"]).delete_version(name, 3)
+    events = [line.split("  ", 2)[2] for line in run(capsys, "history", name).splitlines()]
+    assert events[-3:] == ["tagged version 2 #golden", "untagged version 2 #golden", "deleted version 3"]
+    assert not any("None" in event for event in events)
 
 
 def test_add_commands_plugs_into_the_main_parser(sqlite_registry, home, capsys):
@@ -96,7 +112,9 @@ def test_the_openapi_document_describes_every_operation(sqlite_registry):
     assert publish["x-scope"] == "write" and publish["security"] == [{"bearer": []}]
 
 
-@pytest.mark.parametrize("command", [["serve", "--open", "--port", "0"], ["token", "create", "--scope", "read"]])
+@pytest.mark.parametrize(
+    "command", [["registry", "serve", "--open", "--port", "0"], ["registry", "token", "create", "--scope", "read"]]
+)
 def test_a_plain_path_as_db_is_one_line_naming_the_sqlite_url(home, tmp_path, capsys, command):
     db = tmp_path / "file.db"
     assert main([*command, "--db", str(db)]) == 2

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.cache import BlobCache
-from bento_jupyter.registry.client import RegistryClient, history, move_alias, pull, push
+from bento_jupyter.registry.client.cache import BlobCache
+from bento_jupyter.registry.client.remote import RegistryClient, history, move_alias, pull, push
 from bento_jupyter.registry.errors import Conflict, NotFound, RegistryIntegrityError
 from tests.registry.conftest import RegistryProcess, make_bento
 
@@ -208,8 +208,8 @@ KILLED_PUSH = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from bento_jupyter.bento.store import Store
-    from bento_jupyter.registry import push
+    from bento_jupyter.bento.local_store import Store
+    from bento_jupyter.registry.client.remote import push
 
     def progress(done, total):
         if done > total // 3:

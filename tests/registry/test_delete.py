@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bento_jupyter.registry.client import RegistryClient, push
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from tests.registry.conftest import RegistryProcess, make_bento
 

@@ -11,11 +11,11 @@ import boto3
 import pytest
 from sqlalchemy import update
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.cache import BlobCache
-from bento_jupyter.registry.client import RegistryClient, pull, push
-from bento_jupyter.registry.schema import blob_marks, connect
+from bento_jupyter.registry.client.cache import BlobCache
+from bento_jupyter.registry.client.remote import RegistryClient, pull, push
+from bento_jupyter.registry.db.tables import blob_marks, connect
 from tests.registry.conftest import BUCKET, RegistryProcess, make_bento, s3_client
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def two_versions_then_delete_the_first(registry: RegistryProcess, local: Store, 
 
 
 def gc(registry: RegistryProcess, *args: str) -> str:
-    command = registry.command("gc", "--db", registry.db, "--storage", registry.storage, *args)
+    command = registry.command("registry", "gc", "--db", registry.db, "--storage", registry.storage, *args)
     if registry.s3_endpoint:
         command += ["--s3-endpoint", registry.s3_endpoint]
     done = subprocess.run(command, capture_output=True, text=True, env=registry.env(), timeout=120)

@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import manifest_digest, write_manifest
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import push
+from bento_jupyter.registry.client.remote import push
 from tests.bento.hostile import pickle_bento
 from tests.registry.conftest import RegistryProcess, create_database, make_bento
 

@@ -14,7 +14,7 @@ import pytest
 
 import bento_jupyter.registry
 from bento_jupyter.bento.manifest import manifest_digest, read_manifest
-from bento_jupyter.registry.client import RegistryClient, push
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.registry.refs import RemoteRef, check_file_path, check_label
 from tests.registry.conftest import RegistryProcess, make_bento

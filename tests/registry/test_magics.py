@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest
-from bento_jupyter.bento.store import Store
 from tests.registry.conftest import make_bento
 
 pytestmark = pytest.mark.integration

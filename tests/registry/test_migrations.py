@@ -14,15 +14,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bento_jupyter.registry.migrations import BASELINE, SchemaOutdated, head, open_database, revision
-from bento_jupyter.registry.schema import connect, metadata
+from bento_jupyter.registry.db.migrations import BASELINE, SchemaOutdated, head, open_database, revision
+from bento_jupyter.registry.db.tables import connect, metadata
 from tests.registry.conftest import RegistryProcess, _postgres_bindir, create_database
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V0_TABLES = ["bentos", "versions", "version_cells", "aliases", "tags", "history", "tokens"]
-CLI = [sys.executable, "-m", "bento_jupyter.registry"]
+CLI = [sys.executable, "-m", "bento_jupyter.cli"]
 
 
 def snapshot(url: str, like: dict[str, list[dict]] | None = None) -> dict[str, list[dict]]:
@@ -77,11 +77,11 @@ def test_upgrading_a_pre_alembic_database_keeps_every_row(v0_url):
     assert sum(map(len, before.values())) > 30 and before["history"]
     with pytest.raises(SchemaOutdated, match="registry upgrade"):
         open_database(v0_url)
-    done = cli("upgrade", "--db", v0_url)
+    done = cli("registry", "upgrade", "--db", v0_url)
     assert done.returncode == 0, done.stderr
     assert f"from schema revision {BASELINE} to {head()}" in done.stdout
     assert snapshot(v0_url, before) == before
-    again = cli("upgrade", "--db", v0_url)
+    again = cli("registry", "upgrade", "--db", v0_url)
     assert f"already at schema revision {head()}" in again.stdout
     engine = open_database(v0_url)
     with engine.connect() as conn:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import write_manifest
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import RegistryClient, push
-from bento_jupyter.registry.commands import main
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import Conflict, Forbidden, NotFound, PromotionRefused
 from tests.registry.conftest import RegistryProcess
 
@@ -148,7 +148,7 @@ def test_an_alias_that_requires_verification_moves_only_after_a_passing_one(sqli
     v2 = publish(sqlite_registry, local, name, route("predict", {"x": INT, "y": {**INT, "default": 1}}, ["x"]))
     write.move_alias(name, "production", v1, None)
     remote = ["--url", sqlite_registry.url, "--token", sqlite_registry.tokens["admin"]]
-    assert main(["alias-policy", name, "production", "--require", "verified,compatible", *remote]) == 0
+    assert main(["registry", "alias-policy", name, "production", "--require", "verified,compatible", *remote]) == 0
     assert f"{name}@production requires: compatible, verified" in capsys.readouterr().out
     with pytest.raises(Forbidden):
         write.set_policy(name, "production", [])  # policies need an admin token

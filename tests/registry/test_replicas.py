@@ -13,9 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import RegistryClient, push
-from bento_jupyter.registry.commands import build_parser
+from bento_jupyter.bento.local_store import Store
+from bento_jupyter.cli.main import build_parser
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import Conflict
 from tests.registry.conftest import (
     BUCKET,
@@ -110,13 +110,13 @@ def test_the_kubernetes_manifest_for_the_registry_validates_and_its_command_pars
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     command = [*container["command"], *container.get("args", [])]
     assert command[:3] == ["bento-jupyter", "registry", "serve"]
-    args = build_parser().parse_args(command[2:])
+    args = build_parser().parse_args(command[1:])
     assert args.upgrade and args.db == "$(DATABASE_URL)" and args.storage.startswith("s3://")
     probe = container["readinessProbe"]["httpGet"]
     assert probe["path"] == "/api/v1/health" and probe["port"] == container["ports"][0]["name"]
     service = next(d for d in documents if d["kind"] == "Service")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     done = subprocess.run(
-        [sys.executable, "-m", "bento_jupyter.registry", *command[3:], "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "bento_jupyter.cli", *command[1:], "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0

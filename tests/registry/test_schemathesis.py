@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import push
+from bento_jupyter.bento.local_store import Store
+from bento_jupyter.registry.client.remote import push
 from tests.generation import SCHEMATHESIS, SCHEMATHESIS_SEED
 from tests.registry.conftest import RegistryProcess, create_database, make_bento
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.signing import sign_bento, verify_bento
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import RegistryClient, pull, push
+from bento_jupyter.registry.client.remote import RegistryClient, pull, push
 from bento_jupyter.registry.errors import Forbidden
 from tests.bento.test_signing import write_key_pair
 from tests.registry.conftest import RegistryProcess, make_bento

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bento_jupyter.bento.store import Store
-from bento_jupyter.registry.client import RegistryClient, push
-from bento_jupyter.registry.commands import main
+from bento_jupyter.bento.local_store import Store
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from tests.bento.hostile import pickle_bento
 from tests.registry.conftest import make_bento
 
@@ -34,7 +34,7 @@ def test_listing_names_the_code_executing_files_and_pull_needs_trust_code(
     assert [v["code_executing_files"] for v in versions] == [["models/m.pkl"], []]
 
     remote = ["--url", sqlite_registry.url, "--token", sqlite_registry.tokens["read"]]
-    assert main(["versions", name, *remote]) == 0
+    assert main(["registry", "versions", name, *remote]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "executes-code-on-load" in lines[0] and "executes-code-on-load" not in lines[1]
 

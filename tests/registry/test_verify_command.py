@@ -7,11 +7,11 @@ import pytest
 import requests
 from IPython.core.interactiveshell import InteractiveShell
 
-from bento_jupyter.bento.store import Store
-from bento_jupyter.cli import main
-from bento_jupyter.registry.client import RegistryClient, push
+from bento_jupyter.bento.local_store import Store
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import PromotionRefused
-from bento_jupyter.server.services import services
+from bento_jupyter.server.running import services
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bento_jupyter.registry.client import RegistryClient, push
-from bento_jupyter.registry.commands import main
+from bento_jupyter.cli.main import main
+from bento_jupyter.registry.client.remote import RegistryClient, push
 from tests.registry.conftest import Receiver, RegistryProcess, free_port, make_bento, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def hooked_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
 def test_events_reach_a_receiver_that_was_down_signed_and_logged(hooked_registry, local, name, capsys):
     port = free_port()  # nothing listens there yet
     remote = ["--url", hooked_registry.url, "--token", hooked_registry.tokens["admin"]]
-    assert main(["webhook", "add", f"http://127.0.0.1:{port}/hook", "--secret", SECRET, *remote]) == 0
+    assert main(["registry", "webhook", "add", f"http://127.0.0.1:{port}/hook", "--secret", SECRET, *remote]) == 0
     hook_id = capsys.readouterr().out.split()[2]
     admin = RegistryClient(hooked_registry.url, hooked_registry.tokens["admin"])
     only_rollbacks = admin.json(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel, QueueState
+from bento_jupyter.server.dispatch.policy import BatchPolicy, LatencyModel, QueueState
 
 
 def trained_model(base: float = 0.002, per_item: float = 0.0001) -> LatencyModel:

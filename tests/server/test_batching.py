@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from bento_jupyter.server.batch_policy import BatchPolicy, LatencyModel
-from bento_jupyter.server.batching import BatchDispatcher
+from bento_jupyter.server.dispatch.batcher import BatchDispatcher
+from bento_jupyter.server.dispatch.policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.http_errors import Overloaded
 
 
@@ -196,7 +196,7 @@ STEPS = ["take", "concat", "split", "batch_size"]
 def test_a_fault_in_any_step_of_a_batch_answers_every_request(monkeypatch, step, fail_on_call):
     """Slicing, merging, the model call, splitting or joining a large request's pieces fails on its n-th use:
     every request still gets an answer (a result or the error), and the dispatcher serves the next ones."""
-    from bento_jupyter.server import batch_values
+    from bento_jupyter.service import batch_values
 
     calls = {"n": 0}
 

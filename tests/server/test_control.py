@@ -14,7 +14,7 @@ import requests
 
 from bento_jupyter import api
 from bento_jupyter.server.control import STATS_PATH, STOP_PATH, read_records
-from bento_jupyter.server.services import RunningService, ServiceTable
+from bento_jupyter.server.running import RunningService, ServiceTable
 from bento_jupyter.service.definition import ServiceDefinition
 
 

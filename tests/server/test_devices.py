@@ -13,7 +13,7 @@ import requests
 import torch
 
 from bento_jupyter import api
-from bento_jupyter.server.devices import batch_mover, default_concurrency, model_device
+from bento_jupyter.server.dispatch.devices import batch_mover, default_concurrency, model_device
 
 linear = torch.nn.Linear(3, 1)
 seen_devices: list[str] = []

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from bento_jupyter import api
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.runner import ThreadedServer
-from bento_jupyter.server.schema import server_url
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.service.schema import server_url
 
 
 @api(batchable=True, max_batch_size=8)

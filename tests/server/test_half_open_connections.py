@@ -9,7 +9,7 @@ import time
 import requests
 
 from bento_jupyter.connection_limits import DEFAULT_HEAD_TIMEOUT_S
-from bento_jupyter.server.services import services
+from bento_jupyter.server.running import services
 from bento_jupyter.service.definition import ServiceDefinition
 
 

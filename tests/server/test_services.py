@@ -11,7 +11,7 @@ import requests
 
 from bento_jupyter import api
 from bento_jupyter.errors import ServerStartError
-from bento_jupyter.server.services import ServiceTable
+from bento_jupyter.server.running import ServiceTable
 from bento_jupyter.service.definition import ServiceDefinition
 
 

@@ -218,8 +218,9 @@ def test_a_finished_task_expires_on_time_with_no_other_task_finishing(serve, tmp
 
 
 def test_tasks_past_their_retention_are_deleted_when_the_server_starts(tmp_path, monkeypatch):
-    from bento_jupyter.server.task_store import TaskStatus, TaskStore
+    from bento_jupyter.server.task_store import TaskStore
     from bento_jupyter.server.tasks import task_store_path
+    from bento_jupyter.service.task_status import TaskStatus
 
     path = task_store_path(tmp_path, "aging")
     earlier = TaskStore(path)  # a server of two days ago, which kept everything

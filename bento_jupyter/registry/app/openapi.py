@@ -1,0 +1,301 @@
+"""The OpenAPI 3.1 document of the registry API, generated from its table of operations."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from bento_jupyter._version import __version__
+from bento_jupyter.registry.promotion import REQUIREMENTS
+from bento_jupyter.registry.refs import RECORD_ID_PATTERN
+from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
+
+if TYPE_CHECKING:
+    from bento_jupyter.registry.app.operations import Operation
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["error", "code"],
+}
+_ERRORS = {
+    "400": "Invalid name, tag, digest, manifest or body",
+    "401": "Missing, unknown or revoked token",
+    "403": "The token's scope does not allow this",
+    "404": "No such bento, version, alias, blob or token",
+    "409": "Compare-and-set lost, or blobs missing for a publish",
+    "413": "Body over the size limit",
+}
+# Operations whose body is content-addressed: a request can match the schema and still not hold together
+# (the bytes or the manifest hash to another digest), which no JSON Schema can state; that answer is a 422.
+CONTENT_ADDRESSED = {
+    "publish": "The manifest does not hold together: its digest does not match its content",
+    "put_blob": "The body's sha256 is not the one in the path",
+}
+
+
+_NAME = "[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?"
+_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# What each path parameter accepts; requests outside these get 400 (checked in refs.py, the one place).
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "name": {"type": "string", "pattern": f"^{_NAME}$"},
+    "ref": {"type": "string", "pattern": "^(latest|[1-9][0-9]{0,8})$"},
+    "alias": {"type": "string", "pattern": f"^(?!latest$)(?![0-9]+$){_NAME}$"},
+    "tag": {"type": "string", "pattern": f"^(?!latest$)(?![0-9]+$){_NAME}$"},
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "delivery_id": {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+    "hook_id": {"type": "string", "pattern": f"^{RECORD_ID_PATTERN.pattern}$"},
+    "token_id": {"type": "string", "pattern": f"^{RECORD_ID_PATTERN.pattern}$"},
+}
+
+
+def _word_list(words: tuple[str, ...], at_least_one: bool) -> dict[str, Any]:
+    """A list of ``words`` or the same as one comma-separated string; spaces around a word are ignored."""
+    word = "(" + "|".join(re.escape(w) for w in words) + ")"
+    item = f" *{word}? *"
+    array: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": f"^{item}$"}}
+    text = f"^{item}(,{item})*$"
+    if at_least_one:
+        array["contains"] = {"type": "string", "pattern": f"^ *{word} *$"}
+        text = f"^(?=.*[^ ,]){text[1:]}"
+    return {"anyOf": [array, {"type": "string", "pattern": text}]}
+
+
+_NUMBER = {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}
+# Operations on a numbered version only: their ``ref`` is never ``latest``.
+NUMBERED_REF = {"delete_version", "put_tag", "delete_tag", "post_verification"}
+_NO_NUL = "^[^\\x00]*$"  # free text: PostgreSQL text holds no NUL
+_SEARCH_TEXT = {"type": "string", "pattern": _NO_NUL, "maxLength": 1024}
+# Query parameters by operation (operationId): name -> (schema, required).
+QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
+    "compare_versions": {"from": (_NUMBER, True), "to": (_NUMBER, True)},
+    "get_history": {"alias": (PATH_PARAMETERS["alias"], False)},
+    "search": {
+        "notebook": (_SEARCH_TEXT, False),
+        "cell": (_SEARCH_TEXT, False),
+        "commit": (_SEARCH_TEXT, False),
+        "tag": (_SEARCH_TEXT, False),
+        "name": (PATH_PARAMETERS["name"], False),
+    },
+}
+_REASON = {"type": ["string", "null"], "maxLength": 1000, "pattern": _NO_NUL}
+# Request bodies by operation (operationId); the others take any JSON object.
+BODIES: dict[str, dict[str, Any]] = {
+    "move_alias": {
+        "type": "object",
+        "properties": {
+            "version": _VERSION,
+            "expected": {"anyOf": [_VERSION, {"type": "null"}]},
+            "reason": _REASON,
+            "force": {"type": "boolean", "description": "move despite the alias's policy (admin scope)"},
+        },
+        "required": ["version", "expected"],
+    },
+    "rollback_alias": {
+        "type": "object",
+        "properties": {"expected": {"anyOf": [_VERSION, {"type": "null"}]}, "reason": _REASON},
+    },
+    "put_policy": {
+        "type": "object",
+        "properties": {"requires": _word_list((*REQUIREMENTS, "none"), at_least_one=False)},
+        "required": ["requires"],
+    },
+    "post_verification": {
+        "type": "object",
+        "description": "A verification: whether it passed, and any report fields, kept as sent",
+        "properties": {"passed": {"type": "boolean"}},
+        "required": ["passed"],
+    },
+    "create_webhook": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$", "maxLength": MAX_URL_LENGTH},
+            "events": _word_list((*EVENTS, "*"), at_least_one=True),
+            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128, "pattern": _NO_NUL},
+        },
+        "required": ["url"],
+    },
+    "missing_blobs": {
+        "type": "object",
+        "properties": {
+            "digests": {"type": "array", "items": PATH_PARAMETERS["sha256"], "maxItems": 100_000},
+        },
+        "required": ["digests"],
+    },
+    "create_token": {
+        "type": "object",
+        "properties": {
+            "scope": {"enum": ["read", "write", "admin"]},
+            "name": {"type": "string", "pattern": f"^{_NAME}$"},
+        },
+        "required": ["scope"],
+    },
+    "publish": {
+        "type": "object",
+        "description": "A bento manifest (bento.yaml): its digest covers every other field",
+        "properties": {
+            "name": PATH_PARAMETERS["name"],
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string", "minLength": 1, "maxLength": 1024},
+                        "size": {"type": "integer", "minimum": 0},
+                        "sha256": PATH_PARAMETERS["sha256"],
+                    },
+                    "required": ["path", "size", "sha256"],
+                },
+            },
+            "lineage": {"type": "object"},
+        },
+        "required": ["name", "digest", "files"],
+    },
+}
+
+
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _ERROR_SCHEMA,
+    "VersionSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+            "size": {"type": "integer", "minimum": 0},
+            "file_count": {"type": "integer", "minimum": 0},
+            "created_at": {"type": "string"},
+            "created_by": {"type": "string"},
+            "lineage": {
+                "type": "object",
+                "properties": {k: _TEXT_OR_NULL for k in ("notebook_path", "kernel_id", "git_commit", "git_branch")},
+            },
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+            "code_executing_files": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Files whose loader runs code (pickles): pulling or serving needs --trust-code",
+            },
+        },
+        "required": ["name", "version", "digest", "size", "created_at", "tags", "aliases", "code_executing_files"],
+    },
+    "BentoSummary": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "latest": {"type": "integer", "minimum": 1},
+            "versions": {"type": "integer", "minimum": 1},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+        "required": ["name", "latest", "versions", "aliases"],
+    },
+}
+_VERSION_REF = {"$ref": "#/components/schemas/VersionSummary"}
+# The 200 answers with a typed record, by operationId.
+RESULTS: dict[str, dict[str, Any]] = {
+    "list_bentos": {
+        "type": "object",
+        "properties": {"bentos": {"type": "array", "items": {"$ref": "#/components/schemas/BentoSummary"}}},
+        "required": ["bentos"],
+    },
+    "list_versions": {
+        "type": "object",
+        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
+        "required": ["versions"],
+    },
+    "get_version": {
+        "allOf": [
+            _VERSION_REF,
+            {"type": "object", "properties": {"manifest": {"type": "object"}}, "required": ["manifest"]},
+        ]
+    },
+    "search": {
+        "type": "object",
+        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
+        "required": ["versions"],
+    },
+}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    operation_id = op.handler.__name__
+    doc: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": op.summary,
+        "parameters": [
+            {"name": p, "in": "path", "required": True, "schema": _path_parameter(operation_id, p)}
+            for p in re.findall(r"{(\w+)}", op.path)
+        ]
+        + [
+            {"name": p, "in": "query", "required": required, "schema": schema}
+            for p, (schema, required) in QUERIES.get(operation_id, {}).items()
+        ],
+        "responses": {
+            "200": {"description": "OK", **_result(op.handler.__name__)},
+            "201": {"description": "Created (a version, blob, token or webhook)"},
+            "202": {"description": "Accepted (a delivery queued)"},
+            "204": {"description": "Done, nothing to return"},
+            **{
+                code: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                }
+                for code, text in _ERRORS.items()
+            },
+        },
+    }
+    if operation_id in CONTENT_ADDRESSED:
+        doc["responses"]["422"] = {
+            "description": CONTENT_ADDRESSED[operation_id],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    if op.scope is None:
+        doc["security"] = []
+    else:
+        doc["security"] = [{"bearer": []}]
+        doc["x-scope"] = str(op.scope)
+        doc["description"] = f"Needs a token with {op.scope} scope (or higher)."
+    if op.body == "json":
+        schema = BODIES.get(op.handler.__name__, {"type": "object"})
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    elif op.body == "binary":
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    return doc
+
+
+def _path_parameter(operation_id: str, name: str) -> dict[str, Any]:
+    if name == "ref" and operation_id in NUMBERED_REF:
+        return _NUMBER
+    return PATH_PARAMETERS.get(name, {"type": "string"})
+
+
+def _result(operation_id: str) -> dict[str, Any]:
+    schema = RESULTS.get(operation_id)
+    return {"content": {"application/json": {"schema": schema}}} if schema else {}
+
+
+def openapi_document(operations: list[Operation]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "bento-jupyter registry",
+            "version": __version__,
+            "description": "Immutable bento versions with notebook lineage, aliases, tags, history and "
+            "content-addressed blobs.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "security": [{"bearer": []}],
+    }

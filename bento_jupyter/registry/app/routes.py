@@ -1,0 +1,521 @@
+"""The registry's REST API under ``/api/v1``: one table of operations, each with the scope it needs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from bento_jupyter.registry.app.openapi import openapi_document
+from bento_jupyter.registry.app.operations import Context, Operation
+from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope
+from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
+from bento_jupyter.registry.refs import (
+    MAX_JSON_DEPTH,
+    check_json_depth,
+    check_label,
+    check_name,
+    check_record_id,
+    check_sha256,
+    check_version,
+    parse_version,
+)
+from bento_jupyter.registry.storage.base import CHUNK
+
+PREFIX = "/api/v1"
+MAX_SEARCH_LENGTH = 1024
+logger = logging.getLogger("bento_jupyter.registry")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isascii() or not declared.isdigit() or int(declared) > limit):
+        raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    _declared_length(request, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit", limit=limit)
+    try:
+        value = check_json_depth(json.loads(body))
+        if _SURROGATE.search(body):  # a lone one has no UTF-8 form to store; pairs are fine
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except RecursionError:
+        raise InvalidRequest(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except UnicodeEncodeError:
+        raise InvalidRequest("the JSON body holds a lone surrogate (an unpaired \\udXXX escape): not text") from None
+    except ValueError:
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+# A surrogate, escaped (\ud800) or as UTF-8 bytes (json.loads decodes bytes with surrogatepass).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _version_ref(ref: str) -> int | None:
+    return None if ref == "latest" else parse_version(ref)
+
+
+def _name(request: Request) -> str:
+    return check_name(request.path_params["name"])
+
+
+async def _call(func: Callable[..., Any], *args: Any) -> Any:
+    return await run_in_threadpool(func, *args)
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+async def health(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"status": "ok", "auth": "open" if ctx.open else "token"})
+
+
+async def openapi(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse(openapi_document(OPERATIONS))
+
+
+async def list_bentos(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"bentos": await _call(ctx.store.metadata.list_bentos)})
+
+
+async def get_bento(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse(await _call(ctx.store.metadata.get_bento, _name(request)))
+
+
+async def list_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"versions": await _call(ctx.store.metadata.list_versions, _name(request))})
+
+
+async def publish(ctx: Context, request: Request, who: Principal) -> Response:
+    name = _name(request)
+    manifest = await _json_body(request, ctx.limits.max_json_bytes)
+    # The body is the manifest; a signed bento's bento.sig rides along as "signature" (not part of the digest).
+    signature = manifest.pop("signature", None) if isinstance(manifest, dict) else None
+    record = await _call(ctx.signatures.check, name, manifest, signature)
+    summary, created = await _call(ctx.store.publish, name, manifest, who.actor, record)
+    return JSONResponse({**summary, "created": created}, status_code=201 if created else 200)
+
+
+async def get_version(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    return JSONResponse(await _call(ctx.store.metadata.get_version, _name(request), number))
+
+
+async def delete_version(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("delete a numbered version, not 'latest'")
+    return JSONResponse(await _call(ctx.store.metadata.delete_version, _name(request), number, who.actor))
+
+
+async def list_aliases(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"aliases": await _call(ctx.store.metadata.list_aliases, _name(request))})
+
+
+async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    return JSONResponse(
+        {"name": name, "alias": alias, "version": await _call(ctx.store.metadata.get_alias, name, alias)}
+    )
+
+
+def _reason(body: dict[str, Any]) -> str | None:
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000 or "\x00" in reason):
+        raise InvalidRequest("reason: a string of at most 1000 characters, no NUL")
+    return reason or None
+
+
+async def move_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict) or "version" not in body or "expected" not in body:
+        raise InvalidRequest(
+            "send {'version': N, 'expected': M or null, 'reason'?: TEXT, 'force'?: BOOL} "
+            "(compare-and-set on the current target)"
+        )
+    expected = None if body["expected"] is None else check_version(body["expected"])
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidRequest("force: true or false")
+    moved = await _call(
+        lambda: ctx.store.promotions.move(
+            name,
+            alias,
+            check_version(body["version"]),
+            expected,
+            who.actor,
+            reason=_reason(body),
+            force=force,
+            may_force=who.scope >= Scope.ADMIN,
+        )
+    )
+    return JSONResponse(moved)
+
+
+async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)")
+    expected = None if body.get("expected") is None else check_version(body["expected"])
+    moved = await _call(ctx.store.metadata.rollback, name, alias, who.actor, _reason(body), expected)
+    return JSONResponse(moved)
+
+
+async def get_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    return JSONResponse(await _call(ctx.store.promotions.policy, name, alias))
+
+
+async def put_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    name, alias = _name(request), check_label(request.path_params["alias"])
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict) or "requires" not in body:
+        raise InvalidRequest("send {'requires': ['compatible', 'verified']} ([] for no checks)")
+    return JSONResponse(await _call(ctx.store.promotions.set_policy, name, alias, body["requires"], who.actor))
+
+
+async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    found = await _call(ctx.store.promotions.verifications, _name(request), number)
+    return JSONResponse({"verifications": found})
+
+
+async def post_verification(ctx: Context, request: Request, who: Principal) -> Response:
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("verify a numbered version, not 'latest'")
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    recorded = await _call(ctx.store.promotions.record_verification, _name(request), number, body, who.actor)
+    return JSONResponse(recorded, status_code=201)
+
+
+async def compare_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    query = request.query_params
+    if "from" not in query or "to" not in query:
+        raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
+    old, new = parse_version(query["from"], "from"), parse_version(query["to"], "to")
+    changes = await _call(ctx.store.promotions.compare, _name(request), old, new)
+    return JSONResponse(
+        {
+            "from": old,
+            "to": new,
+            "compatible": not any(c.breaking for c in changes),
+            "changes": [{"api": c.api, "message": c.message, "breaking": c.breaking} for c in changes],
+        }
+    )
+
+
+async def put_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    return await _set_tag(ctx, request, who, present=True)
+
+
+async def delete_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    return await _set_tag(ctx, request, who, present=False)
+
+
+async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool) -> Response:
+    name, tag = _name(request), check_label(request.path_params["tag"], "tag")
+    number = _version_ref(request.path_params["ref"])
+    if number is None:
+        raise InvalidRequest("tag a numbered version, not 'latest'")
+    return JSONResponse(await _call(ctx.store.metadata.set_tag, name, number, tag, present, who.actor))
+
+
+async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
+    alias = request.query_params.get("alias")
+    return JSONResponse({"history": await _call(ctx.store.metadata.history, _name(request), alias)})
+
+
+async def search(ctx: Context, request: Request, who: Principal) -> Response:
+    query = request.query_params
+    filters = {key: query.get(key) for key in ("notebook", "cell", "commit", "tag", "name")}
+    for key, value in filters.items():
+        if value is not None and ("\x00" in value or len(value) > MAX_SEARCH_LENGTH):
+            raise InvalidRequest(f"{key}: at most {MAX_SEARCH_LENGTH} characters, no NUL")
+    if filters["name"] is not None:
+        check_name(filters["name"])
+    return JSONResponse({"versions": await _call(lambda: ctx.store.metadata.search(**filters))})
+
+
+async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    digests = body.get("digests") if isinstance(body, dict) else None
+    return JSONResponse({"missing": await _call(ctx.store.missing, digests)})
+
+
+def _blob_digest(request: Request) -> str:
+    """The path's sha256; ``/blobs/missing`` is another operation's path, so a method it lacks is a 405."""
+    if request.path_params["sha256"] == "missing":
+        raise HTTPException(405, "POST /blobs/missing is the only method there", headers={"Allow": "POST"})
+    return check_sha256(request.path_params["sha256"])
+
+
+async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
+    """Stream the body into the blob store, hashing on the way; it lands only if the digest matches."""
+    sha256 = _blob_digest(request)
+    limit = ctx.limits.max_blob_bytes
+    _declared_length(request, limit)
+    upload = await _call(ctx.store.blobs.begin, sha256)
+    received, pending = 0, bytearray()
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"the blob is over the {limit}-byte limit", limit=limit)
+            pending += chunk
+            if len(pending) >= CHUNK:
+                await _call(upload.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await _call(upload.write, bytes(pending))
+        await _call(upload.commit)
+    except ClientDisconnect:
+        await _call(upload.abort)
+        return Response(status_code=400)
+    except BaseException:
+        await _call(upload.abort)
+        raise
+    return JSONResponse({"sha256": sha256, "size": received}, status_code=201)
+
+
+async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
+    sha256 = _blob_digest(request)
+    size = await _call(ctx.store.blobs.size, sha256)
+    chunks = await _call(ctx.store.blobs.open, sha256)
+    headers = {"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=31536000, immutable"}
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"webhooks": await _call(ctx.store.webhooks.list)})
+
+
+async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}")
+    hook = await _call(
+        ctx.store.webhooks.create, body.get("url"), body.get("events", "*"), who.actor, body.get("secret")
+    )
+    return JSONResponse(hook, status_code=201)
+
+
+async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    await _call(ctx.store.webhooks.delete, check_record_id(request.path_params["hook_id"], "webhook"))
+    return Response(status_code=204)
+
+
+async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse(
+        {
+            "deliveries": await _call(
+                ctx.store.webhooks.deliveries, check_record_id(request.path_params["hook_id"], "webhook")
+            )
+        }
+    )
+
+
+async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
+    delivery = request.path_params["delivery_id"]
+    if not delivery.isascii() or not delivery.isdigit() or len(delivery) > 18:
+        raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
+    found = await _call(
+        ctx.store.webhooks.redeliver, check_record_id(request.path_params["hook_id"], "webhook"), int(delivery)
+    )
+    return JSONResponse(found, status_code=202)
+
+
+async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
+    body = await _json_body(request, ctx.limits.max_json_bytes)
+    if not isinstance(body, dict):
+        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}")
+    scope, name = body.get("scope"), body.get("name", "token")
+    if not isinstance(scope, str) or not isinstance(name, str):
+        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}: both text")
+    secret, record = await _call(ctx.tokens.create, Scope.parse(scope), name)
+    return JSONResponse({**record, "token": secret}, status_code=201)
+
+
+async def list_tokens(ctx: Context, request: Request, who: Principal) -> Response:
+    return JSONResponse({"tokens": await _call(ctx.tokens.list)})
+
+
+async def revoke_token(ctx: Context, request: Request, who: Principal) -> Response:
+    await _call(ctx.tokens.revoke, check_record_id(request.path_params["token_id"], "token"))
+    return Response(status_code=204)
+
+
+_B = PREFIX + "/bentos/{name}"
+OPERATIONS: list[Operation] = [
+    Operation("GET", PREFIX + "/health", None, "Liveness, and whether the registry runs open", health),
+    Operation("GET", PREFIX + "/openapi.json", None, "This OpenAPI document", openapi),
+    Operation("GET", PREFIX + "/bentos", Scope.READ, "Every bento name with its latest version", list_bentos),
+    Operation("GET", _B, Scope.READ, "A bento: its latest version and aliases", get_bento),
+    Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions),
+    Operation("POST", _B + "/versions", Scope.WRITE, "Publish a manifest whose blobs are stored", publish, "json"),
+    Operation("GET", _B + "/versions/{ref}", Scope.READ, "One version (N or latest) with its manifest", get_version),
+    Operation("DELETE", _B + "/versions/{ref}", Scope.WRITE, "Delete a version no alias points at", delete_version),
+    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag),
+    Operation("DELETE", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Remove a tag from a version", delete_tag),
+    Operation("GET", _B + "/aliases", Scope.READ, "A bento's aliases and the versions they point at", list_aliases),
+    Operation("GET", _B + "/aliases/{alias}", Scope.READ, "The version an alias points at", get_alias),
+    Operation(
+        "PUT", _B + "/aliases/{alias}", Scope.WRITE, "Move an alias (compare-and-set on 'expected')", move_alias, "json"
+    ),
+    Operation(
+        "POST",
+        _B + "/aliases/{alias}/rollback",
+        Scope.WRITE,
+        "Move an alias back to its previous target (repeat to walk further back)",
+        rollback_alias,
+        "json",
+    ),
+    Operation("GET", _B + "/aliases/{alias}/policy", Scope.READ, "What an alias requires before it moves", get_policy),
+    Operation("PUT", _B + "/aliases/{alias}/policy", Scope.ADMIN, "Set what an alias requires", put_policy, "json"),
+    Operation("GET", _B + "/versions/{ref}/verifications", Scope.READ, "A version's verifications", list_verifications),
+    Operation(
+        "POST",
+        _B + "/versions/{ref}/verifications",
+        Scope.WRITE,
+        "Record a verification (samples replayed by a client or CI)",
+        post_verification,
+        "json",
+    ),
+    Operation("GET", _B + "/compare", Scope.READ, "API changes between two versions (?from=N&to=M)", compare_versions),
+    Operation(
+        "GET",
+        _B + "/history",
+        Scope.READ,
+        "Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)",
+        get_history,
+    ),
+    Operation(
+        "GET",
+        PREFIX + "/search",
+        Scope.READ,
+        "Versions by lineage: notebook, cell, commit, tag (none: every version, first 1,000)",
+        search,
+    ),
+    Operation(
+        "POST",
+        PREFIX + "/blobs/missing",
+        Scope.READ,
+        "Which of these sha256 digests are not stored",
+        missing_blobs,
+        "json",
+    ),
+    Operation(
+        "PUT",
+        PREFIX + "/blobs/{sha256}",
+        Scope.WRITE,
+        "Upload a blob (verified against its sha256)",
+        put_blob,
+        "binary",
+    ),
+    Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
+    Operation("GET", PREFIX + "/webhooks", Scope.ADMIN, "List webhooks (never their secrets)", list_webhooks),
+    Operation(
+        "POST", PREFIX + "/webhooks", Scope.ADMIN, "Add a webhook; its secret is shown once", create_webhook, "json"
+    ),
+    Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, "Remove a webhook", delete_webhook),
+    Operation(
+        "GET", PREFIX + "/webhooks/{hook_id}/deliveries", Scope.ADMIN, "A webhook's delivery log", list_deliveries
+    ),
+    Operation(
+        "POST",
+        PREFIX + "/webhooks/{hook_id}/deliveries/{delivery_id}/redeliver",
+        Scope.ADMIN,
+        "Send a delivery again",
+        redeliver,
+    ),
+    Operation("GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens),
+    Operation(
+        "POST", PREFIX + "/tokens", Scope.ADMIN, "Create a token; its secret is shown once", create_token, "json"
+    ),
+    Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, "Revoke a token", revoke_token),
+]
+
+
+# -- the application ------------------------------------------------------------------------------
+
+
+def _error_response(exc: RegistryError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="bento-jupyter registry"'} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+
+
+def _endpoint(ctx: Context, operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            who = OPEN_PRINCIPAL
+            if operation.scope is not None and not ctx.open:
+                who = await _call(ctx.tokens.authenticate, request.headers.get("authorization"))
+            if operation.scope is not None:
+                who.require(operation.scope)
+            return await operation.handler(ctx, request, who)
+        except RegistryError as exc:
+            return _error_response(exc)
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        {"error": exc.detail, "code": codes.get(exc.status_code, "http_error")},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.exception("registry: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error: see the registry's log", "code": "internal"}, status_code=500)
+
+
+def _by_path(operations: list[Operation]) -> dict[str, dict[str, Operation]]:
+    paths: dict[str, dict[str, Operation]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = op
+    return paths
+
+
+def _dispatch(ctx: Context, ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
+    """One route per path, so a wrong method gets 405 with an ``Allow`` header naming every method it has."""
+    endpoints = {method: _endpoint(ctx, op) for method, op in ops.items()}
+
+    async def endpoint(request: Request) -> Response:
+        return await endpoints["GET" if request.method == "HEAD" else request.method](request)
+
+    return endpoint
+
+
+def create_app(ctx: Context) -> Starlette:
+    """The ASGI app serving ``ctx``'s registry."""
+    routes = [Route(path, _dispatch(ctx, ops), methods=list(ops)) for path, ops in _by_path(OPERATIONS).items()]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app.state.context = ctx
+    return app

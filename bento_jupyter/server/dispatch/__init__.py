@@ -1,0 +1,1 @@
+"""The batching dispatcher: the pure batch policy, the dispatcher that carries it out, device placement."""

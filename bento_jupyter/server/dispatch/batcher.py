@@ -1,0 +1,340 @@
+"""The batch dispatcher: merges concurrent calls of one batchable API into single model calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from bento_jupyter.server.dispatch.policy import BatchPolicy, QueueState
+from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
+from bento_jupyter.server.loop_wake import LoopWaker
+from bento_jupyter.service import batch_values
+
+BatchObserver = Callable[[int, float], None]
+# A request that waited less than this is not asked whether its client is still there: it almost
+# surely is, and asking costs more than the rare lost row.
+ASK_CLIENT_AFTER_S = 0.001
+
+
+@dataclass(eq=False)
+class _Request:
+    value: Any
+    size: int
+    key: Any
+    arrival: float
+    future: asyncio.Future[Any]
+    deadline: float | None = None  # on the dispatcher's clock: past it, the answer is of no use
+    gone: Callable[[], bool] | None = None  # whether the client has disconnected
+    taken: int = 0  # items already handed to a batch (a large request spans several)
+    settled: int = 0  # items whose batch has answered
+    pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
+    error: BaseException | None = None
+
+    def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
+        """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
+        if isinstance(outcome, BaseException):
+            self.error = self.error or outcome
+        else:
+            self.pieces[start] = outcome
+        self.settled += stop - start
+        if self.settled < self.size or self.future.done():
+            return
+        if self.error is None:
+            try:
+                answer = batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim)
+            except Exception as exc:  # the pieces of one request's batches do not join
+                self.error = exc
+            else:
+                self.future.set_result(answer)
+                return
+        self.future.set_exception(self.error)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer with ``error`` now, whatever is still out (the dispatcher itself failed)."""
+        if not self.future.done():
+            self.future.set_exception(error)
+
+    def dropped(self, now: float, batch_end: float) -> BaseException | None:
+        """Why this request, none of it batched yet, must leave the queue instead of joining a batch
+        expected to end at ``batch_end``: its client left, or its deadline would pass first."""
+        if self.deadline is not None and batch_end > self.deadline:
+            return DeadlineExceeded("the request's deadline passed while it waited: dropped before computing")
+        if self.gone is not None and now - self.arrival >= ASK_CLIENT_AFTER_S and self.gone():
+            return ClientDisconnected()
+        return None
+
+
+class _Part(NamedTuple):
+    request: _Request
+    start: int
+    stop: int
+
+
+class _Workers:
+    """Threads that run batches off the event loop: the loop hands a batch over with one put on a
+    ``SimpleQueue`` and is woken once per finished batch by a ``LoopWaker``."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"bento-{name}-{i}", daemon=True) for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except BaseException:  # a job answers its own requests; the thread stays for the next one
+                continue
+
+    def run(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Let each thread finish its current job and exit."""
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+class BatchDispatcher:
+    """Queues requests of one API, runs merged batches on worker threads, answers each request.
+
+    ``run_batch`` is the handler: it takes one merged value and returns one output item per input
+    item. It never runs on the event loop's thread, so the loop keeps reading, refusing and answering
+    while a batch runs, and the handler sees no running event loop. Whatever fails (slicing, merging,
+    the call, splitting), every request of the batch is answered.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[Any], Any],
+        policy: BatchPolicy,
+        *,
+        batch_dim: int = 0,
+        name: str = "api",
+        clock: Callable[[], float] = time.monotonic,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self._policy = policy
+        self._batch_dim = batch_dim
+        self._clock = clock
+        self._on_batch = on_batch
+        self._queue: deque[_Request] = deque()
+        self._queued_items = 0
+        self._running: list[tuple[float, int]] = []  # (start time, size) of batches in flight
+        self._timer: asyncio.TimerHandle | None = None
+        self._pump_scheduled = False
+        self._backlog_since: float | None = None  # a batch ended with requests still queued
+        self._workers = _Workers(policy.max_concurrency, name)
+        self._waker: LoopWaker | None = None  # bound to the loop of the first batch
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _state(self) -> QueueState:
+        now = self._clock()
+        if not self._queue and not self._running:  # the common case at low load, kept cheap
+            return QueueState(now, 0, now, 0, 0.0)
+        bound = self._policy.latency.bound
+        remaining = min((start + bound(size) - now for start, size in self._running), default=0.0)
+        oldest = self._queue[0].arrival if self._queue else now
+        return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
+
+    def admit(self, size: int = 1, deadline: float | None = None) -> QueueState:
+        """Raise Overloaded when a request of ``size`` items would not be answered within its budget,
+        DeadlineExceeded when not by ``deadline`` (on this dispatcher's clock)."""
+        state = self._state()
+        retry_after = self._policy.refusal(state, size)
+        if retry_after is not None:
+            raise Overloaded(retry_after)
+        if deadline is not None and state.now + self._policy.predicted_time_in_server(state, size) > deadline:
+            raise DeadlineExceeded("the request's deadline cannot be met: refused before computing")
+        return state
+
+    def refusal_now(self) -> float | None:
+        """The Retry-After seconds when a one-item request would be refused now, else None (admits nothing)."""
+        return self._policy.refusal(self._state(), 1)
+
+    async def submit(self, value: Any, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
+        """Queue one request's value; resolves to this request's slice of the batch output.
+
+        ``deadline`` (this dispatcher's clock) and ``gone`` (whether the client has left) let a waiting
+        request be dropped before it is batched: it then raises DeadlineExceeded or ClientDisconnected.
+        """
+        size = batch_values.batch_size(value, self._batch_dim)
+        if size == 0:  # no item, no output item: the model is not called
+            return []
+        state = self.admit(size, deadline)
+        # Before the first timed batch there is no prediction to be late against.
+        expected_done = None
+        if self._policy.latency.observations:
+            expected_done = state.now + self._policy.predicted_time_in_server(state, size)
+        key = batch_values.shape_key(value, self._batch_dim)
+        loop = asyncio.get_running_loop()
+        request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone)
+        self._queue.append(request)
+        self._queued_items += request.size
+        self._idle.clear()
+        self._schedule_pump()
+        answer = await request.future
+        if expected_done is not None:  # here, not when the batch settles: waking this task up is part of its time
+            self._policy.latency.observe_lateness(self._clock() - expected_done)
+        return answer
+
+    def _schedule_pump(self) -> None:
+        """Look at the queue once the loop has read every request already waiting on its sockets:
+        requests arriving together share a batch, and nobody waits on a timer."""
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump, self._clock())
+
+    def _pump(self, asked_at: float | None = None) -> None:
+        if asked_at is not None:  # one turn of the loop since: how long a request waits to be read
+            self._policy.latency.observe_loop_lag(self._clock() - asked_at)
+        self._pump_scheduled = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while True:
+            step = self._policy.next_step(self._state())
+            if not step.now:
+                if step.wake_at is not None:
+                    delay = max(0.0, step.wake_at - self._clock())
+                    self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
+                return
+            parts = self._take_batch()
+            if not parts:  # everything it looked at had left the queue
+                if not self._queue and not self._running:
+                    self._idle.set()
+                continue
+            if self._backlog_since is not None:
+                self._policy.latency.observe_gap(self._clock() - self._backlog_since)
+                self._backlog_since = None
+            self._start(parts)
+
+    def _take_batch(self) -> list[_Part]:
+        """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
+        room = self._policy.max_batch_size
+        now = self._clock()
+        batch_end = now + self._policy.latency.predict(min(room, self._queued_items))
+        parts: list[_Part] = []
+        kept: deque[_Request] = deque()
+        key = None
+        while self._queue and room:
+            request = self._queue.popleft()
+            if not request.future.done() and not request.taken:
+                reason = request.dropped(now, batch_end)
+                if reason is not None:
+                    request.future.set_exception(reason)
+            if request.future.done():  # cancelled, its client gone or its deadline past: never computed
+                self._queued_items -= request.size - request.taken
+                continue
+            if key is None:
+                key = request.key
+            if request.key != key:
+                kept.append(request)
+                continue
+            count = min(room, request.size - request.taken)
+            parts.append(_Part(request, request.taken, request.taken + count))
+            request.taken += count
+            room -= count
+            self._queued_items -= count
+            if request.taken < request.size:
+                kept.append(request)
+        kept.extend(self._queue)
+        self._queue = kept
+        return parts
+
+    def _start(self, parts: list[_Part]) -> None:
+        """Hand one batch to a worker thread; it calls ``_finish`` back on the loop."""
+        size = sum(part.stop - part.start for part in parts)
+        started = (self._clock(), size)
+        self._running.append(started)
+        waker = self._loop_waker()
+
+        def job() -> None:
+            pieces, timed = self._run_parts(parts)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                waker.post(self._finish, parts, started, pieces, timed)
+
+        try:
+            self._workers.run(job)
+        except Exception as exc:
+            self._finish(parts, started, [exc] * len(parts), False)
+
+    def _loop_waker(self) -> LoopWaker:
+        loop = asyncio.get_running_loop()
+        if self._waker is None or self._waker.loop is not loop:
+            if self._waker is not None:
+                self._waker.close()
+            self._waker = LoopWaker(loop)
+        return self._waker
+
+    def _finish(self, parts: list[_Part], started: tuple[float, int], pieces: list[Any], timed: bool) -> None:
+        """Answer a finished batch's requests, learn from its timing, and look at the queue again."""
+        self._running.remove(started)
+        try:
+            if timed:  # on the loop's clock, hand-offs to and from the worker included: what the queue waits
+                seconds = self._clock() - started[0]
+                self._policy.latency.observe(started[1], seconds)
+                if self._on_batch is not None:
+                    self._on_batch(started[1], seconds)
+            for part, piece in zip(parts, pieces, strict=True):
+                part.request.settle(part.start, part.stop, piece, self._batch_dim)
+        except Exception as exc:  # whatever went wrong, nobody of this batch is left waiting
+            for part in parts:
+                part.request.fail(exc)
+        if self._queue:
+            self._backlog_since = self._clock()
+            self._pump()
+        elif not self._running:
+            self._idle.set()
+
+    def _run_parts(self, parts: list[_Part]) -> tuple[list[Any], bool]:
+        """On a worker: one model call for the batch, and whether it is timed; an output piece or an
+        exception per part.
+
+        On failure, one call per request: then untimed, as that is not a batch's cost.
+        """
+        dim = self._batch_dim
+        try:
+            if len(parts) == 1 and parts[0].stop - parts[0].start == parts[0].request.size:  # one whole request
+                value = parts[0].request.value
+            else:
+                values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
+                value = batch_values.concat(values, dim)
+            output = self._run_batch(value)
+            return batch_values.split(output, [p.stop - p.start for p in parts], dim), True
+        except BaseException as exc:  # SystemExit from a handler too: its requests still get an answer
+            if len(parts) == 1:
+                return [exc], True
+        return [self._run_one_part(part) for part in parts], False
+
+    def _run_one_part(self, part: _Part) -> Any:
+        try:
+            value = batch_values.take(part.request.value, part.start, part.stop, self._batch_dim)
+            output = self._run_batch(value)
+            return batch_values.split(output, [part.stop - part.start], self._batch_dim)[0]
+        except BaseException as exc:
+            return exc
+
+    async def drain(self) -> None:
+        """Wait until every queued and running request has been answered."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Release the worker threads once drained (callers drain first)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._workers.close()
+        if self._waker is not None:
+            self._waker.close()

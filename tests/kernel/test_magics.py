@@ -1,0 +1,221 @@
+"""The %bento magics on a bare InteractiveShell: serving, hot swap, listing, stopping, usage errors."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from bento_jupyter.server.running import services
+
+SERVE_CELL = """
+from bento_jupyter import api
+
+@api(batchable=True, max_batch_size=8)
+def predict(inputs: np.ndarray) -> np.ndarray:
+    return inputs * FACTOR
+
+@api
+def describe(text: str) -> dict:
+    return {"length": len(text)}
+
+def normalize(x):
+    return x
+
+def _private_helper():
+    return 1
+"""
+
+
+@pytest.fixture
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "bento_jupyter")
+    ip.run_cell("import numpy as np\nFACTOR = 2")
+    yield ip
+    services.stop_all()
+
+
+def serve(shell, line="demo", cell=SERVE_CELL, cell_id="cell-1"):
+    shell.run_cell(f"%%bento serve {line}\n{cell}", cell_id=cell_id)
+    return services.get(line.split()[0])
+
+
+def test_serving_cell_defines_functions_and_serves_its_api_functions_only(shell, capsys):
+    service = serve(shell)
+    assert service is not None and service.url.startswith("http://127.0.0.1:")
+    assert set(service.definition.apis) == {"/predict", "/describe"}
+    assert shell.user_ns["describe"]("abc") == {"length": 3} and shell.user_ns["normalize"](1) == 1
+    answer = requests.post(f"{service.url}/predict", json={"inputs": [[1, 2]]}, timeout=5)
+    assert answer.json() == [[2, 4]]
+    assert requests.post(f"{service.url}/normalize", json={"x": 1}, timeout=5).status_code == 404
+    out = capsys.readouterr().out
+    assert f"demo serving at {service.url}" in out
+    assert "POST /predict" in out and "POST /describe" in out
+    assert "skipped normalize() (not decorated with @api)" in out
+    assert "p50=- p99=-" in out and "-ms" not in out  # no traffic yet: no number, no unit
+
+
+def test_a_cell_without_api_serves_its_public_functions(shell, capsys):
+    cell = "def double(x: int) -> int:\n    return 2 * x\n\ndef _helper():\n    return 1\n"
+    service = serve(shell, cell=cell)
+    assert set(service.definition.apis) == {"/double"}
+    assert requests.post(f"{service.url}/double", json={"x": 4}, timeout=5).json() == 8
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_rerunning_the_cell_hot_swaps_handlers_and_globals_on_the_same_port(shell):
+    first = serve(shell)
+    port = first.server.port
+    shell.run_cell("FACTOR = 10")
+    second = serve(shell)
+    assert second is first and second.server.port == port and second.swaps == 1
+    answer = requests.post(f"{second.url}/predict", json={"inputs": [[1, 2]]}, timeout=5)
+    assert answer.json() == [[10, 20]]
+
+
+def test_another_cell_serving_the_same_name_is_refused(shell):
+    serve(shell, cell_id="cell-1")
+    result = shell.run_cell(f"%%bento serve demo\n{SERVE_CELL}", cell_id="cell-2")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "served by another cell" in str(result.error_in_exec)
+
+
+def test_list_and_stop(shell, capsys):
+    service = serve(shell)
+    shell.run_line_magic("bento", "list")
+    assert "demo serving" in capsys.readouterr().out
+    shell.run_line_magic("bento", "stop demo")
+    assert not service.running
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{service.url}/readyz", timeout=2)
+    shell.run_line_magic("bento", "list")
+    assert "no services running" in capsys.readouterr().out
+
+
+def test_stop_all(shell, capsys):
+    serve(shell, "one", cell_id="a")
+    serve(shell, "two", cell_id="b")
+    shell.run_line_magic("bento", "stop --all")
+    assert "stopped one, two" in capsys.readouterr().out
+    assert services.list() == []
+
+
+@pytest.mark.parametrize("line", ["", "--help", "-h", "help"])
+def test_bento_and_bento_help_print_every_subcommand_with_its_options(shell, capsys, line):
+    shell.run_line_magic("bento", line)
+    out = capsys.readouterr().out
+    for usage in (
+        "%%bento serve",
+        "%bento list",
+        "%bento build",
+        "%bento push",
+        "%bento pull",
+        "%bento save",
+        "%bento stop",
+        "%bento export",
+    ):
+        assert usage in out
+    for option in ("--port PORT", "--python-packages REQ", "--url URL", "--all", "--force"):
+        assert option in out
+
+
+def test_question_mark_shows_the_same_help(shell, capsys):
+    shell.run_cell("%bento?")
+    out = capsys.readouterr().out
+    assert "%%bento serve" in out and "--port PORT" in out and "<no docstring>" not in out
+
+
+def test_subcommand_help_prints_only_that_subcommand(shell, capsys):
+    shell.run_line_magic("bento", "build --help")
+    out = capsys.readouterr().out
+    assert out.startswith("%bento build") and "--requirements" in out and "%bento push" not in out
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("frobnicate", "invalid choice"),
+        ("serve", "the following arguments are required: name"),
+        ("serve demo", "cell magic"),
+        ("stop", "name a service or pass --all"),
+        ("stop ghost", "no service named 'ghost'"),
+        ("serve demo --port notanumber", "invalid int value"),
+    ],
+)
+def test_user_mistakes_are_one_line_usage_errors(shell, line, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        shell.run_line_magic("bento", line)
+    assert "\n" not in str(caught.value).strip()
+
+
+def test_bad_service_name_and_taken_port_are_usage_errors(shell):
+    result = shell.run_cell(f"%%bento serve Bad/Name\n{SERVE_CELL}")
+    assert isinstance(result.error_in_exec, UsageError) and "invalid service name" in str(result.error_in_exec)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        result = shell.run_cell(f"%%bento serve demo --port {port}\n{SERVE_CELL}")
+        assert isinstance(result.error_in_exec, UsageError)
+        assert "already in use" in str(result.error_in_exec)
+    finally:
+        taken.close()
+
+
+def test_an_error_in_the_cell_serves_nothing(shell):
+    result = shell.run_cell("%%bento serve demo\ndef predict(x: int) -> int:\n    return x\nraise ValueError('boom')")
+    assert isinstance(result.error_in_exec, ValueError)
+    assert services.get("demo") is None
+
+
+def test_config_traitlets_set_defaults(shell):
+    magics = shell._bento_magics
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    shell.run_line_magic("config", f"BentoMagics.default_port = {port}")
+    try:
+        service = serve(shell)
+        assert service.server.port == port == magics.default_port
+    finally:
+        magics.default_port = None
+
+
+STREAM_AND_TASK_CELL = """
+from collections.abc import Iterator
+from bento_jupyter import api
+
+@api
+def words(n: int) -> Iterator[str]:
+    for i in range(n):
+        yield f"w{i}"
+
+@api(task=True)
+def job(n: int) -> int:
+    return n * FACTOR
+"""
+
+
+def test_a_cell_serves_streams_and_tasks_and_says_so(shell, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path))
+    service = serve(shell, line="writer", cell=STREAM_AND_TASK_CELL)
+    out = capsys.readouterr().out
+    assert "POST /words  (streamed: text/event-stream, or NDJSON on request)" in out
+    assert "POST /job  (unbatched; task: /job/submit, /status, /get, /cancel, /retry)" in out
+    streamed = requests.post(f"{service.url}/words", json={"n": 2}, headers={"accept": "application/x-ndjson"})
+    assert streamed.text == '"w0"\n"w1"\n'
+    task = requests.post(f"{service.url}/job/submit", json={"n": 21}, timeout=5).json()
+    assert [p.name for p in (tmp_path / "tasks").glob("writer.kernel-*.sqlite3")]  # this kernel's queue
+    for _ in range(200):
+        status = requests.get(f"{service.url}/job/status", params={"task_id": task["task_id"]}, timeout=5).json()
+        if status["status"] == "completed":
+            break
+        time.sleep(0.02)
+    assert requests.get(f"{service.url}/job/get", params={"task_id": task["task_id"]}, timeout=5).json() == 42
