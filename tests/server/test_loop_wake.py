@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from bento_jupyter.server.loop_wake import LoopWaker
+from bento_jupyter.server.dispatch.loop_wake import LoopWaker
 
 
 def test_calls_posted_from_threads_run_on_the_loop_thread_in_order():

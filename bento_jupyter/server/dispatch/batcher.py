@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from bento_jupyter.server.dispatch.loop_wake import LoopWaker
 from bento_jupyter.server.dispatch.policy import BatchPolicy, QueueState
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
-from bento_jupyter.server.loop_wake import LoopWaker
 from bento_jupyter.service import batch_values
 
 BatchObserver = Callable[[int, float], None]
