@@ -47,6 +47,7 @@ def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
                 "task": config.task,
                 "max_concurrency": config.max_concurrency,
                 "max_queue_size": config.max_queue_size,
+                "timeout": config.timeout,
             }
         )
     return entries

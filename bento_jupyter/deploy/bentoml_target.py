@@ -4,7 +4,8 @@
 handler's own signature (its annotations and defaults, taken from the bento's source) and batching
 config; a generator API yields what the bento's generator yields, which BentoML streams. The functions
 are loaded, and verified, from the bento copy beside it by our loader. The bento's ``max_body_mb`` is
-applied by an ASGI middleware (BentoML has no request-size setting).
+applied by an ASGI middleware (BentoML has no request-size setting); its timeouts and ``max_concurrency``
+become the service's ``traffic`` (what BentoML cannot express exactly is noted in ``service.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from bento_jupyter._version import __version__
 from bento_jupyter.bento.loader import module_name
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
+from bento_jupyter.deploy.traffic import bentoml_traffic
 from bento_jupyter.errors import DeployError
 
 _HEADER = '''\
@@ -41,9 +43,8 @@ from bento_jupyter.service.settings import ServiceSettings
 _TRUSTED = TrustPolicy(trusted_digests=frozenset({{{trusted!r}}}))  # what `bento-jupyter deploy` was allowed to load
 _service, _manifest = load_bento(Path(__file__).resolve().parent / "bento", _TRUSTED)
 _functions = {{api.name: api.func for api in _service.apis.values()}}
-{imports}
-
-@bentoml.service(name={name!r})
+{imports}{notes}
+@bentoml.service({service_options})
 class {cls}:
 '''
 
@@ -197,10 +198,18 @@ def service_module(bundle: Bundle) -> str:
     if validators:  # BentoML's own Shape and DType, so that BentoML enforces what the bento declares
         names = ", ".join(name if name == local else f"{name} as {local}" for local, name in sorted(validators.items()))
         imports += f"from bentoml.validators import {names}  # noqa: E402\n"
+    traffic = bentoml_traffic(bundle)
+    service_options = [f"name={bundle.name!r}"]
+    if traffic.traffic:
+        service_options.append(f"traffic={traffic.traffic!r}")
+    if traffic.threads:
+        service_options.append(f"threads={traffic.threads!r}")
+    notes = "".join(f"# Not exact in BentoML: {note}\n" for note in traffic.notes)
     header = _HEADER.format(
         version=__version__,
         imports=imports,
-        name=bundle.name,
+        notes=f"\n{notes}" if notes else "",
+        service_options=", ".join(service_options),
         cls=class_name(bundle.name),
         trusted=bundle.trusted_digest,
     )

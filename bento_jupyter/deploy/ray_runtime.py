@@ -164,8 +164,12 @@ class BentoIngress:
         streams: Collection[str] = (),
         tasks: Collection[dict[str, Any]] = (),
         service: str = "",
+        timeouts: dict[str, float] | None = None,
     ) -> None:
+        """``timeouts``: route -> the API's deadline in seconds (its ``@api(timeout=)``, capped by the bento's
+        ``request_timeout``); past it the call is cancelled and answered 408, as Ray Serve's proxy does."""
         self.routes = routes  # route -> DeploymentHandle of the API's deployment
+        self.timeouts = timeouts or {}
         self.streams = frozenset(streams)  # the routes of generator APIs
         self._task_routes: dict[str, TaskRoutes] = {}
         if tasks:
@@ -213,8 +217,23 @@ class BentoIngress:
         elif path in self.streams:
             return await self._stream(handle, request)
         else:
-            status, body, media = await handle.remote(await request.body())
+            status, body, media = await self._call(handle, path, request)
         return Response(body, status_code=status, media_type=media)
+
+    async def _call(self, handle: Any, path: str, request: Request) -> Answer:
+        """The API's deployment answers the body, within the API's deadline (from arrival here) when it has one."""
+        timeout = self.timeouts.get(path)
+        if timeout is None:
+            return await handle.remote(await request.body())
+        response = None
+        try:
+            async with asyncio.timeout(timeout):
+                response = handle.remote(await request.body())
+                return await response
+        except TimeoutError:
+            if response is not None:
+                response.cancel()
+            return _error(408, f"{path} was not answered within its {timeout} s timeout")
 
     async def _stream(self, handle: Any, request: Request) -> Response:
         try:

@@ -33,7 +33,7 @@ config = yaml.safe_load(open("serve_config.yaml"))
 ServeDeploySchema.model_validate(config)  # Ray's own schema for the config file
 sys.path.insert(0, ".")
 ray.init(num_cpus=2, include_dashboard=False)
-serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[1])})
+serve.start(http_options={**config["http_options"], "host": "127.0.0.1", "port": int(sys.argv[1])})
 for app in config["applications"]:
     module, attribute = app["import_path"].split(":")
     serve.run(getattr(importlib.import_module(module), attribute), name=app["name"], route_prefix=app["route_prefix"])
