@@ -19,6 +19,7 @@ _NUMERIC_KINDS = frozenset("biuf")
 MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
 # BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
 _TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
 class Codec(Protocol):
@@ -145,12 +146,29 @@ class PydanticCodec:
             raise invalid_input(exc, field) from None
 
     def encode(self, value: Any) -> Any:
-        """JSON-ready data; numpy and torch values anywhere in ``value`` become plain numbers and lists."""
+        """JSON-ready data; numpy and torch values anywhere in ``value`` become plain numbers and lists, NaN and
+        ±Infinity the strings ``json_values`` names, under any hint (pydantic's JSON mode makes a float it
+        infers, in a ``dict`` or ``Any``, ``None``)."""
         try:
-            return self.adapter.dump_python(value, mode="json", warnings=False)
+            encoded = self.adapter.dump_python(value, mode="json", warnings=False)
         except pydantic_core.PydanticSerializationError:
-            plain = json_ready(value, non_finite_as_strings=False)
-            return self.adapter.dump_python(plain, mode="json", warnings=False)
+            return self._encode_non_finite(value)
+        try:
+            written = orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # an integer beyond 64 bits, which orjson refuses: the careful path keeps it exact
+            written = b"null"
+        if b"null" in written:
+            return self._encode_non_finite(value)  # a null may be a NaN pydantic dropped: write it again
+        return encoded
+
+    def _encode_non_finite(self, value: Any) -> Any:
+        """The hint's Python form, then numpy and non-finite floats made JSON-ready, then JSON mode for the rest
+        (datetimes, UUIDs, enums)."""
+        try:
+            plain = self.adapter.dump_python(value, warnings=False)
+        except pydantic_core.PydanticSerializationError:
+            plain = value
+        return _ANY.dump_python(json_ready(plain), mode="json", warnings=False)
 
     def check(self, value: Any) -> None:
         """InvalidInput naming the dotted field unless ``value`` (a result) is what the hint declares, judged as
