@@ -33,6 +33,7 @@ END = object()  # what ItemSource.next() returns once the generator is exhausted
 # model, a sleep) holds a thread per step, and many open streams must neither queue behind each other nor
 # starve the other handlers. Threads start only as streams need them.
 _STEP_THREADS = 64
+_DISCONNECT_TURNS = 4  # loop turns from a closed socket to the disconnect watcher noticing it
 
 
 @functools.cache
@@ -141,6 +142,15 @@ class ItemSource:
         When the client leaves, an async generator gets CancelledError at its await; a sync step
         already on its thread is waited for, so that ``close()`` finds the generator idle.
         """
+        if self._is_async:
+            # A generator that never awaits holds the loop for a whole item; these turns let a disconnect that
+            # came meanwhile (socket readable, connection lost, the watcher's receive) land before the next one.
+            for _ in range(_DISCONNECT_TURNS):
+                if disconnected.done():
+                    return False, None
+                await asyncio.sleep(0)
+        if disconnected.done():
+            return False, None
         stepping = asyncio.ensure_future(self.next())
         await asyncio.wait({stepping, disconnected}, return_when=asyncio.FIRST_COMPLETED)
         if stepping.done():

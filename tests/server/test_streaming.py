@@ -190,6 +190,26 @@ def test_client_disconnect_closes_the_generator_and_stops_computing(serve, kind)
     assert computed <= 5
 
 
+def test_client_disconnect_closes_an_async_generator_that_never_awaits(serve):
+    computed: list[int] = []
+    closed = threading.Event()
+
+    async def blocking(n: int = 50) -> AsyncIterator[int]:
+        try:
+            for i in range(n):
+                time.sleep(0.1)  # model work that holds the event loop: no await between items
+                computed.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    url = serve("blocking", blocking).url
+    with httpx.Client(timeout=10) as client, client.stream("POST", f"{url}/blocking", json={}) as response:
+        assert next(parse_sse(response.iter_raw())) == ("message", "0")
+    assert closed.wait(5), "the generator's finally did not run after the client left"
+    assert len(computed) <= 4, computed
+
+
 @pytest.mark.parametrize("route", ["/slow", "/slow_async"])
 def test_concurrent_streams_each_get_their_own_items_side_by_side(url, route):
     streams, items = 16, 3  # more sync streams than the event loop's default thread pool holds
