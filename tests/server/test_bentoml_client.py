@@ -17,7 +17,7 @@ from bento_jupyter import api
 BENTOML_PYTHON = Path(__file__).resolve().parents[2] / ".venv-bentoml" / "bin" / "python"
 
 CLIENT_SCRIPT = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 import bentoml, numpy as np
 with bentoml.SyncHTTPClient(sys.argv[1], timeout=10) as client:
     out = client.predict(inputs=np.array([[1.0, 2.0, 3.0, 4.0]]))
@@ -39,9 +39,14 @@ with bentoml.SyncHTTPClient(sys.argv[1], timeout=10) as client:
         client.describe(text=["not", "a", "string"])
     except bentoml.exceptions.BentoMLException as exc:
         print(json.dumps({"error_code": int(exc.error_code)}))
+    client._opened_files = []  # BentoML 1.4's SyncHTTPClient never sets what its submit() needs (README)
+    sync_task = client.total.submit(rows=[[1.0, 2.0]])
+    while sync_task.get_status().value in ("pending", "in_progress"):
+        time.sleep(0.02)
+    print(json.dumps({"sync_task": sync_task.get()}))
 
 
-async def tasks():  # BentoML 1.4's SyncHTTPClient.submit fails after sending (a missing attribute): use its async one
+async def tasks():
     async with bentoml.AsyncHTTPClient(sys.argv[1], timeout=10) as client:
         task = await client.total.submit(rows=[[1.0, 2.0], [3.0, 4.5]])
         while (await task.get_status()).value in ("pending", "in_progress"):
@@ -104,7 +109,7 @@ def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    answers, midway, error, task = (json.loads(line) for line in done.stdout.strip().splitlines())
+    answers, midway, error, sync_task, task = (json.loads(line) for line in done.stdout.strip().splitlines())
     assert answers == {
         "predict": [[10.0]],
         "predict_type": "ndarray",
@@ -116,6 +121,7 @@ def test_bentoml_sync_http_client_calls_our_server(serve, tmp_path):
     assert midway["raised"] and midway["midway"] in ([], [0], [0, 1]), midway  # never a silently short stream
     assert task == {"status": "completed", "result": 10.5, "retry": True}
     assert error == {"error_code": 400}
+    assert sync_task == {"sync_task": 3.0}
 
 
 EVERY_KIND_SCRIPT = """
