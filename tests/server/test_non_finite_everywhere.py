@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bento_jupyter import api
@@ -102,6 +102,9 @@ values = st.recursive(
 
 
 @given(value=values, numpy=st.booleans(), route=st.sampled_from(["as_dict", "as_any", "as_none"]))
+@example(value={"a": [math.nan, math.inf]}, numpy=False, route="as_dict")
+@example(value=[-math.inf, {"b": [math.nan, 1.5]}], numpy=True, route="as_any")
+@example(value={"c": math.inf}, numpy=True, route="as_none")
 @GENERATED
 def test_non_finite_floats_anywhere_in_a_plain_answer_are_strings(url, value, numpy, route):
     answer = post(url, route, value=value, numpy=numpy)
