@@ -56,6 +56,11 @@ async def streamed(value: Any, numpy: bool = False) -> AsyncIterator[dict]:
     yield {"f": np.float32("nan")}
 
 
+def made(scale: float) -> dict:
+    """Non-finite values the handler makes itself (a v2 request cannot carry them: its JSON has no NaN)."""
+    return {"nan": np.float32("nan") * scale, "inf": [math.inf * scale, np.array([-math.inf]) * scale]}
+
+
 @api(task=True)
 def tasked(value: Any, numpy: bool = False) -> dict:
     return {"v": numpyish(value) if numpy else value}
@@ -63,7 +68,7 @@ def tasked(value: Any, numpy: bool = False) -> dict:
 
 @pytest.fixture
 def url(serve) -> str:
-    return serve("nonfinite", as_dict, as_any, as_none, as_floats, streamed, tasked).url
+    return serve("nonfinite", as_dict, as_any, as_none, as_floats, streamed, tasked, made).url
 
 
 def post(url: str, route: str, headers: dict | None = None, **body: Any) -> requests.Response:
@@ -167,3 +172,12 @@ def test_non_finite_floats_in_a_task_result_are_strings(url, numpy):
 def test_the_reported_cases_answer_nan_not_null(url):
     assert post(url, "as_dict", value=math.nan).json() == {"v": "NaN"}
     assert post(url, "as_none", value=[math.inf, -math.inf]).json() == {"v": ["Infinity", "-Infinity"]}
+
+
+def test_non_finite_floats_in_an_open_inference_bytes_output_are_strings(url):
+    body = {"inputs": [{"name": "scale", "shape": [1], "datatype": "FP64", "data": [2.0]}]}
+    answer = requests.post(f"{url}/v2/models/made/infer", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert output["datatype"] == "BYTES"
+    assert json.loads(output["data"][0]) == {"nan": "NaN", "inf": ["Infinity", ["-Infinity"]]}
