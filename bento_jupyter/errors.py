@@ -30,6 +30,10 @@ class BentoIntegrityError(BentoJupyterError):
     """A bento on disk does not match its manifest (tampered, truncated or incomplete)."""
 
 
+class InvalidReference(BentoJupyterError, ValueError):
+    """A name, alias, tag, version or ``NAME[:N|:latest|@ALIAS]`` reference that is not well formed."""
+
+
 class BentoNotFoundError(BentoJupyterError):
     """No bento or model matches the requested ``name:version``."""
 

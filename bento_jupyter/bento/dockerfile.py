@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bento_jupyter.bento.local_store import check_name
+from bento_jupyter.refs import check_name
 
 _PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 

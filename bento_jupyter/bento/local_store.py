@@ -8,7 +8,6 @@ visible (only a scratch directory, swept later).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -18,22 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter.bento.manifest import MANIFEST_NAME, MODEL_MANIFEST_NAME, read_manifest
-from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
+from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, InvalidReference
+from bento_jupyter.paths import home
+from bento_jupyter.refs import VERSION_PATTERN, Reference, check_name
 
-NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?")  # always fullmatch: '$' allows a newline
-VERSION_PATTERN = re.compile(r"[0-9]{1,10}")  # ASCII digits only
 _SCRATCH = ".scratch"
 _STALE_SCRATCH_S = 24 * 3600
-
-
-def home() -> Path:
-    return Path(os.environ.get("BENTO_JUPYTER_HOME", Path.home() / ".bento_jupyter"))
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"invalid name {name!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    return name
 
 
 @dataclass(frozen=True)
@@ -98,17 +87,14 @@ class Store:
         return versions[-1] if versions else 0
 
     def resolve(self, tag: str) -> StoredItem:
-        """``name``, ``name:latest`` or ``name:N`` to a stored version."""
-        name, _, version = tag.partition(":")
-        check_name(name)
-        if version in ("", "latest"):
-            number = self._latest_number(name)
-            if not number:
-                raise BentoNotFoundError(f"nothing named {name!r} in {self.root}")
-        elif VERSION_PATTERN.fullmatch(version):
-            number = int(version)
-        else:
-            raise BentoNotFoundError(f"invalid version {version!r}: use a number or 'latest'")
+        """``name``, ``name:latest`` or ``name:N`` to a stored version (InvalidReference for anything else,
+        BentoNotFoundError when it is not stored)."""
+        ref = Reference.parse(tag)
+        if ref.alias is not None:
+            raise InvalidReference(f"{tag}: aliases live in a registry; the local store has NAME:N or NAME:latest")
+        name, number = ref.name, ref.version or self._latest_number(ref.name)
+        if not number:
+            raise BentoNotFoundError(f"nothing named {name!r} in {self.root}")
         path = self.root / name / str(number)
         if not path.is_dir():
             raise BentoNotFoundError(f"{name}:{number} is not in {self.root}")

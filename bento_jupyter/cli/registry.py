@@ -11,6 +11,7 @@ from typing import Any
 
 from bento_jupyter.bento.trust import TrustPolicy, add_signature_argument, add_trust_argument, report_signer
 from bento_jupyter.connection_limits import add_limit_arguments, limits_from
+from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -156,7 +157,7 @@ def _version_line(v: dict[str, Any]) -> str:
 
 
 def _tag(args: argparse.Namespace) -> int:
-    ref = client.RemoteRef.parse(args.ref)
+    ref = Reference.parse(args.ref)
     if ref.version is None:
         raise InvalidRequest("tag a numbered version: NAME:N")
     client.connect(args.url, args.token).tag(ref.name, ref.version, args.tag, present=not args.remove)

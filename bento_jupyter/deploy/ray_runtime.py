@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from bento_jupyter.bento.loader import load_bento
-from bento_jupyter.bento.local_store import home
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
+from bento_jupyter.paths import home
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
 from bento_jupyter.server.http_errors import HandlerFailed, HTTPError
 from bento_jupyter.server.stream_framing import StreamFormat

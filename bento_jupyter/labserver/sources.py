@@ -12,17 +12,12 @@ from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.signing import signer_of
 from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, BentoSignatureError
+from bento_jupyter.refs import version_or_latest
 from bento_jupyter.registry.client.login import resolve_login
 from bento_jupyter.registry.client.remote import RegistryClient, move_alias, push
 from bento_jupyter.registry.errors import InvalidRequest
-from bento_jupyter.registry.refs import parse_version
 
 NO_REGISTRY = "no registry configured: set registryUrl in Settings > Bento"
-
-
-def version_ref(text: str) -> int | None:
-    """A version from a URL segment: a number, or None for ``latest``."""
-    return None if text == "latest" else parse_version(text)
 
 
 def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +73,7 @@ class RegistrySource:
         return [self._summary(v) for v in self.client.versions(name)]
 
     def version(self, name: str, ref: str) -> dict[str, Any]:
-        info = self.client.version(name, version_ref(ref))
+        info = self.client.version(name, version_or_latest(ref))
         return _detail(self._summary(info), info["manifest"])
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
@@ -92,7 +87,7 @@ class RegistrySource:
         return self.client.rollback(name, alias, reason)
 
     def delete(self, name: str, ref: str) -> dict[str, Any]:
-        number = version_ref(ref)
+        number = version_or_latest(ref)
         if number is None:
             raise InvalidRequest("delete a numbered version, not 'latest'")
         self.client.delete_version(name, number)
@@ -146,7 +141,7 @@ class LocalSource:
         return [self._summary(item) for item in items]
 
     def version(self, name: str, ref: str) -> dict[str, Any]:
-        number = version_ref(ref)
+        number = version_or_latest(ref)
         item = self.store.resolve(f"{name}:{number or 'latest'}")
         return _detail(self._summary(item), self.store.manifest(item.tag))
 
@@ -160,7 +155,7 @@ class LocalSource:
         raise InvalidRequest(f"aliases live in a registry: {NO_REGISTRY}")
 
     def delete(self, name: str, ref: str) -> dict[str, Any]:
-        number = version_ref(ref)
+        number = version_or_latest(ref)
         if number is None:
             raise InvalidRequest("delete a numbered version, not 'latest'")
         return {"deleted": self.store.delete(f"{name}:{number}").tag}

@@ -33,7 +33,7 @@ from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.oci.distribution import DistributionClient
 from bento_jupyter.oci.reference import OCIError, OCIReference
 from bento_jupyter.registry.errors import InvalidRequest
-from bento_jupyter.registry.refs import check_manifest
+from bento_jupyter.registry.validation import check_manifest
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 ARTIFACT_TYPE = "application/vnd.bento-jupyter.bento.v1"

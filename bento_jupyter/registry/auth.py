@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from bento_jupyter.refs import check_name
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import tokens
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
-from bento_jupyter.registry.refs import check_name
 
 TOKEN_PREFIX = "bjr_"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from bento_jupyter.refs import check_label, check_version
 from bento_jupyter.registry.compatibility import Change, api_changes, breaking
 from bento_jupyter.registry.db.metadata import MetadataStore, now
 from bento_jupyter.registry.db.tables import alias_policies, verifications, versions
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, PromotionRefused
-from bento_jupyter.registry.refs import check_label, check_version
 
 REQUIREMENTS = ("compatible", "verified")
 DEFAULT_REQUIRES = ["compatible"]  # an alias with no policy of its own refuses incompatible APIs

@@ -15,7 +15,7 @@ from typing import Any
 from bento_jupyter.bento.signing import trusted_keys, verify_manifest_signature
 from bento_jupyter.errors import BentoSignatureError
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest
-from bento_jupyter.registry.refs import check_manifest
+from bento_jupyter.registry.validation import check_manifest
 
 MAX_BUNDLE_BYTES = 64 << 10
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bento_jupyter.refs import check_name
 from bento_jupyter.registry.db.metadata import MetadataStore
 from bento_jupyter.registry.errors import Conflict, InvalidRequest
 from bento_jupyter.registry.gc import mark
 from bento_jupyter.registry.promotion import Promotions
-from bento_jupyter.registry.refs import check_manifest, check_name, check_sha256
 from bento_jupyter.registry.storage.base import BlobStore
+from bento_jupyter.registry.validation import check_manifest, check_sha256
 from bento_jupyter.registry.webhooks import WebhookStore
 
 _PROBES = 8  # concurrent existence checks: S3 answers each with one round trip

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from bento_jupyter._version import __version__
-from bento_jupyter.bento.local_store import home
+from bento_jupyter.paths import home
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import Overloaded
 from bento_jupyter.server.metrics import ServiceMetrics

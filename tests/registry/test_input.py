@@ -11,12 +11,15 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
 
 import bento_jupyter.registry
 from bento_jupyter.bento.manifest import manifest_digest, read_manifest
+from bento_jupyter.errors import InvalidReference
+from bento_jupyter.refs import Reference, check_label
 from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import InvalidRequest
-from bento_jupyter.registry.refs import RemoteRef, check_file_path, check_label
+from bento_jupyter.registry.validation import check_file_path
 from tests.registry.conftest import RegistryProcess, make_bento
 
 pytestmark = pytest.mark.integration
@@ -54,11 +57,11 @@ def test_path_tricks_never_reach_the_filesystem(strict, tmp_path):
         with pytest.raises(InvalidRequest):
             check_file_path(bad)
     for bad in ["1", "latest", "Prod", "a/b"]:
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(InvalidReference):
             check_label(bad)
-    with pytest.raises(InvalidRequest):
-        RemoteRef.parse("../etc:1")
-    assert RemoteRef.parse("iris@production") == RemoteRef("iris", alias="production")
+    with pytest.raises(InvalidReference):
+        Reference.parse("../etc:1")
+    assert Reference.parse("iris@production") == Reference("iris", alias="production")
 
 
 def test_a_manifest_with_an_escaping_path_or_a_wrong_digest_is_refused(strict, local, name):
@@ -179,3 +182,11 @@ def test_what_the_openapi_document_allows_is_accepted(strict, local, name):
     assert policy.status_code == 200 and policy.json()["requires"] == ["verified"]
     for url in ("http://a b/", "http://[12Ef]/", "ftp://host/"):  # what the document's URL pattern excludes
         assert strict.api("POST", "/webhooks", "admin", json={"url": url}).status_code == 400, url
+
+
+def test_the_registry_answers_a_malformed_name_or_version_400_with_the_parsers_message(sqlite_registry):
+    client = RegistryClient(sqlite_registry.url, sqlite_registry.tokens["read"])
+    for path, message in [("/bentos/Iris/versions", "invalid name 'Iris'"), ("/bentos/iris/versions/0", "invalid")]:
+        answer = requests.get(f"{sqlite_registry.url}/api/v1{path}", headers=client.session.headers, timeout=10)
+        assert answer.status_code == 400 and answer.json()["code"] == "invalid", answer.text
+        assert message in answer.json()["error"]

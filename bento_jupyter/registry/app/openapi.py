@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from bento_jupyter._version import __version__
 from bento_jupyter.registry.promotion import REQUIREMENTS
-from bento_jupyter.registry.refs import RECORD_ID_PATTERN
+from bento_jupyter.registry.validation import RECORD_ID_PATTERN
 from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
 
 if TYPE_CHECKING:

@@ -15,21 +15,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bento_jupyter.errors import InvalidReference
+from bento_jupyter.refs import check_label, check_name, check_version, parse_version, version_or_latest
 from bento_jupyter.registry.app.openapi import openapi_document
 from bento_jupyter.registry.app.operations import Context, Operation
 from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope
 from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
-from bento_jupyter.registry.refs import (
-    MAX_JSON_DEPTH,
-    check_json_depth,
-    check_label,
-    check_name,
-    check_record_id,
-    check_sha256,
-    check_version,
-    parse_version,
-)
 from bento_jupyter.registry.storage.base import CHUNK
+from bento_jupyter.registry.validation import MAX_JSON_DEPTH, check_json_depth, check_record_id, check_sha256
 
 PREFIX = "/api/v1"
 MAX_SEARCH_LENGTH = 1024
@@ -67,10 +60,6 @@ async def _json_body(request: Request, limit: int) -> Any:
 
 # A surrogate, escaped (\ud800) or as UTF-8 bytes (json.loads decodes bytes with surrogatepass).
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-
-
-def _version_ref(ref: str) -> int | None:
-    return None if ref == "latest" else parse_version(ref)
 
 
 def _name(request: Request) -> str:
@@ -115,12 +104,12 @@ async def publish(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def get_version(ctx: Context, request: Request, who: Principal) -> Response:
-    number = _version_ref(request.path_params["ref"])
+    number = version_or_latest(request.path_params["ref"])
     return JSONResponse(await _call(ctx.store.metadata.get_version, _name(request), number))
 
 
 async def delete_version(ctx: Context, request: Request, who: Principal) -> Response:
-    number = _version_ref(request.path_params["ref"])
+    number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("delete a numbered version, not 'latest'")
     return JSONResponse(await _call(ctx.store.metadata.delete_version, _name(request), number, who.actor))
@@ -195,13 +184,13 @@ async def put_policy(ctx: Context, request: Request, who: Principal) -> Response
 
 
 async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
-    number = _version_ref(request.path_params["ref"])
+    number = version_or_latest(request.path_params["ref"])
     found = await _call(ctx.store.promotions.verifications, _name(request), number)
     return JSONResponse({"verifications": found})
 
 
 async def post_verification(ctx: Context, request: Request, who: Principal) -> Response:
-    number = _version_ref(request.path_params["ref"])
+    number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("verify a numbered version, not 'latest'")
     body = await _json_body(request, ctx.limits.max_json_bytes)
@@ -235,7 +224,7 @@ async def delete_tag(ctx: Context, request: Request, who: Principal) -> Response
 
 async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool) -> Response:
     name, tag = _name(request), check_label(request.path_params["tag"], "tag")
-    number = _version_ref(request.path_params["ref"])
+    number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("tag a numbered version, not 'latest'")
     return JSONResponse(await _call(ctx.store.metadata.set_tag, name, number, tag, present, who.actor))
@@ -477,6 +466,8 @@ def _endpoint(ctx: Context, operation: Operation) -> Callable[[Request], Awaitab
             return await operation.handler(ctx, request, who)
         except RegistryError as exc:
             return _error_response(exc)
+        except InvalidReference as exc:  # a malformed name, alias, tag or version anywhere below: a 400
+            return _error_response(InvalidRequest(str(exc)))
 
     return endpoint
 

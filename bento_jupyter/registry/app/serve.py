@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bento_jupyter.bento.local_store import home
 from bento_jupyter.connection_limits import ConnectionLimits
+from bento_jupyter.paths import home
 from bento_jupyter.registry.app.operations import MAX_BLOB_BYTES, MAX_JSON_BYTES
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket

@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bento_jupyter.bento.local_store import home
+from bento_jupyter.paths import home
 from bento_jupyter.registry.errors import RegistryIntegrityError
-from bento_jupyter.registry.refs import check_sha256
+from bento_jupyter.registry.validation import check_sha256
 
 CHUNK = 1 << 20
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.bento.local_store import home
+from bento_jupyter.paths import home
 from bento_jupyter.registry.errors import InvalidRequest
 
 URL_ENV = "BENTO_JUPYTER_REGISTRY_URL"

@@ -20,6 +20,7 @@ from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_man
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.net_errors import connection_reason
+from bento_jupyter.refs import Reference, check_name
 from bento_jupyter.registry.client.cache import BlobCache
 from bento_jupyter.registry.client.login import resolve_login
 from bento_jupyter.registry.errors import (
@@ -29,7 +30,7 @@ from bento_jupyter.registry.errors import (
     RegistryIntegrityError,
     RegistryUnavailable,
 )
-from bento_jupyter.registry.refs import RemoteRef, check_manifest, check_name
+from bento_jupyter.registry.validation import check_manifest
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -253,7 +254,7 @@ def pull(
     download) unless ``trust`` vouches for it: ``--trust-code``, or a signature by a trusted key.
     """
     trust = trust or TrustPolicy()
-    remote = RemoteRef.parse(ref)
+    remote = Reference.parse(ref)
     store = store or Store("bentos")
     client = connect(url, token)
     number = client.alias(remote.name, remote.alias) if remote.alias else remote.version

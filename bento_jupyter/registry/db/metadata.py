@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from bento_jupyter.bento.trust import code_executing_files
+from bento_jupyter.refs import check_label, check_name, check_version
 from bento_jupyter.registry.db.tables import (
     WRITE,
     aliases,
@@ -25,7 +26,6 @@ from bento_jupyter.registry.db.tables import (
     versions,
 )
 from bento_jupyter.registry.errors import Conflict, NotFound
-from bento_jupyter.registry.refs import check_label, check_name, check_version
 
 _SUMMARY_COLUMNS = [
     versions.c.id,

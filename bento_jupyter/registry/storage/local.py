@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bento_jupyter.registry.errors import DigestMismatch, NotFound
-from bento_jupyter.registry.refs import check_sha256
 from bento_jupyter.registry.storage.base import CHUNK, STALE_UPLOAD_S, BlobUpload, StoredBlob
+from bento_jupyter.registry.validation import check_sha256
 
 
 class _LocalUpload:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest, NotFound, RegistryUnavailable
-from bento_jupyter.registry.refs import check_sha256
 from bento_jupyter.registry.storage.base import CHUNK, STALE_UPLOAD_S, BlobUpload, StoredBlob
+from bento_jupyter.registry.validation import check_sha256
 
 PART_SIZE = 8 << 20  # S3 parts are at least 5 MiB, but the last
 

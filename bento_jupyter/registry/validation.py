@@ -1,46 +1,30 @@
-"""What names, aliases, tags, digests and manifest paths may look like, checked before anything else."""
+"""What digests, JSON bodies and manifests (their file paths and sizes) may look like, checked before anything else.
+
+Names, aliases, tags and versions: :mod:`bento_jupyter.refs`."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from bento_jupyter.bento.local_store import NAME_PATTERN
 from bento_jupyter.bento.manifest import UNLISTED_NAMES, check_references, folded_path, manifest_digest
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
-RESERVED_LABELS = frozenset({"latest"})
-MAX_VERSION = 2**31 - 1  # versions are INTEGER columns (32-bit on PostgreSQL)
 MAX_SIZE = 2**63 - 1  # sizes are BIGINT columns
 MAX_JSON_DEPTH = 64  # a manifest nests a few levels; 1,000 levels would exhaust the parser's stack
 MAX_FILES = 100_000
 MAX_PATH_BYTES = 1024
 MAX_COMPONENT_BYTES = 255  # what ext4, APFS, NTFS hold
 MAX_PATH_DEPTH = 32
-_DECIMAL = re.compile(r"[0-9]{1,10}")
 RECORD_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # token and webhook ids: secrets.token_hex(6)
 
 
-def check_name(name: str) -> str:
-    """A bento name: the local store's pattern, so it is safe as a path segment anywhere."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidRequest(f"invalid name {name!r}: use lowercase letters, digits, '.', '_' or '-' (max 64)")
-    return name
 
 
-def check_label(label: str, what: str = "alias") -> str:
-    """An alias or tag: the name pattern, but never a number or ``latest`` (those are versions)."""
-    if not isinstance(label, str) or not NAME_PATTERN.fullmatch(label) or label.isdigit() or label in RESERVED_LABELS:
-        raise InvalidRequest(
-            f"invalid {what} {label!r}: use lowercase letters, digits, '.', '_' or '-' (max 64), "
-            "not only digits, not 'latest'"
-        )
-    return label
 
 
 def check_sha256(value: str) -> str:
@@ -56,22 +40,8 @@ def check_record_id(value: str, what: str) -> str:
     return value
 
 
-def check_version(value: Any, what: str = "version") -> int:
-    """A version number: an integer from 1 to 2**31 - 1 (checked before it reaches the database).
-
-    A JSON number with no fractional part (``3.0``) is an integer, as JSON Schema counts them."""
-    if isinstance(value, float) and value.is_integer() and 1 <= value <= MAX_VERSION:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
-        raise InvalidRequest(f"invalid {what} {value!r}: expected an integer from 1 to {MAX_VERSION}")
-    return value
 
 
-def parse_version(text: Any, what: str = "version") -> int:
-    """A version written in a URL or query: ASCII digits only (a superscript or Arabic-Indic digit is refused)."""
-    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
-        raise InvalidRequest(f"invalid {what} {text!r}: use a number from 1 to {MAX_VERSION} (ASCII digits)")
-    return check_version(int(text), what)
 
 
 def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
@@ -162,30 +132,3 @@ def check_manifest(manifest: Any, name: str) -> dict[str, Any]:
     except BentoIntegrityError as exc:
         raise InvalidRequest(str(exc)) from None
     return manifest
-
-
-@dataclass(frozen=True)
-class RemoteRef:
-    """``NAME``, ``NAME:N``, ``NAME:latest`` or ``NAME@ALIAS`` on a registry."""
-
-    name: str
-    version: int | None = None
-    alias: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> RemoteRef:
-        if "@" in text:
-            name, _, alias = text.partition("@")
-            return cls(check_name(name), alias=check_label(alias))
-        name, _, version = text.partition(":")
-        check_name(name)
-        if version in ("", "latest"):
-            return cls(name)
-        if not _DECIMAL.fullmatch(version):
-            raise InvalidRequest(f"invalid reference {text!r}: use NAME, NAME:N, NAME:latest or NAME@ALIAS")
-        return cls(name, version=check_version(int(version)))
-
-    def __str__(self) -> str:
-        if self.alias:
-            return f"{self.name}@{self.alias}"
-        return f"{self.name}:{self.version}" if self.version else f"{self.name}:latest"
