@@ -1,5 +1,6 @@
-"""Writes that land whole or not at all. Output directories: built in a scratch directory beside the target,
-then moved into place with a rename. An existing non-empty target is replaced only when forced."""
+"""Writes that land whole or not at all: a file or a directory is written under a scratch name on the same
+filesystem, then renamed into place in one step. Readers see the old content or the new, never a part; a
+failure leaves only what was there. An existing non-empty output directory is replaced only when forced."""
 
 from __future__ import annotations
 
@@ -11,6 +12,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bento_jupyter.errors import ExportError
+
+
+@contextlib.contextmanager
+def replacing(target: Path, *, scratch_dir: Path | None = None, mode: int = 0o600) -> Iterator[Path]:
+    """Yield a new, empty scratch file (``mode``, created exclusively) in ``scratch_dir`` (default: beside
+    ``target``; same filesystem); when the block succeeds it is renamed over ``target``, otherwise removed."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}-", dir=scratch_dir or target.parent)  # 0600
+    os.close(handle)
+    scratch = Path(name)
+    try:
+        if mode != 0o600:
+            scratch.chmod(mode)
+        yield scratch
+        os.replace(scratch, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            scratch.unlink()
+
+
+def write_file(target: Path, data: bytes, *, scratch_dir: Path | None = None, mode: int = 0o600) -> None:
+    """Write ``data`` to ``target`` atomically (see :func:`replacing`); the file is created with ``mode``."""
+    with replacing(target, scratch_dir=scratch_dir, mode=mode) as scratch:
+        scratch.write_bytes(data)
 
 
 def check_target(out: Path, force: bool) -> None:

@@ -11,10 +11,8 @@ identified by model-signing's hint: the sha256 of its PEM SubjectPublicKeyInfo.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bento_jupyter.atomic import replacing, write_file
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
 from bento_jupyter.errors import BentoSignatureError
 
@@ -96,28 +95,15 @@ def attach_signature(root: Path, bundle: bytes) -> None:
     """Give a stored bento the signature that came with a pull, when it has none (atomically; never replaces)."""
     if (root / SIGNATURE_NAME).exists():
         return
-    handle, scratch = tempfile.mkstemp(prefix=".bento-sig-", dir=root.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(bundle)
-        os.replace(scratch, root / SIGNATURE_NAME)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(scratch)
+    write_file(root / SIGNATURE_NAME, bundle, scratch_dir=root.parent)
 
 
 def sign_bento(root: Path, private_key: Path, password: bytes | None = None) -> Signer:
     """Verify the bento, then write ``bento.sig`` (replacing any older one atomically); return the signer."""
     read_manifest(root)  # never sign a bento that no longer matches its own manifest
     config = signing_config(private_key, password)
-    handle, scratch = tempfile.mkstemp(prefix=".bento-sig-", dir=root.parent)
-    os.close(handle)
-    try:
+    with replacing(root / SIGNATURE_NAME, scratch_dir=root.parent) as scratch:
         config.set_hashing_config(_hashing_config()).sign(root, scratch)
-        os.replace(scratch, root / SIGNATURE_NAME)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(scratch)
     signer = signer_of(root)
     assert signer is not None
     return signer

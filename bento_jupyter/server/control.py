@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from bento_jupyter.atomic import write_file
 from bento_jupyter.processes import process_alive
 from bento_jupyter.server import asgi_io
 
@@ -89,13 +90,7 @@ def write_record(record: ControlRecord, directory: Path | None = None) -> Path:
     directory = directory or runtime_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"{_FILE_PREFIX}{record.pid}-{record.name}.json"
-    scratch = path.with_suffix(".tmp")
-    with contextlib.suppress(FileNotFoundError):
-        scratch.unlink()
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(asdict(record), handle)
-    os.replace(scratch, path)
+    write_file(path, json.dumps(asdict(record)).encode())
     return path
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bento_jupyter.atomic import replacing
 from bento_jupyter.paths import home
 from bento_jupyter.registry.errors import RegistryIntegrityError
 from bento_jupyter.registry.validation import check_sha256
@@ -56,10 +55,9 @@ class BlobCache:
     def put(self, sha256: str, chunks: Iterable[bytes], on_bytes: Callable[[int], None], source: str) -> Path:
         """Write ``chunks`` to the cache if and only if their sha256 is ``sha256``."""
         target = self.path(sha256)
-        handle, name = tempfile.mkstemp(prefix=f"{sha256[:12]}-", dir=self._partial)
         digest = hashlib.sha256()
-        try:
-            with os.fdopen(handle, "wb") as out:
+        with replacing(target, scratch_dir=self._partial) as scratch:
+            with scratch.open("wb") as out:
                 fcntl.flock(out, fcntl.LOCK_EX)  # released when the file closes, or when this process dies
                 for chunk in chunks:
                     digest.update(chunk)
@@ -70,10 +68,6 @@ class BlobCache:
                     f"blob {sha256} from {source} is corrupted (its content hashes to {digest.hexdigest()}): refused"
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(name, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name)
         return target
 
     def copy_to(self, sha256: str, destination: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from bento_jupyter.atomic import write_file
 from bento_jupyter.paths import home
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -38,15 +37,7 @@ def save_login(url: str, token: str | None) -> Path:
     config["registry"] = {"url": url.rstrip("/"), "token": token}
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)  # created 0600
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(config, out, indent=2)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    write_file(path, json.dumps(config, indent=2).encode())  # 0600: it holds a token
     return path
 
 
