@@ -23,10 +23,11 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from bento_jupyter.bento.local_store import Store, StoredItem, check_name
+from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, folded_path, read_manifest
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError
+from bento_jupyter.refs import check_name
 
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_SIGNATURE_BYTES = 1 << 20

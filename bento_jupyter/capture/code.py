@@ -15,7 +15,6 @@ import ast
 import builtins
 import importlib
 import inspect
-import sys
 import textwrap
 import types
 import typing
@@ -31,6 +30,7 @@ from bento_jupyter.capture.cells import CellLog, ExecutedCell
 from bento_jupyter.capture.objects import architecture_pickle
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
 from bento_jupyter.errors import CaptureError
+from bento_jupyter.torch_probe import is_torch_module
 
 _MAX_LITERAL_BYTES = 64 * 1024
 _NOTEBOOK_MODULE = pickling.NOTEBOOK_MODULE
@@ -421,8 +421,7 @@ class _Walker:
             self.visit_names(global_names(value.__code__), name)
         if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
             self.visit_names({kind.__name__}, name)
-        torch = _torch_module_type()
-        if torch is not None and isinstance(value, torch):
+        if is_torch_module(value):
             try:
                 architecture_pickle(value)
             except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
@@ -462,11 +461,6 @@ class _Walker:
         for name, value in self.slice.objects.items():
             references.add(name, value)
         return references
-
-
-def _torch_module_type() -> type | None:
-    torch = sys.modules.get("torch")
-    return torch.nn.Module if torch is not None else None
 
 
 def capture_handlers(handlers: list[Callable[..., Any]], namespace: dict[str, Any], cell_log: CellLog) -> CodeSlice:

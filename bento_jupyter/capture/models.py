@@ -14,24 +14,17 @@ import sys
 import types
 from typing import Any
 
+from bento_jupyter.torch_probe import is_torch_module, loaded_torch
+
 MAX_WALK_NODES = 10_000  # objects visited per estimate: past this, the estimate is a lower bound
 _ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None))
-
-
-def _torch() -> Any:
-    return sys.modules.get("torch")
-
-
-def _is_torch_module(value: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(value, torch.nn.Module)
 
 
 def model_kind(value: Any) -> str | None:
     """``torch`` (an ``nn.Module``), ``estimator`` (fit + predict), ``predictor`` (predict), or None."""
     if isinstance(value, type | types.ModuleType) or inspect.isroutine(value):
         return None
-    if _is_torch_module(value):
+    if is_torch_module(value):
         return "torch"
     kind = type(value)  # the class, not the instance: no __getattr__ tricks run
     if not callable(getattr(kind, "predict", None)):
@@ -64,10 +57,10 @@ def _attributes(obj: Any) -> list[Any]:
 
 def footprint(value: Any) -> tuple[int, str, bool]:
     """``(size_bytes, device, exact)`` of ``value``; ``exact`` only for torch modules."""
-    if _is_torch_module(value):
+    if is_torch_module(value):
         size, device = _module_footprint(value)
         return size, device or "cpu", True
-    torch, numpy = _torch(), sys.modules.get("numpy")
+    torch, numpy = loaded_torch(), sys.modules.get("numpy")
     total, device, seen, stack = 0, None, set(), [value]
     while stack and len(seen) < MAX_WALK_NODES:
         obj = stack.pop()

@@ -29,6 +29,7 @@ import numpy as np
 from bento_jupyter.capture import pickling
 from bento_jupyter.capture.served_state import STATE_OBJECT
 from bento_jupyter.errors import BentoIntegrityError
+from bento_jupyter.torch_probe import is_torch_module, loaded_torch
 
 _NOTEBOOK_PREFIX = "__main__."
 _MISSING = object()
@@ -44,18 +45,9 @@ def executes_code(entry: dict[str, Any]) -> bool:
     return not isinstance(kind, str) or LOADERS.get(kind, True)
 
 
-def _torch() -> Any:
-    return sys.modules.get("torch")
-
-
-def _is_torch_module(value: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(value, torch.nn.Module)
-
-
 def _weightless_copy(module: Any) -> Any:
     """A copy of ``module`` whose parameters and buffers live on the meta device (no data copied)."""
-    torch = _torch()
+    torch = loaded_torch()
     memo: dict[int, Any] = {}
     for param in module.parameters():
         memo[id(param)] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
@@ -88,7 +80,7 @@ def architecture_pickle(module: Any) -> bytes:
     """A torch module without its tensors, as ``torch.save`` writes it (raises what pickling it raises)."""
     buffer = io.BytesIO()
     with _notebook_classes_importable(module):
-        _torch().save(_weightless_copy(module), buffer)
+        loaded_torch().save(_weightless_copy(module), buffer)
     return buffer.getvalue()
 
 
@@ -98,7 +90,7 @@ def save_object(
     """Write ``value`` under ``directory``; return its manifest entry. A pickle refers to ``references``
     (objects the loaded bento holds by name) instead of copying them."""
     directory.mkdir(parents=True, exist_ok=True)
-    if _is_torch_module(value):
+    if is_torch_module(value):
         from safetensors.torch import save_model
 
         weights, architecture = f"{name}.safetensors", f"{name}.arch.pt"
@@ -128,7 +120,7 @@ def save_object(
 
 
 def _load_rank(value: Any) -> int:
-    if _is_torch_module(value) or (isinstance(value, np.ndarray) and value.dtype != object):
+    if is_torch_module(value) or (isinstance(value, np.ndarray) and value.dtype != object):
         return 0
     return 2 if callable(value) else 1
 

@@ -23,10 +23,6 @@ MAX_PATH_DEPTH = 32
 RECORD_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # token and webhook ids: secrets.token_hex(6)
 
 
-
-
-
-
 def check_sha256(value: str) -> str:
     if not isinstance(value, str) or not SHA256_PATTERN.fullmatch(value):
         raise InvalidRequest(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
@@ -38,10 +34,6 @@ def check_record_id(value: str, what: str) -> str:
     if not RECORD_ID_PATTERN.fullmatch(value):
         raise InvalidRequest(f"invalid {what} id {value[:80]!r}: 12 lowercase hex digits")
     return value
-
-
-
-
 
 
 def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import inspect
-import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -18,13 +17,13 @@ from typing import Any, Literal
 import numpy as np
 
 from bento_jupyter.errors import ServiceDefinitionError
+from bento_jupyter.torch_probe import is_tensor_type
 
 BatchKind = Literal["tensor", "list"]
 
 
 def _is_tensor_hint(hint: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return hint is np.ndarray or (torch is not None and hint is torch.Tensor)
+    return hint is np.ndarray or is_tensor_type(hint)
 
 
 def batch_kind(name: str, hint: Any, batch_dim: int) -> BatchKind:

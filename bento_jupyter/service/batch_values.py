@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
-
-def _torch() -> Any:
-    return sys.modules.get("torch")
-
-
-def _is_tensor(value: Any) -> bool:
-    torch = _torch()
-    return torch is not None and isinstance(value, torch.Tensor)
+from bento_jupyter.torch_probe import is_tensor, loaded_torch
 
 
 def batch_size(value: Any, dim: int) -> int:
     """Number of items ``value`` carries along ``dim``."""
-    if isinstance(value, np.ndarray) or _is_tensor(value):
+    if isinstance(value, np.ndarray) or is_tensor(value):
         return int(value.shape[dim]) if value.ndim > dim else 0
     return len(value)
 
 
 def shape_key(value: Any, dim: int) -> Hashable:
     """Values with equal keys can be concatenated: same dtype and same shape off ``dim``."""
-    if isinstance(value, np.ndarray) or _is_tensor(value):
+    if isinstance(value, np.ndarray) or is_tensor(value):
         shape = tuple(value.shape)
         return (value.dtype, shape[:dim] + shape[dim + 1 :])
     return None
@@ -35,7 +27,7 @@ def shape_key(value: Any, dim: int) -> Hashable:
 
 def take(value: Any, start: int, stop: int, dim: int) -> Any:
     """Items ``start:stop`` of ``value`` along ``dim`` (a view where the type allows)."""
-    if isinstance(value, np.ndarray) or _is_tensor(value):
+    if isinstance(value, np.ndarray) or is_tensor(value):
         index = [slice(None)] * value.ndim
         index[dim] = slice(start, stop)
         return value[tuple(index)]
@@ -49,8 +41,8 @@ def concat(values: Sequence[Any], dim: int) -> Any:
     first = values[0]
     if isinstance(first, np.ndarray):
         return np.concatenate(values, axis=dim)
-    if _is_tensor(first):
-        return _torch().cat(list(values), dim=dim)
+    if is_tensor(first):
+        return loaded_torch().cat(list(values), dim=dim)
     return [item for value in values for item in value]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, get_args, get_origin
 
@@ -14,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.json_values import json_ready
 from bento_jupyter.service.tensor_spec import TensorSpec
+from bento_jupyter.torch_probe import is_tensor_type
 
 _NUMERIC_KINDS = frozenset("biuf")
 MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
@@ -41,11 +41,6 @@ def _holds_booleans(numbers: Any) -> bool:
     """Whether nested lists that numpy read as numbers held a bool: their JSON, written in C, says so."""
     dumped = orjson.dumps(numbers)
     return b"true" in dumped or b"false" in dumped
-
-
-def _is_torch_tensor_type(hint: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and hint is torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -95,7 +90,7 @@ class TensorCodec:
         return torch.from_numpy(array)
 
     def encode(self, value: Any) -> Any:
-        if _is_torch_tensor_type(type(value)):
+        if is_tensor_type(type(value)):
             value = value.detach().cpu().numpy()
         return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
@@ -210,6 +205,6 @@ def codec_for(hint: Any) -> Codec:
     base, metadata = (get_args(hint)[0], get_args(hint)[1:]) if get_origin(hint) is Annotated else (hint, ())
     if base is np.ndarray:
         return TensorCodec("numpy", TensorSpec.from_metadata(metadata))
-    if _is_torch_tensor_type(base):
+    if is_tensor_type(base):
         return TensorCodec("torch", TensorSpec.from_metadata(metadata))
     return PydanticCodec.for_hint(hint)

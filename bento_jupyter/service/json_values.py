@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any
 
 import numpy as np
 import orjson
+
+from bento_jupyter.torch_probe import is_tensor
 
 NON_FINITE_SCHEMA: dict[str, Any] = {
     "type": "string",
@@ -26,11 +27,6 @@ def _non_finite_name(value: float) -> str:
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
-
-
-def _is_tensor(value: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
@@ -56,13 +52,13 @@ def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
         return [json_ready(item, non_finite_as_strings=non_finite_as_strings) for item in value]
     if isinstance(value, (np.ndarray, np.generic)):
         return json_ready(value.tolist(), non_finite_as_strings=non_finite_as_strings)
-    if _is_tensor(value):
+    if is_tensor(value):
         return json_ready(value.detach().cpu().tolist(), non_finite_as_strings=non_finite_as_strings)
     return value
 
 
 def _numpy_or_torch(value: Any) -> Any:
-    if isinstance(value, (np.ndarray, np.generic)) or _is_tensor(value):
+    if isinstance(value, (np.ndarray, np.generic)) or is_tensor(value):
         return json_ready(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+from bento_jupyter.torch_probe import loaded_torch
 
 R = TypeVar("R")
 
@@ -30,7 +31,7 @@ def model_device(func: Callable[..., Any], explicit: str | None) -> str:
     """The device a handler computes on: explicit, else the device of a torch module it uses."""
     if explicit:
         return explicit
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None:
         return "cpu"
     for obj in _referenced_objects(func):
@@ -65,7 +66,7 @@ def with_callers_torch_threads(func: Callable[..., R]) -> Callable[..., R]:
     worker threads would otherwise compute with OpenMP's default (every core), ignoring what the
     notebook chose, and oversubscribe a core the kernel is pinned to.
     """
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None:
         return func
     count = torch.get_num_threads()
