@@ -25,10 +25,10 @@ from bento_jupyter.cli.export import add_export_command
 from bento_jupyter.cli.oci import add_oci_command
 from bento_jupyter.cli.registry import add_commands as add_registry_commands
 from bento_jupyter.cli.signing import add_signature_commands
-from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import DEFAULT_HOST
+from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from bento_jupyter.bento.trust import TrustPolicy, add_signature_argument, add_trust_argument, report_signer
-from bento_jupyter.connection_limits import add_limit_arguments, limits_from
 from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 MIB = 1 << 20
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bento_jupyter.connection_limits import HeadTimeoutProtocol
 from bento_jupyter.server.http_errors import Overloaded
+from bento_jupyter.uvicorn_config import HeadTimeoutProtocol
 
 Refuser = Callable[[bytes], Overloaded | None]  # raw path -> the refusal admission would give now, or None
 _CONTENT_LENGTH = b"\r\ncontent-length:"

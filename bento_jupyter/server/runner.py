@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.errors import ServerStartError
 from bento_jupyter.server.refusal import RefusingProtocol
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
+from bento_jupyter.uvicorn_config import uvicorn_config
 
 T = TypeVar("T")
 
@@ -60,19 +60,8 @@ class ThreadedServer:
             control_port = control_sock.getsockname()[1]
             self.control_url = f"http://{DEFAULT_HOST}:{control_port}"
             app = _BySocket(app, control, control_port)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-                proxy_headers=False,  # nothing here reads the client's address: skip a middleware per request
-                timeout_graceful_shutdown=5,
-                backlog=2048,
-                # httptools, with a head timeout, a connection limit and the near-free 503
-                **{**ConnectionLimits().uvicorn_options(), "http": RefusingProtocol},
-            )
-        )
+        # httptools with a head timeout, a connection limit and the near-free 503
+        self._server = uvicorn.Server(uvicorn_config(app, timeout_graceful_shutdown=5, http=RefusingProtocol))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=f"bento-server-{self.port}", daemon=True)
         self._error: BaseException | None = None

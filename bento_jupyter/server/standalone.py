@@ -13,12 +13,12 @@ from uvicorn.supervisors import Multiprocess
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
-from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.refusal import RefusingProtocol
 from bento_jupyter.server.tasks import bento_task_scope
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
+from bento_jupyter.uvicorn_config import ConnectionLimits, uvicorn_config
 
 _ROOT_VARIABLE = "BENTO_JUPYTER_SERVE_ROOT"
 _DIGEST_VARIABLE = "BENTO_JUPYTER_SERVE_DIGEST"  # the manifest the supervisor loaded, so trusted, if it was
@@ -60,14 +60,13 @@ def serve_bento(
     print(
         f"serving {manifest['name']} ({manifest['digest'][:19]}) at http://{shown}:{sock.getsockname()[1]}", flush=True
     )
-    options = {"lifespan": "off", "access_log": False, "log_level": "warning"}
-    options.update((limits or ConnectionLimits()).uvicorn_options())  # httptools, with a head timeout
-    options["http"] = RefusingProtocol  # ... and the near-free 503
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
         os.environ[_DIGEST_VARIABLE] = manifest["digest"]
         os.environ[_SETTINGS_VARIABLE] = json.dumps(settings.to_manifest())
-        config = uvicorn.Config(f"{__name__}:app_from_environment", factory=True, workers=workers, **options)
+        config = uvicorn_config(
+            f"{__name__}:app_from_environment", limits, http=RefusingProtocol, factory=True, workers=workers
+        )
         # The supervisor hands our bound TCP socket to every worker (TCP_NODELAY stays on).
         Multiprocess(config, sockets=[sock]).run()
     else:
@@ -77,4 +76,4 @@ def serve_bento(
             task_scope=bento_task_scope(manifest["digest"]),
             request_timeout_s=settings.request_timeout,
         )
-        uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(app, limits, http=RefusingProtocol)).run(sockets=[sock])

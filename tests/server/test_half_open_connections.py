@@ -8,9 +8,9 @@ import time
 
 import requests
 
-from bento_jupyter.connection_limits import DEFAULT_HEAD_TIMEOUT_S
 from bento_jupyter.server.running import services
 from bento_jupyter.service.definition import ServiceDefinition
+from bento_jupyter.uvicorn_config import DEFAULT_HEAD_TIMEOUT_S
 
 
 def echo(text: str) -> str:

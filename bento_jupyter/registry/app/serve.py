@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.paths import home
 from bento_jupyter.registry.app.operations import MAX_BLOB_BYTES, MAX_JSON_BYTES
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
+from bento_jupyter.uvicorn_config import ConnectionLimits, uvicorn_config
 
 if TYPE_CHECKING:
     from bento_jupyter.registry.app.operations import Context
@@ -105,13 +105,7 @@ def serve(options: ServeOptions) -> None:
         print(
             "  auth     no tokens yet: bento-jupyter registry token create --scope admin", file=sys.stderr, flush=True
         )
-    config = uvicorn.Config(
-        create_app(ctx),
-        log_level=options.log_level,
-        access_log=False,
-        lifespan="off",
-        **options.limits.uvicorn_options(),
-    )
+    config = uvicorn_config(create_app(ctx), options.limits, log_level=options.log_level)
     retry = RetryPolicy(attempts=options.webhook_attempts, backoff_s=options.webhook_backoff_s)
     dispatcher = WebhookDispatcher(ctx.store.metadata.engine, retry).start()
     if threading.current_thread() is threading.main_thread():

@@ -1,4 +1,5 @@
-"""Bounds on slow and idle HTTP clients, shared by every uvicorn server we run (in-kernel, ``serve``, registry).
+"""The one uvicorn configuration of every server we run (in-kernel, ``serve``, registry), with its bounds on slow
+and idle HTTP clients.
 
 uvicorn times out idle keep-alive connections but not a request head that never finishes, so a client that
 sends half a head holds its connection (and a file descriptor) forever. :class:`HeadTimeoutProtocol` closes a
@@ -14,6 +15,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_HEAD_TIMEOUT_S = 10.0
@@ -37,6 +39,17 @@ class ConnectionLimits:
             "limit_concurrency": self.max_connections,
             "timeout_keep_alive": self.keep_alive_s,
         }
+
+
+def uvicorn_config(app: Any, limits: ConnectionLimits | None = None, **options: Any) -> uvicorn.Config:
+    """A ``uvicorn.Config`` for ``app`` (an ASGI app, or an import string with ``factory=True``): httptools with
+    ``limits`` (default :class:`ConnectionLimits`), no lifespan, no access log, warnings only, and no
+    proxy-headers middleware (nothing here reads the client's address or scheme: one middleware less per
+    request). ``options`` add to or override these (``workers``, ``log_level``, ``timeout_graceful_shutdown``)."""
+    settings: dict[str, Any] = {"lifespan": "off", "access_log": False, "log_level": "warning", "proxy_headers": False}
+    settings.update((limits or ConnectionLimits()).uvicorn_options())
+    settings.update(options)
+    return uvicorn.Config(app, **settings)
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
