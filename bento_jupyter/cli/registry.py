@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 from bento_jupyter.bento.trust import TrustPolicy, add_signature_argument, add_trust_argument, report_signer
+from bento_jupyter.progress import byte_progress
 from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 MIB = 1 << 20
-
-
-class _StderrProgress:
-    """A one-line progress meter on a terminal's stderr (silent when stderr is not a terminal)."""
-
-    def __init__(self, verb: str) -> None:
-        self.verb = verb
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.1 and done < total):
-            return
-        self._last = now
-        percent = 100 * done / total if total else 100
-        print(f"\r{self.verb} {done / MIB:8.1f} / {total / MIB:.1f} MiB {percent:5.1f}%", end="", file=sys.stderr)
-        if done >= total:
-            print(file=sys.stderr)
 
 
 def _remote(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +176,7 @@ def _login(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    result = client.push(args.tag, args.url, args.token, _StderrProgress("pushing"))
+    result = client.push(args.tag, args.url, args.token, byte_progress("pushing"))
     state = "published" if result.created else "already published as"
     sent = f"{result.uploaded_blobs} blobs, {result.uploaded_bytes / MIB:.1f} MiB sent"
     print(f"{state} {result.tag} ({result.digest[:19]}; {sent})")
@@ -204,7 +185,7 @@ def _push(args: argparse.Namespace) -> int:
 
 def _pull(args: argparse.Namespace) -> int:
     trust = TrustPolicy.from_arguments(args)
-    result = client.pull(args.ref, args.url, args.token, _StderrProgress("pulling"), trust=trust)
+    result = client.pull(args.ref, args.url, args.token, byte_progress("pulling"), trust=trust)
     report_signer(result.item.path, trust)
     where = "already in the local store as" if result.reused else "pulled into the local store as"
     print(f"{args.ref} (registry version {result.version}) {where} {result.item.tag} at {result.item.path}")

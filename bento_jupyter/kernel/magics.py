@@ -27,6 +27,7 @@ from bento_jupyter.export.capture_mode import CaptureMode
 from bento_jupyter.kernel import panel
 from bento_jupyter.kernel.actions import build_service, save_variable
 from bento_jupyter.kernel.live_export import default_output, export_running_services, write_bundle
+from bento_jupyter.progress import byte_progress
 from bento_jupyter.server.replay import verification_line
 from bento_jupyter.server.running import services
 from bento_jupyter.server.samples import answer_examples
@@ -225,7 +226,7 @@ class BentoMagics(Magics):
             return
         from bento_jupyter.registry.client.remote import push
 
-        result = push(args.tag, args.url, args.token, panel.progress_bar("pushing", self.shell))
+        result = push(args.tag, args.url, args.token, byte_progress("pushing", always=True))
         state = "published" if result.created else "already published as"
         print(f"{state} {result.tag} ({result.uploaded_bytes} bytes sent)")
 
@@ -239,7 +240,7 @@ class BentoMagics(Magics):
             pulled = oci_pull(args.ref, trust=trust)
             print(f"pulled {pulled.ref} as {pulled.item.tag}")
             return
-        result = pull(args.ref, args.url, args.token, panel.progress_bar("pulling", self.shell), trust=trust)
+        result = pull(args.ref, args.url, args.token, byte_progress("pulling", always=True), trust=trust)
         print(f"pulled {args.ref} (registry version {result.version}) as {result.item.tag}")
 
     def _list(self, args: argparse.Namespace, cell: str | None) -> None:

@@ -1,9 +1,6 @@
-"""The output of a ``%%bento serve`` cell (a live panel in JupyterLab, plain text elsewhere) and progress bars."""
+"""The output of a ``%%bento serve`` cell: a live panel in JupyterLab, plain text elsewhere."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 from bento_jupyter.capture.lineage import kernel_id
 from bento_jupyter.server.running import RunningService
@@ -55,10 +52,6 @@ def summary_text(service: RunningService, skipped: dict[str, str] | None = None)
     return "\n".join(lines)
 
 
-def _in_widget_frontend(shell: Any) -> bool:
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
 def show(service: RunningService, skipped: dict[str, str] | None = None) -> None:
     """Display the service's live panel under the cell: JupyterLab's Bento extension renders ``MIME_TYPE``
     (stats and Stop through the Jupyter server, so they work while other cells run); other frontends and
@@ -77,20 +70,3 @@ def show(service: RunningService, skipped: dict[str, str] | None = None) -> None
         "skipped": skipped or {},
     }
     display({MIME_TYPE: data, "text/plain": summary_text(service, skipped)}, raw=True)
-
-
-def progress_bar(verb: str, shell: Any) -> Callable[[int, int], None]:
-    """A ``progress(done_bytes, total_bytes)`` callback: a widget in Jupyter, a line elsewhere."""
-    if not _in_widget_frontend(shell):
-        return lambda done, total: print(f"\r{verb} {done}/{total} bytes", end="\n" if done >= total else "")
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    bar = widgets.IntProgress(description=verb, min=0, max=1)
-    display(bar)
-
-    def update(done: int, total: int) -> None:
-        bar.max = max(total, 1)
-        bar.value = done
-
-    return update
