@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
@@ -35,6 +37,17 @@ from bento_jupyter.registry.validation import check_manifest
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
 API = "/api/v1"
+# Idempotent requests are retried when the connection fails or the registry is briefly unavailable (a replica
+# restarting behind a load balancer): reads, and blob PUTs, which are content-addressed. Publishes, alias moves
+# and deletes are not: after a lost answer, compare-and-set would turn a repeat that succeeded into an error.
+_READS = Retry(
+    total=3,
+    backoff_factor=0.2,
+    status_forcelist=(502, 503, 504),
+    raise_on_status=False,
+    allowed_methods=frozenset({"GET", "HEAD"}),
+)
+_BLOB_WRITES = _READS.new(allowed_methods=frozenset({"GET", "HEAD", "PUT"}))
 
 
 class _FileBody:
@@ -54,6 +67,14 @@ class _FileBody:
             self._on_bytes(len(data))
         return data
 
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int) -> None:
+        """Rewind for a retried upload; the progress goes back with it."""
+        self._on_bytes(offset - self._file.tell())
+        self._file.seek(offset)
+
     def close(self) -> None:
         self._file.close()
 
@@ -69,6 +90,8 @@ class RegistryClient:
         self.url = url.rstrip("/")
         self.timeout = (10, timeout)
         self.session = requests.Session()
+        self.session.mount(self.url, HTTPAdapter(max_retries=_READS))
+        self.session.mount(f"{self.url}{API}/blobs/", HTTPAdapter(max_retries=_BLOB_WRITES))  # the longest prefix wins
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
