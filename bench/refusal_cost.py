@@ -30,7 +30,7 @@ from bento_jupyter.server import runner
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.service.definition import ServiceDefinition
 if sys.argv[2] == "asgi":
-    from bento_jupyter.connection_limits import HeadTimeoutProtocol
+    from bento_jupyter.uvicorn_config import HeadTimeoutProtocol
     runner.RefusingProtocol = HeadTimeoutProtocol
 gate = threading.Event()
 @api(batchable=True, max_batch_size=8, max_latency_ms=50, max_queue_size=1)

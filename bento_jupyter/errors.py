@@ -38,6 +38,10 @@ class BentoNotFoundError(BentoJupyterError):
     """No bento or model matches the requested ``name:version``."""
 
 
+class RequirementError(BentoJupyterError, ValueError):
+    """A requirement line that is not a plain ``name[extras] specifiers`` (no URL, marker or shell text)."""
+
+
 class CaptureError(BentoJupyterError):
     """Something a handler uses cannot be captured into a bento."""
 

@@ -5,26 +5,31 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as metadata
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_REQUIREMENT = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?\s*((==|>=|<=|~=|!=|<|>)\s*[A-Za-z0-9.*+!_-]+\s*,?\s*)*$"
-)
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from bento_jupyter.errors import RequirementError
 
 
 def validate_requirement(line: str) -> str:
-    """A requirement string safe to write into requirements.txt and a Dockerfile."""
+    """A plain requirement, ``name[extras] specifiers`` as PEP 508 (read by ``packaging``) with no URL, marker or
+    line break, so it is safe to write into requirements.txt and a Dockerfile; RequirementError otherwise."""
     line = line.strip()
-    if not _REQUIREMENT.match(line):
-        raise ValueError(f"not a plain requirement specifier: {line!r}")
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        raise RequirementError(f"not a plain requirement specifier: {line!r} ({exc})") from None
+    if requirement.url or requirement.marker or any(c in line for c in "\r\n;@"):
+        raise RequirementError(f"not a plain requirement specifier: {line!r} (no URL or environment marker)")
     return line
 
 
 def _distribution_key(requirement: str) -> str:
-    return re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    return canonicalize_name(Requirement(requirement).name)
 
 
 class _Installed:
@@ -50,7 +55,6 @@ class _Installed:
         key = self._state()
         if key == self._key:
             return
-        from packaging.utils import canonicalize_name
 
         importlib.invalidate_caches()
         self._providers = metadata.packages_distributions()
@@ -64,7 +68,6 @@ class _Installed:
         return self._providers
 
     def distribution(self, name: str) -> metadata.Distribution | None:
-        from packaging.utils import canonicalize_name
 
         self._refresh()
         return self._by_name.get(canonicalize_name(name))
@@ -84,7 +87,7 @@ def infer_requirements(modules: Iterable[str], extra: Iterable[str] = ()) -> lis
             installed = _INSTALLED.distribution(dist)
             if installed is not None:
                 version = installed.version.split("+", 1)[0]  # local builds (+cpu) pin their release
-                pinned[dist.lower().replace("_", "-")] = f"{dist}=={version}"
+                pinned[canonicalize_name(dist)] = f"{dist}=={version}"
     for requirement in extra:
         requirement = validate_requirement(requirement)
         pinned[_distribution_key(requirement)] = requirement
@@ -102,9 +105,6 @@ def lock_requirements(requirements: Iterable[str]) -> list[str]:
     interpreter, requested extras followed), so no network is needed. A requirement that is not
     installed here is kept as written. ``pip install -r`` of the result reproduces this environment.
     """
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
     locked: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     pending = [Requirement(line) for line in requirements]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from bento_jupyter.errors import ServiceDefinitionError
 from bento_jupyter.service.batch_contract import check_batchable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,17 +36,17 @@ class APIConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "examples", tuple(self.examples))
         if self.tolerance < 0:
-            raise ValueError("tolerance must be zero or positive")
+            raise ServiceDefinitionError("tolerance must be zero or positive")
         if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
+            raise ServiceDefinitionError("max_batch_size must be at least 1")
         if self.max_latency_ms <= 0:
-            raise ValueError("max_latency_ms must be positive")
+            raise ServiceDefinitionError("max_latency_ms must be positive")
         if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+            raise ServiceDefinitionError("max_concurrency must be at least 1")
         if self.timeout is not None and not self.timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds")
+            raise ServiceDefinitionError("timeout must be a positive number of seconds")
         if self.route is not None and not self.route.startswith("/"):
-            raise ValueError(f"route must start with '/': {self.route!r}")
+            raise ServiceDefinitionError(f"route must start with '/': {self.route!r}")
 
 
 @overload

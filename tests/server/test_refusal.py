@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bento_jupyter import api
-from bento_jupyter.connection_limits import ConnectionLimits
 from bento_jupyter.server.refusal import whole_post
+from bento_jupyter.uvicorn_config import ConnectionLimits
 from tests.server.overload_helpers import metric, wait_for
 
 BODY = orjson.dumps({"inputs": [[1.0, 2.0]]})

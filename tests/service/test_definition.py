@@ -68,7 +68,7 @@ def test_when_any_function_is_decorated_only_decorated_ones_are_endpoints(decora
     "options", [{"max_batch_size": 0}, {"max_latency_ms": 0}, {"route": "no-slash"}, {"max_concurrency": 0}]
 )
 def test_invalid_api_options_are_refused(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(ServiceDefinitionError):
         api(**options)
 
 
