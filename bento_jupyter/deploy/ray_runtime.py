@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -20,7 +19,16 @@ from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.paths import home
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
-from bento_jupyter.server.http_errors import HandlerFailed, HTTPError
+from bento_jupyter.server.http_errors import (
+    BadRequest,
+    ClientClosedRequest,
+    HandlerFailed,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    error_response,
+)
 from bento_jupyter.server.stream_framing import StreamFormat
 from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
@@ -34,13 +42,9 @@ _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
 _CANCEL_POLL_S = 0.2
 
 
-def _error(status: int, message: str, field: str | None = None) -> Answer:
-    body = {"error": message, **({"field": field} if field else {})}
-    return status, orjson.dumps(body), "application/json"
-
-
-class _TooLarge(Exception):
-    """A body over the bento's ``max_body_mb``: 413."""
+def _answer(error: HTTPError) -> Answer:
+    """An error as the server answers it (its status and the one JSON error body, ``HTTPError.body``)."""
+    return error.status, error.body(), "application/json"
 
 
 class BentoAPI:
@@ -54,10 +58,14 @@ class BentoAPI:
         self._text = self.method.output.json_schema().get("type") == "string"
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
-        """Arguments from a body within the bento's recorded ``max_body_mb`` (InvalidInput names the field)."""
+        """Arguments from a body within the bento's recorded ``max_body_mb``: PayloadTooLarge over it,
+        BadRequest naming the field that does not validate."""
         if len(payload) > self._max_body:
-            raise _TooLarge(f"request body of {len(payload)} bytes exceeds the {self._max_body}-byte limit")
-        return self.method.decode(payload)
+            raise PayloadTooLarge(f"request body of {len(payload)} bytes exceeds the {self._max_body}-byte limit")
+        try:
+            return self.method.decode(payload)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, field=exc.field or None) from None
 
     def _encode(self, result: Any) -> Answer:
         encoded = self.method.encode(result)
@@ -69,16 +77,14 @@ class BentoAPI:
         return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
 
     def _failed(self, exc: Exception) -> Answer:
-        return _error(500, self._failure_message(exc))
+        return _answer(HandlerFailed(self._failure_message(exc)))
 
     async def answer(self, payload: bytes) -> Answer:
         """One request, one call."""
         try:
             kwargs = self._decode(payload)
-        except InvalidInput as exc:
-            return _error(400, exc.message, exc.field)
-        except _TooLarge as exc:
-            return _error(413, str(exc))
+        except HTTPError as error:
+            return _answer(error)
         try:
             if self.method.is_async:
                 return self._encode(await self.method.func(**kwargs))
@@ -93,8 +99,8 @@ class BentoAPI:
         the handler's generator is closed."""
         try:
             kwargs = self._decode(payload)
-        except InvalidInput as exc:
-            yield _error(400, exc.message, exc.field)
+        except HTTPError as error:
+            yield _answer(error)
             return
         stream_format = StreamFormat(fmt)
         encoder = ItemEncoder(self.method, stream_format)
@@ -129,17 +135,14 @@ class BentoAPI:
 
     async def answer_batch(self, payloads: list[bytes]) -> list[Answer]:
         """Requests Ray Serve gathered: their values merged along ``batch_dim``, one model call per shape."""
-        answers: list[Answer] = [_error(500, "not answered")] * len(payloads)
+        answers: list[Answer] = [_answer(HandlerFailed("not answered"))] * len(payloads)
         dim, param = self.method.config.batch_dim, self.method.batch_param.name
         groups: dict[Hashable, list[tuple[int, Any]]] = {}
         for index, payload in enumerate(payloads):
             try:
                 value = self._decode(payload)[param]
-            except InvalidInput as exc:
-                answers[index] = _error(400, exc.message, exc.field)
-                continue
-            except _TooLarge as exc:
-                answers[index] = _error(413, str(exc))
+            except HTTPError as error:
+                answers[index] = _answer(error)
                 continue
             groups.setdefault(batch_values.shape_key(value, dim), []).append((index, value))
         for members in groups.values():
@@ -194,7 +197,7 @@ class BentoIngress:
             except TimeoutError:
                 if self._store.cancel_requested(record.task_id):
                     response.cancel()
-                    return _error(499, "canceled while running")
+                    return _answer(ClientClosedRequest("canceled while running"))
 
     async def __call__(self, request: Request) -> Response:
         path, root = request.url.path, request.scope.get("root_path", "")
@@ -207,13 +210,13 @@ class BentoIngress:
             try:
                 status, body, media = await task_routes.respond({**request.scope, "path": path}, request.receive)
             except HTTPError as error:
-                return Response(error.body(), error.status, error.headers, "application/json")
+                return error_response(error)
             return Response(body, status_code=status, media_type=media)
         handle = self.routes.get(path)
         if handle is None:
-            status, body, media = _error(404, f"no API at {path}; APIs: {', '.join(sorted(self.routes))}")
+            status, body, media = _answer(NotFound(f"no API at {path}; APIs: {', '.join(sorted(self.routes))}"))
         elif request.method != "POST":
-            status, body, media = _error(405, f"{path} accepts POST only")
+            status, body, media = _answer(MethodNotAllowed(f"{path} accepts POST only"))
         elif path in self.streams:
             return await self._stream(handle, request)
         else:
@@ -239,7 +242,7 @@ class BentoIngress:
         try:
             fmt = StreamFormat.negotiate(request.scope)
         except HTTPError as error:
-            return Response(error.body(), error.status, error.headers, "application/json")
+            return error_response(error)
         chunks = handle.options(method_name="stream", stream=True).remote(await request.body(), fmt.value)
         status, body, media = await chunks.__anext__()
         if status != 200:

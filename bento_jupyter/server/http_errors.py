@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import orjson
+from starlette.responses import Response
 
 
 class HTTPError(Exception):
@@ -49,6 +50,12 @@ class UnsupportedMediaType(HTTPError):
     status = 415
 
 
+class ClientClosedRequest(HTTPError):
+    """The client gave up (nginx's 499): what was running for it was canceled."""
+
+    status = 499
+
+
 class HandlerFailed(HTTPError):
     status = 500
 
@@ -58,6 +65,11 @@ class DeadlineExceeded(HTTPError):
     met or has passed: answered without computing it late."""
 
     status = 504
+
+
+def error_response(error: HTTPError) -> Response:
+    """``error`` as a Starlette response: its status, headers and the one JSON error body."""
+    return Response(error.body(), error.status, error.headers, "application/json")
 
 
 class ClientDisconnected(Exception):

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
-from bento_jupyter.server.http_errors import HTTPError
+from bento_jupyter.server.http_errors import BadRequest, HTTPError, NotFound, error_response
 from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
 from bento_jupyter.service.json_values import dumps
@@ -50,10 +50,6 @@ Infer = Callable[[str, dict[str, Any], dict[str, Any]], Any]
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(dumps(value), status_code=status, media_type="application/json")
-
-
-def _error(status: int, message: str, field: str | None = None) -> Response:
-    return _json({"error": message, **({"field": field} if field else {})}, status)
 
 
 def _declared_datatype(codec: Codec) -> str:
@@ -184,7 +180,7 @@ class OpenInference:
 
     def _unknown(self, name: str) -> Response:
         models = ", ".join(m.name for m in self._definition().apis.values() if not m.is_stream)
-        return _error(404, f"unknown model {name!r}; models: {models}")
+        return error_response(NotFound(f"unknown model {name!r}; models: {models}"))
 
     async def server_metadata(self, _: Request) -> Response:
         return _json({"name": self._definition().name, "version": __version__, "extensions": []})
@@ -228,15 +224,13 @@ class OpenInference:
             request_body = orjson.loads(await request.body())
             kwargs = self._arguments(method, request_body)
         except orjson.JSONDecodeError as exc:
-            return _error(400, f"request body is not valid JSON: {exc}")
+            return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
-            return _error(400, exc.message, exc.field or None)
+            return error_response(BadRequest(exc.message, field=exc.field or None))
         try:
             output = _output("output", await self._infer(method.route, kwargs, request.scope))
         except HTTPError as error:
-            return Response(
-                error.body(), status_code=error.status, headers=error.headers, media_type="application/json"
-            )
+            return error_response(error)
         self._produced[name] = output["datatype"]
         answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):
