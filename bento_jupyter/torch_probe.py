@@ -13,6 +13,14 @@ def loaded_torch() -> ModuleType | None:
     return sys.modules.get("torch")
 
 
+def required_torch() -> ModuleType:
+    """The ``torch`` module where a tensor or a module in hand proves it is loaded."""
+    torch = loaded_torch()
+    if torch is None:
+        raise RuntimeError("torch is not loaded")
+    return torch
+
+
 def is_tensor(value: Any) -> bool:
     torch = loaded_torch()
     return torch is not None and isinstance(value, torch.Tensor)

@@ -21,7 +21,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, folded_path, read_manifest
@@ -93,7 +93,7 @@ def _decompressed(raw: IO[bytes]) -> IO[bytes]:
     magic = raw.read(6)
     raw.seek(0)
     if magic.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=raw)
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw))
     if magic.startswith(b"BZh"):
         return bz2.BZ2File(raw)
     if magic.startswith(b"\xfd7zXZ\x00"):

@@ -86,7 +86,8 @@ def signing_config(private_key: Path, password: bytes | None = None) -> Any:
         key = serialization.load_pem_private_key(private_key.read_bytes(), password)
         if not isinstance(key, ec.EllipticCurvePrivateKey):  # model-signing would fail reading its .curve
             raise ValueError(f"{type(key).__name__.removesuffix('PrivateKey')} key, not elliptic-curve")
-        return signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)
+        # model-signing annotates the password as str but hands it to cryptography, which wants bytes
+        return signing.Config().use_elliptic_key_signer(private_key=private_key, password=password)  # type: ignore[arg-type]
     except (OSError, ValueError, TypeError) as exc:
         raise BentoSignatureError(f"cannot sign with {private_key}: {exc} (an EC P-256/384/521 PEM key)") from None
 

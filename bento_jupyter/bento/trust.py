@@ -63,7 +63,8 @@ def code_executing_files(manifest: dict[str, Any]) -> list[str]:
     for entry in manifest.get("models") or []:
         if not isinstance(entry, dict) or not executes_code(entry):
             continue
-        files = entry.get("files") if isinstance(entry.get("files"), list) else []
+        files = entry.get("files")
+        files = files if isinstance(files, list) else []
         found += [f"models/{name}" for name in files] or [f"models/{entry.get('name')}"]
     return found
 

@@ -158,7 +158,7 @@ def _live_source(value: Any) -> str | None:
         return None
 
 
-def _definition_source(node: ast.AST, body: str) -> str:
+def _definition_source(node: ast.stmt, body: str) -> str:
     start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
     lines = body.splitlines()[start - 1 : node.end_lineno]
     return textwrap.dedent("\n".join(lines))
@@ -380,10 +380,10 @@ class _Walker:
                 " definition instead, or make it a value that can be pickled"
             ) from None
         self.slice.state.append(patch)
-        reachable = {o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o}
+        reachable = {n for o in reached if self.namespace.get(n := getattr(o, "__name__", "")) is o}
         self.visit_names(reachable, definition.name)
 
-    def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.AST, str] | None:
+    def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.stmt, str] | None:
         """The latest executed cell defining ``target`` at top level, with its node and source.
 
         When the object's own source is known, only a cell holding that exact definition matches:
@@ -451,7 +451,7 @@ class _Walker:
                 " or replace it with a value that can be pickled"
             ) from None
         self.slice.modules |= {_top_module(m) for m in modules}
-        self.visit_names({o.__name__ for o in reached if self.namespace.get(getattr(o, "__name__", "")) is o}, name)
+        self.visit_names({n for o in reached if self.namespace.get(n := getattr(o, "__name__", "")) is o}, name)
         for function in (o for o in reached if inspect.isfunction(o)):  # lambdas and closures inside it
             for missing in global_names(function.__code__) - self.namespace.keys():
                 self._check_not_deleted(missing, name)

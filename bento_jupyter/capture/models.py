@@ -61,7 +61,8 @@ def footprint(value: Any) -> tuple[int, str, bool]:
         size, device = _module_footprint(value)
         return size, device or "cpu", True
     torch, numpy = loaded_torch(), sys.modules.get("numpy")
-    total, device, seen, stack = 0, None, set(), [value]
+    total, device, stack = 0, None, [value]
+    seen: set[int] = set()
     while stack and len(seen) < MAX_WALK_NODES:
         obj = stack.pop()
         if id(obj) in seen or isinstance(obj, type | types.ModuleType) or inspect.isroutine(obj):

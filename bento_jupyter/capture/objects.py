@@ -29,7 +29,7 @@ import numpy as np
 from bento_jupyter.capture import pickling
 from bento_jupyter.capture.served_state import STATE_OBJECT
 from bento_jupyter.errors import BentoIntegrityError
-from bento_jupyter.torch_probe import is_torch_module, loaded_torch
+from bento_jupyter.torch_probe import is_torch_module, required_torch
 
 _NOTEBOOK_PREFIX = "__main__."
 _MISSING = object()
@@ -47,7 +47,7 @@ def executes_code(entry: dict[str, Any]) -> bool:
 
 def _weightless_copy(module: Any) -> Any:
     """A copy of ``module`` whose parameters and buffers live on the meta device (no data copied)."""
-    torch = loaded_torch()
+    torch = required_torch()
     memo: dict[int, Any] = {}
     for param in module.parameters():
         memo[id(param)] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
@@ -80,7 +80,7 @@ def architecture_pickle(module: Any) -> bytes:
     """A torch module without its tensors, as ``torch.save`` writes it (raises what pickling it raises)."""
     buffer = io.BytesIO()
     with _notebook_classes_importable(module):
-        loaded_torch().save(_weightless_copy(module), buffer)
+        required_torch().save(_weightless_copy(module), buffer)
     return buffer.getvalue()
 
 

@@ -17,7 +17,7 @@ import io
 import pickle
 import types
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import cloudpickle
 
@@ -96,7 +96,7 @@ def dump(
 def survey(value: Any, references: References, on_object: Callable[[Any], None]) -> set[str]:
     """Pickle ``value`` into nothing: raises what pickling would raise, calls ``on_object`` for every notebook
     class or function the pickle would copy, and returns the modules it would import."""
-    return dump(value, _Sink(), references, on_object)
+    return dump(value, cast(IO[bytes], _Sink()), references, on_object)
 
 
 class _Unpickler(pickle.Unpickler):

@@ -17,7 +17,7 @@ from typing import Any
 
 from bento_jupyter._version import __version__
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
-from bento_jupyter.deploy.kubernetes import annotations, container, labels, pod_volumes
+from bento_jupyter.deploy.kubernetes import container, labels, object_annotations, pod_volumes
 
 KSERVE_PORT = 8080
 KSERVE_CONTAINER = "kserve-container"
@@ -50,7 +50,7 @@ def inference_service(bundle: Bundle, options: DeployOptions) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": bundle.resource_name, "labels": labels(bundle), "annotations": annotations(bundle)},
+        "metadata": {"name": bundle.resource_name, "labels": labels(bundle), "annotations": object_annotations(bundle)},
         "spec": {
             "predictor": {
                 "minReplicas": options.min_replicas,

@@ -18,7 +18,7 @@ def labels(bundle: Bundle) -> dict[str, str]:
     return {"app.kubernetes.io/name": bundle.resource_name, "app.kubernetes.io/managed-by": "bento-jupyter"}
 
 
-def annotations(bundle: Bundle) -> dict[str, str]:
+def object_annotations(bundle: Bundle) -> dict[str, str]:
     return {"bento-jupyter/service": bundle.name, "bento-jupyter/digest": bundle.manifest["digest"]}
 
 
@@ -60,7 +60,7 @@ def pod_volumes(options: DeployOptions) -> dict[str, Any]:
 def kubernetes_objects(bundle: Bundle, options: DeployOptions) -> list[dict[str, Any]]:
     """Deployment, Service and HorizontalPodAutoscaler (autoscaling/v2, on CPU) for one bundle."""
     name, selector = bundle.resource_name, labels(bundle)
-    metadata = {"name": name, "labels": selector, "annotations": annotations(bundle)}
+    metadata = {"name": name, "labels": selector, "annotations": object_annotations(bundle)}
     serving = container(bundle, options, name="bento", port=CONTAINER_PORT, ready_path="/readyz", live_path="/livez")
     deployment = {
         "apiVersion": "apps/v1",

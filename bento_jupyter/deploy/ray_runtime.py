@@ -123,10 +123,10 @@ class BentoAPI:
                     if item is not END:
                         frame = encoder.item(item)
                 except Exception as exc:
-                    failure = exc if isinstance(exc, HTTPError) else HandlerFailed(self._failure_message(exc))
-                    closing = encoder.error(failure)
+                    ended = exc if isinstance(exc, HTTPError) else HandlerFailed(self._failure_message(exc))
+                    closing = encoder.error(ended)
                     if stream_format is StreamFormat.JSON:
-                        yield failure.status, failure.body(), "application/json"
+                        yield _answer(ended)
                     elif closing is not None:
                         yield closing
                     return

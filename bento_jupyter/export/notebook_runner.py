@@ -40,7 +40,7 @@ class CellIdNotebookClient(NotebookClient):
             client.shell_channel.send(msg)
             return msg["header"]["msg_id"]
 
-        client.execute = execute_with_cell_id
+        client.execute = execute_with_cell_id  # type: ignore[method-assign,assignment]  # adds the cell id
         return client
 
     # nbclient binds its sync twins to the base class's coroutines: rebind them to ours.

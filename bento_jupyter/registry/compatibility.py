@@ -30,7 +30,8 @@ class Change:
 
 
 def _routes(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    schema = manifest.get("schema") if isinstance(manifest.get("schema"), dict) else {}
+    schema = manifest.get("schema")
+    schema = schema if isinstance(schema, dict) else {}
     routes = [r for r in schema.get("routes") or [] if isinstance(r, dict) and r.get("name")]
     if not routes:  # no service schema: compare what the api entries say (names and routes)
         routes = [a for a in manifest.get("apis") or [] if isinstance(a, dict) and a.get("name")]
@@ -61,9 +62,10 @@ def describe(schema: Any) -> str:
 
 
 def _params(route: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
-    schema = route.get("input") if isinstance(route.get("input"), dict) else {}
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    return properties, set(schema.get("required") or [])
+    schema = route.get("input")
+    schema = schema if isinstance(schema, dict) else {}
+    properties = schema.get("properties")
+    return (properties if isinstance(properties, dict) else {}), set(schema.get("required") or [])
 
 
 def _route_changes(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[Change]:

@@ -23,7 +23,7 @@ MAX_PATH_DEPTH = 32
 RECORD_ID_PATTERN = re.compile(r"[0-9a-f]{12}")  # token and webhook ids: secrets.token_hex(6)
 
 
-def check_sha256(value: str) -> str:
+def check_sha256(value: Any) -> str:
     if not isinstance(value, str) or not SHA256_PATTERN.fullmatch(value):
         raise InvalidRequest(f"invalid sha256 {value!r}: expected 64 lowercase hex digits")
     return value
@@ -99,7 +99,7 @@ def check_file_list(files: Any) -> None:
         raise InvalidRequest("the manifest's files add up to more bytes than a registry records")
 
 
-def check_manifest(manifest: Any, name: str) -> dict[str, Any]:
+def check_manifest(manifest: Any, name: Any) -> dict[str, Any]:
     """A bento manifest whose name, digest and file list hold together; returns it unchanged."""
     if not isinstance(manifest, dict):
         raise InvalidRequest("the manifest must be a JSON object")

@@ -135,6 +135,10 @@ class WebhookDispatcher:
                 )
             )
 
+    def _pause(self, seconds: float) -> None:
+        """Tenacity's sleep between attempts, cut short when the dispatcher closes."""
+        self._stopping.wait(seconds)
+
     def _update(self, delivery_id: int, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -151,7 +155,7 @@ class WebhookDispatcher:
             stop=stop_after_attempt(self.policy.attempts),
             wait=wait_exponential(multiplier=self.policy.backoff_s, max=self.policy.max_backoff_s),
             retry=retry_if_exception_type(_Retryable),
-            sleep=self._stopping.wait,
+            sleep=self._pause,
             reraise=True,
         )
         attempts = row.attempts

@@ -8,6 +8,7 @@ the HMAC-SHA256 of the exact body bytes. ``webhook_dispatcher`` sends them.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -115,7 +116,7 @@ class WebhookStore:
             if conn.execute(webhooks.delete().where(webhooks.c.id == hook_id)).rowcount != 1:
                 raise NotFound(f"no webhook {hook_id!r}")
 
-    def deliveries(self, hook_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    def deliveries(self, hook_id: str, limit: int = 100) -> builtins.list[dict[str, Any]]:
         """A hook's deliveries, newest first."""
         with self.engine.connect() as conn:
             if conn.execute(select(webhooks.c.id).where(webhooks.c.id == hook_id)).scalar() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import builtins
 import os
 import threading
 import time
@@ -210,7 +211,7 @@ class ServiceTable:
             if self._by_name.get(service.name) is service:
                 self._stop_locked(service.name)
 
-    def stop_all(self) -> list[str]:
+    def stop_all(self) -> builtins.list[str]:
         with self._lock:
             names = list(self._by_name)
             for name in names:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bento_jupyter.torch_probe import is_tensor, loaded_torch
+from bento_jupyter.torch_probe import is_tensor, required_torch
 
 
 def batch_size(value: Any, dim: int) -> int:
@@ -42,7 +42,7 @@ def concat(values: Sequence[Any], dim: int) -> Any:
     if isinstance(first, np.ndarray):
         return np.concatenate(values, axis=dim)
     if is_tensor(first):
-        return loaded_torch().cat(list(values), dim=dim)
+        return required_torch().cat(list(values), dim=dim)
     return [item for value in values for item in value]
 
 

@@ -60,7 +60,8 @@ def _text(value: Any, limit: int) -> str | None:
 
 def _lineage_columns(manifest: dict[str, Any]) -> dict[str, Any]:
     lineage = manifest.get("lineage") or {}
-    git = lineage.get("git") if isinstance(lineage.get("git"), dict) else {}
+    git = lineage.get("git")
+    git = git if isinstance(git, dict) else {}
 
     return {
         "notebook_path": _text(lineage.get("notebook_path"), 4096),
