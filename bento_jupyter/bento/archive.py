@@ -16,13 +16,12 @@ import bz2
 import gzip
 import json
 import lzma
-import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import IO, cast
 
+from bento_jupyter.atomic import replacing
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, folded_path, read_manifest
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
@@ -49,16 +48,12 @@ def export_archive(root: Path, target: Path) -> Path:
     names = [MANIFEST_NAME, *([SIGNATURE_NAME] if (root / SIGNATURE_NAME).is_file() else [])]
     names += [entry["path"] for entry in manifest["files"]]
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, scratch = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    os.close(handle)
-    os.chmod(scratch, 0o644)  # mkstemp's 0600 is for the scratch name, not for a file meant to travel
-    try:
-        with tarfile.open(scratch, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-            for name in names:
-                tar.add(root / name, arcname=name, recursive=False, filter=_plain)
-        os.replace(scratch, target)
-    finally:
-        Path(scratch).unlink(missing_ok=True)
+    with (
+        replacing(target, mode=0o644) as scratch,  # 0644: a file meant to travel
+        tarfile.open(scratch, "w:gz", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in names:
+            tar.add(root / name, arcname=name, recursive=False, filter=_plain)
     return target
 
 
