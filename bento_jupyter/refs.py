@@ -34,7 +34,10 @@ def check_label(label: Any, what: str = "alias") -> str:
 
 
 def check_version(value: Any, what: str = "version") -> int:
-    """A version number: an integer from 1 to 2**31 - 1."""
+    """A version number: an integer from 1 to 2**31 - 1. A JSON number with no fractional part (``3.0``) is an
+    integer, as JSON Schema counts them."""
+    if isinstance(value, float) and value.is_integer() and 1 <= value <= MAX_VERSION:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VERSION:
         raise InvalidReference(f"invalid {what} {value!r}: expected an integer from 1 to {MAX_VERSION}")
     return value
