@@ -383,7 +383,9 @@ class _Walker:
         reachable = {n for o in reached if self.namespace.get(n := getattr(o, "__name__", "")) is o}
         self.visit_names(reachable, definition.name)
 
-    def _find_in_cells(self, target: Any) -> tuple[ExecutedCell | None, ast.stmt, str] | None:
+    def _find_in_cells(
+        self, target: Any
+    ) -> tuple[ExecutedCell | None, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, str] | None:
         """The latest executed cell defining ``target`` at top level, with its node and source.
 
         When the object's own source is known, only a cell holding that exact definition matches:

@@ -43,7 +43,7 @@ class _Installed:
 
     @staticmethod
     def _state() -> tuple[Any, ...]:
-        state = []
+        state: list[tuple[str, int | None]] = []
         for entry in sys.path:
             try:
                 state.append((entry, os.stat(entry or ".").st_mtime_ns))
