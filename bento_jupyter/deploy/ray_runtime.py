@@ -27,6 +27,7 @@ from bento_jupyter.server.http_errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     error_response,
 )
 from bento_jupyter.server.stream_framing import StreamFormat
@@ -236,7 +237,7 @@ class BentoIngress:
         except TimeoutError:
             if response is not None:
                 response.cancel()
-            return _error(408, f"{path} was not answered within its {timeout} s timeout")
+            return _answer(RequestTimeout(f"{path} was not answered within its {timeout} s timeout"))
 
     async def _stream(self, handle: Any, request: Request) -> Response:
         try:

@@ -42,6 +42,12 @@ class NotAcceptable(HTTPError):
     status = 406
 
 
+class RequestTimeout(HTTPError):
+    """The API's deadline passed before its deployment answered (the Ray Serve ingress)."""
+
+    status = 408
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
 
