@@ -1,10 +1,11 @@
 """The one uvicorn configuration of every server we run (in-kernel, ``serve``, registry), with its bounds on slow
 and idle HTTP clients.
 
-uvicorn times out idle keep-alive connections but not a request head that never finishes, so a client that
-sends half a head holds its connection (and a file descriptor) forever. :class:`HeadTimeoutProtocol` closes a
-connection whose request head is not complete ``head_timeout_s`` after it opened (or after its previous
-response); ``limit_concurrency`` answers 503 beyond ``max_connections`` open connections.
+uvicorn times out idle keep-alive connections but not a request head or body that never finishes, so a client
+that sends half a request holds its connection (and a file descriptor) forever. :class:`HeadTimeoutProtocol`
+closes a connection whose request head is not complete ``head_timeout_s`` after it opened (or after its previous
+response), or whose request body stops arriving for ``head_timeout_s``; ``limit_concurrency`` answers 503 beyond
+``max_connections`` open connections.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _HEAD_TIMEOUT_VARIABLE = "BENTO_JUPYTER_HEAD_TIMEOUT_S"
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S  # seconds a request head may take to arrive
+    head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S  # seconds a request head may take, or a request body may stall
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open connections before new requests get 503
     keep_alive_s: int = 5  # idle seconds between requests on one connection
 
@@ -53,15 +54,20 @@ def uvicorn_config(app: Any, limits: ConnectionLimits | None = None, **options: 
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing connections whose request head takes too long.
+    """uvicorn's httptools protocol, closing connections whose request head takes too long or whose request body
+    stalls.
 
-    A request head that arrives whole in one read (nearly every one) starts no timer: a timer runs from a
+    A request that arrives whole in one read (nearly every one) starts no timer: a timer runs from a
     connection's opening until its first head is complete, and from the end of a read that left a head
-    incomplete. Starting and cancelling one per request would cost more than the rest of uvicorn's work on it.
+    incomplete. A read that leaves a body incomplete (re)starts it, so a body may take any time as long as its
+    bytes keep coming. It does not close a connection the server itself stopped reading (flow control, or
+    ``Expect: 100-continue`` before the app asks for the body). Starting and cancelling one per request would
+    cost more than the rest of uvicorn's work on it.
     """
 
     _head_timer: asyncio.TimerHandle | None = None
     _in_head = False  # a request head has begun and is not complete yet
+    _in_body = False  # a request head is complete and its body is not yet
     _head_timeout_s = DEFAULT_HEAD_TIMEOUT_S
 
     def _start_head_timer(self) -> None:
@@ -75,7 +81,9 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self.transport.is_closing():
+        if self._in_body and (self.flow.read_paused or getattr(self.cycle, "waiting_for_100_continue", False)):
+            self._start_head_timer()  # the server, not the client, is the one waiting: look again later
+        elif not self.transport.is_closing():
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -87,6 +95,9 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._in_head:  # this read ended inside a request head
             self._start_head_timer()
+        elif self._in_body:  # this read ended inside a request body: the body may stall this long from now
+            self._stop_head_timer()
+            self._start_head_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -94,8 +105,14 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._in_body = True
         self._stop_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._stop_head_timer()
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -116,7 +133,10 @@ def add_limit_arguments(parser: Any) -> None:
         "--head-timeout",
         type=float,
         default=DEFAULT_HEAD_TIMEOUT_S,
-        help=f"seconds to send a request head before the connection is closed (default {DEFAULT_HEAD_TIMEOUT_S:g})",
+        help=(
+            "seconds to send a request head, or without sending more of a request body, before the connection "
+            f"is closed (default {DEFAULT_HEAD_TIMEOUT_S:g})"
+        ),
     )
     parser.add_argument(
         "--max-connections",

@@ -1,5 +1,6 @@
 """The in-kernel server keeps answering while a thousand clients each hold half a request head, and closes
-them once the head timeout passes (a kept-alive connection stalled in its next head too)."""
+them once the head timeout passes (a kept-alive connection stalled in its next head too); a request body that
+stops arriving is closed by the same timeout."""
 
 from __future__ import annotations
 
@@ -46,3 +47,26 @@ def test_a_thousand_half_open_connections_do_not_stop_normal_requests():
         for sock in stalled:
             sock.close()
         services.stop("halfopen")
+
+
+def test_stalled_request_bodies_do_not_stop_normal_requests_and_are_closed():
+    service = services.serve(ServiceDefinition.from_functions("slowbody", [echo]))
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(300):  # a whole head announcing 100,000 body bytes, then one byte, then nothing
+            sock = socket.create_connection(("127.0.0.1", service.server.port), timeout=10)
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+            )
+            stalled.append(sock)
+        for _ in range(10):
+            answer = requests.post(f"{service.url}/echo", json={"text": "hi"}, timeout=10)
+            assert answer.status_code == 200 and answer.text == "hi"
+        deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
+        for sock in stalled:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            assert sock.recv(1) == b""  # closed by the server (a timeout here fails the test)
+    finally:
+        for sock in stalled:
+            sock.close()
+        services.stop("slowbody")

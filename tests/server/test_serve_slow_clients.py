@@ -1,6 +1,7 @@
 """``bento-jupyter serve`` bounds slow clients as the in-kernel server and the registry do: a thousand connections
 that each send half a request head leave normal requests answering and are closed once ``--head-timeout`` passes;
-beyond ``--max-connections`` open connections new requests get 503 until the stalled ones are closed."""
+beyond ``--max-connections`` open connections new requests get 503 until the stalled ones are closed. A request
+body that stops arriving is closed by the same timeout."""
 
 from __future__ import annotations
 
@@ -37,12 +38,26 @@ def half_open(url: str, count: int) -> list[socket.socket]:
     return stalled
 
 
+def slow_bodies(url: str, count: int) -> list[socket.socket]:
+    """``count`` connections that each send a whole head announcing 100,000 body bytes, then one byte, then nothing."""
+    address = urlparse(url)
+    stalled = []
+    for _ in range(count):
+        sock = socket.create_connection((address.hostname, address.port), timeout=10)
+        sock.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        )
+        stalled.append(sock)
+    return stalled
+
+
 def closed_by_the_server(stalled: list[socket.socket], within_s: float) -> bool:
+    """Whether the server closes every one of ``stalled`` within ``within_s`` (a timeout raises)."""
     deadline = time.monotonic() + within_s
     for sock in stalled:
         sock.settimeout(max(0.1, deadline - time.monotonic()))
-        if sock.recv(1) != b"":
-            return False
+        while sock.recv(4096) != b"":  # a connection beyond the limit reads its 503 first
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
     return True
 
 
@@ -67,6 +82,22 @@ def test_beyond_max_connections_requests_get_503_until_the_stalled_ones_are_clos
         try:
             assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 503
             assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
+            assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_stalled_request_bodies_are_closed_after_the_head_timeout_and_free_their_connections(tmp_path):
+    root = plain_bento(tmp_path / "plain")
+    with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S), "--max-connections", "100") as url:
+        stalled = slow_bodies(url, 50)
+        try:
+            for _ in range(5):  # below the limit, normal requests keep being answered
+                assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
+            stalled += slow_bodies(url, 100)
+            assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
+            assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
             assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
         finally:
             for sock in stalled:
