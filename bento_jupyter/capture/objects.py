@@ -1,8 +1,9 @@
 """Store captured objects on disk and load them back, as safely as each kind allows.
 
-* torch modules: weights as safetensors, the architecture as a weightless (meta-device) pickle
-  loaded with ``torch.load(weights_only=True)`` that may only name torch classes and classes from
-  the bento's own source;
+* torch modules: every tensor they hold (parameters, persistent and non-persistent buffers) as
+  safetensors, each shared (tied) tensor once and restored as one object; the architecture as a
+  weightless (meta-device) pickle loaded with ``torch.load(weights_only=True)`` that may only name
+  torch classes and classes from the bento's own source;
 * numpy arrays: ``.npy`` without pickle;
 * anything else: cloudpickle, which runs whatever code the file holds, referring to the bento's own
   definitions and to objects stored before it by name (``capture.pickling``).
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bento_jupyter.capture import pickling
+from bento_jupyter.capture import module_tensors, pickling
 from bento_jupyter.capture.served_state import STATE_OBJECT
 from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.torch_probe import is_torch_module, required_torch
@@ -91,10 +92,8 @@ def save_object(
     (objects the loaded bento holds by name) instead of copying them."""
     directory.mkdir(parents=True, exist_ok=True)
     if is_torch_module(value):
-        from safetensors.torch import save_model
-
         weights, architecture = f"{name}.safetensors", f"{name}.arch.pt"
-        save_model(value, str(directory / weights))  # writes tensor by tensor, shared tensors once
+        module_tensors.save_tensors(value, directory / weights)
         (directory / architecture).write_bytes(architecture_pickle(value))
         device = next((str(p.device) for p in value.parameters()), "cpu")
         return {
@@ -178,15 +177,13 @@ def load_object(entry: dict[str, Any], paths: list[Path], source_namespace: dict
         raise BentoIntegrityError(f"{entry['name']}: a {kind} object has {expected} file(s), not {len(paths)}")
     if kind == "torch":
         import torch
-        from safetensors.torch import load_model
 
         weights, architecture = paths
         with torch.serialization.safe_globals(_allowed_globals(architecture, source_namespace)):
             module = torch.load(architecture, weights_only=True)
         if not isinstance(module, torch.nn.Module):
             raise BentoIntegrityError(f"{architecture.name} does not hold a torch module")
-        module = module.to_empty(device="cpu")
-        load_model(module, str(weights), strict=True)
+        module_tensors.load_tensors(module, weights)
         if str(entry.get("device", "cpu")).startswith("cuda") and torch.cuda.is_available():
             module = module.to(entry["device"])
         return module
