@@ -56,3 +56,7 @@ class DeployError(BentoJupyterError):
 
 class BentoSignatureError(BentoIntegrityError):
     """A bento is unsigned, signed by a key that is not trusted, or changed after it was signed."""
+
+
+class InvalidManifest(BentoIntegrityError):
+    """A manifest no bento can have: a file path no filesystem holds, or a malformed file list."""

@@ -24,8 +24,9 @@ from typing import IO, cast
 from bento_jupyter.atomic import replacing
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, folded_path, read_manifest
+from bento_jupyter.bento.manifest_paths import check_file_list, check_file_path
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
-from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError
+from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, InvalidManifest
 from bento_jupyter.refs import check_name
 
 MAX_MANIFEST_BYTES = 64 << 20
@@ -127,11 +128,13 @@ class _Import:
         try:
             manifest = json.loads(text)
             name = check_name(manifest["name"])
-            listed = {str(entry["path"]): int(entry["size"]) for entry in manifest["files"]}
-            if any(size < 0 for size in listed.values()):
-                raise ValueError("negative size")
-        except (ValueError, TypeError, KeyError, OverflowError):
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
             raise BentoArchiveError(f"the archive's {MANIFEST_NAME} is not a bento manifest") from None
+        try:  # the registry's publish-time check: paths that every filesystem can hold at once
+            check_file_list(manifest.get("files"))
+        except InvalidManifest as exc:
+            raise BentoArchiveError(f"the archive's {MANIFEST_NAME} is refused: {exc}") from None
+        listed = {entry["path"]: entry["size"] for entry in manifest["files"]}
         self._bound(sum(listed.values()) + len(text), len(listed))
         existing = self.store.with_digest(name, manifest.get("digest"))
         if existing is not None:
@@ -173,18 +176,28 @@ class _Import:
             self._check_member(member, work, listed, seen)
             if member.isdir():
                 continue
-            if member.name == SIGNATURE_NAME:
-                (work / SIGNATURE_NAME).write_bytes(self._read(member))
-                continue
-            self.tar.extract(member, work, filter="data")
+            try:
+                if member.name == SIGNATURE_NAME:
+                    (work / SIGNATURE_NAME).write_bytes(self._read(member))
+                else:
+                    self.tar.extract(member, work, filter="data")
+            except OSError as exc:
+                raise BentoArchiveError(f"member {member.name!r} cannot be written: {exc.strerror or exc}") from None
 
     def _check_member(self, member: tarfile.TarInfo, work: Path, listed: dict[str, int], seen: dict[str, str]) -> None:
+        if member.name == MANIFEST_NAME:
+            raise BentoArchiveError(f"member {MANIFEST_NAME!r} appears twice: an archive holds one manifest, first")
         try:
             filtered = tarfile.data_filter(member, str(work))  # escaping paths, links out, devices (PEP 706)
         except tarfile.FilterError as exc:
             raise BentoArchiveError(f"member {member.name!r} refused: {exc}") from None
         if filtered.name != member.name:  # the filter makes an absolute path relative; we refuse it
             raise BentoArchiveError(f"member {member.name!r} is an absolute path: a bento's paths are relative")
+        if member.name != SIGNATURE_NAME:
+            try:  # a directory member too: no path the manifest could not list (2,000 levels, '.', '\\')
+                check_file_path(member.name)
+            except InvalidManifest as exc:
+                raise BentoArchiveError(f"member {member.name[:80]!r} refused: {exc}") from None
         if member.isdir():
             return
         if not member.isreg() or member.issparse():

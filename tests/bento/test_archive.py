@@ -88,6 +88,14 @@ def crafted_archives(evil: dict[str, object]) -> dict[str, bytes]:
     twin_manifest = write_manifest(twins, {"kind": "bento", "name": "twins", "lineage": {}})
     huge = json.dumps({**twin_manifest, "files": [{"path": "models/zeros.bin", "size": 512 << 20, "sha256": "0" * 64}]})
     small = json.dumps({**twin_manifest, "files": [{"path": "models/zeros.bin", "size": 10, "sha256": "0" * 64}]})
+
+    def unholdable(*paths: str) -> bytes:
+        """The bento plus ``paths`` (one byte each) listed in its manifest and present as members: paths the
+        registry refuses at publish, because no filesystem can hold them all."""
+        extra = [{"path": path, "size": 1, "sha256": "0" * 64} for path in paths]
+        manifest = edited(lambda m: m["files"].extend(extra))
+        return tar_bytes([("bento.yaml", manifest), *files.items(), *((path, b"x") for path in paths)])
+
     pax = tarfile.TarInfo("src/service.py")
     pax.pax_headers = {"comment": "x" * (4 << 20)}
     return {
@@ -129,6 +137,12 @@ def crafted_archives(evil: dict[str, object]) -> dict[str, bytes]:
         "gzip bomb (512 MiB of zeros)": bomb(huge.encode(), "models/zeros.bin", 512 << 20),
         "member larger than the manifest says": bomb(small.encode(), "models/zeros.bin", 8 << 20),
         "pax header of 4 MiB": tar_bytes([("bento.yaml", yaml), pax]),
+        "a path 2,000 directories deep": unholdable("models/" + "d/" * 2000 + "x"),
+        "a second bento.yaml member": tar_bytes([*good, ("bento.yaml", b'{"name": "other"}')]),
+        "a file and a directory of one name": unholdable("models/x", "models/x/y"),
+        "a 300-byte name component": unholdable("models/" + "a" * 300),
+        "a member named models/.": unholdable("models/."),
+        "backslash path": unholdable("models\\..\\..\\x"),
         "empty archive": tar_bytes([]),
         "not an archive": b"PK\x03\x04 this is a zip, or nothing at all",
         "truncated gzip": tar_bytes(good)[:100],
@@ -197,13 +211,19 @@ def test_each_refusal_names_what_is_wrong(evil, tmp_path, monkeypatch, capsys):
         "hard link to a file outside": "a link to an absolute path",
         "character device": "special file",
         "duplicate member replacing a verified file": "appears twice",
-        "names differing only in case": "clashes with",
+        "names differing only in case": "names differing in case collide",
         "member the manifest does not list": "not one of the files the manifest lists",
         "manifest not first": "starts with its bento.yaml",
         "gzip bomb (512 MiB of zeros)": "decompression bomb",
         "member larger than the manifest says": "the manifest lists 10",
         "pax header of 4 MiB": "more than its manifest declares",
         "file altered, same size": "does not match its sha256",
+        "a path 2,000 directories deep": "too long",
+        "a second bento.yaml member": "'bento.yaml' appears twice",
+        "a file and a directory of one name": "needs a directory",
+        "a 300-byte name component": "over 255 bytes",
+        "a member named models/.": "without '..' or '.'",
+        "backslash path": "no backslashes",
     }
     for label, words in expected.items():
         path = tmp_path / "one.bento"

@@ -15,11 +15,10 @@ import requests
 
 import bento_jupyter.registry
 from bento_jupyter.bento.manifest import manifest_digest, read_manifest
-from bento_jupyter.errors import InvalidReference
+from bento_jupyter.bento.manifest_paths import check_file_path
+from bento_jupyter.errors import InvalidManifest, InvalidReference
 from bento_jupyter.refs import Reference, check_label
 from bento_jupyter.registry.client.remote import RegistryClient, push
-from bento_jupyter.registry.errors import InvalidRequest
-from bento_jupyter.registry.validation import check_file_path
 from tests.registry.conftest import RegistryProcess, make_bento
 
 pytestmark = pytest.mark.integration
@@ -54,7 +53,7 @@ def test_path_tricks_never_reach_the_filesystem(strict, tmp_path):
         answer = strict.api("GET", path, "read")
         assert answer.status_code in (400, 404), path
     for bad in ["../x", "/etc/passwd", "a/../../x", "a\\b", "bento.yaml", "./a", "a//b", "c:/x"]:
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(InvalidManifest):
             check_file_path(bad)
     for bad in ["1", "latest", "Prod", "a/b"]:
         with pytest.raises(InvalidReference):
