@@ -102,6 +102,8 @@ def _show_lineage(manifest: dict) -> str:
     for model in manifest.get("models", []):
         warning = "  (pickle: executes code on load)" if executes_code(model) else ""
         lines.append(f"  model {model['name']} [{model['kind']}]{warning}")
+    if "source" in manifest:  # a bento's source is readable code: serving it runs it, trust flag or not
+        lines.append(f"  runs on serve: {manifest['source']} (serve only bentos you trust: --require-signature KEYS)")
     if code_executing_files(manifest):
         lines.append(f"  executes code on load: serve, pull and deploy need {TRUST_FLAG}")
     lines.append("  requirements " + ", ".join(manifest.get("requirements", [])))

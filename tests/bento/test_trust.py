@@ -16,7 +16,7 @@ from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import write_manifest
 from bento_jupyter.bento.trust import TrustPolicy, UntrustedCodeError, remember_built
 from bento_jupyter.errors import BentoIntegrityError
-from tests.bento.hostile import SERVICE, pickle_bento
+from tests.bento.hostile import API, SERVICE, pickle_bento
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -135,6 +135,23 @@ def test_serve_refuses_naming_the_files_and_the_flag_and_show_warns(tmp_path):
     assert not marker.exists()
     shown = cli(home, "bentos", "show", "evil:1")
     assert "(pickle: executes code on load)" in shown.stdout and "--trust-code" in shown.stdout
+
+
+def test_show_names_the_source_that_runs_on_serve_and_how_to_accept_only_trusted_builders(tmp_path):
+    home = tmp_path / "home"
+
+    def plain(root: Path) -> None:
+        (root / "src").mkdir()
+        (root / "src" / "service.py").write_text(SERVICE)
+        write_manifest(
+            root,
+            {"kind": "bento", "name": "plain", "source": "src/service.py", "apis": [API], "models": [], "lineage": {}},
+        )
+
+    Store("bentos", home).add("plain", plain)
+    shown = cli(home, "bentos", "show", "plain:1").stdout
+    assert "runs on serve: src/service.py" in shown and "--require-signature" in shown
+    assert "executes code on load" not in shown  # no pickle: --trust-code is not needed
 
 
 def test_deploy_refuses_a_pickle_bento_unless_trusted_and_then_passes_the_decision_on(tmp_path):
