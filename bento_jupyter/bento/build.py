@@ -81,7 +81,7 @@ def write_bento(
     )
     (root / "src").mkdir()
     (root / SOURCE_MODULE).write_text(source)
-    models = save_objects(code.stored_objects(), root / "models", code.references())
+    models = save_objects(code.stored_objects(), root / "models", code.references(), code.origin_cells())
     requirements = _requirement_set(code, extra_requirements)
     python = ".".join(platform.python_version_tuple()[:2])
     (root / "env").mkdir()
@@ -144,7 +144,7 @@ def save_model(store: Store, name: str, code: CodeSlice, lineage: dict[str, Any]
     def fill(root: Path) -> None:
         (root / "src").mkdir()
         (root / "src" / "model_code.py").write_text(code.render(f"Code model {name!r} needs to load."))
-        entries = save_objects(code.stored_objects(), root / "models", code.references())
+        entries = save_objects(code.stored_objects(), root / "models", code.references(), code.origin_cells())
         write_manifest(
             root,
             {"kind": "model", "name": name, "models": entries, "lineage": lineage},

@@ -22,12 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from bento_jupyter.capture import pickling
+from bento_jupyter.capture import module_tensors, pickling
 from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
 from bento_jupyter.capture.cells import CellLog, ExecutedCell
-from bento_jupyter.capture.objects import architecture_pickle
+from bento_jupyter.capture.objects import architecture_pickle, stores_as_npy
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
 from bento_jupyter.errors import CaptureError
 from bento_jupyter.torch_probe import is_torch_module
@@ -86,6 +84,10 @@ class CodeSlice:
             lines += [f"{alias} = {definition.name}" for alias in definition.aliases]
             lines += definition.patches
         return "\n".join(lines) + "\n"
+
+    def origin_cells(self) -> dict[str, str]:
+        """Each stored object's cell, as messages name it."""
+        return {name: describe_cell(cell) for name, cell in self.origins.items()}
 
     def stored_objects(self) -> dict[str, Any]:
         """The objects to store, with the served state that is no literal (set on the definitions when loaded)."""
@@ -424,6 +426,13 @@ class _Walker:
         if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
             self.visit_names({kind.__name__}, name)
         if is_torch_module(value):
+            unstorable = module_tensors.unstorable_state(value)
+            if unstorable is not None:
+                raise CaptureError(
+                    f"cannot capture {name!r} ({kind.__qualname__}, from {describe_cell(self.slice.origins[name])}):"
+                    f" its state cannot be stored as tensors ({unstorable}); create it (quantize it, say) inside a"
+                    " function the handler calls once, or serve the module it was made from"
+                )
             try:
                 architecture_pickle(value)
             except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
@@ -440,7 +449,7 @@ class _Walker:
                 else:
                     self.slice.modules.add(_top_module(cls.__module__))
             return
-        if isinstance(value, np.ndarray) and value.dtype != object:
+        if stores_as_npy(value):
             self.slice.modules.add("numpy")
             return
         reached: list[Any] = []

@@ -26,6 +26,25 @@ def named_tensors(module: Any) -> Iterator[tuple[str, str, Any]]:
         yield name, "buffer", buffer
 
 
+def unstorable_state(module: Any) -> str | None:
+    """What of ``module``'s state this file cannot hold as it is (a quantized module's packed parameters, a
+    tensor subclass), or None when every entry of its state is a plain tensor among its named ones."""
+    import torch
+
+    slots = {name: tensor for name, _, tensor in named_tensors(module)}
+    for name, value in module.state_dict(keep_vars=True).items():
+        if not isinstance(value, torch.Tensor):
+            return f"{name!r} is a {type(value).__qualname__}, not a tensor"
+        if type(value) not in (torch.Tensor, torch.nn.Parameter) or value.is_quantized:
+            return f"{name!r} is a {type(value).__qualname__} safetensors cannot store"
+        if name not in slots:
+            return f"{name!r} is saved by the module's own state_dict code, not held as a parameter or buffer"
+    for name, tensor in slots.items():
+        if type(tensor) not in (torch.Tensor, torch.nn.Parameter) or tensor.is_quantized:
+            return f"{name!r} is a {type(tensor).__qualname__} safetensors cannot store"
+    return None
+
+
 def save_tensors(module: Any, path: Path) -> None:
     """Write every tensor of ``module`` to ``path``: one entry per tensor object, all names in the metadata."""
     from safetensors.torch import save_file

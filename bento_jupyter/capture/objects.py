@@ -4,7 +4,7 @@
   safetensors, each shared (tied) tensor once and restored as one object; the architecture as a
   weightless (meta-device) pickle loaded with ``torch.load(weights_only=True)`` that may only name
   torch classes and classes from the bento's own source;
-* numpy arrays: ``.npy`` without pickle;
+* plain numpy arrays (exactly ``np.ndarray``, no object fields): ``.npy`` without pickle;
 * anything else: cloudpickle, which runs whatever code the file holds, referring to the bento's own
   definitions and to objects stored before it by name (``capture.pickling``).
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from bento_jupyter.capture import module_tensors, pickling
 from bento_jupyter.capture.served_state import STATE_OBJECT
-from bento_jupyter.errors import BentoIntegrityError
+from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, CaptureError
 from bento_jupyter.torch_probe import is_torch_module, required_torch
 
 _NOTEBOOK_PREFIX = "__main__."
@@ -44,6 +44,12 @@ def executes_code(entry: dict[str, Any]) -> bool:
     """Whether loading this manifest entry can run code from its files: decided by its loader alone."""
     kind = entry.get("kind")
     return not isinstance(kind, str) or LOADERS.get(kind, True)
+
+
+def stores_as_npy(value: Any) -> bool:
+    """Whether ``.npy`` without pickle gives ``value`` back as it is: subclasses (``np.matrix``, masked
+    arrays) would come back as plain arrays, object fields not at all."""
+    return type(value) is np.ndarray and not value.dtype.hasobject
 
 
 def _weightless_copy(module: Any) -> Any:
@@ -104,7 +110,7 @@ def save_object(
             "device": device,
             "code_executing": False,
         }
-    if isinstance(value, np.ndarray) and value.dtype != object:
+    if stores_as_npy(value):
         np.save(directory / f"{name}.npy", value, allow_pickle=False)
         return {"name": name, "kind": "numpy", "files": [f"{name}.npy"], "code_executing": False}
     with (directory / f"{name}.pkl").open("wb") as handle:
@@ -119,21 +125,36 @@ def save_object(
 
 
 def _load_rank(value: Any) -> int:
-    if is_torch_module(value) or (isinstance(value, np.ndarray) and value.dtype != object):
+    if is_torch_module(value) or stores_as_npy(value):
         return 0
     return 2 if callable(value) else 1
 
 
 def save_objects(
-    objects: dict[str, Any], directory: Path, references: pickling.References | None = None
+    objects: dict[str, Any],
+    directory: Path,
+    references: pickling.References | None = None,
+    origins: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Save every object in load order; each may refer to ``references`` and to those saved before it."""
+    """Save every object in load order; each may refer to ``references`` and to those saved before it.
+
+    Raises CaptureError, one line naming the object and where it came from (``origins``: name -> cell), when
+    an object cannot be written."""
     references = references or pickling.References()
     entries = []
     # the served state last: it sets definitions' attributes to any of the others
     order = sorted(objects.items(), key=lambda item: (item[0] == STATE_OBJECT, _load_rank(item[1]), item[0]))
     for name, value in order:
-        entries.append(save_object(value, directory, name, references))
+        try:
+            entries.append(save_object(value, directory, name, references))
+        except BentoJupyterError:
+            raise
+        except Exception as exc:  # whatever a storage library raises, the user gets one line about their object
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CaptureError(
+                f"cannot store {name!r} ({type(value).__qualname__}, from {(origins or {}).get(name, 'the notebook')}):"
+                f" {reason}; create it inside the function that uses it, or replace it with a value that can be saved"
+            ) from None
         references.add(name, value)
     return entries
 

@@ -573,3 +573,41 @@ def test_a_name_deleted_after_it_was_used_refuses_the_capture_naming_it_and_its_
         bento_of(shell, tmp_path / "after")
     message = str(caught.value)
     assert f"uses {deleted!r}, which cell {ids[0]}" in message and "\n" not in message
+
+
+# ndarray subclasses keep their type (stored as a pickle) rather than turning into plain arrays in the bento
+ARRAY_SUBCLASSES = {  # setup, an expression whose answer depends on the exact type
+    "matrix": ("value = np.matrix([[1, 2], [3, 4]])", "(value * value).tolist()"),
+    "masked-array": ("value = np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0])", "float(value.sum())"),
+    "record-with-object-field": ("value = np.array([(1, 'a')], dtype=[('n', 'i4'), ('s', object)])", "value.tolist()"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARRAY_SUBCLASSES))
+def test_an_ndarray_subclass_keeps_its_type_and_answers(shell, tmp_path, case):
+    setup, expression = ARRAY_SUBCLASSES[case]
+    run(
+        shell,
+        f"import numpy as np\n{setup}",
+        f"def handler(v: list) -> list:\n    return [type(value).__name__, str(value.dtype), repr({expression})]",
+    )
+    source, loaded = bento_of(shell, tmp_path)
+    assert loaded([]) == shell.user_ns["handler"]([]), source
+    assert type(loaded.__globals__["value"]) is type(shell.user_ns["value"])
+
+
+def test_a_dynamically_quantized_torch_module_is_refused_in_one_line_naming_it_and_its_cell(shell, tmp_path):
+    pytest.importorskip("torch")
+    ids = run(
+        shell,
+        "import torch\nfrom torch import nn\n"
+        "model = torch.ao.quantization.quantize_dynamic(\n"
+        "    nn.Sequential(nn.Linear(4, 2)), {nn.Linear}, dtype=torch.qint8\n"
+        ")",
+        "def handler(v: list) -> list:\n    return model(torch.tensor([v])).tolist()",
+    )
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "'model'" in message and f"cell {ids[0]}" in message
+    assert "inside a function the handler calls once" in message
