@@ -4,13 +4,14 @@ and idle HTTP clients.
 uvicorn times out idle keep-alive connections but not a request head or body that never finishes, so a client
 that sends half a request holds its connection (and a file descriptor) forever. :class:`HeadTimeoutProtocol`
 closes a connection whose request head is not complete ``head_timeout_s`` after it opened (or after its previous
-response), or whose request body stops arriving for ``head_timeout_s``; ``limit_concurrency`` answers 503 beyond
-``max_connections`` open connections.
+response), or whose request body stops arriving for ``head_timeout_s``. Beyond ``max_connections`` open
+connections (at most what the open-file limit holds) a new connection is answered 503 and closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_HEAD_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
+FILE_MARGIN = 256  # file descriptors kept for all but client connections (database, blobs, imports, logs)
 _HEAD_TIMEOUT_VARIABLE = "BENTO_JUPYTER_HEAD_TIMEOUT_S"
+logger = logging.getLogger(__name__)
+_OVER_LIMIT_BODY = b'{"error":"too many open connections: retry later","code":"overloaded"}'
+_OVER_LIMIT = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_OVER_LIMIT_BODY), _OVER_LIMIT_BODY)
+)
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,9 @@ class ConnectionLimits:
         """``uvicorn.Config`` keyword arguments that enforce these limits."""
         # Through the environment, so that worker processes (spawned, re-importing this module) see it too.
         os.environ[_HEAD_TIMEOUT_VARIABLE] = repr(self.head_timeout_s)
-        raise_file_limit(self.max_connections + 256)
         return {
             "http": HeadTimeoutProtocol,
-            "limit_concurrency": self.max_connections,
+            "limit_concurrency": connections_the_file_limit_allows(self.max_connections),
             "timeout_keep_alive": self.keep_alive_s,
         }
 
@@ -89,6 +96,11 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timeout_s = float(os.environ.get(_HEAD_TIMEOUT_VARIABLE, DEFAULT_HEAD_TIMEOUT_S))
         super().connection_made(transport)
+        if self.limit_concurrency is not None and len(self.connections) > self.limit_concurrency:
+            # Answered and closed at once: waiting for its head would hold a file descriptor past the limit.
+            transport.write(_OVER_LIMIT)
+            transport.close()
+            return
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -119,6 +131,25 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
+def connections_the_file_limit_allows(wanted: int) -> int:
+    """``wanted`` open connections, or fewer (with a warning) when this process's open-file limit, raised as far
+    as it goes, cannot hold that many plus :data:`FILE_MARGIN`: beyond it a client would get a connection error
+    where the limit gives it a 503."""
+    raise_file_limit(wanted + FILE_MARGIN)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or wanted + FILE_MARGIN <= soft:
+        return wanted
+    allowed = max(1, soft - FILE_MARGIN, soft // 2)
+    logger.warning(
+        "max connections %d lowered to %d: the open-file limit is %d (ulimit -n), %d kept for files",
+        wanted,
+        allowed,
+        soft,
+        soft - allowed,
+    )
+    return allowed
+
+
 def raise_file_limit(wanted: int) -> None:
     """Raise this process's open-file soft limit towards ``wanted`` (never above the hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -142,7 +173,10 @@ def add_limit_arguments(parser: Any) -> None:
         "--max-connections",
         type=int,
         default=DEFAULT_MAX_CONNECTIONS,
-        help=f"open connections beyond which requests get 503 (default {DEFAULT_MAX_CONNECTIONS})",
+        help=(
+            f"open connections beyond which requests get 503 (default {DEFAULT_MAX_CONNECTIONS}; lowered, with a "
+            f"warning, to what the open-file limit holds less {FILE_MARGIN})"
+        ),
     )
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from bento_jupyter.uvicorn_config import raise_file_limit
 from tests.registry.conftest import RegistryProcess
 
 pytestmark = pytest.mark.integration
@@ -44,6 +45,44 @@ def test_a_thousand_half_sent_heads_do_not_stop_normal_requests_and_are_closed(t
             except TimeoutError:
                 pass
         assert closed == HALF_OPEN
+    finally:
+        for sock in stalled:
+            sock.close()
+        registry.stop()
+
+
+class LowFileLimit(RegistryProcess):
+    """A registry started under ``ulimit -n 1024`` (soft and hard)."""
+
+    def command(self, *args: str) -> list[str]:
+        return ["prlimit", "--nofile=1024", "--", *super().command(*args)]
+
+
+def test_under_a_low_open_file_limit_the_connection_limit_is_lowered_and_answers_503_not_errors(tmp_path):
+    raise_file_limit(4096)  # this test's own 1,500 sockets
+    registry = LowFileLimit(
+        f"sqlite:///{tmp_path / 'r.db'}",
+        f"file://{tmp_path / 'blobs'}",
+        tmp_path / "home",
+        extra=["--head-timeout", "3"],
+    ).start()
+    port = int(registry.url.rsplit(":", 1)[1])
+    stalled: list[socket.socket] = []
+    try:
+        assert any("lowered to 768" in line for line in registry.log)
+        for _ in range(1500):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never finished
+            stalled.append(sock)
+        for _ in range(10):  # every descriptor the limit allows is held: refused with 503, not a connection error
+            answer = requests.get(f"{registry.url}/api/v1/bentos", headers=registry.headers("read"), timeout=10)
+            assert answer.status_code == 503 and answer.json()["code"] == "overloaded"
+        for sock in stalled:
+            sock.close()
+        deadline = time.monotonic() + 15
+        while requests.get(f"{registry.url}/api/v1/health", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         for sock in stalled:
             sock.close()
