@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from bento_jupyter.server.dispatch.loop_wake import LoopWaker
-from bento_jupyter.server.dispatch.policy import BatchPolicy, QueueState
+from bento_jupyter.server.dispatch.policy import BatchPolicy, Decision, Placement, QueueState
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
 from bento_jupyter.service import batch_values
 
@@ -135,6 +135,7 @@ class BatchDispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._pump_scheduled = False
         self._backlog_since: float | None = None  # a batch ended with requests still queued
+        self._overloaded_until = float("-inf")  # the policy's overload window
         self._workers = _Workers(policy.max_concurrency, name)
         self._waker: LoopWaker | None = None  # bound to the loop of the first batch
         self._idle = asyncio.Event()
@@ -143,26 +144,36 @@ class BatchDispatcher:
     def _state(self) -> QueueState:
         now = self._clock()
         if not self._queue and not self._running:  # the common case at low load, kept cheap
-            return QueueState(now, 0, now, 0, 0.0)
+            return QueueState(now, 0, now, 0, 0.0, self._overloaded_until)
         bound = self._policy.latency.bound
         remaining = min((start + bound(size) - now for start, size in self._running), default=0.0)
         oldest = self._queue[0].arrival if self._queue else now
-        return QueueState(now, self._queued_items, oldest, len(self._running), max(0.0, remaining))
+        return QueueState(
+            now, self._queued_items, oldest, len(self._running), max(0.0, remaining), self._overloaded_until
+        )
+
+    def _place(self, size: int, deadline: float | None) -> tuple[QueueState, Decision]:
+        """The policy's decision for a request of ``size`` items arriving now; keeps an overload window it opens."""
+        state = self._state()
+        decision = self._policy.decide(state, size, deadline)
+        if decision.overloaded_until is not None:
+            self._overloaded_until = decision.overloaded_until
+        return state, decision
 
     def admit(self, size: int = 1, deadline: float | None = None) -> QueueState:
         """Raise Overloaded when a request of ``size`` items would not be answered within its budget,
         DeadlineExceeded when not by ``deadline`` (on this dispatcher's clock)."""
-        state = self._state()
-        retry_after = self._policy.refusal(state, size)
-        if retry_after is not None:
-            raise Overloaded(retry_after)
-        if deadline is not None and state.now + self._policy.predicted_time_in_server(state, size) > deadline:
+        state, decision = self._place(size, deadline)
+        if decision.placement is Placement.REFUSE:
+            raise Overloaded(decision.retry_after or 0.0)
+        if decision.placement is Placement.LATE:
             raise DeadlineExceeded("the request's deadline cannot be met: refused before computing")
         return state
 
     def refusal_now(self) -> float | None:
         """The Retry-After seconds when a one-item request would be refused now, else None (admits nothing)."""
-        return self._policy.refusal(self._state(), 1)
+        decision = self._place(1, None)[1]
+        return decision.retry_after if decision.placement is Placement.REFUSE else None
 
     async def submit(self, value: Any, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output.
@@ -205,8 +216,8 @@ class BatchDispatcher:
             self._timer.cancel()
             self._timer = None
         while True:
-            step = self._policy.next_step(self._state())
-            if not step.now:
+            step = self._policy.decide(self._state())
+            if step.placement is not Placement.RUN:
                 if step.wake_at is not None:
                     delay = max(0.0, step.wake_at - self._clock())
                     self._timer = asyncio.get_running_loop().call_later(delay, self._pump)

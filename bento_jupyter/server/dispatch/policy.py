@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from enum import Enum
 from typing import NamedTuple
 
 TAIL_WINDOW = 256  # observations a tail estimate looks back on
@@ -131,13 +132,30 @@ class QueueState(NamedTuple):  # a tuple: built several times per request, so it
     oldest_arrival: float
     in_flight: int
     in_flight_remaining: float  # seconds until the earliest running batch should finish
+    overloaded_until: float = float("-inf")  # a backlog was refused: late requests are until then
 
 
-class Dispatch(NamedTuple):
-    """Run a batch now (``now``), or look again at ``wake_at`` (None: when something changes)."""
+class Placement(Enum):
+    """Where a request, or the queue as it stands, goes."""
 
-    now: bool
+    RUN = "run"  # the queue (with the arriving request) runs as a batch now
+    WAIT = "wait"  # it waits for a batch: look again at ``wake_at``, or when a batch ends (None)
+    REFUSE = "refuse"  # 503: the wait would exceed the budget; retry after ``retry_after`` seconds
+    LATE = "late"  # 504: the request's deadline cannot be met
+
+
+class Decision(NamedTuple):
+    """A placement; ``overloaded_until``, when set, is the end of an overload window the caller keeps."""
+
+    placement: Placement
     wake_at: float | None = None
+    retry_after: float | None = None
+    overloaded_until: float | None = None
+
+
+_RUN = Decision(Placement.RUN)
+_WAIT = Decision(Placement.WAIT)
+_LATE = Decision(Placement.LATE)
 
 
 class BatchPolicy:
@@ -149,6 +167,8 @@ class BatchPolicy:
       the oldest request's budget minus the batch's predicted run time;
     * once a backlog forms, a request whose predicted wait exceeds ``max_latency_ms`` is refused
       at the door (503), so the requests that are served stay inside their budget.
+
+    ``decide`` is the one placement decision; it reads the latency model and changes nothing.
     """
 
     def __init__(
@@ -164,52 +184,72 @@ class BatchPolicy:
         self.max_concurrency = max_concurrency
         self.max_queue_items = max_queue_items
         self.latency = latency
-        self._overloaded_until = float("-inf")
 
-    def next_step(self, state: QueueState) -> Dispatch:
-        if state.queued_items == 0 or state.in_flight >= self.max_concurrency:
-            return Dispatch(now=False)
-        if state.in_flight == 0 or state.queued_items >= self.max_batch_size:
-            return Dispatch(now=True)
-        latest_start = state.oldest_arrival + self.max_latency_s - self.latency.bound(state.queued_items)
+    def decide(self, state: QueueState, arriving: int = 0, deadline: float | None = None) -> Decision:
+        """Place a request of ``arriving`` items (0: the queue as it stands) whose answer is of no use
+        after ``deadline`` (the state's clock; None: none).
+
+        Rows, first match wins; rows 1-3 apply to an arrival (``arriving`` > 0) only while something is queued
+        or every pipeline slot is busy (a free model refuses nobody), rows 5-8 count the arrival as queued:
+
+        1. an arrival that overfills a non-empty queue (``max_queue_items``): REFUSE, retry after
+           max(predicted wait, budget);
+        2. an arrival whose wait + own batch + margin exceeds the budget, behind more than a batch of
+           queued items (a backlog): REFUSE, retry after the wait, and open an overload window of one budget;
+        3. such a late arrival that joins the next batch, inside an overload window: REFUSE;
+        4. an admitted arrival whose predicted answer comes after ``deadline``: LATE;
+        5. nothing queued, or every pipeline slot busy: WAIT (look again when a batch ends);
+        6. no batch in flight (the model idle), or a full batch queued: RUN;
+        7. a spare slot and the oldest request's budget leaves no time to wait for more: RUN;
+        8. a spare slot and time left: WAIT until that latest start.
+
+        At an arrival, RUN and WAIT both mean "queue it": the dispatcher runs batches when it asks again
+        with ``arriving=0``, once the event loop has read every request already waiting.
+        """
+        queued = state.queued_items
+        if arriving:
+            if queued or state.in_flight >= self.max_concurrency:
+                refusal = self._refusal(state, arriving)
+                if refusal is not None:
+                    return refusal
+            if deadline is not None and state.now + self.predicted_time_in_server(state, arriving) > deadline:
+                return _LATE
+            queued += arriving
+        if queued == 0 or state.in_flight >= self.max_concurrency:
+            return _WAIT
+        if state.in_flight == 0 or queued >= self.max_batch_size:
+            return _RUN
+        latest_start = state.oldest_arrival + self.max_latency_s - self.latency.bound(queued)
         if state.now >= latest_start:
-            return Dispatch(now=True)
-        return Dispatch(now=False, wake_at=latest_start)
+            return _RUN
+        return Decision(Placement.WAIT, wake_at=latest_start)
+
+    def _refusal(self, state: QueueState, new_items: int) -> Decision | None:
+        """Rows 1-3: a request is late when its wait plus its own batch's run, plus the latency model's
+        margin, would exceed the budget. Overload is a backlog: a late request behind more than a batch
+        of queued items is refused, and for one budget's length after that every late request is.
+        Otherwise a request that joins the next batch is admitted even when late: that is slowness, and
+        refusing it would only leave the batch emptier."""
+        wait = self.predicted_wait(state, new_items)
+        if state.queued_items + new_items > self.max_queue_items and state.queued_items:
+            return Decision(Placement.REFUSE, retry_after=max(wait, self.max_latency_s))
+        if wait + self._own_batch(state, new_items) + self.latency.margin <= self.max_latency_s:
+            return None
+        if state.queued_items + new_items > self.max_batch_size:
+            return Decision(Placement.REFUSE, retry_after=wait, overloaded_until=state.now + self.max_latency_s)
+        return Decision(Placement.REFUSE, retry_after=wait) if state.now < state.overloaded_until else None
 
     def _cycle(self, items: int) -> float:
         return self.latency.bound(items) + self.latency.gap
 
     def predicted_wait(self, state: QueueState, new_items: int) -> float:
         """Seconds a request of ``new_items`` would queue before its batch starts."""
-        if state.in_flight < self.max_concurrency and state.queued_items == 0:
-            return 0.0
         full_batches, rest = divmod(state.queued_items, self.max_batch_size)
         ahead = full_batches * self._cycle(self.max_batch_size)
         if rest and rest + new_items > self.max_batch_size:
             ahead += self._cycle(rest)
         busy = state.in_flight_remaining if state.in_flight >= self.max_concurrency else 0.0
         return busy + ahead / self.max_concurrency
-
-    def refusal(self, state: QueueState, new_items: int) -> float | None:
-        """None to admit; otherwise the seconds after which a retry may succeed.
-
-        A request is late when its wait plus its own batch's run, plus the latency model's margin,
-        would exceed the budget. Overload is a backlog: a late request behind more than a batch
-        of queued items is refused, and for one budget's length after that every late request
-        is. Otherwise a request that joins the next batch is admitted even when late: that is
-        slowness, and refusing it would only leave the batch emptier.
-        """
-        if not state.queued_items and state.in_flight < self.max_concurrency:
-            return None  # the model is free: it answers at once, and refusing would help nobody
-        if state.queued_items + new_items > self.max_queue_items and state.queued_items:
-            return max(self.predicted_wait(state, new_items), self.max_latency_s)
-        wait = self.predicted_wait(state, new_items)
-        if wait + self._own_batch(state, new_items) + self.latency.margin <= self.max_latency_s:
-            return None
-        if state.queued_items + new_items > self.max_batch_size:
-            self._overloaded_until = state.now + self.max_latency_s
-            return wait
-        return wait if state.now < self._overloaded_until else None
 
     def _own_batch(self, state: QueueState, new_items: int) -> float:
         return self._cycle(min(self.max_batch_size, state.queued_items % self.max_batch_size + new_items))
