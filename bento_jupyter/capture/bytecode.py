@@ -57,3 +57,19 @@ def imported_modules(code: types.CodeType) -> set[str]:
             elif instruction.opname == "IMPORT_NAME" and level == 0 and instruction.argval:
                 found.add(str(instruction.argval))
     return found
+
+
+def global_attributes(code: types.CodeType) -> set[tuple[str, str]]:
+    """``(name, attribute)`` for each ``name.attribute`` read where ``name`` is a global (``math.twice``)."""
+    found: set[tuple[str, str]] = set()
+    for inner in code_objects(code):
+        previous: dis.Instruction | None = None
+        for instruction in dis.get_instructions(inner):
+            if (
+                previous is not None
+                and previous.opname in _GLOBAL_OPS
+                and instruction.opname in ("LOAD_ATTR", "LOAD_METHOD")
+            ):
+                found.add((str(previous.argval), str(instruction.argval)))
+            previous = instruction
+    return found

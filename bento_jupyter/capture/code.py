@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bento_jupyter.capture import module_tensors, pickling
-from bento_jupyter.capture.bytecode import functions_of, global_names, imported_modules
+from bento_jupyter.capture.bytecode import functions_of, global_attributes, global_names, imported_modules
 from bento_jupyter.capture.cells import CellLog, ExecutedCell
 from bento_jupyter.capture.objects import architecture_pickle, stores_as_npy
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
+from bento_jupyter.capture.unseen_names import HISTORY, dynamic_lookups
 from bento_jupyter.errors import CaptureError
 from bento_jupyter.torch_probe import is_torch_module
 
@@ -346,6 +347,7 @@ class _Walker:
         for function in functions:
             self.slice.modules |= {_top_module(m) for m in imported_modules(function.__code__)}
         read = _ast_names([n for n in _signature_nodes(node) if not any(n is d for d in skipped)])
+        read |= self._unseen_names(name, cell, functions)
         self.visit_names(read | {n for f in functions for n in global_names(f.__code__)}, name)
         for patch in definition_patches(name, value, target, node):
             self._patch(definition, patch)
@@ -408,6 +410,65 @@ class _Walker:
                 return None, node, live
         return None
 
+    def _unseen_names(self, user: str, cell: ExecutedCell | None, functions: list[Any]) -> set[str]:
+        """The names ``functions`` look up by constant strings; refuse what capture cannot see (IPython's output
+        history, lookups by computed strings, attributes a cell set on an imported module)."""
+        where = f"{user!r} (from {describe_cell(cell)})"
+        names: set[str] = set()
+        for function in functions:
+            reads = global_names(function.__code__)
+            for read in sorted(reads):
+                if HISTORY.fullmatch(read):  # IPython rebinds them at each output, whatever a cell set
+                    raise CaptureError(
+                        f"cannot capture {where}: it reads {read!r}, IPython's output history, which a bento does not"
+                        f" have; assign that value to a name in a cell and use the name in {user!r}"
+                    )
+            lookups = dynamic_lookups(function, reads)
+            if lookups.unresolved is not None:
+                raise CaptureError(
+                    f"cannot capture {where}: it looks names up at run time ({lookups.unresolved}), which capture"
+                    " cannot follow; refer to the objects by name (or by a constant string), or keep them in a dict"
+                    " the function reads"
+                )
+            names |= lookups.names
+            for module_name, attribute in sorted(global_attributes(function.__code__)):
+                module = self.namespace.get(module_name)
+                if not isinstance(module, types.ModuleType):
+                    continue
+                patched = self._patching_cell(module_name, attribute)
+                value = getattr(module, attribute, None)
+                if patched is not None or getattr(value, "__module__", None) == _NOTEBOOK_MODULE:
+                    raise CaptureError(
+                        f"cannot capture {where}: it uses {module_name}.{attribute}, which {describe_cell(patched)}"
+                        f" set on the imported module {module.__name__} (a bento imports it afresh, without it);"
+                        f" define {attribute} in a cell and call it by name"
+                    )
+        return names
+
+    def _patching_cell(self, module_name: str, attribute: str) -> ExecutedCell | None:
+        """The latest cell that sets ``module_name.attribute`` (by assignment or ``setattr``)."""
+        for cell, tree, _ in self.cells:
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.ctx, ast.Store)
+                    and isinstance(node.value, ast.Name)
+                    and (node.value.id, node.attr) == (module_name, attribute)
+                ):
+                    return cell
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "setattr"
+                    and len(node.args) >= 2
+                    and isinstance(node.args[0], ast.Name)
+                    and node.args[0].id == module_name
+                    and isinstance(node.args[1], ast.Constant)
+                    and node.args[1].value == attribute
+                ):
+                    return cell
+        return None
+
     def binding_cell(self, name: str) -> ExecutedCell | None:
         """The latest cell whose top-level code binds ``name``."""
         for cell, tree, _ in self.cells:
@@ -422,7 +483,8 @@ class _Walker:
         kind = type(value)
         if inspect.isfunction(value) and value.__module__ == _NOTEBOOK_MODULE:
             # a closure or lambda: its helpers first, so that it refers to them by name
-            self.visit_names(global_names(value.__code__), name)
+            unseen = self._unseen_names(name, self.slice.origins[name], [value])
+            self.visit_names(global_names(value.__code__) | unseen, name)
         if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
             self.visit_names({kind.__name__}, name)
         if is_torch_module(value):

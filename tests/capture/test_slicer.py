@@ -611,3 +611,50 @@ def test_a_dynamically_quantized_torch_module_is_refused_in_one_line_naming_it_a
     message = str(caught.value)
     assert "\n" not in message and "'model'" in message and f"cell {ids[0]}" in message
     assert "inside a function the handler calls once" in message
+
+
+# Names the global names of a handler do not show: refused in one line naming the handler, its cell, the construct
+UNSEEN = {
+    "output-history-underscore": ("41", "def handler(x: int) -> int:\n    return _ + x", "'_'"),
+    "output-history-numbered": ("41", "def handler(x: int) -> int:\n    return _{n} + x", "'_{n}'"),
+    "output-history-Out": ("41", "def handler(x: int) -> int:\n    return Out[{n}] + x", "'Out'"),
+    "computed-globals-lookup": (
+        "key = 'model_a'",
+        "def handler(x: int) -> int:\n    return globals()[key] + x",
+        "globals()[key]",
+    ),
+    "computed-eval": ("expr = 'model_a + 1'", "def handler(x: int) -> int:\n    return eval(expr) + x", "eval(expr)"),
+    "module-monkeypatch": (
+        "import math\nmath.twice = lambda v: 2 * v",
+        "def handler(x: int) -> int:\n    return math.twice(x)",
+        "math.twice",
+    ),
+    "module-setattr": (
+        "import math\nsetattr(math, 'thrice', lambda v: 3 * v)",
+        "def handler(x: int) -> int:\n    return math.thrice(x)",
+        "math.thrice",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSEEN))
+def test_a_name_capture_cannot_see_is_refused_in_one_line(shell, tmp_path, case):
+    setup, handler, construct = UNSEEN[case]
+    run(shell, "model_a = 11", setup)
+    n = shell.execution_count - 1  # the setup cell's output
+    ids = run(shell, handler.format(n=n))
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "'handler'" in message and f"cell {ids[0]}" in message
+    assert construct.format(n=n) in message
+
+
+def test_lookups_by_a_constant_string_are_captured(shell, tmp_path):
+    run(
+        shell,
+        "model_a = 11\nOFFSET = 2",
+        "def handler(x: int) -> list:\n"
+        "    return [globals()['model_a'] + x, eval('model_a + OFFSET'), globals().get('OFFSET', 0)]",
+    )
+    same_answers(shell, tmp_path, [1, 5])
