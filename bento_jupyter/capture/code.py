@@ -261,6 +261,11 @@ class _Walker:
         if hasattr(builtins, name):
             return
         cell = self.binding_cell(name)
+        if cell is not None and not cell.completed:
+            raise CaptureError(
+                f"cannot capture {user!r}: it uses {name!r}, which {describe_cell(cell)} was to define but that cell"
+                f" never completed (it raised); fix it and run it again (or remove {name!r} from {user!r}), then build"
+            )
         if cell is not None:
             raise CaptureError(
                 f"cannot capture {user!r}: it uses {name!r}, which {describe_cell(cell)} defined but the kernel no"

@@ -297,6 +297,7 @@ def register(shell: InteractiveShell) -> None:
     magics = BentoMagics(shell, cell_log)
     shell.register_magics(magics)
     shell.events.register("pre_run_cell", on_pre_run_cell)
+    shell.events.register("post_run_cell", cell_log.finish)
     shell._bento_magics = magics  # type: ignore[attr-defined]
     shell._bento_pre_run_cell = on_pre_run_cell  # type: ignore[attr-defined]
 
@@ -306,5 +307,8 @@ def unregister(shell: InteractiveShell) -> None:
     hook = getattr(shell, "_bento_pre_run_cell", None)
     if hook is not None:
         shell.events.unregister("pre_run_cell", hook)
+    magics = getattr(shell, "_bento_magics", None)
+    if magics is not None:
+        shell.events.unregister("post_run_cell", magics.cell_log.finish)
     shell._bento_magics = None  # type: ignore[attr-defined]
     shell._bento_pre_run_cell = None  # type: ignore[attr-defined]

@@ -658,3 +658,24 @@ def test_lookups_by_a_constant_string_are_captured(shell, tmp_path):
         "    return [globals()['model_a'] + x, eval('model_a + OFFSET'), globals().get('OFFSET', 0)]",
     )
     same_answers(shell, tmp_path, [1, 5])
+
+
+def test_messages_name_the_execution_count_the_cell_ran_as(shell, tmp_path):
+    counts = []
+    for cell_id, source in [("first", "x = 1"), ("helper", "K = 5"), ("handler", "def handler(x):\n    return x * K")]:
+        counts.append(shell.run_cell(source, store_history=True, cell_id=cell_id).execution_count)
+    shell.run_cell("del K", store_history=True)
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    assert f"cell helper (execution {counts[1]})" in str(caught.value)
+    assert "deleted or reset since" in str(caught.value)
+
+
+def test_a_name_whose_cell_raised_is_reported_as_never_completed(shell, tmp_path):
+    shell.run_cell("def helper(v):\n    return v\nraise ValueError('boom')\nK = 5", cell_id="raising")
+    run(shell, "def handler(x: int) -> int:\n    return x * K")
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "cell raising" in message and "never completed" in message
+    assert "deleted or reset" not in message
