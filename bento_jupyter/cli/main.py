@@ -12,6 +12,7 @@ from bento_jupyter.bento.archive import export_archive, import_archive
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.local_store import Store
+from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.trust import (
     TRUST_FLAG,
     TrustPolicy,
@@ -41,6 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         print(f"{root}: signed by {verify_bento(root, keys)}", file=sys.stderr)
     trust = TrustPolicy(trust_code=args.trust_code, trusted_keys=keys)
+    if not args.verify:
+        from bento_jupyter.server.replay import verification_warning
+
+        warning = verification_warning(read_manifest(root, verify_files=False).get("verification"))
+        if warning is not None:
+            print(f"{root}: WARNING {warning}", file=sys.stderr, flush=True)
     if args.verify:
         from bento_jupyter.server.replay import replay_samples
 
@@ -123,9 +130,9 @@ def _signature_line(root: Path) -> str:
 
 
 def _verification_text(verification: dict | None) -> str:
-    from bento_jupyter.server.replay import verification_line
+    from bento_jupyter.server.replay import verification_line, verification_warning
 
-    return verification_line(verification) if verification else "NOT VERIFIED at build (built with --no-verify)"
+    return verification_line(verification) if verification else str(verification_warning(verification))
 
 
 def _store_command(kind: str, args: argparse.Namespace) -> int:

@@ -105,6 +105,14 @@ def verification_line(verification: dict[str, Any]) -> str:
     return report.summary()
 
 
+def verification_warning(verification: dict[str, Any] | None) -> str | None:
+    """The NOT VERIFIED line for a manifest's ``verification`` when not every API was checked, else None."""
+    if not verification:
+        return "NOT VERIFIED at build (built with --no-verify)"
+    report = Report(verification["replayed"], verification["opted_out"], [], verification.get("unsampled", []))
+    return None if report.state == "passed" else report.summary()
+
+
 EXIT_CODES = {"passed": 0, "failed": 1, "partial": 3, "unverified": 3}  # `bento-jupyter verify`
 
 

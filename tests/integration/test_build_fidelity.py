@@ -93,7 +93,30 @@ def test_a_build_with_nothing_to_replay_is_marked_not_verified_everywhere(kernel
     assert done.returncode == 3 and "NOT VERIFIED" in done.stdout
     shown = cli(home, "bentos", "show", "quiet:1")
     assert "NOT VERIFIED: no answered request to replay (handler)" in shown.stdout
+    assert "NOT VERIFIED: no answered request to replay (handler)" in serve_banner(home, "quiet:1")
     kernel.run(post("quiet", "/handler", {"x": 1.5}) + "\n" + "%bento stop quiet")
+
+
+def serve_banner(home: Path, target: str) -> str:
+    """What ``bento-jupyter serve`` prints up to the line saying where it serves (then it is stopped)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bento_jupyter.cli", "serve", target, "--port", "0", "--trust-code"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "BENTO_JUPYTER_HOME": str(home)},
+    )
+    lines = []
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            lines.append(line)
+            if line.startswith("serving "):
+                break
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return "".join(lines)
 
 
 @pytest.mark.parametrize("calls", [1, 3])
