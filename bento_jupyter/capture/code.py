@@ -27,7 +27,7 @@ from bento_jupyter.capture.bytecode import functions_of, global_attributes, glob
 from bento_jupyter.capture.cells import CellLog, ExecutedCell
 from bento_jupyter.capture.objects import architecture_pickle, stores_as_npy
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
-from bento_jupyter.capture.unseen_names import HISTORY, dynamic_lookups
+from bento_jupyter.capture.unseen_names import HISTORY, dynamic_lookups, sets_module_attribute
 from bento_jupyter.errors import CaptureError
 from bento_jupyter.torch_probe import is_torch_module
 
@@ -451,28 +451,8 @@ class _Walker:
         return names
 
     def _patching_cell(self, module_name: str, attribute: str) -> ExecutedCell | None:
-        """The latest cell that sets ``module_name.attribute`` (by assignment or ``setattr``)."""
-        for cell, tree, _ in self.cells:
-            for node in ast.walk(tree):
-                if (
-                    isinstance(node, ast.Attribute)
-                    and isinstance(node.ctx, ast.Store)
-                    and isinstance(node.value, ast.Name)
-                    and (node.value.id, node.attr) == (module_name, attribute)
-                ):
-                    return cell
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name)
-                    and node.func.id == "setattr"
-                    and len(node.args) >= 2
-                    and isinstance(node.args[0], ast.Name)
-                    and node.args[0].id == module_name
-                    and isinstance(node.args[1], ast.Constant)
-                    and node.args[1].value == attribute
-                ):
-                    return cell
-        return None
+        """The latest cell that sets ``module_name.attribute``."""
+        return next((c for c, tree, _ in self.cells if sets_module_attribute(tree, module_name, attribute)), None)
 
     def binding_cell(self, name: str) -> ExecutedCell | None:
         """The latest cell whose top-level code binds ``name``."""

@@ -91,3 +91,26 @@ def dynamic_lookups(function: types.FunctionType, global_reads: set[str]) -> Dyn
             else:
                 found.names |= names
     return found
+
+
+def sets_module_attribute(tree: ast.AST, module_name: str, attribute: str) -> bool:
+    """Whether ``tree`` sets ``module_name.attribute`` (by assignment or ``setattr`` with a constant name)."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and (node.value.id, node.attr) == (module_name, attribute)
+        ):
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id == module_name
+            and _constant_string(node.args[1]) == attribute
+        ):
+            return True
+    return False
