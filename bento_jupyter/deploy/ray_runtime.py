@@ -7,7 +7,7 @@ Imported only by the module ``bento-jupyter deploy --target ray`` writes, inside
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Hashable
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,10 @@ from starlette.responses import Response, StreamingResponse
 
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
-from bento_jupyter.errors import InvalidInput
 from bento_jupyter.paths import home
 from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
+from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import (
-    BadRequest,
     ClientClosedRequest,
     HandlerFailed,
     HTTPError,
@@ -30,12 +29,11 @@ from bento_jupyter.server.http_errors import (
     RequestTimeout,
     error_response,
 )
+from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.stream_framing import StreamFormat
 from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
-from bento_jupyter.service import batch_values
-from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.settings import ServiceSettings
 
 Answer = tuple[int, bytes, str]  # status, body, media type
@@ -56,23 +54,16 @@ class BentoAPI:
         definition, manifest = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
         self.method = next(m for m in definition.apis.values() if m.name == api)
         self._max_body = ServiceSettings.from_manifest(manifest.get("settings")).max_body_bytes
-        self._text = self.method.output.json_schema().get("type") == "string"
+        # the server's own request pipeline: a plain API runs on its HandlerPool, a batchable one on its
+        # BatchDispatcher (which merges the requests Ray Serve hands over together)
+        self.endpoint = Endpoint(self.method, ServiceMetrics(definition.name), self._max_body)
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         """Arguments from a body within the bento's recorded ``max_body_mb``: PayloadTooLarge over it,
         BadRequest naming the field that does not validate."""
         if len(payload) > self._max_body:
             raise PayloadTooLarge(f"request body of {len(payload)} bytes exceeds the {self._max_body}-byte limit")
-        try:
-            return self.method.decode(payload)
-        except InvalidInput as exc:
-            raise BadRequest(exc.message, field=exc.field or None) from None
-
-    def _encode(self, result: Any) -> Answer:
-        encoded = self.method.encode(result)
-        if self._text:
-            return 200, str(encoded).encode(), "text/plain; charset=utf-8"
-        return 200, dumps(encoded), "application/json"
+        return self.endpoint.decode(payload)
 
     def _failure_message(self, exc: Exception) -> str:
         return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
@@ -81,17 +72,12 @@ class BentoAPI:
         return _answer(HandlerFailed(self._failure_message(exc)))
 
     async def answer(self, payload: bytes) -> Answer:
-        """One request, one call."""
+        """One request through the server's pipeline (``Endpoint.call``)."""
         try:
-            kwargs = self._decode(payload)
+            body, media = self.endpoint.body(await self.endpoint.call(self._decode(payload)))
         except HTTPError as error:
             return _answer(error)
-        try:
-            if self.method.is_async:
-                return self._encode(await self.method.func(**kwargs))
-            return self._encode(await asyncio.to_thread(self.method.func, **kwargs))
-        except Exception as exc:
-            return self._failed(exc)
+        return 200, body, media.decode()
 
     async def stream(self, payload: bytes, fmt: str) -> AsyncIterator[Answer | bytes]:
         """A generator API for Ray Serve to stream: first the head (an error Answer ends the stream there),
@@ -135,28 +121,9 @@ class BentoAPI:
             await source.close()
 
     async def answer_batch(self, payloads: list[bytes]) -> list[Answer]:
-        """Requests Ray Serve gathered: their values merged along ``batch_dim``, one model call per shape."""
-        answers: list[Answer] = [_answer(HandlerFailed("not answered"))] * len(payloads)
-        dim, param = self.method.config.batch_dim, self.method.batch_param.name
-        groups: dict[Hashable, list[tuple[int, Any]]] = {}
-        for index, payload in enumerate(payloads):
-            try:
-                value = self._decode(payload)[param]
-            except HTTPError as error:
-                answers[index] = _answer(error)
-                continue
-            groups.setdefault(batch_values.shape_key(value, dim), []).append((index, value))
-        for members in groups.values():
-            values = [value for _, value in members]
-            try:
-                output = await asyncio.to_thread(self.method.func, batch_values.concat(values, dim))
-                pieces = batch_values.split(output, [batch_values.batch_size(v, dim) for v in values], dim)
-                for (index, _), piece in zip(members, pieces, strict=True):
-                    answers[index] = self._encode(piece)
-            except Exception as exc:
-                for index, _ in members:
-                    answers[index] = self._failed(exc)
-        return answers
+        """Requests Ray Serve gathered, submitted together: the API's BatchDispatcher merges them along
+        ``batch_dim`` (one model call per shape, up to ``max_batch_size`` items each)."""
+        return list(await asyncio.gather(*(self.answer(payload) for payload in payloads)))
 
 
 class BentoIngress:

@@ -119,18 +119,22 @@ class Endpoint:
         deadline = request_deadline(scope, time.monotonic(), self._timeout)
         self._admit(deadline)  # refuse before reading and decoding a request that would wait too long
         raw = await asgi_io.read_body(scope, receive, self._max_body)
-        encoded = await self._result(self._decode(raw), deadline, functools.partial(asgi_io.client_gone, receive))
+        encoded = await self.call(self.decode(raw), deadline, functools.partial(asgi_io.client_gone, receive))
         if self.example is None:
             self.example = example_request(self.method, raw)
-        if self._text_output:
-            body, media = str(encoded).encode(), _TEXT
-        else:
-            try:
-                body, media = dumps(encoded), _JSON
-            except TypeError as exc:
-                raise HandlerFailed(f"{self.method.name}() returned a value with no JSON form: {exc}") from exc
+        body, media = self.body(encoded)
         self.samples.record(raw, body, media)
         return body, media
+
+    def body(self, encoded: Any) -> tuple[bytes, bytes]:
+        """The response body and media type of an encoded result: text for a ``str`` output, else JSON
+        (HandlerFailed when the value has no JSON form)."""
+        if self._text_output:
+            return str(encoded).encode(), _TEXT
+        try:
+            return dumps(encoded), _JSON
+        except TypeError as exc:
+            raise HandlerFailed(f"{self.method.name}() returned a value with no JSON form: {exc}") from exc
 
     async def infer(self, kwargs: dict[str, Any], scope: Scope | None = None) -> Any:
         """The encoded result for already decoded arguments (the v2 route, whose ``scope`` may carry a deadline
@@ -146,7 +150,7 @@ class Endpoint:
             else:
                 deadline = None if self._timeout is None else now + self._timeout
             self._admit(deadline)
-            return await self._result(kwargs, deadline, None)
+            return await self.call(kwargs, deadline)
         except HTTPError as error:
             status = error.status
             raise
@@ -181,7 +185,14 @@ class Endpoint:
             raise DeadlineExceeded("the request's deadline has already passed: refused before computing")
         self.pool.admit()
 
-    async def _result(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
+    async def call(
+        self, kwargs: dict[str, Any], deadline: float | None = None, gone: Callable[[], bool] | None = None
+    ) -> Any:
+        """The encoded result of one decoded request: the one pipeline of the API's own route, the v2 route
+        (``infer``) and the Ray Serve runtime. The handler runs through this API's HandlerPool or, batchable,
+        its BatchDispatcher, by ``deadline`` (``time.monotonic`` seconds; DeadlineExceeded past it) while
+        ``gone()`` is false (ClientDisconnected); its failure is a HandlerFailed (500) naming it. Admission
+        (``_admit``) is asked first by callers that refuse before reading a body."""
         try:
             return self.method.encode(await self._call(kwargs, deadline, gone))
         except (HTTPError, ClientDisconnected):
@@ -189,7 +200,7 @@ class Endpoint:
         except Exception as exc:
             raise HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}") from exc
 
-    def _decode(self, raw: bytes) -> dict[str, Any]:
+    def decode(self, raw: bytes) -> dict[str, Any]:
         """The handler's keyword arguments from the request body; BadRequest names the field at fault."""
         array = self._tensor_body.read(raw) if self._tensor_body is not None else None
         try:
