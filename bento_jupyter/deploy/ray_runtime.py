@@ -39,6 +39,7 @@ from bento_jupyter.service.settings import ServiceSettings
 Answer = tuple[int, bytes, str]  # status, body, media type
 _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
 _CANCEL_POLL_S = 0.2
+_UNBOUNDED = 1 << 30
 
 
 def _answer(error: HTTPError) -> Answer:
@@ -54,9 +55,11 @@ class BentoAPI:
         definition, manifest = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
         self.method = next(m for m in definition.apis.values() if m.name == api)
         self._max_body = ServiceSettings.from_manifest(manifest.get("settings")).max_body_bytes
-        # the server's own request pipeline: a plain API runs on its HandlerPool, a batchable one on its
-        # BatchDispatcher (which merges the requests Ray Serve hands over together)
-        self.endpoint = Endpoint(self.method, ServiceMetrics(definition.name), self._max_body)
+        # the server's own request pipeline: a plain API runs on its HandlerPool (unbounded here: Ray Serve's
+        # max_ongoing_requests bounds it), a batchable one on its BatchDispatcher (which merges the requests
+        # Ray Serve hands over together)
+        metrics = ServiceMetrics(definition.name)
+        self.endpoint = Endpoint(self.method, metrics, self._max_body, handler_slots=_UNBOUNDED)
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         """Arguments from a body within the bento's recorded ``max_body_mb``: PayloadTooLarge over it,

@@ -46,10 +46,17 @@ _WAITERS_PER_SLOT = 16  # a plain API's default waiting room: max_queue_size = 1
 
 class Endpoint:
     """Serves one APIMethod; batchable APIs go through a BatchDispatcher, the others through their own
-    HandlerPool. ``request_timeout_s`` caps every request's deadline (``bento-jupyter serve --request-timeout``)."""
+    HandlerPool. ``request_timeout_s`` caps every request's deadline (``bento-jupyter serve --request-timeout``);
+    ``handler_slots`` replaces a plain API's ``max_concurrency`` where the host already bounds the calls (Ray Serve's
+    ``max_ongoing_requests``, which frees a cancelled call's slot while its thread still runs)."""
 
     def __init__(
-        self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int, request_timeout_s: float | None = None
+        self,
+        method: APIMethod,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        request_timeout_s: float | None = None,
+        handler_slots: int | None = None,
     ) -> None:
         self.method = method
         self._timeout = tightest(method.config.timeout, request_timeout_s)
@@ -68,7 +75,8 @@ class Endpoint:
         self.dispatcher: BatchDispatcher | None = None
         self.pool: HandlerPool | None = None
         if not method.config.batchable:
-            limit = method.config.max_concurrency or (1 << 30 if method.is_async else default_max_concurrency())
+            limit = handler_slots or method.config.max_concurrency
+            limit = limit or (1 << 30 if method.is_async else default_max_concurrency())
             waiting = method.config.max_queue_size or _WAITERS_PER_SLOT * limit
             self.pool = HandlerPool(method.name, limit, waiting)
         else:
