@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bento_jupyter.capture import module_tensors, pickling
+from bento_jupyter.capture import pickling
 from bento_jupyter.capture.bytecode import functions_of, global_attributes, global_names, imported_modules
 from bento_jupyter.capture.cells import CellLog, ExecutedCell
-from bento_jupyter.capture.objects import architecture_pickle, stores_as_npy
+from bento_jupyter.capture.objects import module_refusal, stores_as_npy
 from bento_jupyter.capture.served_state import STATE_OBJECT, Patch, definition_patches
 from bento_jupyter.capture.unseen_names import HISTORY, dynamic_lookups, sets_module_attribute
 from bento_jupyter.errors import CaptureError
@@ -473,21 +473,12 @@ class _Walker:
         if kind.__module__ == _NOTEBOOK_MODULE and self.namespace.get(kind.__name__) is kind:
             self.visit_names({kind.__name__}, name)
         if is_torch_module(value):
-            unstorable = module_tensors.unstorable_state(value)
-            if unstorable is not None:
+            refusal = module_refusal(name, value)
+            if refusal is not None:
                 raise CaptureError(
                     f"cannot capture {name!r} ({kind.__qualname__}, from {describe_cell(self.slice.origins[name])}):"
-                    f" its state cannot be stored as tensors ({unstorable}); create it (quantize it, say) inside a"
-                    " function the handler calls once, or serve the module it was made from"
+                    f" {refusal}"
                 )
-            try:
-                architecture_pickle(value)
-            except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
-                raise CaptureError(
-                    f"cannot capture {name!r} ({kind.__qualname__}, from {describe_cell(self.slice.origins[name])}):"
-                    f" its architecture cannot be saved without its tensors ({_first_line(exc)}); keep functions"
-                    " and other state that is not tensors or plain values out of the module's attributes"
-                ) from None
             self.slice.modules.add("torch")
             for module in value.modules():
                 cls = type(module)

@@ -159,6 +159,94 @@ def save_objects(
     return entries
 
 
+def _torch_module_class(qualified: str) -> Any:
+    """The torch module class named ``qualified`` (``torch.nn.modules.linear.Linear``), or None."""
+    import torch
+
+    module, _, attr = qualified.rpartition(".")
+    with contextlib.suppress(ImportError):
+        candidate = getattr(importlib.import_module(module), attr, None)
+        if isinstance(candidate, type) and issubclass(candidate, torch.nn.Module):
+            return candidate
+    return None
+
+
+def _module_path(name: str, path: str) -> str:
+    """Python for the submodule at ``path`` of the variable ``name``: ``model[0].attn``."""
+    return name + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in path.split(".") if part)
+
+
+def module_refusal(name: str, module: Any) -> str | None:
+    """Why the bento cannot store the torch module held by the variable ``name`` and give it back as it is,
+    followed by what to do instead (``"<reason>; <fix>"``), or None when it can.
+
+    The one place that knows which kinds of module the storage path (safetensors + a weightless pickle
+    loaded with ``weights_only=True``) cannot round-trip."""
+    torch = required_torch()
+    from torch.nn.utils import parametrize, prune
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    if isinstance(module, torch.jit.ScriptModule):
+        return (
+            f"it is a TorchScript module ({type(module).__name__}), which a bento stores only as an nn.Module"
+            " (its tensors and a pickle of its classes); serve the eager module it was scripted from"
+            f" (build it without torch.jit.script, e.g. {name} = N().eval())"
+        )
+    for path, sub in module.named_modules():
+        where = _module_path(name, path)
+        if isinstance(sub, torch.jit.ScriptModule):
+            return (
+                f"{where} is a TorchScript module ({type(sub).__name__}), which a bento stores only as an"
+                " nn.Module; put the eager module it was scripted from there instead"
+            )
+        if parametrize.is_parametrized(sub):
+            tensor = next(iter(sub.parametrizations.keys()))
+            return (
+                f"{where}.{tensor} is parametrized (torch.nn.utils.parametrize, e.g. parametrizations.weight_norm),"
+                " which torch saves only through state_dict(); bake it in before building with"
+                f" torch.nn.utils.parametrize.remove_parametrizations({where}, {tensor!r}) (after weight_norm also"
+                f" {where}._load_state_dict_pre_hooks.clear(): it leaves a hook that cannot be saved)"
+            )
+        for hook in sub._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                return (
+                    f"{where}.{hook._tensor_name} is pruned through a {type(hook).__name__} forward pre-hook"
+                    " (torch.nn.utils.prune), which a bento cannot load without running code; make the"
+                    f" pruning permanent before building with prune.remove({where}, {hook._tensor_name!r})"
+                )
+            if isinstance(hook, WeightNorm | SpectralNorm):
+                undo = "remove_weight_norm" if isinstance(hook, WeightNorm) else "remove_spectral_norm"
+                return (
+                    f"{where}.{hook.name} is recomputed by a {type(hook).__name__} forward pre-hook"
+                    f" (torch.nn.utils.{undo.removeprefix('remove_')}), which a bento cannot load without running"
+                    f" code; bake it in before building with torch.nn.utils.{undo}({where}, {hook.name!r})"
+                )
+    unstorable = module_tensors.unstorable_state(module)
+    if unstorable is not None:
+        return (
+            f"its state cannot be stored as tensors ({unstorable}); create it (quantize it, say) inside a"
+            " function the handler calls once, or serve the module it was made from"
+        )
+    try:
+        with torch.no_grad():
+            architecture = architecture_pickle(module)
+    except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"its architecture cannot be saved without its tensors ({type(exc).__name__}: {reason}); keep"
+            " functions and other state that is not tensors or plain values out of the module's attributes"
+        )
+    for qualified in torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(architecture)):
+        if not qualified.startswith(_NOTEBOOK_PREFIX) and _torch_module_class(qualified) is None:
+            return (
+                f"it holds a {qualified}, which a bento cannot load without running code (it loads only torch"
+                " module classes and the notebook's own classes); remove it from the module before building,"
+                " or create the module inside a function the handler calls once"
+            )
+    return None
+
+
 def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list[Any]:
     """The classes an architecture pickle needs, if all are torch modules or classes of the bento's own.
 
@@ -173,11 +261,7 @@ def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list
             found = source_namespace.get(qualified[len(_NOTEBOOK_PREFIX) :])
             found = (found, qualified) if isinstance(found, type) else None
         elif qualified.startswith("torch."):
-            module, _, attr = qualified.rpartition(".")
-            with contextlib.suppress(ImportError):
-                candidate = getattr(importlib.import_module(module), attr, None)
-                if isinstance(candidate, type) and issubclass(candidate, torch.nn.Module):
-                    found = candidate
+            found = _torch_module_class(qualified)
         if found is None:
             raise BentoIntegrityError(
                 f"{checkpoint.name} refers to {qualified}, which is neither a torch module class nor a class "

@@ -679,3 +679,66 @@ def test_a_name_whose_cell_raised_is_reported_as_never_completed(shell, tmp_path
     message = str(caught.value)
     assert "\n" not in message and "cell raising" in message and "never completed" in message
     assert "deleted or reset" not in message
+
+
+# Torch module kinds the module storage cannot round-trip: one line naming the variable, its cell and the fix
+UNSTORABLE_MODULES = {
+    "parametrized-weight-norm": (
+        "from torch.nn.utils.parametrizations import weight_norm\n"
+        "model = nn.Sequential(weight_norm(nn.Linear(2, 2)), nn.ReLU()).eval()",
+        "remove_parametrizations(model[0], 'weight')",
+    ),
+    "legacy-weight-norm": (
+        "model = nn.Sequential(torch.nn.utils.weight_norm(nn.Linear(2, 2))).eval()",
+        "remove_weight_norm(model[0], 'weight')",
+    ),
+    "pruned": (
+        "import torch.nn.utils.prune as prune\nlin = nn.Linear(2, 2)\n"
+        "prune.l1_unstructured(lin, 'weight', amount=0.5)\nmodel = nn.Sequential(lin, nn.Identity()).eval()",
+        "prune.remove(model[0], 'weight')",
+    ),
+    "torchscript": (
+        "class N(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.l = nn.Linear(2, 2)\n"
+        "    def forward(self, x):\n        return self.l(x)\nmodel = torch.jit.script(N().eval())",
+        "serve the eager module it was scripted from",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE_MODULES))
+def test_a_torch_module_the_bento_cannot_round_trip_is_refused_in_one_line_with_its_fix(shell, tmp_path, case):
+    pytest.importorskip("torch")
+    setup, fix = UNSTORABLE_MODULES[case]
+    ids = run(
+        shell,
+        "import torch\nfrom torch import nn",
+        setup,
+        "def handler(v: list) -> list:\n    with torch.no_grad():\n        return model(torch.tensor([v])).tolist()",
+    )
+    with pytest.raises(CaptureError) as caught:
+        bento_of(shell, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert message.startswith("cannot capture 'model' ("), message
+    assert f"cell {ids[1]}" in message and fix in message, message
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "import torch.nn.utils.prune as prune\nprune.l1_unstructured(model[0], 'weight', amount=0.5)\n"
+        "prune.remove(model[0], 'weight')",
+        "from torch.nn.utils import parametrizations, parametrize\nparametrizations.weight_norm(model[0])\n"
+        "parametrize.remove_parametrizations(model[0], 'weight')\nmodel[0]._load_state_dict_pre_hooks.clear()",
+    ],
+    ids=["prune-remove", "remove-parametrizations"],
+)
+def test_a_torch_module_made_storable_as_the_refusal_says_is_captured_faithfully(shell, tmp_path, setup):
+    pytest.importorskip("torch")
+    run(
+        shell,
+        "import torch\nfrom torch import nn\ntorch.manual_seed(0)\nmodel = nn.Sequential(nn.Linear(2, 2)).eval()",
+        setup,
+        "def handler(v: list) -> list:\n    with torch.no_grad():\n        return model(torch.tensor([v])).tolist()",
+    )
+    same_answers(shell, tmp_path, [[1.0, 2.0], [-3.0, 0.5]])
