@@ -697,6 +697,10 @@ UNSTORABLE_MODULES = {
         "prune.l1_unstructured(lin, 'weight', amount=0.5)\nmodel = nn.Sequential(lin, nn.Identity()).eval()",
         "prune.remove(model[0], 'weight')",
     ),
+    "non-module-torch-object": (
+        "model = nn.Sequential(nn.Linear(2, 2)).eval()\nmodel.method = torch.nn.utils.prune.RandomUnstructured(0.5)",
+        "torch.nn.utils.prune.RandomUnstructured, which a bento cannot load without running code",
+    ),
     "torchscript": (
         "class N(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.l = nn.Linear(2, 2)\n"
         "    def forward(self, x):\n        return self.l(x)\nmodel = torch.jit.script(N().eval())",
