@@ -4,10 +4,12 @@ and say where its answers differ from the kernel's beyond each API's tolerance."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE
 from bento_jupyter.service.settings import ServiceSettings
 
 _SHOWN_CHARS = 200
+_SHOWN_PATHS = 10  # differing paths listed per sample
 
 
 class VerificationError(BentoJupyterError):
@@ -116,30 +119,36 @@ def verification_warning(verification: dict[str, Any] | None) -> str | None:
 EXIT_CODES = {"passed": 0, "failed": 1, "partial": 3, "unverified": 3}  # `bento-jupyter verify`
 
 
-def difference(expected: Any, actual: Any, tolerance: float, path: str = "$") -> str | None:
-    """Where ``actual`` first differs from ``expected`` (numbers within ``tolerance``, relative or absolute)."""
+def difference(expected: Any, actual: Any, tolerance: float) -> str | None:
+    """Every path where ``actual`` differs from ``expected`` (numbers within ``tolerance``, relative or absolute),
+    the first ``_SHOWN_PATHS`` of them one per line, or None when they match."""
+    found = list(itertools.islice(_differences(expected, actual, tolerance, "$"), _SHOWN_PATHS + 1))
+    if not found:
+        return None
+    more = [f"(more paths differ; the first {_SHOWN_PATHS} are shown)"] if len(found) > _SHOWN_PATHS else []
+    return "\n    ".join(found[:_SHOWN_PATHS] + more)
+
+
+def _differences(expected: Any, actual: Any, tolerance: float, path: str) -> Iterator[str]:
     if _is_number(expected) and _is_number(actual):
         both_nan = math.isnan(expected) and math.isnan(actual)
-        if both_nan or math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance):
-            return None
-        return f"{path}: the kernel answered {expected!r}, the bento {actual!r} (tolerance {tolerance:g})"
-    if type(expected) is not type(actual):
-        return f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
-    if isinstance(expected, dict):
+        if not (both_nan or math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance)):
+            yield f"{path}: the kernel answered {expected!r}, the bento {actual!r} (tolerance {tolerance:g})"
+    elif type(expected) is not type(actual):
+        yield f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
+    elif isinstance(expected, dict):
         if expected.keys() != actual.keys():
-            return f"{path}: the kernel answered keys {sorted(expected)}, the bento {sorted(actual)}"
-        found = (difference(expected[k], actual[k], tolerance, f"{path}.{k}") for k in expected)
-        return next((f for f in found if f), None)
-    if isinstance(expected, list):
+            yield f"{path}: the kernel answered keys {sorted(expected)}, the bento {sorted(actual)}"
+        for key in (k for k in expected if k in actual):
+            yield from _differences(expected[key], actual[key], tolerance, f"{path}.{key}")
+    elif isinstance(expected, list):
         if len(expected) != len(actual):
-            return f"{path}: the kernel answered {len(expected)} items, the bento {len(actual)}"
-        found = (
-            difference(e, a, tolerance, f"{path}[{i}]") for i, (e, a) in enumerate(zip(expected, actual, strict=True))
-        )
-        return next((f for f in found if f), None)
-    if expected != actual:
-        return f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
-    return None
+            yield f"{path}: the kernel answered {len(expected)} items, the bento {len(actual)}"
+        else:
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+                yield from _differences(e, a, tolerance, f"{path}[{i}]")
+    elif expected != actual:
+        yield f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
 
 
 def _is_number(value: Any) -> bool:

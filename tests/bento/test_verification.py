@@ -134,3 +134,12 @@ def test_a_bento_that_cannot_load_fails_the_build_with_one_line(shell, tmp_path,
         shell.run_line_magic("bento", "build local")
     message = str(caught.value)
     assert "does not load" in message and "localmod" in message and "\n" not in message
+
+
+def test_every_differing_path_of_an_answer_is_listed_up_to_ten():
+    kernel = {"s": 2, "o": 11, "mat": "matrix", "same": [1, 2]}
+    found = difference(kernel, {"s": 3, "o": 1001, "mat": "ndarray", "same": [1, 2]}, 1e-6)
+    assert found is not None and [line.split(":")[0].strip() for line in found.splitlines()] == ["$.s", "$.o", "$.mat"]
+    many = difference(list(range(30)), [v + 1 for v in range(30)], 0)
+    assert many is not None and len(many.splitlines()) == 11 and "$[9]:" in many and "$[10]:" not in many
+    assert "more paths differ" in many.splitlines()[-1]
