@@ -229,8 +229,7 @@ def module_refusal(name: str, module: Any) -> str | None:
             " function the handler calls once, or serve the module it was made from"
         )
     try:
-        with torch.no_grad():
-            architecture = architecture_pickle(module)
+        architecture = architecture_pickle(module)
     except Exception as exc:  # an attribute torch.save cannot pickle (a lambda, a file, a lock)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return (
