@@ -10,9 +10,11 @@ import requests
 
 from bento_jupyter.uvicorn_config import raise_file_limit
 from tests.registry.conftest import RegistryProcess
+from tests.stalled_clients import stalled_connections
 
 pytestmark = pytest.mark.integration
 HALF_OPEN = 1000
+HALF_HEALTH_HEAD = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "  # never finished
 
 
 def test_a_thousand_half_sent_heads_do_not_stop_normal_requests_and_are_closed(tmp_path):
@@ -22,13 +24,9 @@ def test_a_thousand_half_sent_heads_do_not_stop_normal_requests_and_are_closed(t
         tmp_path / "home",
         extra=["--head-timeout", "3"],
     ).start()
-    port = int(registry.url.rsplit(":", 1)[1])
     stalled: list[socket.socket] = []
     try:
-        for _ in range(HALF_OPEN):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never finished
-            stalled.append(sock)
+        stalled += stalled_connections(registry.url, HALF_OPEN, HALF_HEALTH_HEAD)
         started = time.monotonic()
         for _ in range(20):
             answer = requests.get(f"{registry.url}/api/v1/bentos", headers=registry.headers("read"), timeout=10)
@@ -66,14 +64,10 @@ def test_under_a_low_open_file_limit_the_connection_limit_is_lowered_and_answers
         tmp_path / "home",
         extra=["--head-timeout", "3"],
     ).start()
-    port = int(registry.url.rsplit(":", 1)[1])
     stalled: list[socket.socket] = []
     try:
         assert any("lowered to 768" in line for line in registry.log)
-        for _ in range(1500):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # never finished
-            stalled.append(sock)
+        stalled += stalled_connections(registry.url, 1500, HALF_HEALTH_HEAD)
         for _ in range(10):  # every descriptor the limit allows is held: refused with 503, not a connection error
             answer = requests.get(f"{registry.url}/api/v1/bentos", headers=registry.headers("read"), timeout=10)
             assert answer.status_code == 503 and answer.json()["code"] == "overloaded"

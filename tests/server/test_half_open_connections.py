@@ -12,20 +12,26 @@ import requests
 from bento_jupyter.server.running import services
 from bento_jupyter.service.definition import ServiceDefinition
 from bento_jupyter.uvicorn_config import DEFAULT_HEAD_TIMEOUT_S
+from tests.stalled_clients import HALF_HEAD, SLOW_BODY, stalled_connections
 
 
 def echo(text: str) -> str:
     return text
 
 
+def assert_closed_cleanly(stalled: list[socket.socket]) -> None:
+    """Every socket in ``stalled`` is closed by the server (an orderly close, not a reset) within the head timeout."""
+    deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
+    for sock in stalled:
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        assert sock.recv(1) == b""  # a timeout here fails the test
+
+
 def test_a_thousand_half_open_connections_do_not_stop_normal_requests():
     service = services.serve(ServiceDefinition.from_functions("halfopen", [echo]))
     stalled: list[socket.socket] = []
     try:
-        for _ in range(1000):
-            sock = socket.create_connection(("127.0.0.1", service.server.port), timeout=10)
-            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-")
-            stalled.append(sock)
+        stalled += stalled_connections(service.url, 1000, HALF_HEAD.replace(b"/predict", b"/echo"))
         for _ in range(10):
             answer = requests.post(f"{service.url}/echo", json={"text": "hi"}, timeout=10)
             assert answer.status_code == 200 and answer.text == "hi"
@@ -39,10 +45,7 @@ def test_a_thousand_half_open_connections_do_not_stop_normal_requests():
         )
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-")
-        deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
-        for sock in stalled:
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            assert sock.recv(1) == b""  # closed by the server (a timeout here fails the test)
+        assert_closed_cleanly(stalled)
     finally:
         for sock in stalled:
             sock.close()
@@ -53,19 +56,12 @@ def test_stalled_request_bodies_do_not_stop_normal_requests_and_are_closed():
     service = services.serve(ServiceDefinition.from_functions("slowbody", [echo]))
     stalled: list[socket.socket] = []
     try:
-        for _ in range(300):  # a whole head announcing 100,000 body bytes, then one byte, then nothing
-            sock = socket.create_connection(("127.0.0.1", service.server.port), timeout=10)
-            sock.sendall(
-                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
-            )
-            stalled.append(sock)
+        # a whole head announcing 100,000 body bytes, then one byte, then nothing
+        stalled += stalled_connections(service.url, 300, SLOW_BODY.replace(b"/predict", b"/echo"))
         for _ in range(10):
             answer = requests.post(f"{service.url}/echo", json={"text": "hi"}, timeout=10)
             assert answer.status_code == 200 and answer.text == "hi"
-        deadline = time.monotonic() + DEFAULT_HEAD_TIMEOUT_S + 5
-        for sock in stalled:
-            sock.settimeout(max(0.1, deadline - time.monotonic()))
-            assert sock.recv(1) == b""  # closed by the server (a timeout here fails the test)
+        assert_closed_cleanly(stalled)
     finally:
         for sock in stalled:
             sock.close()

@@ -5,10 +5,7 @@ body that stops arriving is closed by the same timeout."""
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -16,6 +13,7 @@ import requests
 from bento_jupyter.bento.manifest import write_manifest
 from tests.bento.hostile import API, SERVICE
 from tests.integration.bento_process import served_bento
+from tests.stalled_clients import SLOW_BODY, closed_by_the_server, stalled_connections
 
 pytestmark = pytest.mark.integration
 HEAD_TIMEOUT_S = 3
@@ -28,46 +26,10 @@ def plain_bento(root: Path) -> Path:
     return root
 
 
-def half_open(url: str, count: int) -> list[socket.socket]:
-    address = urlparse(url)
-    stalled = []
-    for _ in range(count):
-        sock = socket.create_connection((address.hostname, address.port), timeout=10)
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-")
-        stalled.append(sock)
-    return stalled
-
-
-def slow_bodies(url: str, count: int) -> list[socket.socket]:
-    """``count`` connections that each send a whole head announcing 100,000 body bytes, then one byte, then nothing."""
-    address = urlparse(url)
-    stalled = []
-    for _ in range(count):
-        sock = socket.create_connection((address.hostname, address.port), timeout=10)
-        sock.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
-        )
-        stalled.append(sock)
-    return stalled
-
-
-def closed_by_the_server(stalled: list[socket.socket], within_s: float) -> bool:
-    """Whether the server closes every one of ``stalled`` within ``within_s`` (a timeout raises)."""
-    deadline = time.monotonic() + within_s
-    for sock in stalled:
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            while sock.recv(4096) != b"":  # a connection beyond the limit reads its 503 first
-                sock.settimeout(max(0.1, deadline - time.monotonic()))
-        except ConnectionResetError:  # refused at once, beyond the limit: its half head reached a closed socket
-            pass
-    return True
-
-
 def test_a_thousand_half_open_connections_do_not_stop_serve(tmp_path):
     root = plain_bento(tmp_path / "plain")
     with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S)) as url:
-        stalled = half_open(url, 1000)
+        stalled = stalled_connections(url, 1000)
         try:
             for _ in range(10):
                 answer = requests.post(f"{url}/predict", json={"x": [1, 2]}, timeout=10)
@@ -81,7 +43,7 @@ def test_a_thousand_half_open_connections_do_not_stop_serve(tmp_path):
 def test_beyond_max_connections_requests_get_503_until_the_stalled_ones_are_closed(tmp_path):
     root = plain_bento(tmp_path / "plain")
     with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S), "--max-connections", "20") as url:
-        stalled = half_open(url, 25)
+        stalled = stalled_connections(url, 25)
         try:
             assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 503
             assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
@@ -94,11 +56,11 @@ def test_beyond_max_connections_requests_get_503_until_the_stalled_ones_are_clos
 def test_stalled_request_bodies_are_closed_after_the_head_timeout_and_free_their_connections(tmp_path):
     root = plain_bento(tmp_path / "plain")
     with served_bento(str(root), "--head-timeout", str(HEAD_TIMEOUT_S), "--max-connections", "100") as url:
-        stalled = slow_bodies(url, 50)
+        stalled = stalled_connections(url, 50, SLOW_BODY)
         try:
             for _ in range(5):  # below the limit, normal requests keep being answered
                 assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
-            stalled += slow_bodies(url, 100)
+            stalled += stalled_connections(url, 100, SLOW_BODY)
             assert closed_by_the_server(stalled, HEAD_TIMEOUT_S + 10)
             assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
             assert requests.post(f"{url}/predict", json={"x": [1]}, timeout=10).status_code == 200
