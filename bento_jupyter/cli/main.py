@@ -12,7 +12,6 @@ from bento_jupyter.bento.archive import export_archive, import_archive
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.local_store import Store
-from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.bento.trust import (
     TRUST_FLAG,
     TrustPolicy,
@@ -42,12 +41,6 @@ def _serve(args: argparse.Namespace) -> int:
 
         print(f"{root}: signed by {verify_bento(root, keys)}", file=sys.stderr)
     trust = TrustPolicy(trust_code=args.trust_code, trusted_keys=keys)
-    if not args.verify:
-        from bento_jupyter.server.replay import verification_warning
-
-        warning = verification_warning(read_manifest(root, verify_files=False).get("verification"))
-        if warning is not None:
-            print(f"{root}: WARNING {warning}", file=sys.stderr, flush=True)
     if args.verify:
         from bento_jupyter.server.replay import replay_samples
 
@@ -55,7 +48,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"{root}: {report.summary()}", file=sys.stderr)
         if not report.passed:
             return 1
-    serve_bento(root, args.host, args.port, args.workers, trust, ServiceSettings.given(args), limits_from(args))
+    serve_bento(
+        root,
+        args.host,
+        args.port,
+        args.workers,
+        trust,
+        ServiceSettings.given(args),
+        limits_from(args),
+        warn_unverified=not args.verify,
+    )
     return 0
 
 

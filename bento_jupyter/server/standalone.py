@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.refusal import RefusingProtocol
+from bento_jupyter.server.replay import verification_warning
 from bento_jupyter.server.tasks import bento_task_scope
 from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import bind_socket
@@ -47,13 +49,19 @@ def serve_bento(
     trust: TrustPolicy | None = None,
     overrides: Mapping[str, Any] | None = None,
     limits: ConnectionLimits | None = None,
+    warn_unverified: bool = True,
 ) -> None:
     """Load (and verify) the bento, bind, and serve until interrupted; ``trust`` decides about pickles,
     ``limits`` bound slow and idle clients.
 
-    The service runs with the settings the bento recorded, each of ``overrides`` (by name) in its place.
+    The service runs with the settings the bento recorded, each of ``overrides`` (by name) in its place. Once the
+    bento has loaded, a build that did not check every API is named on stderr (``warn_unverified``), so a bento
+    refused at load shows only its refusal.
     """
     definition, manifest = load_bento(root, trust or TrustPolicy())  # fail here, before binding
+    warning = verification_warning(manifest.get("verification")) if warn_unverified else None
+    if warning is not None:
+        print(f"{root}: WARNING {warning}", file=sys.stderr, flush=True)
     settings = ServiceSettings.from_manifest(manifest.get("settings")).overridden(overrides or {})
     sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
