@@ -93,6 +93,7 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         elif not self.transport.is_closing():
             self.transport.close()
 
+    # asyncio types the argument BaseTransport; a stream server passes a Transport (uvicorn ignores this too)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._head_timeout_s = float(os.environ.get(_HEAD_TIMEOUT_VARIABLE, DEFAULT_HEAD_TIMEOUT_S))
         super().connection_made(transport)

@@ -79,6 +79,7 @@ def import_archive(archive: Path, store: Store | None = None, trust: TrustPolicy
         compressed = archive.stat().st_size
         with archive.open("rb") as raw:
             stream = _Bounded(_decompressed(raw), MAX_MANIFEST_BYTES + 8 * _BLOCK)
+            # typeshed wants an IO[bytes]; tarfile's stream mode only calls _Bounded.read
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 return _Import(tar, stream, compressed, store, trust).run()
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, ValueError) as exc:

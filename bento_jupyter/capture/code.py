@@ -172,7 +172,9 @@ def _without_decorators(source: str, indexes: list[int]) -> str:
     if not indexes:
         return source
     lines = source.splitlines()
-    decorators = ast.parse(source).body[0].decorator_list  # type: ignore[attr-defined]
+    definition = ast.parse(source).body[0]
+    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    decorators = definition.decorator_list
     first = min(decorators[i].lineno for i in indexes) - 1
     for i in indexes:
         for line in range(decorators[i].lineno - 1, decorators[i].end_lineno or decorators[i].lineno):

@@ -92,12 +92,13 @@ def stop_service(name: str) -> dict[str, Any]:
 def cancel_task(name: str, task_id: str) -> dict[str, Any]:
     """Cancel a task of service ``name``: a pending one at once, a running one is asked to stop."""
     service = services.get(name)
-    record = service.app.tasks.store.get(task_id) if service is not None and service.app.tasks else None
-    if service is None or record is None:
+    tasks = service.app.tasks if service is not None else None
+    record = tasks.store.get(task_id) if tasks else None
+    if tasks is None or record is None:
         raise BentoNotFoundError(f"no task {task_id} in a running service named {name!r}")
-    canceled = service.app.tasks.store.cancel(task_id)
+    canceled = tasks.store.cancel(task_id)
     if canceled is None:  # it finished, before or since we read it
-        finished = service.app.tasks.store.get(task_id) or record
+        finished = tasks.store.get(task_id) or record
         return {"message": f"task {task_id} already finished ({finished.status.value})"}
     done = canceled.status.finished
     return {"message": f"canceled task {task_id}" if done else f"asked task {task_id} to stop"}

@@ -38,8 +38,8 @@ from bento_jupyter.service.settings import ServiceSettings
 class _Parser(argparse.ArgumentParser):
     """argparse whose mistakes become one-line UsageErrors instead of SystemExit; help is ours (full_help)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, add_help=False, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:  # argparse builds sub-parsers with keywords only
+        super().__init__(add_help=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"%bento: {message}")
@@ -151,6 +151,8 @@ class BentoMagics(Magics):
         help="gc.freeze() the kernel's heap when serving starts: full collections then skip the (large,"
         " long-lived) notebook state instead of pausing every request for it.",
     ).tag(config=True)
+
+    shell: InteractiveShell  # IPython's Magics allows None; ours is always built on a shell
 
     def __init__(self, shell: InteractiveShell, cell_log: CellLog) -> None:
         super().__init__(shell=shell)
@@ -298,8 +300,8 @@ def register(shell: InteractiveShell) -> None:
     shell.register_magics(magics)
     shell.events.register("pre_run_cell", on_pre_run_cell)
     shell.events.register("post_run_cell", cell_log.finish)
-    shell._bento_magics = magics  # type: ignore[attr-defined]
-    shell._bento_pre_run_cell = on_pre_run_cell  # type: ignore[attr-defined]
+    shell._bento_magics = magics  # type: ignore[attr-defined]  # our mark on IPython's shell
+    shell._bento_pre_run_cell = on_pre_run_cell  # type: ignore[attr-defined]  # our mark on IPython's shell
 
 
 def unregister(shell: InteractiveShell) -> None:
@@ -310,5 +312,5 @@ def unregister(shell: InteractiveShell) -> None:
     magics = getattr(shell, "_bento_magics", None)
     if magics is not None:
         shell.events.unregister("post_run_cell", magics.cell_log.finish)
-    shell._bento_magics = None  # type: ignore[attr-defined]
-    shell._bento_pre_run_cell = None  # type: ignore[attr-defined]
+    shell._bento_magics = None  # type: ignore[attr-defined]  # our mark on IPython's shell
+    shell._bento_pre_run_cell = None  # type: ignore[attr-defined]  # our mark on IPython's shell

@@ -170,7 +170,7 @@ class ServiceApp:
                 return
         await self._site(scope, receive, send)
 
-    async def _infer(self, route: str, kwargs: dict[str, Any], scope: dict[str, Any]) -> Any:
+    async def _infer(self, route: str, kwargs: dict[str, Any], scope: Scope) -> Any:
         """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header)."""
         endpoint = self._endpoints[route]
         assert isinstance(endpoint, Endpoint)  # v2 lists no streaming API

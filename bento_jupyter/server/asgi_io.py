@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
 from bento_jupyter.server.http_errors import HTTPError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 
@@ -13,14 +14,14 @@ _JSON = b"application/json"
 _ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
 
 
-def header(scope: dict[str, Any], name: bytes) -> bytes:
+def header(scope: Scope, name: bytes) -> bytes:
     for key, value in scope["headers"]:
         if key == name:
             return value
     return b""
 
 
-def check_json_request(scope: dict[str, Any]) -> None:
+def check_json_request(scope: Scope) -> None:
     """Refuse with 415 a request body that does not claim to be JSON."""
     content_type = header(scope, b"content-type").split(b";", 1)[0].strip().lower()
     if content_type not in _ACCEPTED_TYPES:
@@ -29,7 +30,7 @@ def check_json_request(scope: dict[str, Any]) -> None:
         )
 
 
-async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes with 413."""
     declared = header(scope, b"content-length")
     if declared and int(declared) > limit:
@@ -93,7 +94,7 @@ def client_gone(receive: Receive) -> bool:
     lost; while it is alive, ``receive()`` would wait, so the call is abandoned at its first suspension.
     """
     pending = receive()
-    if not hasattr(pending, "send"):  # not a coroutine: no way to ask without waiting
+    if not isinstance(pending, Coroutine):  # no way to ask without waiting
         return False
     try:
         pending.send(None)

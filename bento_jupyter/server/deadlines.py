@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
+
+from starlette.types import Scope
 
 from bento_jupyter.server.asgi_io import header
 from bento_jupyter.server.http_errors import BadRequest, DeadlineExceeded
@@ -23,7 +25,7 @@ DEADLINE_HEADER = "x-envoy-expected-rq-timeout-ms"
 _HEADER = DEADLINE_HEADER.encode()
 
 
-def request_deadline(scope: dict[str, Any], arrived: float, cap_s: float | None) -> float | None:
+def request_deadline(scope: Scope, arrived: float, cap_s: float | None) -> float | None:
     """The instant (on ``arrived``'s clock, seconds) by which the request must be answered, or None for no deadline.
 
     ``cap_s`` is the tightest of the API's ``timeout`` and the server's ``--request-timeout``; the header

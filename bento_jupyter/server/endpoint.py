@@ -67,8 +67,9 @@ class Endpoint:
         self._text_output = method.output.json_schema().get("type") == "string"
         self._run_direct = with_callers_torch_threads(method.func)
         # An API of one tensor takes the body straight into numpy when it is a plain {name: array}.
-        only_tensor = len(method.params) == 1 and isinstance(method.params[0].codec, TensorCodec)
-        self._tensor_body = TensorBodyReader(method.params[0].name) if only_tensor else None
+        codec = method.params[0].codec if len(method.params) == 1 else None
+        self._tensor_codec = codec if isinstance(codec, TensorCodec) else None
+        self._tensor_body = TensorBodyReader(method.params[0].name) if self._tensor_codec is not None else None
         self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
         # the latest exchanges, replayed against a bento built from this service (none kept when verify=False)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
@@ -212,9 +213,9 @@ class Endpoint:
         """The handler's keyword arguments from the request body; BadRequest names the field at fault."""
         array = self._tensor_body.read(raw) if self._tensor_body is not None else None
         try:
-            if array is not None:
-                param = self.method.params[0]
-                return {param.name: param.codec.from_array(array, param.name)}
+            if array is not None and self._tensor_codec is not None:
+                name = self.method.params[0].name
+                return {name: self._tensor_codec.from_array(array, name)}
             return self.method.decode(raw)
         except InvalidInput as exc:
             raise BadRequest(exc.message, field=exc.field or None) from None

@@ -50,7 +50,7 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1  # Prometheus buckets are "less or equal"
         self.total += value
 
-    def cumulative(self) -> list[tuple[str, float]]:
+    def cumulative(self) -> list[tuple[str, int]]:
         running, buckets = 0, []
         for bound, count in zip([*map(str, map(float, self.bounds)), "+Inf"], self.counts, strict=True):
             running += count

@@ -17,6 +17,7 @@ import pydantic_core
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
@@ -45,7 +46,7 @@ _SCALAR_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "s
 _PLATFORM = "bento_jupyter"
 
 # (route, handler arguments, the request's ASGI scope) -> awaitable encoded result
-Infer = Callable[[str, dict[str, Any], dict[str, Any]], Any]
+Infer = Callable[[str, dict[str, Any], Scope], Any]
 
 
 def _json(value: Any, status: int = 200) -> Response:

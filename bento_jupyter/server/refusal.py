@@ -87,7 +87,7 @@ class RefusingProtocol(HeadTimeoutProtocol):
     _at_boundary = True  # the parser is between messages: the next bytes start a request
     _idle_since = float("-inf")  # loop time of the latest fast refusal on this connection
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._refuser = find_refuser(self.app)
 

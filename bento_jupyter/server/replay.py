@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.types import Message
 
 from bento_jupyter.bento.build import SAMPLES_FILE
 from bento_jupyter.bento.loader import load_bento
@@ -166,7 +167,7 @@ async def _post(app: ServiceApp, route: str, body: bytes, accept: bytes) -> tupl
     delivered = False
     status, media, chunks = 0, "", []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal delivered
         if not delivered:
             delivered = True
@@ -174,7 +175,7 @@ async def _post(app: ServiceApp, route: str, body: bytes, accept: bytes) -> tupl
         await done.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status, media
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -227,6 +228,7 @@ async def _replay(app: ServiceApp, samples: dict[str, Any]) -> Report:
         for index, exchange in enumerate(api["exchanges"]):
             report.replayed += 1
             status, body, media = await _post(app, api["route"], orjson.dumps(exchange["request"]), accept)
+            detail: str | None
             if status != 200:
                 detail = f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
             else:

@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -122,19 +122,25 @@ class ItemEncoder:
 class ItemSource:
     """Steps a sync or async generator one item at a time; ``close()`` runs its ``finally``."""
 
-    def __init__(self, generator: Iterator[Any] | AsyncIterator[Any]) -> None:
-        self._generator = generator
-        self._is_async = hasattr(generator, "__anext__")
+    def __init__(self, generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any]) -> None:
+        self._async: AsyncGenerator[Any, Any] | None = None
+        self._sync: Generator[Any, Any, Any] | None = None
+        if isinstance(generator, AsyncGenerator):
+            self._async = generator
+        else:
+            self._sync = generator
+        self._is_async = self._async is not None
 
     async def next(self) -> Any:
         """The next item, or ``END``."""
-        if self._is_async:
+        if self._async is not None:
             try:
-                return await self._generator.__anext__()  # type: ignore[union-attr]
+                return await self._async.__anext__()
             except StopAsyncIteration:
                 return END
+        assert self._sync is not None  # set whenever _async is not
         step = contextvars.copy_context().run
-        return await asyncio.get_running_loop().run_in_executor(_step_pool(), step, next, self._generator, END)
+        return await asyncio.get_running_loop().run_in_executor(_step_pool(), step, _advance, self._sync)
 
     async def next_unless(self, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
         """(True, next item or ``END``), or (False, None) when the client left first.
@@ -162,10 +168,15 @@ class ItemSource:
         return False, None
 
     async def close(self) -> None:
-        if self._is_async:
-            await self._generator.aclose()  # type: ignore[union-attr]
-        else:
-            await asyncio.get_running_loop().run_in_executor(_step_pool(), self._generator.close)  # type: ignore[union-attr]
+        if self._async is not None:
+            await self._async.aclose()
+        elif self._sync is not None:
+            await asyncio.get_running_loop().run_in_executor(_step_pool(), self._sync.close)
+
+
+def _advance(generator: Generator[Any, Any, Any]) -> Any:
+    """The generator's next item, or ``END`` (run on a step thread)."""
+    return next(generator, END)
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -147,6 +147,7 @@ def _inputs_adapter(name: str, params: list[Param]) -> TypeAdapter[Any]:
     """Validates a whole request body: a JSON object with one key per parameter and no other."""
     fields = {p.name: p.codec.annotation if p.required else NotRequired[p.codec.annotation] for p in params}
     title = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name)) + "Input"
+    # a TypedDict made at run time from the parameters, which mypy cannot follow; pydantic reads its config attribute
     body = TypedDict(title, fields)  # type: ignore[misc]
     body.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
     try:
