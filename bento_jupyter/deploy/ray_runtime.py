@@ -21,7 +21,6 @@ from bento_jupyter.server.app import DEFAULT_MAX_BODY_BYTES
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import (
     ClientClosedRequest,
-    HandlerFailed,
     HTTPError,
     MethodNotAllowed,
     NotFound,
@@ -31,7 +30,7 @@ from bento_jupyter.server.http_errors import (
 )
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.stream_framing import StreamFormat
-from bento_jupyter.server.streaming import END, ItemEncoder, ItemSource
+from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
 from bento_jupyter.service.settings import ServiceSettings
@@ -60,68 +59,49 @@ class BentoAPI:
         # Ray Serve hands over together)
         metrics = ServiceMetrics(definition.name)
         self.endpoint = Endpoint(self.method, metrics, self._max_body, handler_slots=_UNBOUNDED)
+        self.stream_endpoint = StreamEndpoint(self.method, metrics, self._max_body)  # a generator API's
 
-    def _decode(self, payload: bytes) -> dict[str, Any]:
-        """Arguments from a body within the bento's recorded ``max_body_mb``: PayloadTooLarge over it,
-        BadRequest naming the field that does not validate."""
+    def _within_limit(self, payload: bytes) -> bytes:
+        """``payload``, when within the bento's recorded ``max_body_mb`` (PayloadTooLarge over it)."""
         if len(payload) > self._max_body:
             raise PayloadTooLarge(f"request body of {len(payload)} bytes exceeds the {self._max_body}-byte limit")
-        return self.endpoint.decode(payload)
-
-    def _failure_message(self, exc: Exception) -> str:
-        return f"{self.method.name}() raised {type(exc).__name__}: {exc}"
-
-    def _failed(self, exc: Exception) -> Answer:
-        return _answer(HandlerFailed(self._failure_message(exc)))
+        return payload
 
     async def answer(self, payload: bytes) -> Answer:
-        """One request through the server's pipeline (``Endpoint.call``)."""
+        """One request through the server's pipeline (``Endpoint.decode``, ``call``, ``body``)."""
         try:
-            body, media = self.endpoint.body(await self.endpoint.call(self._decode(payload)))
+            kwargs = self.endpoint.decode(self._within_limit(payload))
+            body, media = self.endpoint.body(await self.endpoint.call(kwargs))
         except HTTPError as error:
             return _answer(error)
         return 200, body, media.decode()
 
     async def stream(self, payload: bytes, fmt: str) -> AsyncIterator[Answer | bytes]:
-        """A generator API for Ray Serve to stream: first the head (an error Answer ends the stream there),
-        then each item framed as ``fmt`` (a StreamFormat value), then an error frame if the stream fails (for
-        JSON, which has none, an error Answer). When the client leaves, Ray Serve cancels this generator and
-        the handler's generator is closed."""
+        """A generator API for Ray Serve to stream, through the server's stream pipeline (``StreamEndpoint.decode``,
+        ``open``): first the head (an error Answer ends the stream there), then each item framed as ``fmt`` (a
+        StreamFormat value), then an error frame if the stream fails (for JSON, which has none, an error Answer).
+        When the client leaves, Ray Serve cancels this generator and the handler's generator is closed."""
+        stream_format = StreamFormat(fmt)
         try:
-            kwargs = self._decode(payload)
+            stream = self.stream_endpoint.open(self.stream_endpoint.decode(self._within_limit(payload)), stream_format)
         except HTTPError as error:
             yield _answer(error)
             return
-        stream_format = StreamFormat(fmt)
-        encoder = ItemEncoder(self.method, stream_format)
-        source = ItemSource(self.method.func(**kwargs))
         try:
             try:
-                item = await source.next()
-                frame = b"" if item is END else encoder.item(item)
+                first = await stream.first()
             except HTTPError as failure:
-                yield failure.status, failure.body(), "application/json"
-                return
-            except Exception as exc:
-                yield self._failed(exc)
+                yield _answer(failure)
                 return
             yield 200, b"", f"{stream_format.media_type}; charset=utf-8"
-            while item is not END:
-                yield frame
-                try:
-                    item = await source.next()
-                    if item is not END:
-                        frame = encoder.item(item)
-                except Exception as exc:
-                    ended = exc if isinstance(exc, HTTPError) else HandlerFailed(self._failure_message(exc))
-                    closing = encoder.error(ended)
-                    if stream_format is StreamFormat.JSON:
-                        yield _answer(ended)
-                    elif closing is not None:
-                        yield closing
-                    return
+            if first is not None:
+                yield first
+                async for frame in stream.rest():
+                    yield frame
+            if stream.failure is not None and stream_format is StreamFormat.JSON:
+                yield _answer(stream.failure)
         finally:
-            await source.close()
+            await stream.source.close()
 
     async def answer_batch(self, payloads: list[bytes]) -> list[Answer]:
         """Requests Ray Serve gathered, submitted together: the API's BatchDispatcher merges them along

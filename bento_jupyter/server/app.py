@@ -31,7 +31,7 @@ from bento_jupyter.server.tasks import (
     run_in_process,
     task_store_path,
 )
-from bento_jupyter.service.definition import APIMethod, ServiceDefinition
+from bento_jupyter.service.definition import ServiceDefinition
 from bento_jupyter.service.schema import openapi_document, server_url, service_schema
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -105,18 +105,19 @@ class ServiceApp:
 
     def _serve_tasks(self, definition: ServiceDefinition) -> None:
         """Task routes for the task APIs of ``definition``; the store and workers outlive hot swaps."""
-        apis = [TaskAPI.of(m) for m in definition.apis.values() if m.config.task and self._run_tasks]
+        apis = [TaskAPI.of(e) for e in self._task_endpoints().values()] if self._run_tasks else []
         if apis and self.tasks is None:
             path = task_store_path(self._task_home or home(), definition.name, self._task_scope)
             store = TaskStore(path, retention_from_environment())
-            self.tasks = TaskRunner(store, run_in_process(store, self._task_api))
+            self.tasks = TaskRunner(store, run_in_process(store, lambda name: self._task_endpoints().get(name)))
         if self.tasks is not None:
             self.tasks.serve(apis)
         routes = [TaskRoutes(api, self.tasks, self._max_body) for api in apis if self.tasks is not None]
         self._task_routes = {path: r for r in routes for path in r.paths()}
 
-    def _task_api(self, name: str) -> APIMethod | None:
-        return next((m for m in self.definition.apis.values() if m.name == name and m.config.task), None)
+    def _task_endpoints(self) -> dict[str, Endpoint]:
+        """The endpoints of the task APIs serving now (after a hot swap, the new ones), by API name."""
+        return {e.method.name: e for e in self._endpoints.values() if isinstance(e, Endpoint) and e.method.config.task}
 
     def close(self) -> None:
         """Stop running tasks from this app (when its server stops; they stay on disk) and release the batch

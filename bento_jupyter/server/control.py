@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from bento_jupyter.atomic import write_file
 from bento_jupyter.processes import process_alive
 from bento_jupyter.server import asgi_io
+from bento_jupyter.server.http_errors import HTTPError, MethodNotAllowed, NotFound, Unauthorized
 
 STATS_PATH = "/_bento/stats"
 STOP_PATH = "/_bento/stop"
@@ -48,23 +49,25 @@ class ControlApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        routes = {STATS_PATH: "GET", STOP_PATH: "POST"}
-        path, method = scope["path"], scope["method"]
-        if path not in routes:
-            await _send_json(send, 404, {"error": f"no control route {path}"})
-        elif not hmac.compare_digest(asgi_io.header(scope, b"authorization"), self._expected):
-            await _send_json(send, 401, {"error": "missing or wrong control token"})
-        elif method != routes[path]:
-            await _send_json(send, 405, {"error": f"{path} accepts {routes[path]} only"})
-        elif path == STATS_PATH:
-            await _send_json(send, 200, self._stats())
+        try:
+            status, answer = self._answer(scope["path"], scope["method"], asgi_io.header(scope, b"authorization"))
+        except HTTPError as error:
+            await asgi_io.send_error(send, error)
         else:
-            self._stop()
-            await _send_json(send, 202, {"stopping": True})
+            await asgi_io.send_bytes(send, status, orjson.dumps(answer))
 
-
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    await asgi_io.send_bytes(send, status, orjson.dumps(body))
+    def _answer(self, path: str, method: str, authorization: bytes) -> tuple[int, dict[str, Any]]:
+        routes = {STATS_PATH: "GET", STOP_PATH: "POST"}
+        if path not in routes:
+            raise NotFound(f"no control route {path}")
+        if not hmac.compare_digest(authorization, self._expected):
+            raise Unauthorized("missing or wrong control token")
+        if method != routes[path]:
+            raise MethodNotAllowed(f"{path} accepts {routes[path]} only", headers={"allow": routes[path]})
+        if path == STATS_PATH:
+            return 200, self._stats()
+        self._stop()
+        return 202, {"stopping": True}
 
 
 @dataclass(frozen=True)

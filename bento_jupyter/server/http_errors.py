@@ -30,6 +30,10 @@ class BadRequest(HTTPError):
     status = 400
 
 
+class Unauthorized(HTTPError):
+    status = 401
+
+
 class NotFound(HTTPError):
     status = 404
 

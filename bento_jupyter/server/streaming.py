@@ -11,7 +11,7 @@ import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +29,7 @@ from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.schema import example_request
 
 END = object()  # what ItemSource.next() returns once the generator is exhausted
+GONE = object()  # what ItemStream returns once the client has left
 # Sync generators step here, not on the loop's default pool: a stream that waits between items (a remote
 # model, a sleep) holds a thread per step, and many open streams must neither queue behind each other nor
 # starve the other handlers. Threads start only as streams need them.
@@ -185,6 +186,65 @@ async def _until_disconnect(receive: Receive) -> None:
         message = await receive()
 
 
+class ItemStream:
+    """One call of a generator API as frames on the wire, for every host of the stream (the server's route and the
+    Ray Serve runtime): ``first()`` before the response starts, then ``rest()``.
+
+    ``disconnected`` (None where the host cancels the stream itself) ends the stream with ``gone`` set; a failure
+    after the first frame ends it with its error frame, where the framing has one, and is kept in ``failure``.
+    """
+
+    def __init__(self, method: APIMethod, source: ItemSource, fmt: StreamFormat) -> None:
+        self._method = method
+        self.source = source
+        self.encoder = ItemEncoder(method, fmt)
+        self.gone = False
+        self.failure: HTTPError | None = None
+
+    async def _next(self, disconnected: asyncio.Future[None] | None) -> Any:
+        """The next item, ``END``, or ``GONE``; HTTPError when the generator fails."""
+        try:
+            if disconnected is None:
+                return await self.source.next()
+            arrived, item = await self.source.next_unless(disconnected)
+        except Exception as exc:
+            raise handler_failure(self._method, exc) from exc
+        return item if arrived else GONE
+
+    async def first(self, disconnected: asyncio.Future[None] | None = None) -> bytes | None:
+        """The first item's frame, or None for an empty stream or a client gone (``gone``). A failure before the
+        first frame (an invalid first item or one with no JSON form included) is raised: a plain HTTP error, as
+        for any other API."""
+        item = await self._next(disconnected)
+        if item is GONE:
+            self.gone = True
+        return None if item is END or item is GONE else self.encoder.item(item)
+
+    async def rest(self, disconnected: asyncio.Future[None] | None = None) -> AsyncIterator[bytes]:
+        """The frames after the first, up to the end of the stream, the client leaving or a failure."""
+        while True:
+            try:
+                item = await self._next(disconnected)
+                if item is END:
+                    return
+                if item is GONE:
+                    self.gone = True
+                    return
+                frame = self.encoder.item(item)
+            except HTTPError as failure:
+                self.failure = failure
+                closing = self.encoder.error(failure)
+                if closing is not None:
+                    yield closing
+                return
+            yield frame
+
+
+def handler_failure(method: APIMethod, exc: BaseException) -> HandlerFailed:
+    """The 500 of a generator that raised ``exc``, naming the API."""
+    return HandlerFailed(f"{method.name}() raised {type(exc).__name__}: {exc}")
+
+
 class StreamEndpoint:
     """Serves one generator APIMethod: checks and decodes the request, then streams what the generator yields."""
 
@@ -209,26 +269,20 @@ class StreamEndpoint:
             self._metrics.in_progress -= 1
             self._metrics.answered(status, time.perf_counter() - began)
 
-    def _start(self, kwargs: dict[str, Any]) -> ItemSource:
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        """The generator's keyword arguments from the request body; BadRequest names the field at fault."""
         try:
-            return ItemSource(self.method.func(**kwargs))
+            return self.method.decode(raw)
+        except InvalidInput as exc:
+            raise BadRequest(exc.message, field=exc.field or None) from None
+
+    def open(self, kwargs: dict[str, Any], fmt: StreamFormat) -> ItemStream:
+        """Call the generator API with decoded arguments: its items framed as ``fmt`` (close its ``source``)."""
+        try:
+            source = ItemSource(self.method.func(**kwargs))
         except Exception as exc:  # a generator function wrapped by something that calls early
-            raise self._failure(exc) from exc
-
-    def _failure(self, exc: BaseException) -> HandlerFailed:
-        return HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}")
-
-    async def _end_with_error(self, send: Send, encoder: ItemEncoder, failure: HTTPError) -> int:
-        """Closes a started stream with its error frame; the status is a 500 for the metrics.
-
-        BentoML's framing has no error frame: as BentoML's own server does, the response is left unfinished, so
-        the server drops the connection mid-body and BentoML's client raises instead of seeing a complete stream.
-        """
-        frame = encoder.error(failure)
-        if frame is not None:
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        return 500
+            raise handler_failure(self.method, exc) from exc
+        return ItemStream(self.method, source, fmt)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
@@ -236,82 +290,56 @@ class StreamEndpoint:
         asgi_io.check_json_request(scope)
         fmt = StreamFormat.negotiate(scope)
         raw = await asgi_io.read_body(scope, receive, self._max_body)
-        try:
-            kwargs = self.method.decode(raw)
-        except InvalidInput as exc:
-            raise BadRequest(exc.message, field=exc.field or None) from None
-        encoder = ItemEncoder(self.method, fmt)
-        source = self._start(kwargs)
+        stream = self.open(self.decode(raw), fmt)
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
             if fmt is StreamFormat.JSON:
-                status = await self._whole(source, encoder, send, disconnected)
+                status = await self._whole(stream, send, disconnected)
             else:
-                status = await self._pump(source, encoder, fmt, send, disconnected)
+                status = await self._pump(stream, fmt, send, disconnected)
             if status == 200:
-                self.samples.record_stream(raw, encoder.items)
+                self.samples.record_stream(raw, stream.encoder.items)
                 if self.example is None:
                     self.example = example_request(self.method, raw)
             return status
         finally:
             disconnected.cancel()
             with contextlib.suppress(Exception):
-                await source.close()
+                await stream.source.close()
 
-    async def _next(self, source: ItemSource, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
-        try:
-            return await source.next_unless(disconnected)
-        except Exception as exc:
-            raise self._failure(exc) from exc
-
-    async def _whole(
-        self, source: ItemSource, encoder: ItemEncoder, send: Send, disconnected: asyncio.Future[None]
-    ) -> int:
+    async def _whole(self, stream: ItemStream, send: Send, disconnected: asyncio.Future[None]) -> int:
         """Every item as one JSON array, once the generator is exhausted; any failure is a plain HTTP error."""
-        frames = []
-        while True:
-            arrived, item = await self._next(source, disconnected)
-            if not arrived:
-                return 499
-            if item is END:
-                break
-            frames.append(encoder.item(item))
+        first = await stream.first(disconnected)
+        frames = [] if first is None else [first, *[frame async for frame in stream.rest(disconnected)]]
+        if stream.gone:
+            return 499
+        if stream.failure is not None:
+            raise stream.failure
         await asgi_io.send_bytes(send, 200, b"[" + b",".join(frames) + b"]")
         return 200
 
-    async def _pump(
-        self,
-        source: ItemSource,
-        encoder: ItemEncoder,
-        fmt: StreamFormat,
-        send: Send,
-        disconnected: asyncio.Future[None],
-    ) -> int:
-        # An error before the first item (a first item that is invalid or has no JSON form included) is still
-        # a plain HTTP error, as for any other API.
-        arrived, first = await self._next(source, disconnected)
-        if not arrived:
+    async def _pump(self, stream: ItemStream, fmt: StreamFormat, send: Send, disconnected: asyncio.Future[None]) -> int:
+        first = await stream.first(disconnected)
+        if stream.gone:
             return 499
-        body = b"" if first is END else encoder.item(first)
         headers = [
             (b"content-type", f"{fmt.media_type}; charset=utf-8".encode()),
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),  # ask nginx-style proxies not to hold items back
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        item = first
-        while item is not END:
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            try:
-                arrived, item = await self._next(source, disconnected)
-                if not arrived:
-                    return 499
-                if item is not END:
-                    body = encoder.item(item)
-            except HTTPError as failure:
-                return await self._end_with_error(send, encoder, failure)
+        if first is not None:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for frame in stream.rest(disconnected):
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        if stream.gone:
+            return 499
+        if stream.failure is not None and fmt is StreamFormat.BENTOML:
+            # BentoML's framing has no error frame: as BentoML's own server does, the response is left
+            # unfinished, so the server drops the connection mid-body and BentoML's client raises.
+            return 500
         await send({"type": "http.response.body", "body": b""})
-        return 200
+        return 200 if stream.failure is None else 500
 
     async def retire(self) -> None:
         """Nothing is queued here: streams in flight finish on the old handler."""

@@ -22,12 +22,17 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
-from bento_jupyter.server.http_errors import BadRequest, HTTPError, MethodNotAllowed, NotFound, Overloaded
+from bento_jupyter.server.endpoint import Endpoint
+from bento_jupyter.server.http_errors import (
+    BadRequest,
+    HandlerFailed,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+)
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
-from bento_jupyter.service.definition import APIMethod
-from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.task_context import current_task
 from bento_jupyter.service.task_status import TaskStatus
 
@@ -36,7 +41,7 @@ DEFAULT_RETENTION_S = 24 * 3600.0  # BentoML keeps task results for a day too
 DEFAULT_QUEUE_SIZE = 100
 _POLL_S = 0.5  # how often idle workers look for tasks other processes stored
 _MAX_MAINTENANCE_S = 60.0  # idle workers purge expired tasks at least this often
-_INTERRUPTED = orjson.dumps({"error": "the server stopped while this task ran: retry it"})
+_INTERRUPTED = HandlerFailed("the server stopped while this task ran: retry it").body()
 TASK_ROUTES = ("/submit", "/status", "/get", "/cancel", "/retry")
 
 
@@ -69,41 +74,35 @@ class TaskAPI:
     validate: Callable[[bytes], Any] | None = None  # raises BadRequest
 
     @classmethod
-    def of(cls, method: APIMethod) -> TaskAPI:
-        config = method.config
+    def of(cls, endpoint: Endpoint) -> TaskAPI:
+        config = endpoint.method.config
         return cls(
-            method.name,
-            method.route,
+            endpoint.method.name,
+            endpoint.method.route,
             config.max_queue_size or DEFAULT_QUEUE_SIZE,
             config.max_concurrency or 1,
-            lambda body: _decode(method, body),
+            endpoint.decode,
         )
 
 
-def _decode(method: APIMethod, body: bytes) -> dict[str, Any]:
-    try:
-        return method.decode(body)
-    except InvalidInput as exc:
-        raise BadRequest(exc.message, field=exc.field or None) from None
-
-
-def run_in_process(store: TaskStore, resolve: Callable[[str], APIMethod | None]) -> Execute:
-    """Tasks run by calling the handler this process serves now (``resolve``: API name -> its method)."""
+def run_in_process(store: TaskStore, resolve: Callable[[str], Endpoint | None]) -> Execute:
+    """Tasks run by calling the handler this process serves now (``resolve``: API name -> its endpoint), with the
+    endpoint's own decode and body. The call itself stays on the task's worker thread, where ``current_task``
+    is set: the queue on disk, not the endpoint's admission, bounds how many run."""
 
     def execute(record: TaskRecord) -> Answer:
-        method = resolve(record.api)
-        if method is None:
+        endpoint = resolve(record.api)
+        if endpoint is None:
             raise NotFound(f"the service no longer serves {record.api}()")
-        kwargs = _decode(method, record.input)
+        method = endpoint.method
+        kwargs = endpoint.decode(record.input)
         token = current_task.set((store, record.task_id))
         try:
             result = asyncio.run(method.func(**kwargs)) if method.is_async else method.func(**kwargs)
         finally:
             current_task.reset(token)
-        encoded = method.encode(result)
-        if method.output.json_schema().get("type") == "string":
-            return 200, str(encoded).encode(), "text/plain; charset=utf-8"
-        return 200, dumps(encoded), "application/json"
+        body, media = endpoint.body(method.encode(result))
+        return 200, body, media.decode()
 
     return execute
 
@@ -186,8 +185,8 @@ class TaskRunner:
         except HTTPError as error:
             status, body, media = error.status, error.body(), "application/json"
         except Exception as exc:
-            status, media = 500, "application/json"
-            body = orjson.dumps({"error": f"{record.api}() raised {type(exc).__name__}: {exc}"})
+            failure = HandlerFailed(f"{record.api}() raised {type(exc).__name__}: {exc}")
+            status, body, media = failure.status, failure.body(), "application/json"
         outcome = TaskStatus.COMPLETED if status < 400 else TaskStatus.FAILED
         self.store.finish(record.task_id, outcome, body, media, status)
         seconds = time.monotonic() - began
