@@ -13,7 +13,7 @@ from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
 from bento_jupyter.bento.trust import remember_built
-from bento_jupyter.capture.code import CodeSlice
+from bento_jupyter.capture.code_slice import CodeSlice
 from bento_jupyter.capture.objects import save_objects
 from bento_jupyter.capture.requirements import infer_requirements, lock_requirements
 from bento_jupyter.service.definition import ServiceDefinition

@@ -9,8 +9,9 @@ from typing import Any
 from bento_jupyter.bento.build import build_bento, save_model
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.capture.cells import CellLog
-from bento_jupyter.capture.code import CodeSlice, capture_handlers, capture_object
+from bento_jupyter.capture.code_slice import CodeSlice
 from bento_jupyter.capture.lineage import LineageContext, collect_lineage, kernel_id, notebook_path_from_environment
+from bento_jupyter.capture.slicer import capture_handlers, capture_object
 from bento_jupyter.errors import BentoNotFoundError
 from bento_jupyter.server.replay import build_check
 from bento_jupyter.server.running import services

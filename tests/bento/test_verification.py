@@ -104,10 +104,10 @@ def test_a_build_replays_served_requests_and_examples_in_a_fresh_process(shell, 
 
 def test_a_deliberately_broken_capture_is_caught_and_nothing_is_stored(shell, monkeypatch):
     serve_and_call(shell, "broken")
-    from bento_jupyter.capture import code
+    from bento_jupyter.capture import slicer
 
-    literal = code._literal
-    monkeypatch.setattr(code, "_literal", lambda value: "2.5" if value == 1.25 else literal(value))
+    literal = slicer.literal_source
+    monkeypatch.setattr(slicer, "literal_source", lambda value: "2.5" if value == 1.25 else literal(value))
     with pytest.raises(UsageError) as caught:
         shell.run_line_magic("bento", "build broken")
     message = str(caught.value)

@@ -11,7 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from bento_jupyter.bento.build import write_bento
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
-from bento_jupyter.capture.code import capture_handlers
+from bento_jupyter.capture.slicer import capture_handlers
 from bento_jupyter.errors import BentoIntegrityError, CaptureError
 from bento_jupyter.kernel.actions import capture_namespace
 from bento_jupyter.service.definition import ServiceDefinition

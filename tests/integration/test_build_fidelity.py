@@ -175,11 +175,11 @@ def test_streams_are_sampled_item_by_item_and_replayed(kernel, home):
     assert verify(home, "streamer:1").returncode == 0
     # a deliberately broken capture of what the stream reads is caught item by item
     kernel.run(
-        "from bento_jupyter.capture import code as _code\n_literal = _code._literal\n"
-        "_code._literal = lambda v: '9.0' if v == 0.5 else _literal(v)"
+        "from bento_jupyter.capture import slicer as _slicer\n_literal = _slicer.literal_source\n"
+        "_slicer.literal_source = lambda v: '9.0' if v == 0.5 else _literal(v)"
     )
     out = kernel.run("%bento build streamer")
-    kernel.run("_code._literal = _literal")
+    kernel.run("_slicer.literal_source = _literal")
     assert "the bento was not stored: 2 of 2 sample(s) answered differently" in out
     assert "$[1].weight: the kernel answered 0.5, the bento 9.0" in out
     assert not (home / "bentos" / "streamer" / "2").exists()
