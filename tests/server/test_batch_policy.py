@@ -234,6 +234,25 @@ def test_the_margin_is_the_recent_99th_percentile_and_forgets_a_cold_start():
     assert latency.margin == pytest.approx(0.098)  # 3rd largest of the last 256 (99, 99, 98): their 99th percentile
 
 
+def test_a_past_overloads_outliers_stop_counting_after_a_second_however_few_observations_follow():
+    """After a retry storm, a slow model sees few batches: the storm's slow batches, late answers and long loop
+    turns must not keep admission strict for the next 256 of each."""
+    latency = LatencyModel(warmup=0)
+    for i in range(256):  # the storm: batches 15 ms over, answers 20 ms late, 15 ms loop turns
+        now = 100.0 + i * 0.04
+        latency.observe(8, 0.020 + (0.015 if i % 2 else 0.0), now)
+        latency.observe_lateness(0.020, now)
+        latency.observe_loop_lag(0.015, now)
+    assert latency.bound(8) > 0.030 and latency.margin > 0.030
+    after = 100.0 + 256 * 0.04 + 1.0
+    for i in range(32):  # calm again: 32 observations, far fewer than the window holds
+        latency.observe(8, 0.021, after + i * 0.021)
+        latency.observe_lateness(0.0, after + i * 0.021)
+        latency.observe_loop_lag(0.0002, after + i * 0.021)
+    assert latency.bound(8) < 0.024
+    assert latency.margin == pytest.approx(0.0002)
+
+
 def test_batches_that_overrun_the_fit_lengthen_the_bound_used_for_waiting():
     latency = LatencyModel(warmup=0)
     for i in range(300):

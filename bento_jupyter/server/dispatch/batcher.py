@@ -199,7 +199,8 @@ class BatchDispatcher:
         self._schedule_pump()
         answer = await request.future
         if expected_done is not None:  # here, not when the batch settles: waking this task up is part of its time
-            self._policy.latency.observe_lateness(self._clock() - expected_done)
+            now = self._clock()
+            self._policy.latency.observe_lateness(now - expected_done, now)
         return answer
 
     def _schedule_pump(self) -> None:
@@ -211,7 +212,8 @@ class BatchDispatcher:
 
     def _pump(self, asked_at: float | None = None) -> None:
         if asked_at is not None:  # one turn of the loop since: how long a request waits to be read
-            self._policy.latency.observe_loop_lag(self._clock() - asked_at)
+            now = self._clock()
+            self._policy.latency.observe_loop_lag(now - asked_at, now)
         self._pump_scheduled = False
         if self._timer is not None:
             self._timer.cancel()
@@ -296,8 +298,9 @@ class BatchDispatcher:
         self._running.remove(started)
         try:
             if timed:  # on the loop's clock, hand-offs to and from the worker included: what the queue waits
-                seconds = self._clock() - started[0]
-                self._policy.latency.observe(started[1], seconds)
+                now = self._clock()
+                seconds = now - started[0]
+                self._policy.latency.observe(started[1], seconds, now)
                 if self._on_batch is not None:
                     self._on_batch(started[1], seconds)
             for part, piece in zip(parts, pieces, strict=True):

@@ -9,25 +9,33 @@ from typing import NamedTuple
 TAIL_WINDOW = 256  # observations a tail estimate looks back on
 TAIL_RANK = 3  # the 3rd largest of 256: their 99th percentile
 TAIL_REFRESH = 32  # observations between two readings of the window
+TAIL_HORIZON_S = 1.0  # ... and no further back than this: a past overload's outliers leave with it
 
 
 class RecentTail:
-    """The 99th percentile of the last 256 observations, read again every 32 (0 until then)."""
+    """The 99th percentile of the last 256 observations of the last second, read again every 32 (0 until then).
+
+    Observations carry the time they were made (on the caller's clock; all at 0 when it passes none, which
+    never expire): when a burst ends, its outliers stop counting within ``TAIL_HORIZON_S``, however few
+    observations follow it.
+    """
 
     def __init__(self) -> None:
         self.value = 0.0
-        self._window: list[float] = []  # a ring
+        self._window: list[tuple[float, float]] = []  # a ring of (value, time)
         self._seen = 0
 
-    def observe(self, x: float) -> None:
+    def observe(self, x: float, now: float = 0.0) -> None:
         slot = self._seen % TAIL_WINDOW
         if slot < len(self._window):
-            self._window[slot] = x
+            self._window[slot] = (x, now)
         else:
-            self._window.append(x)
+            self._window.append((x, now))
         self._seen += 1
         if self._seen % TAIL_REFRESH == 0:
-            self.value = heapq.nlargest(TAIL_RANK, self._window)[-1]
+            since = now - TAIL_HORIZON_S
+            recent = heapq.nlargest(TAIL_RANK, (value for value, at in self._window if at >= since))
+            self.value = recent[-1] if recent else 0.0
 
 
 class LinearFit:
@@ -75,7 +83,7 @@ class LatencyModel:
     not see: the 99th percentile of how much later than expected recent answers reached their
     requests (thread hand-offs, task wake-ups), plus that of the event loop's turns, which a
     request waits through in its socket and in HTTP parsing before the server can time it.
-    A cold start's outliers leave these windows after 256 observations.
+    A cold start's outliers leave these windows after 256 observations, a past overload's after a second.
     """
 
     def __init__(self, decay: float = 0.1, warmup: int = 1) -> None:
@@ -94,25 +102,25 @@ class LatencyModel:
     def observe_gap(self, seconds: float) -> None:
         self.gap += self._decay * (seconds - self.gap)
 
-    def observe_lateness(self, seconds: float) -> None:
-        """One answer's actual minus expected time in the server."""
-        self._lateness.observe(seconds)
+    def observe_lateness(self, seconds: float, now: float = 0.0) -> None:
+        """One answer's actual minus expected time in the server (at ``now``, the caller's clock)."""
+        self._lateness.observe(seconds, now)
 
-    def observe_loop_lag(self, seconds: float) -> None:
-        """One event-loop turn: from scheduling a callback to its run."""
-        self._loop_lag.observe(seconds)
+    def observe_loop_lag(self, seconds: float, now: float = 0.0) -> None:
+        """One event-loop turn: from scheduling a callback to its run (at ``now``)."""
+        self._loop_lag.observe(seconds, now)
 
     @property
     def margin(self) -> float:
         return max(0.0, self._lateness.value) + self._loop_lag.value
 
-    def observe(self, size: int, seconds: float) -> None:
-        """One batch's time on the loop's clock."""
+    def observe(self, size: int, seconds: float, now: float = 0.0) -> None:
+        """One batch's time on the loop's clock (ending at ``now``)."""
         if self._warmup:
             self._warmup -= 1
             return
         if self._fit.observations:
-            self._overrun.observe(seconds - self._fit.predict(size))
+            self._overrun.observe(seconds - self._fit.predict(size), now)
         self._fit.observe(size, seconds)
 
     def predict(self, size: int) -> float:
