@@ -45,6 +45,8 @@ class HandlerPool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = 0
+        self._idle = asyncio.Event()  # set while no call runs or waits: what a retired pool waits for
+        self._idle.set()
         self._late = f"{name}() did not answer within the request's deadline"
 
     def admit(self) -> None:
@@ -93,6 +95,7 @@ class HandlerPool:
     async def _acquire(self, deadline: float | None, gone: Callable[[], bool] | None) -> None:
         if self._busy < self.max_concurrency and not self._waiters:
             self._busy += 1
+            self._idle.clear()
             return
         if len(self._waiters) >= self.max_waiting:
             raise Overloaded(RETRY_AFTER_S)
@@ -121,12 +124,19 @@ class HandlerPool:
                 waiter.set_result(None)
                 return
         self._busy -= 1
+        if not self._busy:
+            self._idle.set()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
 
+    async def drain(self) -> None:
+        """Return once every call admitted so far has run, those still waiting for a slot included (a retired
+        pool's waiters finish on its handler, as a batch queue's do)."""
+        await self._idle.wait()
+
     def close(self) -> None:
-        """Let each thread finish its current call and exit."""
+        """Let each thread finish its current call and exit (callers drain first)."""
         for _ in range(self._threads):
             self._jobs.put(None)

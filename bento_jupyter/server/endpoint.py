@@ -233,6 +233,8 @@ class Endpoint:
         """Finish what is queued, then release the worker threads (after a hot swap or stop)."""
         if self.dispatcher is not None:
             await self.dispatcher.drain()
+        if self.pool is not None:
+            await self.pool.drain()
         self.close()
 
     def close(self) -> None:

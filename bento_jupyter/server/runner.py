@@ -28,16 +28,31 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class _BySocket:
-    """Sends requests that arrived on the control socket to the control app, all others to the app."""
+_STOPPED_BODY = b'{"error":"the service stopped before this request was answered","code":"stopped"}'
 
-    def __init__(self, app: ASGIApp, control: ASGIApp, control_port: int) -> None:
+
+class _Serving:
+    """Sends requests that arrived on the control socket (if any) to the control app, all others to the app.
+
+    A request still running when the server stops past its grace period is cancelled by uvicorn: it is answered
+    503 (when nothing was sent yet) instead of leaving a CancelledError traceback in the notebook.
+    """
+
+    def __init__(self, app: ASGIApp, control: ASGIApp | None = None, control_port: int | None = None) -> None:
         self.app, self.control, self.control_port = app, control, control_port
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         server = scope.get("server")
-        target = self.control if server is not None and server[1] == self.control_port else self.app
-        await target(scope, receive, send)
+        on_control = self.control is not None and server is not None and server[1] == self.control_port
+        try:
+            await (self.control if on_control and self.control is not None else self.app)(scope, receive, send)
+        except asyncio.CancelledError:
+            if scope["type"] != "http":
+                raise
+            with contextlib.suppress(Exception):  # a response already begun just ends with the connection
+                headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": _STOPPED_BODY})
 
 
 class ThreadedServer:
@@ -54,12 +69,13 @@ class ThreadedServer:
         self.port: int = self._sock.getsockname()[1]
         self._sockets = [self._sock]
         self.control_url: str | None = None
+        control_port: int | None = None
         if control is not None:
             control_sock = bind_socket(DEFAULT_HOST, 0)
             self._sockets.append(control_sock)
             control_port = control_sock.getsockname()[1]
             self.control_url = f"http://{DEFAULT_HOST}:{control_port}"
-            app = _BySocket(app, control, control_port)
+        app = _Serving(app, control, control_port)
         # httptools with a head timeout, a connection limit and the near-free 503
         self._server = uvicorn.Server(uvicorn_config(app, timeout_graceful_shutdown=5, http=RefusingProtocol))
         self._loop: asyncio.AbstractEventLoop | None = None
