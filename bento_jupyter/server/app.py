@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ class ServiceApp:
         self._max_body = max_body_bytes
         self._request_timeout = request_timeout_s  # every request's deadline cap (--request-timeout)
         self.definition = definition
+        self._in_flight: Sized | None = None  # the server's requests in progress, once a connection names them
         self._endpoints = self._build(definition)
         self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
         self._task_scope = task_scope  # which serving instance's queue: see task_store_path
@@ -95,7 +97,20 @@ class ServiceApp:
             for route, m in definition.apis.items()
         }
         self._refusers = {route.encode(): e.refusal_now for route, e in endpoints.items() if isinstance(e, Endpoint)}
+        for endpoint in endpoints.values():
+            if isinstance(endpoint, Endpoint):
+                endpoint.in_flight = self._in_flight
         return endpoints
+
+    def count_requests(self, in_flight: Sized) -> None:
+        """Read ``len(in_flight)`` as the number of HTTP requests the server is handling, on every connection
+        (uvicorn's task set; the connection protocol names it). A request that finds no other and an idle model
+        then runs at once, instead of waiting one loop turn for requests arriving with it to share its batch."""
+        if self._in_flight is not in_flight:
+            self._in_flight = in_flight
+            for endpoint in self._endpoints.values():
+                if isinstance(endpoint, Endpoint):
+                    endpoint.in_flight = in_flight
 
     def refusal(self, raw_path: bytes) -> Overloaded | None:
         """The 503 that the API at ``raw_path`` would give a request arriving now (None: it would admit it, or no

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -71,6 +71,8 @@ class Endpoint:
         self._tensor_codec = codec if isinstance(codec, TensorCodec) else None
         self._tensor_body = TensorBodyReader(method.params[0].name) if self._tensor_codec is not None else None
         self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
+        # the server's HTTP requests in progress (ServiceApp.count_requests); None: unknown, so never alone
+        self.in_flight: Sized | None = None
         # the latest exchanges, replayed against a bento built from this service (none kept when verify=False)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
         self.dispatcher: BatchDispatcher | None = None
@@ -222,7 +224,9 @@ class Endpoint:
 
     async def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         if self.dispatcher is not None:
-            queued = self.dispatcher.submit(kwargs[self.method.batch_param.name], deadline, gone)
+            in_flight = self.in_flight
+            alone = in_flight is not None and len(in_flight) <= 1  # this request is the only one being handled
+            queued = self.dispatcher.submit(kwargs[self.method.batch_param.name], deadline, gone, alone=alone)
             return await (queued if deadline is None else within(queued, deadline, self._late))
         assert self.pool is not None
         if self.method.is_async:

@@ -21,12 +21,11 @@ Refuser = Callable[[bytes], Overloaded | None]  # raw path -> the refusal admiss
 _CONTENT_LENGTH = b"\r\ncontent-length:"
 
 
-def find_refuser(app: Any) -> Refuser | None:
-    """The ``refusal`` method of the ServiceApp inside ``app`` (through middleware wrappers), if any."""
+def find_service(app: Any) -> Any | None:
+    """The ServiceApp inside ``app`` (through middleware wrappers): the app with a ``refusal`` method, if any."""
     for _ in range(4):
-        refusal = getattr(app, "refusal", None)
-        if refusal is not None:
-            return refusal
+        if getattr(app, "refusal", None) is not None:
+            return app
         app = getattr(app, "app", None)
     return None
 
@@ -89,10 +88,20 @@ class RefusingProtocol(HeadTimeoutProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self._refuser = find_refuser(self.app)
+        service = find_service(self.app)
+        if service is not None:
+            self._refuser = service.refusal
+            service.count_requests(self.tasks)  # every connection's requests in progress (ServiceApp.count_requests)
 
     def data_received(self, data: bytes) -> None:
-        if self._refuser is not None and self._at_boundary and (self.cycle is None or self.cycle.response_complete):
+        # With no request in flight on any connection nothing is queued or running, so nothing would be refused:
+        # a lone client's request skips the check (and were it wrong, the ordinary path refuses all the same).
+        if (
+            self._refuser is not None
+            and self.tasks
+            and self._at_boundary
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
             target = whole_post(data)
             refusal = self._refuser(target) if target is not None else None
             if refusal is not None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from bento_jupyter import api
 from bento_jupyter.errors import ServerStartError
 from bento_jupyter.server.runner import ThreadedServer
+from bento_jupyter.service.definition import ServiceDefinition
 from bento_jupyter.sockets import bind_socket
 
 
@@ -154,6 +155,22 @@ def test_concurrent_requests_are_batched_and_counted_in_metrics(url):
     assert 'bentoml_service_request_total{endpoint="/predict",http_response_code="200"' in text
     assert "bentoml_service_request_in_progress" in text
     assert "bentoml_service_request_duration_seconds_bucket" in text
+
+
+def test_endpoints_count_the_servers_requests_in_progress(serve):
+    """The connection names the server's requests in progress to the app, so a lone request can skip the
+    batching turn; a hot-swapped endpoint gets it too."""
+    server = serve("counted", predict)
+    assert requests.post(f"{server.url}/predict", json={"inputs": [[1.0, 2.0]]}, timeout=10).json() == [[2.0, 4.0]]
+    in_flight = server.app.endpoints["/predict"].in_flight
+    assert in_flight is not None
+    deadline = time.monotonic() + 5
+    while len(in_flight) and time.monotonic() < deadline:  # the answered request's task is finishing
+        time.sleep(0.01)
+    assert len(in_flight) == 0
+    old = server.app.swap(ServiceDefinition.from_functions("counted", [predict]))
+    server.submit(server.app.retire(old))
+    assert server.app.endpoints["/predict"].in_flight is in_flight
 
 
 def test_explicit_port_in_use_is_a_clear_error_and_no_port_scans():

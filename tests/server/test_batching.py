@@ -60,6 +60,45 @@ def test_lone_request_is_answered_alone():
     assert model.batches == [1]
 
 
+def test_a_lone_request_runs_at_once_on_a_worker_without_waiting_a_loop_turn():
+    """``alone`` (the server knows no other request is being read): an idle model gets the request before the
+    event loop turns again, still on a worker thread."""
+    called = threading.Event()
+    threads = []
+
+    def model(batch):
+        threads.append(threading.get_ident())
+        called.set()
+        return batch * 2
+
+    async def go():
+        lone = asyncio.ensure_future(dispatcher(model).submit(np.array([[1.0]]), alone=True))
+        await asyncio.sleep(0)  # the request's task has run up to its wait for the answer
+        started = called.wait(5)  # the loop is held here: only a batch already handed to a worker can run
+        return started, (await lone).tolist(), threading.get_ident()
+
+    started, answer, loop_thread = asyncio.run(go())
+    assert started and answer == [[2.0]] and threads and loop_thread not in threads
+
+
+def test_requests_arriving_alone_while_a_batch_runs_share_the_next_one():
+    model = RecordingModel()
+
+    async def go():
+        d = dispatcher(model)
+        model.gate.clear()
+        first = asyncio.ensure_future(d.submit(np.array([[0.0]]), alone=True))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(d.submit(np.array([[float(i)]]), alone=True)) for i in range(1, 4)]
+        await asyncio.sleep(0.01)
+        model.gate.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(go())
+    assert first.tolist() == [[0.0]] and [r.tolist() for r in rest] == [[[2.0 * i]] for i in range(1, 4)]
+    assert model.batches == [1, 3]
+
+
 def test_requests_arriving_together_are_merged_into_one_call():
     model = RecordingModel()
     values = [np.array([[float(i)]]) for i in range(1, 11)]

@@ -42,6 +42,10 @@ class _Request:
         """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
         if isinstance(outcome, BaseException):
             self.error = self.error or outcome
+        elif stop - start == self.size:  # the whole request in one batch: its piece is the answer
+            if not self.future.done():
+                self.future.set_result(outcome)
+            return
         else:
             self.pieces[start] = outcome
         self.settled += stop - start
@@ -164,28 +168,40 @@ class BatchDispatcher:
     def admit(self, size: int = 1, deadline: float | None = None) -> QueueState:
         """Raise Overloaded when a request of ``size`` items would not be answered within its budget,
         DeadlineExceeded when not by ``deadline`` (on this dispatcher's clock)."""
+        return self._admission(size, deadline)[0]
+
+    def _admission(self, size: int, deadline: float | None) -> tuple[QueueState, Decision]:
         state, decision = self._place(size, deadline)
         if decision.placement is _REFUSE:
             raise Overloaded(decision.retry_after or 0.0)
         if decision.placement is _LATE:
             raise DeadlineExceeded("the request's deadline cannot be met: refused before computing")
-        return state
+        return state, decision
 
     def refusal_now(self) -> float | None:
         """The Retry-After seconds when a one-item request would be refused now, else None (admits nothing)."""
         decision = self._place(1, None)[1]
         return decision.retry_after if decision.placement is _REFUSE else None
 
-    async def submit(self, value: Any, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
+    async def submit(
+        self,
+        value: Any,
+        deadline: float | None = None,
+        gone: Callable[[], bool] | None = None,
+        *,
+        alone: bool = False,
+    ) -> Any:
         """Queue one request's value; resolves to this request's slice of the batch output.
 
         ``deadline`` (this dispatcher's clock) and ``gone`` (whether the client has left) let a waiting
         request be dropped before it is batched: it then raises DeadlineExceeded or ClientDisconnected.
+        ``alone``: the caller knows that no other request is waiting to be read, so a request the policy
+        runs at once need not wait one turn of the loop for others to join its batch.
         """
         size = batch_values.batch_size(value, self._batch_dim)
         if size == 0:  # no item, no output item: the model is not called
             return []
-        state = self.admit(size, deadline)
+        state, decision = self._admission(size, deadline)
         # Before the first timed batch there is no prediction to be late against.
         expected_done = None
         if self._policy.latency.observations:
@@ -193,22 +209,26 @@ class BatchDispatcher:
         key = batch_values.shape_key(value, self._batch_dim)
         loop = asyncio.get_running_loop()
         request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone)
-        self._queue.append(request)
-        self._queued_items += request.size
         self._idle.clear()
-        self._schedule_pump()
+        if alone and decision.placement is _RUN and not self._queue and size <= self._policy.max_batch_size:
+            request.taken = size  # a batch of its own, now: nothing is queued and nobody else is arriving
+            self._start([_Part(request, 0, size)])
+        else:
+            self._queue.append(request)
+            self._queued_items += size
+            if not self._pump_scheduled:
+                self._schedule_pump(loop)
         answer = await request.future
         if expected_done is not None:  # here, not when the batch settles: waking this task up is part of its time
             now = self._clock()
             self._policy.latency.observe_lateness(now - expected_done, now)
         return answer
 
-    def _schedule_pump(self) -> None:
+    def _schedule_pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Look at the queue once the loop has read every request already waiting on its sockets:
         requests arriving together share a batch, and nobody waits on a timer."""
-        if not self._pump_scheduled:
-            self._pump_scheduled = True
-            asyncio.get_running_loop().call_soon(self._pump, self._clock())
+        self._pump_scheduled = True
+        loop.call_soon(self._pump, self._clock())
 
     def _pump(self, asked_at: float | None = None) -> None:
         if asked_at is not None:  # one turn of the loop since: how long a request waits to be read
@@ -234,19 +254,24 @@ class BatchDispatcher:
                 self._policy.latency.observe_gap(self._clock() - self._backlog_since)
                 self._backlog_since = None
             self._start(parts)
+            if not self._queue:  # nothing left to place: the policy would say WAIT, with no wake-up
+                return
 
     def _take_batch(self) -> list[_Part]:
         """Up to ``max_batch_size`` items, in arrival order, all shaped like the oldest request."""
         room = self._policy.max_batch_size
         now = self._clock()
-        batch_end = now + self._policy.latency.predict(min(room, self._queued_items))
+        batch_items = min(room, self._queued_items)
+        batch_end: float | None = None  # predicted only when a request has a deadline to hold it against
         parts: list[_Part] = []
         kept: deque[_Request] = deque()
         key = None
         while self._queue and room:
             request = self._queue.popleft()
             if not request.future.done() and not request.taken:
-                reason = request.dropped(now, batch_end)
+                if batch_end is None and request.deadline is not None:
+                    batch_end = now + self._policy.latency.predict(batch_items)
+                reason = request.dropped(now, now if batch_end is None else batch_end)
                 if reason is not None:
                     request.future.set_exception(reason)
             if request.future.done():  # cancelled, its client gone or its deadline past: never computed
@@ -264,8 +289,9 @@ class BatchDispatcher:
             self._queued_items -= count
             if request.taken < request.size:
                 kept.append(request)
-        kept.extend(self._queue)
-        self._queue = kept
+        if kept:  # requests left for a later batch go back to the head of the queue, in arrival order
+            kept.extend(self._queue)
+            self._queue = kept
         return parts
 
     def _start(self, parts: list[_Part]) -> None:
