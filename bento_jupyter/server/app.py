@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from pathlib import Path
 from typing import Any
 
@@ -186,11 +186,12 @@ class ServiceApp:
                 return
         await self._site(scope, receive, send)
 
-    async def _infer(self, route: str, kwargs: dict[str, Any], scope: Scope) -> Any:
-        """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header)."""
+    async def _infer(self, route: str, kwargs: dict[str, Any], scope: Scope, gone: Callable[[], bool]) -> Any:
+        """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header,
+        ``gone()`` tells whether its client has disconnected)."""
         endpoint = self._endpoints[route]
         assert isinstance(endpoint, Endpoint)  # v2 lists no streaming API
-        return await endpoint.infer(kwargs, scope)
+        return await endpoint.infer(kwargs, scope, gone)
 
     async def _ok(self, _: Request) -> Response:
         return PlainTextResponse("\n")

@@ -147,10 +147,13 @@ class Endpoint:
         except TypeError as exc:
             raise HandlerFailed(f"{self.method.name}() returned a value with no JSON form: {exc}") from exc
 
-    async def infer(self, kwargs: dict[str, Any], scope: Scope | None = None) -> Any:
+    async def infer(
+        self, kwargs: dict[str, Any], scope: Scope | None = None, gone: Callable[[], bool] | None = None
+    ) -> Any:
         """The encoded result for already decoded arguments (the v2 route, whose ``scope`` may carry a deadline
-        header): the same admission, deadlines, batching, errors and metrics as a request to the API's own route;
-        arrays keep their dtype."""
+        header and whose ``gone()`` tells that its client left): the same admission, deadlines, batching, dropped
+        disconnected clients (ClientDisconnected), errors and metrics as a request to the API's own route; arrays
+        keep their dtype."""
         began = time.perf_counter()
         self._metrics.in_progress += 1
         status = 200
@@ -161,13 +164,18 @@ class Endpoint:
             else:
                 deadline = None if self._timeout is None else now + self._timeout
             self._admit(deadline)
-            return await self.call(kwargs, deadline)
+            return await self.call(kwargs, deadline, gone)
         except HTTPError as error:
             status = error.status
             raise
+        except ClientDisconnected:  # nobody to answer: counted, not timed
+            status = 0
+            self._metrics.cancelled += 1
+            raise
         finally:
             self._metrics.in_progress -= 1
-            self._metrics.answered(status, time.perf_counter() - began)
+            if status:
+                self._metrics.answered(status, time.perf_counter() - began)
 
     def refusal_now(self) -> Overloaded | None:
         """The 503 a one-item request would get now, counted as answered (None: it would be admitted).

@@ -7,6 +7,7 @@ batching, errors and metrics), and answers v2 outputs in the datatype the handle
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,8 @@ from starlette.types import Scope
 
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
-from bento_jupyter.server.http_errors import BadRequest, HTTPError, NotFound, error_response
+from bento_jupyter.server.asgi_io import client_gone
+from bento_jupyter.server.http_errors import BadRequest, ClientDisconnected, HTTPError, NotFound, error_response
 from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
 from bento_jupyter.service.json_values import dumps
@@ -45,8 +47,8 @@ _DATATYPES = {np.dtype(numpy): v2 for v2, numpy in _NUMPY_TYPES.items()}
 _SCALAR_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 _PLATFORM = "bento_jupyter"
 
-# (route, handler arguments, the request's ASGI scope) -> awaitable encoded result
-Infer = Callable[[str, dict[str, Any], Scope], Any]
+# (route, handler arguments, the request's ASGI scope, whether its client has gone) -> awaitable encoded result
+Infer = Callable[[str, dict[str, Any], Scope, Callable[[], bool]], Any]
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -228,10 +230,13 @@ class OpenInference:
             return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
             return error_response(BadRequest(exc.message, field=exc.field or None))
+        gone = functools.partial(client_gone, request.receive)
         try:
-            output = _output("output", await self._infer(method.route, kwargs, request.scope))
+            output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))
         except HTTPError as error:
             return error_response(error)
+        except ClientDisconnected:  # dropped before it was computed, counted as cancelled: nobody to answer
+            return Response(status_code=499)
         self._produced[name] = output["datatype"]
         answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):

@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
+import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,18 +14,22 @@ from hypothesis import strategies as st
 from tests.server.overload_helpers import GatedModel, metric, raw_request, read_status, wait_for
 
 BODY = orjson.dumps({"inputs": [[1.0, 2.0]]})
+V2_BODY = orjson.dumps({"inputs": [{"name": "inputs", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]})
+ROUTES = {"/predict": BODY, "/v2/models/predict/infer": V2_BODY}  # BentoML's route and Open Inference v2
 
 
+@pytest.mark.parametrize("path", ROUTES)
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(leaves=st.lists(st.booleans(), min_size=1, max_size=12))
-def test_queued_requests_whose_clients_closed_their_sockets_are_dropped_before_batching(serve, leaves):
+def test_queued_requests_whose_clients_closed_their_sockets_are_dropped_before_batching(serve, path, leaves):
     model = GatedModel()
     server = serve("leavers", model.api)
     model.hold()
+    body = ROUTES[path]
     with ThreadPoolExecutor(1) as pool:
-        first = pool.submit(requests.post, f"{server.url}/predict", data=BODY, timeout=30)
+        first = pool.submit(requests.post, f"{server.url}{path}", data=body, timeout=30)
         wait_for(lambda: model.rows == [1])  # the model is busy with the first request
-        sockets = [raw_request(server.url, "/predict", BODY) for _ in leaves]
+        sockets = [raw_request(server.url, path, body) for _ in leaves]
         wait_for(lambda: metric(server.url, "bentoml_service_request_in_progress") == 1 + len(leaves))
         for sock, leaving in zip(sockets, leaves, strict=True):
             if leaving:
