@@ -23,8 +23,15 @@ from typing import IO, cast
 
 from bento_jupyter.atomic import replacing
 from bento_jupyter.bento.local_store import Store, StoredItem
-from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, folded_path, read_manifest
-from bento_jupyter.bento.manifest_paths import check_file_list, check_file_path
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    check_file_list,
+    check_file_path,
+    folded_path,
+)
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, InvalidManifest
 from bento_jupyter.refs import check_name
@@ -47,7 +54,7 @@ def export_archive(root: Path, target: Path) -> Path:
     atomically: a failed export leaves no partial file."""
     manifest = read_manifest(root)
     names = [MANIFEST_NAME, *([SIGNATURE_NAME] if (root / SIGNATURE_NAME).is_file() else [])]
-    names += [entry["path"] for entry in manifest["files"]]
+    names += [entry.path for entry in manifest.files]
     target.parent.mkdir(parents=True, exist_ok=True)
     with (
         replacing(target, mode=0o644) as scratch,  # 0644: a file meant to travel
@@ -127,17 +134,18 @@ class _Import:
             raise BentoArchiveError(f"a bento archive starts with its {MANIFEST_NAME} (bentos export writes one)")
         text = self._read(first)
         try:
-            manifest = json.loads(text)
-            name = check_name(manifest["name"])
+            document = json.loads(text)
+            name = check_name(document["name"])
         except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
             raise BentoArchiveError(f"the archive's {MANIFEST_NAME} is not a bento manifest") from None
-        try:  # the registry's publish-time check: paths that every filesystem can hold at once
-            check_file_list(manifest.get("files"))
+        try:  # as the registry checks a publish: paths that every filesystem can hold at once, typed fields
+            check_file_list(document.get("files"))
+            manifest = BentoManifest.from_document(document)
         except InvalidManifest as exc:
             raise BentoArchiveError(f"the archive's {MANIFEST_NAME} is refused: {exc}") from None
-        listed = {entry["path"]: entry["size"] for entry in manifest["files"]}
-        self._bound(sum(listed.values()) + len(text), len(listed))
-        existing = self.store.with_digest(name, manifest.get("digest"))
+        listed = {entry.path: entry.size for entry in manifest.files}
+        self._bound(manifest.size + len(text), len(listed))
+        existing = self.store.with_digest(name, manifest.digest)
         if existing is not None:
             return existing
 

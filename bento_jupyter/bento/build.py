@@ -11,7 +11,9 @@ from typing import Any
 from bento_jupyter._version import __version__
 from bento_jupyter.bento.dockerfile import ENTRYPOINT, render_dockerfile
 from bento_jupyter.bento.local_store import Store, StoredItem
-from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME, write_manifest
+from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.manifest_model import ApiEntry, BentoManifest, Lineage, Verification
+from bento_jupyter.bento.manifest_paths import MODEL_MANIFEST_NAME
 from bento_jupyter.bento.trust import remember_built
 from bento_jupyter.capture.code_slice import CodeSlice
 from bento_jupyter.capture.objects import save_objects
@@ -24,33 +26,30 @@ SOURCE_MODULE = "src/service.py"
 LOCK_FILE = "env/requirements.lock"
 SAMPLES_FILE = "verify/samples.json"
 
-Check = Callable[[Path], dict[str, Any]]  # verifies a written bento; returns its manifest "verification"
+Check = Callable[[Path], Verification]  # verifies a written bento; returns its manifest's "verification"
 
 
-def _api_entries(definition: ServiceDefinition) -> list[dict[str, Any]]:
-    entries = []
-    for method in definition.apis.values():
-        config = method.config
-        entries.append(
-            {
-                "name": method.name,
-                "route": method.route,
-                "function": method.func.__name__,
-                "batchable": config.batchable,
-                "max_batch_size": config.max_batch_size,
-                "max_latency_ms": config.max_latency_ms,
-                "batch_dim": config.batch_dim,
-                "device": config.device,
-                "verify": config.verify,
-                "tolerance": config.tolerance,
-                "stream": method.is_stream,
-                "task": config.task,
-                "max_concurrency": config.max_concurrency,
-                "max_queue_size": config.max_queue_size,
-                "timeout": config.timeout,
-            }
+def _api_entries(definition: ServiceDefinition) -> list[ApiEntry]:
+    return [
+        ApiEntry(
+            name=method.name,
+            route=method.route,
+            function=method.func.__name__,
+            batchable=method.config.batchable,
+            max_batch_size=method.config.max_batch_size,
+            max_latency_ms=method.config.max_latency_ms,
+            batch_dim=method.config.batch_dim,
+            device=method.config.device,
+            verify=method.config.verify,
+            tolerance=method.config.tolerance,
+            stream=method.is_stream,
+            task=method.config.task,
+            max_concurrency=method.config.max_concurrency,
+            max_queue_size=method.config.max_queue_size,
+            timeout=method.config.timeout,
         )
-    return entries
+        for method in definition.apis.values()
+    ]
 
 
 def _requirement_set(code: CodeSlice, extra: list[str]) -> list[str]:
@@ -68,7 +67,7 @@ def write_bento(
     samples: dict[str, Any] | None = None,
     check: Check | None = None,
     settings: ServiceSettings = ServiceSettings(),  # noqa: B008 (frozen)
-) -> dict[str, Any]:
+) -> BentoManifest:
     """Write a complete bento into the empty directory ``root``, with the ``settings`` it was served with;
     return its manifest.
 
@@ -98,25 +97,25 @@ def write_bento(
         (root / SAMPLES_FILE).write_text(json.dumps(samples, indent=1, sort_keys=True))
     manifest = write_manifest(
         root,
-        {
-            "kind": "bento",
-            "name": definition.name,
-            "created_with": f"bento_jupyter {__version__}",
-            "python_version": platform.python_version(),
-            "requirements": requirements,
-            "requirements_lock": LOCK_FILE,
-            "source": SOURCE_MODULE,
-            "apis": _api_entries(definition),
-            "settings": settings.to_manifest(),
-            "models": models,
-            "schema": service_schema(definition),
-            "openapi": openapi_document(definition, __version__),
-            "lineage": lineage,
-        },
+        BentoManifest(
+            kind="bento",
+            name=definition.name,
+            created_with=f"bento_jupyter {__version__}",
+            python_version=platform.python_version(),
+            requirements=requirements,
+            requirements_lock=LOCK_FILE,
+            source=SOURCE_MODULE,
+            apis=_api_entries(definition),
+            settings=settings,
+            models=models,
+            schema=service_schema(definition),
+            openapi=openapi_document(definition, __version__),
+            lineage=Lineage.model_validate(lineage),
+        ),
     )
     if check is not None:
-        manifest = write_manifest(root, {**manifest, "verification": check(root)})
-    remember_built(manifest["digest"])  # the kernel that built a bento may load it without asking
+        manifest = write_manifest(root, manifest.replace(verification=check(root)))
+    remember_built(manifest.digest)  # the kernel that built a bento may load it without asking
     return manifest
 
 
@@ -145,10 +144,7 @@ def save_model(store: Store, name: str, code: CodeSlice, lineage: dict[str, Any]
         (root / "src").mkdir()
         (root / "src" / "model_code.py").write_text(code.render(f"Code model {name!r} needs to load."))
         entries = save_objects(code.stored_objects(), root / "models", code.references(), code.origin_cells())
-        write_manifest(
-            root,
-            {"kind": "model", "name": name, "models": entries, "lineage": lineage},
-            MODEL_MANIFEST_NAME,
-        )
+        manifest = BentoManifest(kind="model", name=name, models=entries, lineage=Lineage.model_validate(lineage))
+        write_manifest(root, manifest, MODEL_MANIFEST_NAME)
 
     return store.add(name, fill)

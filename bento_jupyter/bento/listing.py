@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.errors import BentoIntegrityError
 
 
-def _size(manifest: dict) -> str:
-    total = sum(f["size"] for f in manifest.get("files", []))
+def _size(manifest: BentoManifest) -> str:
+    total: float = manifest.size
     for unit in ("B", "KiB", "MiB", "GiB"):
         if total < 1024 or unit == "GiB":
             return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
@@ -25,8 +26,8 @@ def stored_items_table(store: Store) -> str:
         except BentoIntegrityError as exc:
             rows.append((item.tag, "corrupt", "-", str(exc)))
             continue
-        apis = ",".join(api["name"] for api in manifest.get("apis", [])) or "-"
-        rows.append((item.tag, manifest["lineage"].get("built_at", "?"), _size(manifest), apis))
+        apis = ",".join(api.name for api in manifest.apis) or "-"
+        rows.append((item.tag, manifest.lineage.built_at or "?", _size(manifest), apis))
     if len(rows) == 1:
         return f"no {store.root.name} in {store.root}"
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter.bento.local_store import Store
-from bento_jupyter.bento.manifest import MANIFEST_NAME, check_references, read_manifest, verified_path
+from bento_jupyter.bento.manifest import check_references, read_manifest, verified_path
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.capture import served_state
 from bento_jupyter.capture.objects import load_object
@@ -57,7 +59,7 @@ class _NotLoadedYet:
     __iter__ = __len__ = __bool__ = _refuse
 
 
-def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[str, Any]]:
+def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, BentoManifest]:
     """The service a bento defines, with its objects loaded, and its manifest.
 
     Every file is verified against the manifest first, every path opened is one of those files, and
@@ -66,22 +68,24 @@ def load_bento(root: Path, trust: TrustPolicy) -> tuple[ServiceDefinition, dict[
     manifest = read_manifest(root)
     check_references(manifest)
     check_trust(root, manifest, trust)
-    source_path = verified_path(root, manifest, manifest["source"])
-    module = types.ModuleType(module_name(manifest["name"]))
+    if manifest.source is None:
+        raise BentoIntegrityError(f"{root}: the manifest names no source module (a model, not a bento?)")
+    source_path = verified_path(root, manifest, manifest.source)
+    module = types.ModuleType(module_name(manifest.name))
     module.__file__ = str(source_path)
     sys.modules[module.__name__] = module
     namespace = module.__dict__
     # a default argument naming a stored object gets its served value once the objects load (served state)
-    namespace.update({entry["name"]: _NotLoadedYet(entry["name"]) for entry in manifest["models"]})
+    namespace.update({entry.name: _NotLoadedYet(entry.name) for entry in manifest.models})
     exec(compile(source_path.read_text(), module.__file__, "exec"), namespace)
-    for entry in manifest["models"]:
-        paths = [verified_path(root, manifest, f"models/{name}") for name in entry["files"]]
-        namespace[entry["name"]] = load_object(entry, paths, namespace)
+    for entry in manifest.models:
+        paths = [verified_path(root, manifest, path) for path in entry.paths]
+        namespace[entry.name] = load_object(entry, paths, namespace)
     served_state.apply(namespace, namespace.pop(served_state.STATE_OBJECT, []))
     functions = []
-    for api in manifest["apis"]:
-        func = namespace.get(api["function"])
+    for api in manifest.apis:
+        func = namespace.get(api.function)
         if func is None:
-            raise BentoIntegrityError(f"{root}: API function {api['function']!r} is not in {manifest['source']}")
+            raise BentoIntegrityError(f"{root}: API function {api.function!r} is not in {manifest.source}")
         functions.append(func)
-    return ServiceDefinition.from_functions(manifest["name"], functions), manifest
+    return ServiceDefinition.from_functions(manifest.name, functions), manifest

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.bento.manifest import MANIFEST_NAME, MODEL_MANIFEST_NAME, read_manifest
+from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, MODEL_MANIFEST_NAME
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, InvalidReference
 from bento_jupyter.paths import home
 from bento_jupyter.refs import VERSION_PATTERN, Reference, check_name
@@ -104,14 +106,14 @@ class Store:
         names = [name] if name else sorted(p.name for p in self.root.iterdir() if p.name != _SCRATCH)
         return [StoredItem(n, v, self.root / n / str(v)) for n in names for v in self._versions(n)]
 
-    def manifest(self, tag: str) -> dict[str, Any]:
+    def manifest(self, tag: str) -> BentoManifest:
         return read_manifest(self.resolve(tag).path, verify_files=False, name=self.manifest_name)
 
     def with_digest(self, name: str, digest: str) -> StoredItem | None:
         """The newest stored version of ``name`` whose manifest digest is ``digest`` (a pull need not repeat it)."""
         for item in reversed(self.list(name)):
             try:
-                if read_manifest(item.path, verify_files=False, name=self.manifest_name).get("digest") == digest:
+                if read_manifest(item.path, verify_files=False, name=self.manifest_name).digest == digest:
                     return item
             except BentoIntegrityError:
                 continue

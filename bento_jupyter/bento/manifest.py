@@ -5,20 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bento_jupyter.bento.manifest_model import SCHEMA_VERSION, BentoManifest, FileEntry
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, UNLISTED_NAMES
 from bento_jupyter.errors import BentoIntegrityError
 
-SCHEMA_VERSION = 1
-MANIFEST_NAME = "bento.yaml"
-MODEL_MANIFEST_NAME = "model.yaml"
-MANIFEST_NAMES = frozenset({MANIFEST_NAME, MODEL_MANIFEST_NAME})
-# The signature over a bento (bento/signing.py) sits beside the manifest and, like it, is not a listed file.
-SIGNATURE_NAME = "bento.sig"
-UNLISTED_NAMES = MANIFEST_NAMES | {SIGNATURE_NAME}
 _CHUNK = 1 << 20
 
 
@@ -44,10 +38,10 @@ def _files_under(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def list_files(root: Path) -> list[dict[str, Any]]:
+def list_files(root: Path) -> list[FileEntry]:
     """Every file of a bento directory but the manifest: path, size, sha256."""
     return [
-        {"path": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": file_sha256(p)}
+        FileEntry(path=p.relative_to(root).as_posix(), size=p.stat().st_size, sha256=file_sha256(p))
         for p in _files_under(root)
     ]
 
@@ -58,60 +52,62 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def write_manifest(root: Path, manifest: dict[str, Any], name: str = MANIFEST_NAME) -> dict[str, Any]:
-    """Fill in schema version, file list and digest, and write the manifest file."""
-    manifest = {**manifest, "schema_version": SCHEMA_VERSION, "files": list_files(root)}
-    manifest["digest"] = manifest_digest(manifest)
-    (root / name).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False))
-    return manifest
+def write_manifest(root: Path, manifest: BentoManifest, name: str = MANIFEST_NAME) -> BentoManifest:
+    """Fill in schema version, file list and digest, write the manifest file, and return it as read back."""
+    document = manifest.replace(schema_version=SCHEMA_VERSION, files=list_files(root)).document
+    document["digest"] = manifest_digest(document)
+    written = BentoManifest.from_document(document, str(root / name))
+    (root / name).write_bytes(manifest_file_bytes(written))
+    return written
 
 
-def read_manifest(root: Path, verify_files: bool = True, name: str = MANIFEST_NAME) -> dict[str, Any]:
-    """Read and validate a manifest; refuse any file that is missing, extra or altered."""
+def manifest_file_bytes(manifest: BentoManifest) -> bytes:
+    """``bento.yaml`` as written at build and re-written by a pull: what a signature covers."""
+    return json.dumps(manifest.document, sort_keys=True, indent=2, ensure_ascii=False).encode()
+
+
+def read_manifest(root: Path, verify_files: bool = True, name: str = MANIFEST_NAME) -> BentoManifest:
+    """Read and validate a manifest; refuse any file that is missing, extra or altered.
+
+    Raises :class:`BentoIntegrityError` (:class:`InvalidManifest` for a field of the wrong shape)."""
     path = root / name
     try:
-        manifest = json.loads(path.read_text())
+        document = json.loads(path.read_text())
     except FileNotFoundError:
         raise BentoIntegrityError(f"{root}: {name} is missing") from None
     except ValueError as exc:
         raise BentoIntegrityError(f"{path} is corrupt: {exc}") from None
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise BentoIntegrityError(f"{path}: unsupported schema version {manifest.get('schema_version')!r}")
-    if manifest.get("digest") != manifest_digest(manifest):
+    if not isinstance(document, dict):
+        raise BentoIntegrityError(f"{path} is corrupt: not a JSON object")
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise BentoIntegrityError(f"{path}: unsupported schema version {document.get('schema_version')!r}")
+    if document.get("digest") != manifest_digest(document):
         raise BentoIntegrityError(f"{path}: manifest digest mismatch (the manifest was edited)")
+    manifest = BentoManifest.from_document(document, str(path))
     if verify_files:
-        verify_file_list(root, manifest["files"])
+        verify_file_list(root, manifest.files)
     return manifest
 
 
-def referenced_files(manifest: dict[str, Any]) -> list[Any]:
+def referenced_files(manifest: BentoManifest) -> list[str]:
     """Every path a loader opens, relative to the bento: the source module and each model's files."""
-    paths: list[Any] = [manifest["source"]] if "source" in manifest else []
-    for entry in manifest.get("models") or []:
-        files = entry.get("files") if isinstance(entry, dict) else None
-        if not isinstance(files, list):
-            raise BentoIntegrityError(f"model entry {entry!r} has no 'files' list")
-        paths += [f"models/{name}" if isinstance(name, str) else name for name in files]
+    paths = [manifest.source] if manifest.source is not None else []
+    for entry in manifest.models:
+        paths += entry.paths
     return paths
 
 
-def check_references(manifest: dict[str, Any]) -> None:
+def check_references(manifest: BentoManifest) -> None:
     """Refuse a manifest whose source or model files are not among its own verified files."""
-    listed = {entry.get("path") for entry in manifest.get("files") or [] if isinstance(entry, dict)}
+    listed = manifest.listed_paths
     for path in referenced_files(manifest):
-        if not isinstance(path, str) or path not in listed:
+        if path not in listed:
             raise BentoIntegrityError(f"the manifest refers to {path!r}, which is not one of its verified files")
 
 
-def folded_path(path: str) -> str:
-    """How a case-insensitive filesystem (macOS, Windows) sees a path: two paths folding alike collide."""
-    return unicodedata.normalize("NFC", path).casefold()
-
-
-def verified_path(root: Path, manifest: dict[str, Any], relative: str) -> Path:
+def verified_path(root: Path, manifest: BentoManifest, relative: str) -> Path:
     """``root/relative`` if it is a verified file of the bento and lies inside ``root``; else refuse."""
-    listed = {entry.get("path") for entry in manifest["files"]}
-    if relative not in listed:
+    if relative not in manifest.listed_paths:
         raise BentoIntegrityError(f"{root}: {relative!r} is not one of the bento's verified files")
     path = root / relative
     if path.is_symlink() or not path.resolve().is_relative_to(root.resolve()):
@@ -119,8 +115,8 @@ def verified_path(root: Path, manifest: dict[str, Any], relative: str) -> Path:
     return path
 
 
-def verify_file_list(root: Path, expected: list[dict[str, Any]]) -> None:
-    listed = {entry["path"]: entry for entry in expected}
+def verify_file_list(root: Path, expected: list[FileEntry]) -> None:
+    listed = {entry.path: entry for entry in expected}
     present = {p.relative_to(root).as_posix(): p for p in _files_under(root)}
     for name, path in sorted(present.items()):
         if path.is_symlink():
@@ -131,7 +127,7 @@ def verify_file_list(root: Path, expected: list[dict[str, Any]]) -> None:
         raise BentoIntegrityError(f"{root}: unexpected file {name} is not in the manifest")
     for name, entry in listed.items():
         path = present[name]
-        if path.stat().st_size != entry["size"]:
+        if path.stat().st_size != entry.size:
             raise BentoIntegrityError(f"{root}: file {name} has the wrong size (truncated or altered)")
-        if file_sha256(path) != entry["sha256"]:
+        if file_sha256(path) != entry.sha256:
             raise BentoIntegrityError(f"{root}: file {name} does not match its sha256 (altered)")

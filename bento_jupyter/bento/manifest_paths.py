@@ -5,11 +5,18 @@ One check for every way a manifest arrives: a registry publish, a pull, an OCI a
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import PurePosixPath
 from typing import Any
 
-from bento_jupyter.bento.manifest import UNLISTED_NAMES, folded_path
 from bento_jupyter.errors import InvalidManifest
+
+MANIFEST_NAME = "bento.yaml"
+MODEL_MANIFEST_NAME = "model.yaml"
+MANIFEST_NAMES = frozenset({MANIFEST_NAME, MODEL_MANIFEST_NAME})
+# The signature over a bento (bento/signing.py) sits beside the manifest and, like it, is not a listed file.
+SIGNATURE_NAME = "bento.sig"
+UNLISTED_NAMES = MANIFEST_NAMES | {SIGNATURE_NAME}
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 MAX_SIZE = 2**63 - 1  # sizes are BIGINT columns in a registry
@@ -17,6 +24,11 @@ MAX_FILES = 100_000
 MAX_PATH_BYTES = 1024
 MAX_COMPONENT_BYTES = 255  # what ext4, APFS, NTFS hold
 MAX_PATH_DEPTH = 32
+
+
+def folded_path(path: str) -> str:
+    """How a case-insensitive filesystem (macOS, Windows) sees a path: two paths folding alike collide."""
+    return unicodedata.normalize("NFC", path).casefold()
 
 
 def check_file_path(path: Any) -> str:

@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bento_jupyter.atomic import replacing, write_file
-from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
+from bento_jupyter.bento.manifest import manifest_file_bytes, read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, SIGNATURE_NAME
 from bento_jupyter.errors import BentoSignatureError
 
 KEY_SUFFIXES = (".pub", ".pem")
@@ -118,16 +120,11 @@ def _trusted_key(signer: Signer, keys: Path | dict[str, Path], what: str) -> Pat
     return key
 
 
-def manifest_file_bytes(manifest: dict[str, Any]) -> bytes:
-    """``bento.yaml`` as ``write_manifest`` writes it (and a pull re-writes it): what a signature covers."""
-    return json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False).encode()
-
-
-def verify_manifest_signature(manifest: dict[str, Any], bundle: bytes, keys: Path | dict[str, Path]) -> Signer:
+def verify_manifest_signature(manifest: BentoManifest, bundle: bytes, keys: Path | dict[str, Path]) -> Signer:
     """Check a signature against a manifest alone, without the files (a registry holds blobs, not a directory):
     the bundle must be signed by a trusted key and list exactly the manifest's files and ``bento.yaml``, each
     with the digest the manifest gives. BentoSignatureError otherwise."""
-    name = manifest.get("name", "the bento")
+    name = manifest.name
     try:
         signer = Signer(json.loads(bundle)["verificationMaterial"]["publicKey"]["hint"])
     except (ValueError, KeyError, TypeError):
@@ -140,7 +137,7 @@ def verify_manifest_signature(manifest: dict[str, Any], bundle: bytes, keys: Pat
             covered = _signed_digests(Path(scratch.name), key)
         except Exception as exc:  # corrupt bundles raise protobuf, JSON and cryptography errors of many kinds
             raise BentoSignatureError(f"the signature of {name} does not verify with {key.name}: {exc!r}") from None
-    listed = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
+    listed = {entry.path: entry.sha256 for entry in manifest.files}
     listed[MANIFEST_NAME] = hashlib.sha256(manifest_file_bytes(manifest)).hexdigest()
     if covered != listed:
         changed = ", ".join(sorted({path for path, _ in set(covered.items()) ^ set(listed.items())}))

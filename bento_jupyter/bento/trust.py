@@ -1,6 +1,6 @@
 """Whether a bento may be loaded: files whose loader executes code need an explicit decision.
 
-What a file can do on load is decided by the loader that would open it (``capture.objects.LOADERS``),
+What a file can do on load is decided by the loader that would open it (``capture.model_entry.LOADERS``),
 never by a manifest field: a ``code_executing: false`` written into a manifest changes nothing.
 The decision comes from the user (``--trust-code``), from the kernel that built the bento (it
 trusts what it wrote itself, by manifest digest), or from a signature by a trusted key
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.capture.objects import executes_code
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.errors import BentoJupyterError
 
 TRUST_FLAG = "--trust-code"
@@ -41,7 +41,7 @@ class TrustPolicy:
         return cls(trust_code=args.trust_code, trusted_keys=keys, signature_required=keys is not None)
 
 
-def signed_by_trusted_key(root: Path, manifest: dict[str, Any], keys: Path | None) -> bool:
+def signed_by_trusted_key(root: Path, keys: Path | None) -> bool:
     """True when the bento at ``root`` carries a valid signature by a key in ``keys`` (``bento.sig`` covers
     every file, the manifest included); a bad signature raises :class:`BentoSignatureError`."""
     if keys is None:
@@ -57,37 +57,34 @@ def remember_built(digest: str) -> None:
     _BUILT_HERE.add(digest)
 
 
-def code_executing_files(manifest: dict[str, Any]) -> list[str]:
+def code_executing_files(manifest: BentoManifest) -> list[str]:
     """Paths (relative to the bento) that a code-executing loader would open, e.g. ``models/clf.pkl``."""
     found = []
-    for entry in manifest.get("models") or []:
-        if not isinstance(entry, dict) or not executes_code(entry):
-            continue
-        files = entry.get("files")
-        files = files if isinstance(files, list) else []
-        found += [f"models/{name}" for name in files] or [f"models/{entry.get('name')}"]
+    for entry in manifest.models:
+        if entry.executes_code:
+            found += entry.paths or [f"models/{entry.name}"]
     return found
 
 
-def executes_code_on_load(manifest: dict[str, Any]) -> bool:
+def executes_code_on_load(manifest: BentoManifest) -> bool:
     return bool(code_executing_files(manifest))
 
 
-def check_trust(root: Path, manifest: dict[str, Any], policy: TrustPolicy) -> None:
+def check_trust(root: Path, manifest: BentoManifest, policy: TrustPolicy) -> None:
     """Raise :class:`UntrustedCodeError` (naming the files and the flag) unless loading ``root`` is vouched for;
     :class:`BentoSignatureError` when ``policy`` requires a signature that is missing or not by a trusted key."""
-    if policy.signature_required and signed_by_trusted_key(root, manifest, policy.trusted_keys):
+    if policy.signature_required and signed_by_trusted_key(root, policy.trusted_keys):
         return  # verify_bento raised BentoSignatureError unless a trusted key signed every file
     files = code_executing_files(manifest)
     if not files or policy.trust_code:
         return
-    digest = manifest.get("digest")
+    digest = manifest.digest
     if digest in _BUILT_HERE or digest in policy.trusted_digests:
         return
-    if signed_by_trusted_key(root, manifest, policy.trusted_keys):
+    if signed_by_trusted_key(root, policy.trusted_keys):
         return
     raise UntrustedCodeError(
-        f"{manifest.get('name')} executes code when loaded ({', '.join(files)}: pickle runs any code it holds); "
+        f"{manifest.name} executes code when loaded ({', '.join(files)}: pickle runs any code it holds); "
         f"load it only if you trust who built it: pass {TRUST_FLAG}"
     )
 

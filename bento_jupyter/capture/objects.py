@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bento_jupyter.capture import module_tensors, pickling
+from bento_jupyter.capture.model_entry import ModelEntry
 from bento_jupyter.capture.served_state import STATE_OBJECT
 from bento_jupyter.errors import BentoIntegrityError, BentoJupyterError, CaptureError
 from bento_jupyter.torch_probe import is_torch_module, required_torch
@@ -37,15 +38,6 @@ _MISSING = object()
 
 
 # kind -> whether its loader can execute code held in the file (unknown kinds count as executing).
-LOADERS: dict[str, bool] = {"torch": False, "numpy": False, "pickle": True}
-
-
-def executes_code(entry: dict[str, Any]) -> bool:
-    """Whether loading this manifest entry can run code from its files: decided by its loader alone."""
-    kind = entry.get("kind")
-    return not isinstance(kind, str) or LOADERS.get(kind, True)
-
-
 def stores_as_npy(value: Any) -> bool:
     """Whether ``.npy`` without pickle gives ``value`` back as it is: subclasses (``np.matrix``, masked
     arrays) would come back as plain arrays, object fields not at all."""
@@ -91,9 +83,7 @@ def architecture_pickle(module: Any) -> bytes:
     return buffer.getvalue()
 
 
-def save_object(
-    value: Any, directory: Path, name: str, references: pickling.References | None = None
-) -> dict[str, Any]:
+def save_object(value: Any, directory: Path, name: str, references: pickling.References | None = None) -> ModelEntry:
     """Write ``value`` under ``directory``; return its manifest entry. A pickle refers to ``references``
     (objects the loaded bento holds by name) instead of copying them."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -102,26 +92,26 @@ def save_object(
         module_tensors.save_tensors(value, directory / weights)
         (directory / architecture).write_bytes(architecture_pickle(value))
         device = next((str(p.device) for p in value.parameters()), "cpu")
-        return {
-            "name": name,
-            "kind": "torch",
-            "type": f"{type(value).__module__}.{type(value).__qualname__}",
-            "files": [weights, architecture],
-            "device": device,
-            "code_executing": False,
-        }
+        return ModelEntry(
+            name=name,
+            kind="torch",
+            type=f"{type(value).__module__}.{type(value).__qualname__}",
+            files=[weights, architecture],
+            device=device,
+            code_executing=False,
+        )
     if stores_as_npy(value):
         np.save(directory / f"{name}.npy", value, allow_pickle=False)
-        return {"name": name, "kind": "numpy", "files": [f"{name}.npy"], "code_executing": False}
+        return ModelEntry(name=name, kind="numpy", files=[f"{name}.npy"], code_executing=False)
     with (directory / f"{name}.pkl").open("wb") as handle:
         pickling.dump(value, handle, references or pickling.References())
-    return {
-        "name": name,
-        "kind": "pickle",
-        "type": f"{type(value).__module__}.{type(value).__qualname__}",
-        "files": [f"{name}.pkl"],
-        "code_executing": True,
-    }
+    return ModelEntry(
+        name=name,
+        kind="pickle",
+        type=f"{type(value).__module__}.{type(value).__qualname__}",
+        files=[f"{name}.pkl"],
+        code_executing=True,
+    )
 
 
 def _load_rank(value: Any) -> int:
@@ -135,13 +125,13 @@ def save_objects(
     directory: Path,
     references: pickling.References | None = None,
     origins: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[ModelEntry]:
     """Save every object in load order; each may refer to ``references`` and to those saved before it.
 
     Raises CaptureError, one line naming the object and where it came from (``origins``: name -> cell), when
     an object cannot be written."""
     references = references or pickling.References()
-    entries = []
+    entries: list[ModelEntry] = []
     # the served state last: it sets definitions' attributes to any of the others
     order = sorted(objects.items(), key=lambda item: (item[0] == STATE_OBJECT, _load_rank(item[1]), item[0]))
     for name, value in order:
@@ -270,15 +260,15 @@ def _allowed_globals(checkpoint: Path, source_namespace: dict[str, Any]) -> list
     return allowed
 
 
-def load_object(entry: dict[str, Any], paths: list[Path], source_namespace: dict[str, Any]) -> Any:
+def load_object(entry: ModelEntry, paths: list[Path], source_namespace: dict[str, Any]) -> Any:
     """Rebuild one stored object from its (already verified) ``paths``; ``source_namespace`` holds the
     bento's own classes."""
-    kind = entry["kind"]
+    kind = entry.kind
     expected = {"torch": 2, "numpy": 1, "pickle": 1}.get(kind)
     if expected is None:
-        raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry['name']}")
+        raise BentoIntegrityError(f"unknown object kind {kind!r} for {entry.name}")
     if len(paths) != expected:
-        raise BentoIntegrityError(f"{entry['name']}: a {kind} object has {expected} file(s), not {len(paths)}")
+        raise BentoIntegrityError(f"{entry.name}: a {kind} object has {expected} file(s), not {len(paths)}")
     if kind == "torch":
         import torch
 
@@ -288,8 +278,8 @@ def load_object(entry: dict[str, Any], paths: list[Path], source_namespace: dict
         if not isinstance(module, torch.nn.Module):
             raise BentoIntegrityError(f"{architecture.name} does not hold a torch module")
         module_tensors.load_tensors(module, weights)
-        if str(entry.get("device", "cpu")).startswith("cuda") and torch.cuda.is_available():
-            module = module.to(entry["device"])
+        if (entry.device or "cpu").startswith("cuda") and torch.cuda.is_available():
+            module = module.to(entry.device)
         return module
     if kind == "numpy":
         return np.load(paths[0], allow_pickle=False)

@@ -24,7 +24,7 @@ def _export(args: argparse.Namespace) -> int:
     from bento_jupyter.server.replay import verification_line
 
     for bundle in result.bundles:
-        verification = read_manifest(bundle).get("verification")
+        verification = read_manifest(bundle).verification
         print(f"exported {bundle.name} to {bundle}" + (f"; {verification_line(verification)}" if verification else ""))
     return 0
 

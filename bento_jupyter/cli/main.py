@@ -12,6 +12,7 @@ from bento_jupyter.bento.archive import export_archive, import_archive
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.loader import locate
 from bento_jupyter.bento.local_store import Store
+from bento_jupyter.bento.manifest_model import BentoManifest, Verification
 from bento_jupyter.bento.trust import (
     TRUST_FLAG,
     TrustPolicy,
@@ -19,7 +20,6 @@ from bento_jupyter.bento.trust import (
     add_trust_argument,
     code_executing_files,
 )
-from bento_jupyter.capture.objects import executes_code
 from bento_jupyter.cli.deploy import add_deploy_command
 from bento_jupyter.cli.export import add_export_command
 from bento_jupyter.cli.oci import add_oci_command
@@ -90,32 +90,32 @@ def _verify_registry_version(args: argparse.Namespace, trust: TrustPolicy) -> in
     return 0 if passed else 1
 
 
-def _show_lineage(manifest: dict) -> str:
-    lineage = manifest["lineage"]
+def _show_lineage(manifest: BentoManifest) -> str:
+    lineage = manifest.lineage
     lines = [
-        f"{manifest['name']}  digest {manifest['digest']}",
-        f"  built {lineage.get('built_at')} by {lineage.get('built_by')} with Python {lineage.get('python')}",
-        f"  notebook {lineage.get('notebook_path', '-')}  kernel {lineage.get('kernel_id', '-')}",
+        f"{manifest.name}  digest {manifest.digest}",
+        f"  built {lineage.built_at} by {lineage.built_by} with Python {lineage.python}",
+        f"  notebook {lineage.notebook_path or '-'}  kernel {lineage.kernel_id or '-'}",
     ]
-    git = lineage.get("git")
+    git = lineage.git
     if git:
-        lines.append(f"  git {git['commit'][:12]} on {git['branch']}{' (dirty)' if git['dirty'] else ''}")
-    for cell in lineage.get("cells", []):
+        lines.append(f"  git {(git.commit or '')[:12]} on {git.branch}{' (dirty)' if git.dirty else ''}")
+    for cell in lineage.cells:
         lines.append(
-            f"  cell {cell['cell_id'] or '?'}  execution {cell['execution_count']}  sha256 {cell['source_sha256'][:12]}"
+            f"  cell {cell.cell_id or '?'}  execution {cell.execution_count}  sha256 {(cell.source_sha256 or '')[:12]}"
         )
-    for api in manifest.get("apis", []):
-        batching = f" batched <= {api['max_batch_size']} / {api['max_latency_ms']:g} ms" if api["batchable"] else ""
-        kinds = "".join(f" {kind}" for kind in ("stream", "task") if api.get(kind))  # absent in older bentos
-        lines.append(f"  api POST {api['route']}{batching}{kinds}")
-    for model in manifest.get("models", []):
-        warning = "  (pickle: executes code on load)" if executes_code(model) else ""
-        lines.append(f"  model {model['name']} [{model['kind']}]{warning}")
-    if "source" in manifest:  # a bento's source is readable code: serving it runs it, trust flag or not
-        lines.append(f"  runs on serve: {manifest['source']} (serve only bentos you trust: --require-signature KEYS)")
+    for api in manifest.apis:
+        batching = f" batched <= {api.max_batch_size} / {api.max_latency_ms:g} ms" if api.batchable else ""
+        kinds = "".join(f" {kind}" for kind, on in (("stream", api.stream), ("task", api.task)) if on)
+        lines.append(f"  api POST {api.route}{batching}{kinds}")
+    for model in manifest.models:
+        warning = "  (pickle: executes code on load)" if model.executes_code else ""
+        lines.append(f"  model {model.name} [{model.kind}]{warning}")
+    if manifest.source is not None:  # a bento's source is readable code: serving it runs it, trust flag or not
+        lines.append(f"  runs on serve: {manifest.source} (serve only bentos you trust: --require-signature KEYS)")
     if code_executing_files(manifest):
         lines.append(f"  executes code on load: serve, pull and deploy need {TRUST_FLAG}")
-    lines.append("  requirements " + ", ".join(manifest.get("requirements", [])))
+    lines.append("  requirements " + ", ".join(manifest.requirements))
     return "\n".join(lines)
 
 
@@ -131,7 +131,7 @@ def _signature_line(root: Path) -> str:
     return f"  signed by key {signer.fingerprint} (check it: bento-jupyter verify-signature NAME:VERSION --keys KEYS)"
 
 
-def _verification_text(verification: dict | None) -> str:
+def _verification_text(verification: Verification | None) -> str:
     from bento_jupyter.server.replay import verification_line, verification_warning
 
     return verification_line(verification) if verification else str(verification_warning(verification))
@@ -143,11 +143,11 @@ def _store_command(kind: str, args: argparse.Namespace) -> int:
         print(stored_items_table(store))
     elif args.action == "show":
         manifest = store.manifest(args.tag)
-        print(json.dumps(manifest, indent=2) if args.json else _show_lineage(manifest))
+        print(json.dumps(manifest.document, indent=2) if args.json else _show_lineage(manifest))
         if not args.json:
             print(_signature_line(store.resolve(args.tag).path))
             if kind == "bentos":
-                print(f"  {_verification_text(manifest.get('verification'))}")
+                print(f"  {_verification_text(manifest.verification)}")
     elif args.action == "delete":
         print(f"deleted {store.delete(args.tag).tag}")
     elif args.action == "export":

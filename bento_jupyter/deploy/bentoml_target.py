@@ -17,10 +17,10 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bento_jupyter._version import __version__
 from bento_jupyter.bento.loader import module_name
+from bento_jupyter.bento.manifest_model import ApiEntry
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 from bento_jupyter.deploy.traffic import bentoml_traffic
 from bento_jupyter.errors import DeployError
@@ -38,7 +38,6 @@ import bentoml
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.trust import TrustPolicy
 from bento_jupyter.server.body_limit import BodyLimit
-from bento_jupyter.service.settings import ServiceSettings
 
 _TRUSTED = TrustPolicy(trusted_digests=frozenset({{{trusted!r}}}))  # what `bento-jupyter deploy` was allowed to load
 _service, _manifest = load_bento(Path(__file__).resolve().parent / "bento", _TRUSTED)
@@ -50,7 +49,7 @@ class {cls}:
 
 _BODY_LIMIT = """
 
-{cls}.add_asgi_middleware(BodyLimit, max_bytes=ServiceSettings.from_manifest(_manifest.get("settings")).max_body_bytes)
+{cls}.add_asgi_middleware(BodyLimit, max_bytes=_manifest.served_settings.max_body_bytes)
 """
 
 _METHOD = """
@@ -144,18 +143,18 @@ def _own_nodes(node: ast.AST) -> list[ast.AST]:
     return found
 
 
-def _decorator_options(api: dict[str, Any]) -> str:
+def _decorator_options(api: ApiEntry) -> str:
     options: list[str] = []
-    if api["batchable"]:
+    if api.batchable:
         options += [
             "batchable=True",
-            f"max_batch_size={int(api['max_batch_size'])!r}",
-            f"max_latency_ms={math.ceil(float(api['max_latency_ms']))!r}",
+            f"max_batch_size={api.max_batch_size!r}",
+            f"max_latency_ms={math.ceil(api.max_latency_ms)!r}",
         ]
-        if int(api["batch_dim"]):
-            options.append(f"batch_dim={int(api['batch_dim'])!r}")
-    if api["route"] != f"/{api['name']}":
-        options.append(f"route={str(api['route'])!r}")
+        if api.batch_dim:
+            options.append(f"batch_dim={api.batch_dim!r}")
+    if api.route != f"/{api.name}":
+        options.append(f"route={api.route!r}")
     return ", ".join(options)
 
 
@@ -167,21 +166,21 @@ def class_name(service: str) -> str:
 
 def service_module(bundle: Bundle) -> str:
     """``service.py``: API names and parameters are identifiers, annotations come re-printed by ``ast``."""
-    tree = ast.parse((bundle.root / bundle.manifest["source"]).read_text())
+    tree = ast.parse(bundle.source.read_text())
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     methods, needed = [], set()
     for api in bundle.apis:
-        name = str(api["name"])
+        name = api.name
         if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
             raise DeployError(f"API name {name!r} cannot be a BentoML method name: give @api a Python identifier")
-        node = functions.get(api["function"])
+        node = functions.get(api.function)
         if node is None:
-            raise DeployError(f"{bundle.root}: API function {api['function']!r} is not defined in its source")
+            raise DeployError(f"{bundle.root}: API function {api.function!r} is not defined in its source")
         signature = _signature(node)
         needed |= signature.names
         methods.append(
             _METHOD.format(
-                decorator="task" if api.get("task") else "api",
+                decorator="task" if api.task else "api",
                 options=_decorator_options(api),
                 asynchronous="async " if signature.is_async else "",
                 api=name,

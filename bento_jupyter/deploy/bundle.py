@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from bento_jupyter.bento.manifest import check_references, read_manifest
+from bento_jupyter.bento.manifest_model import ApiEntry, BentoManifest
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy, check_trust, executes_code_on_load
 from bento_jupyter.errors import DeployError
 from bento_jupyter.oci.reference import OCIError, OCIReference
@@ -30,7 +31,7 @@ class Bundle:
     """One verified bento directory, and whether the user allowed it to execute code on load."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: BentoManifest
     trust_code: bool = False
 
     @classmethod
@@ -44,7 +45,14 @@ class Bundle:
     @property
     def trusted_digest(self) -> str:
         """The manifest digest the generated runtime may load with its pickles ('' when it has none)."""
-        return self.manifest["digest"] if self.trust_code else ""
+        return self.manifest.digest if self.trust_code else ""
+
+    @property
+    def source(self) -> Path:
+        """The bento's service module; a manifest without one (a stored model's) is no deployable bento."""
+        if self.manifest.source is None:
+            raise DeployError(f"{self.root}: the manifest names no service module: not a bento")
+        return self.root / self.manifest.source
 
     @property
     def serve_args(self) -> list[str]:
@@ -53,11 +61,11 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        return self.manifest["name"]
+        return self.manifest.name
 
     @property
-    def apis(self) -> list[dict[str, Any]]:
-        return self.manifest["apis"]
+    def apis(self) -> list[ApiEntry]:
+        return self.manifest.apis
 
     @property
     def resource_name(self) -> str:
@@ -71,8 +79,8 @@ class Bundle:
     @property
     def needs_gpu(self) -> bool:
         """A bento needs a GPU when an API declares a CUDA device or a model was saved from one."""
-        devices = [api.get("device") or "" for api in self.apis]
-        devices += [model.get("device") or "" for model in self.manifest.get("models", [])]
+        devices = [api.device or "" for api in self.apis]
+        devices += [model.device or "" for model in self.manifest.models]
         return any(device.startswith("cuda") for device in devices)
 
 
@@ -112,7 +120,7 @@ class DeployOptions:
 
     def image_for(self, bundle: Bundle) -> str:
         """The image to run: the option, else ``NAME:DIGEST12`` (the tag follows the bundle's content)."""
-        return self.image or f"{bundle.resource_name}:{bundle.manifest['digest'].removeprefix('sha256:')[:12]}"
+        return self.image or f"{bundle.resource_name}:{bundle.manifest.digest.removeprefix('sha256:')[:12]}"
 
     def gpus_for(self, bundle: Bundle) -> int:
         return self.gpus if self.gpus is not None else int(bundle.needs_gpu)

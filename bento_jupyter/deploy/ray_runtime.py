@@ -33,7 +33,6 @@ from bento_jupyter.server.stream_framing import StreamFormat
 from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.server.tasks import TaskAPI, TaskRoutes, TaskRunner, retention_from_environment, task_store_path
-from bento_jupyter.service.settings import ServiceSettings
 
 Answer = tuple[int, bytes, str]  # status, body, media type
 _PROBES = frozenset({"/readyz", "/livez", "/healthz"})
@@ -53,7 +52,7 @@ class BentoAPI:
         """``trusted_digest``: the manifest digest ``deploy --trust-code`` approved (pickles load only then)."""
         definition, manifest = load_bento(Path(bento), TrustPolicy(trusted_digests=frozenset({trusted_digest})))
         self.method = next(m for m in definition.apis.values() if m.name == api)
-        self._max_body = ServiceSettings.from_manifest(manifest.get("settings")).max_body_bytes
+        self._max_body = manifest.served_settings.max_body_bytes
         # the server's own request pipeline: a plain API runs on its HandlerPool (unbounded here: Ray Serve's
         # max_ongoing_requests bounds it), a batchable one on its BatchDispatcher (which merges the requests
         # Ray Serve hands over together)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bento_jupyter._version import __version__
+from bento_jupyter.bento.manifest_model import ApiEntry
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions, write_yaml
 from bento_jupyter.deploy.traffic import api_timeout, ray_deployment_options, ray_notes, request_timeout
 from bento_jupyter.server.tasks import DEFAULT_QUEUE_SIZE
@@ -77,13 +78,13 @@ def module_name(bundle: Bundle) -> str:
     return "serve_" + re.sub(r"[^a-z0-9_]", "_", bundle.name)
 
 
-def _task(api: dict[str, Any]) -> dict[str, Any]:
+def _task(api: ApiEntry) -> dict[str, Any]:
     """A task API as the ingress runs it (plain literals only)."""
     return {
-        "name": str(api["name"]),
-        "route": str(api["route"]),
-        "max_queue_size": int(api.get("max_queue_size") or DEFAULT_QUEUE_SIZE),
-        "max_concurrency": int(api.get("max_concurrency") or 1),
+        "name": api.name,
+        "route": api.route,
+        "max_queue_size": int(api.max_queue_size or DEFAULT_QUEUE_SIZE),
+        "max_concurrency": int(api.max_concurrency or 1),
     }
 
 
@@ -93,17 +94,17 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
     for index, api in enumerate(bundle.apis):
         cls = f"Api{index}"
         values: dict[str, Any] = {
-            "route": str(api["route"]),
-            "deployment": f"{bundle.name}-{api['name']}",
+            "route": api.route,
+            "deployment": f"{bundle.name}-{api.name}",
             "cpus": options.cpu_cores,
             "cls": cls,
-            "size": int(api["max_batch_size"]),
-            "wait": float(api["max_latency_ms"]) / 1000,
-            "streamed": ": streamed through Ray Serve's streaming handles" if api.get("stream") else "",
+            "size": api.max_batch_size,
+            "wait": api.max_latency_ms / 1000,
+            "streamed": ": streamed through Ray Serve's streaming handles" if api.stream else "",
             "limits": "".join(f", {k}={v!r}" for k, v in ray_deployment_options(bundle, api).items()),
         }
-        deployments.append((_BATCHED if api["batchable"] else _SINGLE).format(**values))
-        routes.append(f"        {str(api['route'])!r}: {cls}.bind(BENTO, {str(api['name'])!r}, TRUSTED_DIGEST),")
+        deployments.append((_BATCHED if api.batchable else _SINGLE).format(**values))
+        routes.append(f"        {api.route!r}: {cls}.bind(BENTO, {api.name!r}, TRUSTED_DIGEST),")
     return _MODULE.format(
         version=__version__,
         name=bundle.name,
@@ -112,20 +113,16 @@ def application_module(bundle: Bundle, options: DeployOptions) -> str:
         ingress=bundle.name,
         ingress_cpus=_INGRESS_CPUS,
         routes="\n".join(routes),
-        streams=sorted(str(api["route"]) for api in bundle.apis if api.get("stream")),
-        tasks=[_task(api) for api in bundle.apis if api.get("task")],
-        timeouts={str(api["route"]): api_timeout(bundle, api) for api in _timed(bundle)},
+        streams=sorted(api.route for api in bundle.apis if api.stream),
+        tasks=[_task(api) for api in bundle.apis if api.task],
+        timeouts={api.route: api_timeout(bundle, api) for api in _timed(bundle)},
         notes="".join(f"# Not exact in Ray Serve: {note}\n" for note in ray_notes([bundle])),
     )
 
 
-def _timed(bundle: Bundle) -> list[dict[str, Any]]:
+def _timed(bundle: Bundle) -> list[ApiEntry]:
     """The APIs whose deadline the ingress applies: a single answer each (not a stream, not a task)."""
-    return [
-        api
-        for api in bundle.apis
-        if not (api.get("stream") or api.get("task")) and api_timeout(bundle, api) is not None
-    ]
+    return [api for api in bundle.apis if not (api.stream or api.task) and api_timeout(bundle, api) is not None]
 
 
 def serve_config(bundles: list[Bundle]) -> dict[str, Any]:

@@ -12,26 +12,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bento_jupyter.bento.manifest_model import ApiEntry
 from bento_jupyter.deploy.bundle import Bundle
 from bento_jupyter.server.deadlines import tightest
-from bento_jupyter.service.settings import ServiceSettings
 
 WAITERS_PER_SLOT = 16  # the kernel's default waiting room per concurrency slot (server/endpoint.py)
 
 
 def request_timeout(bundle: Bundle) -> float | None:
     """The server-wide deadline the bento records (``bento-jupyter serve --request-timeout``), in seconds."""
-    return ServiceSettings.from_manifest(bundle.manifest.get("settings")).request_timeout
+    return bundle.manifest.served_settings.request_timeout
 
 
-def api_timeout(bundle: Bundle, api: dict[str, Any]) -> float | None:
+def api_timeout(bundle: Bundle, api: ApiEntry) -> float | None:
     """An API's deadline in seconds: its ``@api(timeout=)`` capped by the server-wide one (None: none)."""
-    return tightest(api.get("timeout"), request_timeout(bundle))
+    return tightest(api.timeout, request_timeout(bundle))
 
 
-def _plain(api: dict[str, Any]) -> bool:
+def _plain(api: ApiEntry) -> bool:
     """Neither batchable, streaming nor a task: the APIs whose ``max_concurrency`` bounds calls at once."""
-    return not (api["batchable"] or api.get("stream") or api.get("task"))
+    return not (api.batchable or api.stream or api.task)
 
 
 def _pairs(values: dict[str, Any]) -> list[str]:
@@ -50,8 +50,8 @@ class BentoMLTraffic:
 def bentoml_traffic(bundle: Bundle) -> BentoMLTraffic:
     """BentoML 1.4 has one timeout (504) and one ``max_concurrency`` (429 beyond it, no waiting) per service."""
     result = BentoMLTraffic()
-    apis = [api for api in bundle.apis if not api.get("task")]
-    timeouts = {api["name"]: api_timeout(bundle, api) for api in apis}
+    apis = [api for api in bundle.apis if not api.task]
+    timeouts = {api.name: api_timeout(bundle, api) for api in apis}
     given = [t for t in timeouts.values() if t is not None]
     if given and len(given) == len(timeouts):
         result.traffic["timeout"] = max(given)
@@ -72,7 +72,7 @@ def bentoml_traffic(bundle: Bundle) -> BentoMLTraffic:
             "BentoML ignores the deadline header x-envoy-expected-rq-timeout-ms: only the service timeout applies"
         )
     plain = [api for api in apis if _plain(api)]
-    limits = [api.get("max_concurrency") for api in plain]
+    limits = [api.max_concurrency for api in plain]
     if plain and all(limits) and len(plain) == len(apis):
         total = sum(int(limit) for limit in limits if limit)
         result.traffic["max_concurrency"] = total
@@ -85,19 +85,19 @@ def bentoml_traffic(bundle: Bundle) -> BentoMLTraffic:
     elif any(limits):
         result.notes.append(
             "BentoML has one max_concurrency per service: the per-API limits "
-            f"({', '.join(_pairs({a['name']: a.get('max_concurrency') for a in plain}))}) "
+            f"({', '.join(_pairs({a.name: a.max_concurrency for a in plain}))}) "
             "are not applied because other APIs have none"
         )
     return result
 
 
-def ray_deployment_options(bundle: Bundle, api: dict[str, Any]) -> dict[str, int]:
+def ray_deployment_options(bundle: Bundle, api: ApiEntry) -> dict[str, int]:
     """``@serve.deployment`` options of a plain API: ``max_concurrency`` as ``max_ongoing_requests`` and its
     waiting room as ``max_queued_requests`` (Ray Serve answers 503 beyond it)."""
-    limit = api.get("max_concurrency")
+    limit = api.max_concurrency
     if not (limit and _plain(api)):
         return {}
-    waiting = api.get("max_queue_size") or WAITERS_PER_SLOT * int(limit)
+    waiting = api.max_queue_size or WAITERS_PER_SLOT * int(limit)
     return {"max_ongoing_requests": int(limit), "max_queued_requests": int(waiting)}
 
 
@@ -115,7 +115,7 @@ def ray_notes(bundles: list[Bundle]) -> list[str]:
             "max_ongoing_requests and max_queued_requests are per replica and per caller in Ray Serve "
             "(the kernel's limits are per process)"
         )
-    if any(api.get("max_concurrency") and api["batchable"] for b in bundles for api in b.apis):
+    if any(api.max_concurrency and api.batchable for b in bundles for api in b.apis):
         notes.append(
             "a batchable API's max_concurrency is not applied: Ray Serve's batches are bounded by max_batch_size"
         )

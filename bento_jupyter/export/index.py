@@ -20,7 +20,7 @@ def write_index(work: Path, fields: dict[str, Any]) -> list[str]:
         index = {
             **fields,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "services": {m["name"]: {"path": m["name"], "digest": m["digest"]} for m in manifests},
+            "services": {m.name: {"path": m.name, "digest": m.digest} for m in manifests},
         }
         (work / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True, default=repr))
-    return [m["name"] for m in manifests]
+    return [m.name for m in manifests]

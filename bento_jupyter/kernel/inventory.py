@@ -23,7 +23,6 @@ from bento_jupyter.capture.models import describe_models
 from bento_jupyter.errors import BentoJupyterError, BentoNotFoundError, ServiceConflictError
 from bento_jupyter.kernel import actions
 from bento_jupyter.server.running import service_status, services
-from bento_jupyter.service.settings import ServiceSettings
 from bento_jupyter.sockets import DEFAULT_HOST
 
 
@@ -152,7 +151,7 @@ def serve_version(
     service = services.serve(
         definition,
         host=magics.default_host if magics is not None else DEFAULT_HOST,
-        settings=ServiceSettings.from_manifest(manifest.get("settings")),
+        settings=manifest.served_settings,
         kernel_id=kernel_id(),
     )
     return {

@@ -261,7 +261,7 @@ class BentoMagics(Magics):
             with open(args.requirements) as handle:
                 extra += [line for line in handle.read().splitlines() if line.strip() and not line.startswith("#")]
         item = build_service(self.shell, self.cell_log, args.name, extra, verify=not args.no_verify)
-        verification = Store("bentos").manifest(item.tag).get("verification")
+        verification = Store("bentos").manifest(item.tag).verification
         print(f"built bento {item.tag} at {item.path}")
         if verification:
             print(f"{verification_line(verification)} (in a fresh process)")

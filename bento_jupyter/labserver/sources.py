@@ -9,6 +9,7 @@ from typing import Any
 
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.bento.signing import signer_of
 from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError, BentoSignatureError
@@ -20,12 +21,13 @@ from bento_jupyter.registry.errors import InvalidRequest
 NO_REGISTRY = "no registry configured: set registryUrl in Settings > Bento"
 
 
-def _detail(summary: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+def _detail(summary: dict[str, Any], manifest: BentoManifest) -> dict[str, Any]:
+    verification = manifest.verification  # replayed samples at build time; None when not verified
     return {
         **summary,
-        "lineage": manifest.get("lineage") or {},
-        "apis": manifest.get("apis") or [],
-        "verification": manifest.get("verification"),  # replayed samples at build time; None when not verified
+        "lineage": manifest.lineage.model_dump(mode="json", exclude_unset=True),
+        "apis": [api.model_dump(mode="json", exclude_unset=True) for api in manifest.apis],
+        "verification": verification.model_dump(mode="json", exclude_unset=True) if verification else None,
     }
 
 
@@ -74,7 +76,7 @@ class RegistrySource:
 
     def version(self, name: str, ref: str) -> dict[str, Any]:
         info = self.client.version(name, version_or_latest(ref))
-        return _detail(self._summary(info), info["manifest"])
+        return _detail(self._summary(info), BentoManifest.from_document(info["manifest"]))
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
         return move_alias(name, alias, version, self.url, self.token)
@@ -113,13 +115,12 @@ class LocalSource:
             manifest = read_manifest(item.path, verify_files=False, name=self.store.manifest_name)
         except BentoIntegrityError as exc:
             return {**summary, "error": str(exc)}
-        lineage = manifest.get("lineage") or {}
         return {
             **summary,
-            "created_by": lineage.get("built_by"),
-            "created_at": lineage.get("built_at"),
-            "size_bytes": sum(entry["size"] for entry in manifest.get("files", [])),
-            "digest": manifest.get("digest"),
+            "created_by": manifest.lineage.built_by,
+            "created_at": manifest.lineage.built_at,
+            "size_bytes": manifest.size,
+            "digest": manifest.digest,
             "code_executing_files": code_executing_files(manifest),
             "signed_by": _local_signer(item.path),
         }

@@ -26,7 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bento_jupyter.bento.local_store import Store, StoredItem
-from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, file_sha256, read_manifest
+from bento_jupyter.bento.manifest import file_sha256, read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, SIGNATURE_NAME
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.errors import BentoIntegrityError
@@ -81,21 +83,21 @@ class Artifact:
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         blobs: dict[str, Path | bytes] = {config_digest: config}
         layers = []
-        for entry in sorted(manifest["files"], key=lambda e: e["path"]):
-            digest = "sha256:" + entry["sha256"]
-            layers.append(_descriptor(layer_media_type(entry["path"]), digest, entry["size"], entry["path"]))
-            blobs[digest] = root / entry["path"]
+        for entry in sorted(manifest.files, key=lambda e: e.path):
+            digest = "sha256:" + entry.sha256
+            layers.append(_descriptor(layer_media_type(entry.path), digest, entry.size, entry.path))
+            blobs[digest] = root / entry.path
         signature = root / SIGNATURE_NAME
         if signature.is_file():
             digest = "sha256:" + file_sha256(signature)
             layers.append(_descriptor(SIGNATURE_MEDIA_TYPE, digest, signature.stat().st_size, SIGNATURE_NAME))
             blobs[digest] = signature
-        lineage = manifest.get("lineage") or {}
-        annotations = {"org.opencontainers.image.title": manifest["name"], BENTO_DIGEST: manifest["digest"]}
-        if lineage.get("built_at"):
-            annotations["org.opencontainers.image.created"] = lineage["built_at"]
-        if (lineage.get("git") or {}).get("commit"):
-            annotations["org.opencontainers.image.revision"] = lineage["git"]["commit"]
+        lineage = manifest.lineage
+        annotations = {"org.opencontainers.image.title": manifest.name, BENTO_DIGEST: manifest.digest}
+        if lineage.built_at:
+            annotations["org.opencontainers.image.created"] = lineage.built_at
+        if lineage.git and lineage.git.commit:
+            annotations["org.opencontainers.image.revision"] = lineage.git.commit
         document = {
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
@@ -159,7 +161,7 @@ def _parse_manifest(body: bytes, ref: OCIReference) -> dict[str, Any]:
     return document
 
 
-def _layers_by_path(document: dict[str, Any], manifest: dict[str, Any], ref: OCIReference) -> dict[str, dict]:
+def _layers_by_path(document: dict[str, Any], manifest: BentoManifest, ref: OCIReference) -> dict[str, dict]:
     """The layers by file path; they must be exactly the manifest's files (plus, maybe, the signature)."""
     layers: dict[str, dict] = {}
     for layer in document.get("layers") or []:
@@ -167,7 +169,7 @@ def _layers_by_path(document: dict[str, Any], manifest: dict[str, Any], ref: OCI
         if not isinstance(path, str) or path in layers:
             raise OCIError(f"{ref}: a layer has no {FILEPATH} annotation, or repeats one: refused")
         layers[path] = layer
-    expected = {entry["path"]: ("sha256:" + entry["sha256"], entry["size"]) for entry in manifest["files"]}
+    expected = {entry.path: ("sha256:" + entry.sha256, entry.size) for entry in manifest.files}
     signature = layers.pop(SIGNATURE_NAME, None)
     for path, layer in layers.items():
         if layer.get("mediaType") not in RAW_MEDIA_TYPES:
@@ -223,21 +225,21 @@ def pull(
     document = _parse_manifest(body, ref)
     config = client.blob(document["config"]["digest"], MAX_CONFIG_BYTES)
     try:
-        manifest = json.loads(config)
-        check_manifest(manifest, manifest.get("name") if isinstance(manifest, dict) else None)
+        document = json.loads(config)
+        manifest = check_manifest(document, document.get("name") if isinstance(document, dict) else None)
     except (ValueError, InvalidRequest) as exc:
         raise OCIError(f"{ref}: its bento manifest is invalid: {exc}") from None
     layers = _layers_by_path(document, manifest, ref)
     if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
-        check_trust(Path(manifest["name"]), manifest, trust)
+        check_trust(Path(manifest.name), manifest, trust)
     store = store or Store("bentos")
-    existing = store.with_digest(manifest["name"], manifest["digest"])
+    existing = store.with_digest(manifest.name, manifest.digest)
     if existing is not None:  # already here: at most its signature is new
         signature = layers.get(SIGNATURE_NAME)
         if signature is not None and not (existing.path / SIGNATURE_NAME).exists():
             attach_signature(existing.path, client.blob(signature["digest"], MAX_CONFIG_BYTES))
-        return PullResult(existing, ref.with_digest(digest), manifest["digest"], 0)
-    needed = sum(entry["size"] for entry in manifest["files"])
+        return PullResult(existing, ref.with_digest(digest), manifest.digest, 0)
+    needed = manifest.size
     free = shutil.disk_usage(store.root).free
     if needed > free:
         raise OCIError(f"{ref}: the bento is {needed} bytes and {free} are free: nothing was downloaded")
@@ -254,5 +256,5 @@ def pull(
             raise OCIError(f"{ref}: {exc}") from None
         check_trust(root, manifest, trust)
 
-    item = store.add(manifest["name"], fill)
-    return PullResult(item, ref.with_digest(digest), manifest["digest"], downloaded)
+    item = store.add(manifest.name, fill)
+    return PullResult(item, ref.with_digest(digest), manifest.digest, downloaded)

@@ -49,7 +49,7 @@ class SignaturePolicy:
                     f"bento-jupyter sign {name} --key KEY, then push again"
                 )
             return None
-        check_manifest(manifest, name)
+        checked = check_manifest(manifest, name)
         bundle = json.dumps(signature).encode()
         if not isinstance(signature, dict) or len(bundle) > MAX_BUNDLE_BYTES:
             raise InvalidRequest("'signature' must be a Sigstore bundle (bento.sig), a JSON object under 64 KiB")
@@ -64,7 +64,7 @@ class SignaturePolicy:
         verified = False
         if self.keys is not None and (fingerprint in self.keys or self.requires(name)):
             try:
-                verify_manifest_signature(manifest, bundle, self.keys)
+                verify_manifest_signature(checked, bundle, self.keys)
             except BentoSignatureError as exc:
                 raise Forbidden(f"refused: {exc}") if self.requires(name) else InvalidRequest(str(exc)) from None
             verified = True

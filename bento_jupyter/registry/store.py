@@ -45,19 +45,19 @@ class RegistryStore:
         return [digest for digest, size in sizes.items() if size is None]
 
     def publish(
-        self, name: str, manifest: Any, actor: str, signature: dict[str, Any] | None = None
+        self, name: str, document: Any, actor: str, signature: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Commit a version whose every file is already stored with its listed size."""
-        check_manifest(manifest, check_name(name))
-        mark(self.metadata.engine, [entry["sha256"] for entry in manifest["files"]])  # gc keeps them from now
-        sizes = self.sizes([entry["sha256"] for entry in manifest["files"]])
+        manifest = check_manifest(document, check_name(name))
+        digests = [entry.sha256 for entry in manifest.files]
+        mark(self.metadata.engine, digests)  # gc keeps them from now
+        sizes = self.sizes(digests)
         missing = sorted(digest for digest, size in sizes.items() if size is None)
         if missing:
             raise Conflict(f"upload these blobs first: {len(missing)} missing", missing=missing)
-        for entry in manifest["files"]:
-            if sizes[entry["sha256"]] != entry["size"]:
+        for entry in manifest.files:
+            if sizes[entry.sha256] != entry.size:
                 raise InvalidRequest(
-                    f"{entry['path']}: the manifest says {entry['size']} bytes, blob {entry['sha256']} has "
-                    f"{sizes[entry['sha256']]}"
+                    f"{entry.path}: the manifest says {entry.size} bytes, blob {entry.sha256} has {sizes[entry.sha256]}"
                 )
         return self.metadata.publish(name, manifest, actor, signature)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bento_jupyter.bento import manifest_paths
 from bento_jupyter.bento.manifest import check_references, manifest_digest
-from bento_jupyter.bento.manifest_paths import SHA256_PATTERN
-from bento_jupyter.errors import BentoIntegrityError, InvalidManifest
+from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_paths import SHA256_PATTERN, check_file_list
+from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.registry.errors import DigestMismatch, InvalidRequest
 
 DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
@@ -43,36 +43,27 @@ def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
-def check_file_list(files: Any) -> None:
-    """:func:`bento_jupyter.bento.manifest_paths.check_file_list`, refused as a 400."""
-    try:
-        manifest_paths.check_file_list(files)
-    except InvalidManifest as exc:
-        raise InvalidRequest(str(exc)) from None
-
-
-def check_manifest(manifest: Any, name: Any) -> dict[str, Any]:
-    """A bento manifest whose name, digest and file list hold together; returns it unchanged."""
-    if not isinstance(manifest, dict):
+def check_manifest(document: Any, name: Any) -> BentoManifest:
+    """A bento manifest whose name, digest, fields and file list hold together: its typed view, the document kept
+    as sent (the digest covers it). Raises :class:`InvalidRequest` (400) or :class:`DigestMismatch` (422)."""
+    if not isinstance(document, dict):
         raise InvalidRequest("the manifest must be a JSON object")
-    check_json_depth(manifest)
-    digest = manifest.get("digest")
+    check_json_depth(document)
+    digest = document.get("digest")
     if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidRequest(f"invalid manifest digest {digest!r}")
     try:
-        computed = manifest_digest(manifest)
+        computed = manifest_digest(document)
     except UnicodeEncodeError:
         raise InvalidRequest("the manifest holds a lone surrogate escape: not Unicode text") from None
     if computed != digest:
         raise DigestMismatch(f"the manifest's digest {digest} does not match its content")
-    if manifest.get("name") != name:
-        raise InvalidRequest(f"the manifest names {manifest.get('name')!r}, not {name!r}")
-    check_file_list(manifest.get("files"))
-    lineage = manifest.get("lineage", {})
-    if not isinstance(lineage, dict):
-        raise InvalidRequest("the manifest's lineage must be an object")
+    if document.get("name") != name:
+        raise InvalidRequest(f"the manifest names {document.get('name')!r}, not {name!r}")
     try:
+        check_file_list(document.get("files"))
+        manifest = BentoManifest.from_document(document)
         check_references(manifest)
-    except BentoIntegrityError as exc:
+    except BentoIntegrityError as exc:  # InvalidManifest included: a field of the wrong shape, a path refused
         raise InvalidRequest(str(exc)) from None
     return manifest

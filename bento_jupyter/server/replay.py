@@ -19,11 +19,11 @@ from starlette.types import Message
 
 from bento_jupyter.bento.build import SAMPLES_FILE
 from bento_jupyter.bento.loader import load_bento
+from bento_jupyter.bento.manifest_model import Verification, VerificationState
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE
-from bento_jupyter.service.settings import ServiceSettings
 
 _SHOWN_CHARS = 200
 _SHOWN_PATHS = 10  # differing paths listed per sample
@@ -64,7 +64,7 @@ class Report:
         return not self.mismatches
 
     @property
-    def state(self) -> str:
+    def state(self) -> VerificationState:
         """``failed``, ``passed`` (every API checked), ``partial`` (some APIs had nothing to replay) or
         ``unverified`` (nothing was replayed)."""
         if self.mismatches:
@@ -103,17 +103,16 @@ class Report:
         return cls(data["replayed"], data["opted_out"], mismatches, data.get("unsampled", []))
 
 
-def verification_line(verification: dict[str, Any]) -> str:
+def verification_line(verification: Verification) -> str:
     """A manifest's ``verification`` in one line, as ``bento-jupyter verify`` words its report."""
-    report = Report(verification["replayed"], verification["opted_out"], [], verification.get("unsampled", []))
-    return report.summary()
+    return Report(verification.replayed, verification.opted_out, [], verification.unsampled).summary()
 
 
-def verification_warning(verification: dict[str, Any] | None) -> str | None:
+def verification_warning(verification: Verification | None) -> str | None:
     """The NOT VERIFIED line for a manifest's ``verification`` when not every API was checked, else None."""
-    if not verification:
+    if verification is None:
         return "NOT VERIFIED at build (built with --no-verify)"
-    report = Report(verification["replayed"], verification["opted_out"], [], verification.get("unsampled", []))
+    report = Report(verification.replayed, verification.opted_out, [], verification.unsampled)
     return None if report.state == "passed" else report.summary()
 
 
@@ -261,7 +260,7 @@ def replay_samples(root: Path, trust: TrustPolicy) -> Report:
                 " requirement) or define what the handler needs from it in the notebook"
             )
         raise VerificationError(f"{root.name} does not load: {type(exc).__name__}: {exc}{hint}") from None
-    settings = ServiceSettings.from_manifest(manifest.get("settings"))  # as `bento-jupyter serve` would apply them
+    settings = manifest.served_settings  # as `bento-jupyter serve` would apply them
     app = ServiceApp(definition, settings.max_body_bytes, run_tasks=False)
     return asyncio.run(_replay(app, read_samples(root)))
 
@@ -283,7 +282,7 @@ def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:
     return Report.from_json(json.loads(done.stdout))
 
 
-def build_check(root: Path) -> dict[str, Any]:
+def build_check(root: Path) -> Verification:
     """Verify a freshly written bento in a fresh process; the manifest's ``verification``, or raise.
 
     A bento with APIs that had no answered request to replay is stored, but its ``state`` says
@@ -296,7 +295,5 @@ def build_check(root: Path) -> dict[str, Any]:
             " or mark a non-deterministic API verify=False. If the notebook changed the service's state after"
             " these requests were answered, ask them again: the latest answer to a request is the one kept"
         )
-    verification: dict[str, Any] = {"state": report.state, "replayed": report.replayed, "opted_out": report.opted_out}
-    if report.unsampled:
-        verification["unsampled"] = report.unsampled
-    return verification
+    unsampled = {"unsampled": report.unsampled} if report.unsampled else {}  # absent when every API was sampled
+    return Verification(state=report.state, replayed=report.replayed, opted_out=report.opted_out, **unsampled)

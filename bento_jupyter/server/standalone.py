@@ -59,18 +59,16 @@ def serve_bento(
     refused at load shows only its refusal.
     """
     definition, manifest = load_bento(root, trust or TrustPolicy())  # fail here, before binding
-    warning = verification_warning(manifest.get("verification")) if warn_unverified else None
+    warning = verification_warning(manifest.verification) if warn_unverified else None
     if warning is not None:
         print(f"{root}: WARNING {warning}", file=sys.stderr, flush=True)
-    settings = ServiceSettings.from_manifest(manifest.get("settings")).overridden(overrides or {})
+    settings = manifest.served_settings.overridden(overrides or {})
     sock = bind_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
-    print(
-        f"serving {manifest['name']} ({manifest['digest'][:19]}) at http://{shown}:{sock.getsockname()[1]}", flush=True
-    )
+    print(f"serving {manifest.name} ({manifest.digest[:19]}) at http://{shown}:{sock.getsockname()[1]}", flush=True)
     if workers > 1:
         os.environ[_ROOT_VARIABLE] = str(root.resolve())
-        os.environ[_DIGEST_VARIABLE] = manifest["digest"]
+        os.environ[_DIGEST_VARIABLE] = manifest.digest
         os.environ[_SETTINGS_VARIABLE] = json.dumps(settings.to_manifest())
         config = uvicorn_config(
             f"{__name__}:app_from_environment", limits, http=RefusingProtocol, factory=True, workers=workers
@@ -81,7 +79,7 @@ def serve_bento(
         app = ServiceApp(
             definition,
             settings.max_body_bytes,
-            task_scope=bento_task_scope(manifest["digest"]),
+            task_scope=bento_task_scope(manifest.digest),
             request_timeout_s=settings.request_timeout,
         )
         uvicorn.Server(uvicorn_config(app, limits, http=RefusingProtocol)).run(sockets=[sock])

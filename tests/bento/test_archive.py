@@ -16,6 +16,7 @@ import pytest
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.cli import main
 from tests.bento.hostile import pickle_bento
 
@@ -85,9 +86,15 @@ def crafted_archives(evil: dict[str, object]) -> dict[str, bytes]:
     (twins / "src").mkdir(parents=True)
     (twins / "src" / "service.py").write_text("a = 1\n")
     (twins / "src" / "Service.py").write_text("b = 2\n")
-    twin_manifest = write_manifest(twins, {"kind": "bento", "name": "twins", "lineage": {}})
-    huge = json.dumps({**twin_manifest, "files": [{"path": "models/zeros.bin", "size": 512 << 20, "sha256": "0" * 64}]})
-    small = json.dumps({**twin_manifest, "files": [{"path": "models/zeros.bin", "size": 10, "sha256": "0" * 64}]})
+    twin_manifest = write_manifest(
+        twins, BentoManifest.model_validate({"kind": "bento", "name": "twins", "lineage": {}})
+    )
+    huge = json.dumps(
+        {**twin_manifest.document, "files": [{"path": "models/zeros.bin", "size": 512 << 20, "sha256": "0" * 64}]}
+    )
+    small = json.dumps(
+        {**twin_manifest.document, "files": [{"path": "models/zeros.bin", "size": 10, "sha256": "0" * 64}]}
+    )
 
     def unholdable(*paths: str) -> bytes:
         """The bento plus ``paths`` (one byte each) listed in its manifest and present as members: paths the

@@ -13,6 +13,7 @@ import pytest
 from bento_jupyter.bento.dockerfile import render_dockerfile
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import canonical_json, read_manifest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest, FileEntry
 from bento_jupyter.errors import BentoIntegrityError, BentoNotFoundError
 
 
@@ -21,7 +22,9 @@ def make_bento(root: Path) -> dict:
     (root / "src" / "service.py").write_text("x = 1\n")
     (root / "models").mkdir()
     (root / "models" / "w.bin").write_bytes(b"\x00" * 1000)
-    return write_manifest(root, {"kind": "bento", "name": "demo", "lineage": {"b": 1, "a": [1, 2]}})
+    return write_manifest(
+        root, BentoManifest.model_validate({"kind": "bento", "name": "demo", "lineage": {"b": 1, "a": [1, 2]}})
+    )
 
 
 def test_manifest_is_canonical_and_its_digest_is_stable(tmp_path):
@@ -29,13 +32,11 @@ def test_manifest_is_canonical_and_its_digest_is_stable(tmp_path):
     first_root.mkdir()
     second_root.mkdir()
     first, second = make_bento(first_root), make_bento(second_root)
-    assert first["digest"] == second["digest"]
+    assert first.digest == second.digest
     assert canonical_json({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
-    assert read_manifest(second_root)["files"][0] == {
-        "path": "models/w.bin",
-        "size": 1000,
-        "sha256": first["files"][0]["sha256"],
-    }
+    assert read_manifest(second_root).files[0] == FileEntry(
+        path="models/w.bin", size=1000, sha256=first.files[0].sha256
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,11 +91,12 @@ CONCURRENT_BUILD = textwrap.dedent(
     from pathlib import Path
     from bento_jupyter.bento.local_store import Store
     from bento_jupyter.bento.manifest import write_manifest
+    from bento_jupyter.bento.manifest_model import BentoManifest
 
     def fill(root):
         (root / "f").write_text(sys.argv[2])
         time.sleep(0.5)  # both builds are in flight at once
-        write_manifest(root, {"kind": "bento", "name": "demo", "lineage": {}})
+        write_manifest(root, BentoManifest.model_validate({"kind": "bento", "name": "demo", "lineage": {}}))
 
     print(Store("bentos", Path(sys.argv[1])).add("demo", fill).version)
     """

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.bento.signing import sign_bento, signer_of, verify_bento
 from bento_jupyter.errors import BentoSignatureError
 from tests.integration.bento_process import served_bento
@@ -44,7 +45,7 @@ def bento(tmp_path: Path) -> Path:
     (root / "models" / "weights.bin").write_bytes(os.urandom(2048))
     (root / "src").mkdir()
     (root / "src" / "service.py").write_text("def predict(x: int) -> int:\n    return x\n")
-    write_manifest(root, {"kind": "bento", "name": "signed", "lineage": {}})
+    write_manifest(root, BentoManifest.model_validate({"kind": "bento", "name": "signed", "lineage": {}}))
     return root
 
 
@@ -89,7 +90,9 @@ def test_a_bento_changed_after_signing_is_refused_naming_the_file(bento, keys, c
         expected = "removed: models/weights.bin"
     else:  # re-digested manifest: valid by itself, but not what was signed
         manifest = read_manifest(bento, verify_files=False)
-        write_manifest(bento, {**manifest, "lineage": {"built_by": "someone else"}})
+        write_manifest(
+            bento, BentoManifest.model_validate({**manifest.document, "lineage": {"built_by": "someone else"}})
+        )
         expected = "altered: bento.yaml"
     with pytest.raises(BentoSignatureError, match=f"changed after it was signed \\({expected}"):
         verify_bento(bento, keys["trusted"])
@@ -98,7 +101,9 @@ def test_a_bento_changed_after_signing_is_refused_naming_the_file(bento, keys, c
 def test_changed_files_are_named_whatever_characters_their_names_hold(bento, keys):
     """Quotes, commas and brackets in names (and in model-signing's byte digests) leave the report intact."""
     (bento / "models" / 'it\'s, "v2" [final].bin').write_bytes(os.urandom(64))
-    write_manifest(bento, {**read_manifest(bento, verify_files=False), "lineage": {}})
+    write_manifest(
+        bento, BentoManifest.model_validate({**read_manifest(bento, verify_files=False).document, "lineage": {}})
+    )
     sign_bento(bento, keys["alice"])
     (bento / "models" / 'it\'s, "v2" [final].bin').write_bytes(os.urandom(64))
     (bento / "src" / "o'brien, \\x.py").write_text("x = 1\n")

@@ -14,6 +14,7 @@ import pytest
 from bento_jupyter.bento.loader import load_bento
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.bento.trust import TrustPolicy, UntrustedCodeError, remember_built
 from bento_jupyter.errors import BentoIntegrityError
 from tests.bento.hostile import API, SERVICE, pickle_bento
@@ -83,21 +84,33 @@ def test_a_torch_architecture_naming_a_torch_function_is_refused(tmp_path):
 
     save_model(torch.nn.Linear(1, 1), str(root / "models" / "m.safetensors"))
     entry = {"name": "m", "kind": "torch", "files": ["m.safetensors", "m.arch.pt"]}
-    write_manifest(root, {"kind": "bento", "name": "t", "source": "src/service.py", "apis": [], "models": [entry]})
+    write_manifest(
+        root,
+        BentoManifest.model_validate(
+            {"kind": "bento", "name": "t", "source": "src/service.py", "apis": [], "models": [entry]}
+        ),
+    )
     with pytest.raises(BentoIntegrityError, match=r"torch\.serialization\.save"):
         load_bento(root, TrustPolicy())
     assert not marker.exists()
 
 
 @pytest.mark.parametrize(
-    "files", [["../../../../outside.pkl"], ["../outside.pkl"], ["/tmp/outside.pkl"], ["nothere.pkl"], [7]]
+    ("files", "refusal"),
+    [
+        (["../../../../outside.pkl"], "not one of its verified files"),
+        (["../outside.pkl"], "not one of its verified files"),
+        (["/tmp/outside.pkl"], "not one of its verified files"),
+        (["nothere.pkl"], "not one of its verified files"),
+        ([7], r"field 'models\.0\.files\.0': Input should be a valid string"),
+    ],
 )
-def test_model_paths_outside_the_verified_files_are_refused_before_reading(tmp_path, files):
+def test_model_paths_outside_the_verified_files_are_refused_before_reading(tmp_path, files, refusal):
     marker = tmp_path / "pwned"
     outside = tmp_path / "outside.pkl"
     outside.write_bytes(pickle.dumps(__import__("tests.bento.hostile").bento.hostile.Payload(marker)))
     pickle_bento(tmp_path / "b" / "c", marker, files=files)
-    with pytest.raises(BentoIntegrityError, match="not one of its verified files"):
+    with pytest.raises(BentoIntegrityError, match=refusal):
         load_bento(tmp_path / "b" / "c", TrustPolicy(trust_code=True))
     assert not marker.exists()
 
@@ -108,7 +121,12 @@ def test_a_source_outside_the_bento_is_refused(tmp_path):
     (tmp_path / "evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
     manifest = json.loads((root / "bento.yaml").read_text())
     manifest["source"] = "../evil.py"
-    write_manifest(root, {k: v for k, v in manifest.items() if k not in ("files", "digest", "schema_version")})
+    write_manifest(
+        root,
+        BentoManifest.model_validate(
+            {k: v for k, v in manifest.items() if k not in ("files", "digest", "schema_version")}
+        ),
+    )
     with pytest.raises(BentoIntegrityError, match=r"'\.\./evil\.py'"):
         load_bento(root, TrustPolicy(trust_code=True))
     assert not (tmp_path / "ran").exists()
@@ -145,7 +163,16 @@ def test_show_names_the_source_that_runs_on_serve_and_how_to_accept_only_trusted
         (root / "src" / "service.py").write_text(SERVICE)
         write_manifest(
             root,
-            {"kind": "bento", "name": "plain", "source": "src/service.py", "apis": [API], "models": [], "lineage": {}},
+            BentoManifest.model_validate(
+                {
+                    "kind": "bento",
+                    "name": "plain",
+                    "source": "src/service.py",
+                    "apis": [API],
+                    "models": [],
+                    "lineage": {},
+                }
+            ),
         )
 
     Store("bentos", home).add("plain", plain)

@@ -91,8 +91,8 @@ def test_a_build_replays_served_requests_and_examples_in_a_fresh_process(shell, 
     shell.run_line_magic("bento", "build ok")
     assert "verified: 4 sample(s) answered as the kernel did" in capsys.readouterr().out
     manifest = Store("bentos").manifest("ok:1")
-    assert manifest["verification"] == {"state": "passed", "replayed": 4, "opted_out": ["noisy"]}
-    assert {a["name"]: a["verify"] for a in manifest["apis"]} == {"scale": True, "noisy": False}
+    assert manifest.document["verification"] == {"state": "passed", "replayed": 4, "opted_out": ["noisy"]}
+    assert {a.name: a.verify for a in manifest.apis} == {"scale": True, "noisy": False}
     samples = json.loads((Store("bentos").resolve("ok:1").path / "verify" / "samples.json").read_text())
     assert {e["source"] for e in samples["apis"]["scale"]["exchanges"]} == {"example", "served"}
     assert samples["apis"]["noisy"]["exchanges"] == []

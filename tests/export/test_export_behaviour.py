@@ -95,8 +95,8 @@ def test_an_export_reads_yaml_dates_as_text_and_verifies_the_bundle_with_the_api
     done = subprocess.run([*command, str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = read_manifest(tmp_path / "out" / "dated")
-    assert manifest["lineage"]["export"]["parameters"] == {"RUN_DATE": "2024-01-31"}
-    assert manifest["verification"] == {"state": "passed", "replayed": 1, "opted_out": []}
+    assert manifest.lineage.model_extra["export"]["parameters"] == {"RUN_DATE": "2024-01-31"}
+    assert manifest.document["verification"] == {"state": "passed", "replayed": 1, "opted_out": []}
     with served_bento(str(tmp_path / "out")) as url:
         assert requests.post(f"{url}/label", json={"days": 2}, timeout=10).text == "2024-01-31+2"
 

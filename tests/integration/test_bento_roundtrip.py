@@ -49,13 +49,13 @@ def test_the_bento_holds_only_the_code_the_handlers_need(built):
         assert unrelated not in source
     compile(source, "service.py", "exec")
     manifest = read_manifest(root)
-    (model,) = manifest["models"]
-    assert model["kind"] == "torch" and not model["code_executing"]
+    (model,) = manifest.models
+    assert model.kind == "torch" and not model.executes_code
     assert sorted(p.name for p in (root / "models").iterdir()) == ["model.arch.pt", "model.safetensors"]
-    assert any(r.startswith("torch==") for r in manifest["requirements"])
+    assert any(r.startswith("torch==") for r in manifest.requirements)
     assert (root / "env" / "Dockerfile").exists() and (root / "env" / "requirements.txt").exists()
-    routes = {r["name"]: r for r in manifest["schema"]["routes"]}
-    assert routes["classify"]["batchable"] and "/classify" in manifest["openapi"]["paths"]
+    routes = {r["name"]: r for r in (manifest.service_schema or {})["routes"]}
+    assert routes["classify"]["batchable"] and "/classify" in (manifest.openapi or {})["paths"]
 
 
 def test_lineage_records_the_cells_used_with_ids_and_hashes(built):

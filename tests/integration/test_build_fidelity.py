@@ -88,7 +88,12 @@ def test_a_build_with_nothing_to_replay_is_marked_not_verified_everywhere(kernel
     out = kernel.run("%bento build quiet")
     assert "NOT VERIFIED: no answered request to replay (handler)" in out and "verified: " not in out
     manifest = read_manifest(home / "bentos" / "quiet" / "1")
-    assert manifest["verification"] == {"state": "unverified", "replayed": 0, "opted_out": [], "unsampled": ["handler"]}
+    assert manifest.document["verification"] == {
+        "state": "unverified",
+        "replayed": 0,
+        "opted_out": [],
+        "unsampled": ["handler"],
+    }
     done = verify(home, "quiet:1")
     assert done.returncode == 3 and "NOT VERIFIED" in done.stdout
     shown = cli(home, "bentos", "show", "quiet:1")

@@ -120,12 +120,12 @@ def test_the_corpus_covers_at_least_25_idioms():
 def test_a_fresh_process_answers_what_the_kernel_answered(corpus, idiom):
     assert corpus["served"][idiom.name] == corpus["in_kernel"][idiom.name]
     manifest = read_manifest(corpus["home"] / "bentos" / idiom.name / "1")
-    assert manifest["verification"]["state"] == "passed"
-    pins = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in manifest["requirements"]}
-    assert {canonicalize_name(name) for name in idiom.requires} <= set(pins), manifest["requirements"]
-    lock_file = corpus["home"] / "bentos" / idiom.name / "1" / manifest["requirements_lock"]
+    assert manifest.verification is not None and manifest.verification.state == "passed"
+    pins = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in manifest.requirements}
+    assert {canonicalize_name(name) for name in idiom.requires} <= set(pins), manifest.requirements
+    lock_file = corpus["home"] / "bentos" / idiom.name / "1" / str(manifest.requirements_lock)
     lines = [line for line in lock_file.read_text().splitlines() if "==" in line]  # not installed: kept as written
     locked = {canonicalize_name(line.split("==")[0]): line.split("==")[1] for line in lines}
     assert pins.items() <= locked.items()  # the lock pins what the requirements pin, and more
     # the latest answer to each request is the one replayed: state changed after serving was asked again
-    assert manifest["verification"]["replayed"] == len({json.dumps(body, sort_keys=True) for body in idiom.inputs})
+    assert manifest.verification.replayed == len({json.dumps(body, sort_keys=True) for body in idiom.inputs})

@@ -19,6 +19,7 @@ import requests
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.registry.client.remote import push
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.labextension.ui_steps import (
@@ -307,7 +308,12 @@ def publish_a_second_iris(lab: SidebarLab, registry: RegistryProcess, scratch: P
     def fill(root: Path) -> None:
         shutil.copytree(source, root, dirs_exist_ok=True)
         (root / "NOTES.md").write_text("the same service, one more file\n")
-        write_manifest(root, {k: v for k, v in manifest.items() if k not in ("files", "digest", "schema_version")})
+        write_manifest(
+            root,
+            BentoManifest.model_validate(
+                {k: v for k, v in manifest.document.items() if k not in ("files", "digest", "schema_version")}
+            ),
+        )
 
     other = Store("bentos", scratch)
     other.add("iris", fill)

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from bento_jupyter.bento.manifest import MODEL_MANIFEST_NAME
+from bento_jupyter.bento.manifest_paths import MODEL_MANIFEST_NAME
 from tests.labserver.conftest import DEMO_CELLS, DEMO_PATH, head_commit
 from tests.labserver.jupyter_process import API
 from tests.labserver.kernel_calls import JOBS_CELL, inventory, run_cell

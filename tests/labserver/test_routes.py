@@ -7,6 +7,7 @@ import pytest
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import read_manifest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from tests.labserver.jupyter_process import API, JupyterServer
 from tests.registry.conftest import RegistryProcess, free_port, make_bento
 
@@ -73,8 +74,8 @@ def test_local_store_routes_list_show_and_delete(jupyter, store):
         "tags": [],
         "created_by": "tester",
         "created_at": "2025-01-01T00:00:00Z",
-        "size_bytes": sum(f["size"] for f in manifest["files"]),
-        "digest": manifest["digest"],
+        "size_bytes": manifest.size,
+        "digest": manifest.digest,
         "code_executing_files": [],
         "signed_by": None,
     }
@@ -208,7 +209,12 @@ def test_a_versions_detail_says_whether_its_build_replayed_samples(jupyter, stor
     def fill(root):
         (root / "src").mkdir()
         (root / "src" / "service.py").write_text("x = 1\n")
-        write_manifest(root, {"kind": "bento", "name": "checked", "lineage": {}, "verification": verification})
+        write_manifest(
+            root,
+            BentoManifest.model_validate(
+                {"kind": "bento", "name": "checked", "lineage": {}, "verification": verification}
+            ),
+        )
 
     store.add("checked", fill)
     make_bento(store, "unchecked")

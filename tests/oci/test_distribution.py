@@ -45,7 +45,7 @@ def _model_digest(store: Store, tag: str) -> str:
 
 def test_the_second_version_does_not_upload_the_model_layer_it_shares(open_registry, built):
     first = push("demo:1", open_registry.url("team/shared", "1"), store=built)
-    files = built.manifest("demo:1")["files"]
+    files = built.manifest("demo:1").files
     assert first.skipped_blobs == 0 and first.uploaded_blobs == 1 + len(files)  # the config and every file
     second = push("demo:2", open_registry.url("team/shared", "2"), store=built)
     changed = {"bento.yaml", "src/service.py"}
@@ -66,13 +66,13 @@ def test_the_artifact_is_an_oci_manifest_of_our_type_with_modelpack_layers(open_
     document = answer.json()
     assert answer.headers["Docker-Content-Digest"] == result.ref.digest
     assert document["mediaType"] == MANIFEST_MEDIA_TYPE and document["artifactType"] == ARTIFACT_TYPE
-    files = {e["path"]: e for e in built.manifest("demo:1")["files"]}
+    files = {e.path: e for e in built.manifest("demo:1").files}
     paths = [layer["annotations"]["org.cncf.model.filepath"] for layer in document["layers"]]
     assert paths == sorted(files)
     for layer in document["layers"]:
         entry = files[layer["annotations"]["org.cncf.model.filepath"]]
         assert layer["digest"] == "sha256:" + entry["sha256"] and layer["size"] == entry["size"]
-    assert document["annotations"]["dev.bento-jupyter.bento.digest"] == built.manifest("demo:1")["digest"]
+    assert document["annotations"]["dev.bento-jupyter.bento.digest"] == built.manifest("demo:1").digest
 
 
 def test_a_bento_pulled_by_digest_into_an_empty_home_serves_the_same_answers(
@@ -92,7 +92,7 @@ def test_a_bento_pulled_by_digest_into_an_empty_home_serves_the_same_answers(
     assert pulled.returncode == 0, pulled.stderr
     assert "into the local store as demo:1" in pulled.stdout
     local = Store("bentos")
-    assert local.manifest("demo:1")["digest"] == built.manifest("demo:2")["digest"]
+    assert local.manifest("demo:1").digest == built.manifest("demo:2").digest
     probe = [1.0, 2.0, 3.0]
     expected = (np.asarray(probe) @ np.arange(12.0).reshape(3, 4) + 100).tolist()
     with served_bento("demo:1") as url:
@@ -157,7 +157,7 @@ def test_htpasswd_registry_uses_the_docker_config_login(htpasswd_registry, built
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     result = push("demo:2", htpasswd_registry.url("team/docker-login", "2"), store=built)
     pulled = pull(str(result.ref), store=Store("bentos", tmp_path / "home"))
-    assert pulled.bento_digest == built.manifest("demo:2")["digest"]
+    assert pulled.bento_digest == built.manifest("demo:2").digest
 
 
 def test_the_signature_travels_through_push_and_pull_and_still_verifies(open_registry, built, tmp_path):
@@ -193,7 +193,7 @@ def test_bearer_tokens_from_the_registry_token_service(token_registry, built, tm
     result = push("demo:1", target, client(Credentials(USER, PASSWORD)), store=built)
     assert any(grant["access"] and "push" in grant["access"][0]["actions"] for grant in tokens.issued)
     pulled = pull(str(result.ref), client(Credentials(USER, PASSWORD)), store=Store("bentos", tmp_path / "home"))
-    assert pulled.bento_digest == built.manifest("demo:1")["digest"]
+    assert pulled.bento_digest == built.manifest("demo:1").digest
 
 
 def test_pulling_what_the_store_holds_reuses_it_and_only_adds_a_new_signature(open_registry, built, tmp_path):

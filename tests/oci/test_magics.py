@@ -21,6 +21,6 @@ def test_push_and_pull_through_the_magics(open_registry, built, tmp_path, monkey
     monkeypatch.setenv("BENTO_JUPYTER_HOME", str(tmp_path / "home"))
     shell.run_line_magic("bento", f"pull {open_registry.url('team/magic', '2')}")
     assert "as demo:1" in capsys.readouterr().out
-    assert Store("bentos").manifest("demo:1")["digest"] == built.manifest("demo:2")["digest"]
+    assert Store("bentos").manifest("demo:1").digest == built.manifest("demo:2").digest
     with pytest.raises(UsageError, match="404"):
         shell.run_line_magic("bento", f"pull {open_registry.url('team/magic', 'missing')}")

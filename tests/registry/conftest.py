@@ -29,6 +29,7 @@ import requests
 
 from bento_jupyter.bento.local_store import Store, StoredItem
 from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 BUCKET = "bentos"
@@ -400,6 +401,6 @@ def make_bento(
             "built_at": "2025-01-01T00:00:00Z",
             "built_by": "tester",
         }
-        write_manifest(root, {"kind": "bento", "name": name, "lineage": lineage})
+        write_manifest(root, BentoManifest.model_validate({"kind": "bento", "name": name, "lineage": lineage}))
 
     return store.add(name, fill)

@@ -19,6 +19,7 @@ import requests
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import manifest_digest, write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.registry.client.remote import push
 from tests.bento.hostile import pickle_bento
 from tests.registry.conftest import RegistryProcess, create_database, make_bento
@@ -225,7 +226,9 @@ def crafted_bentos(root: Path, marker: Path) -> dict[str, Path]:
     made["source outside"] = root / "source"
     pickle_bento(made["source outside"], marker)
     manifest = json.loads((made["source outside"] / "bento.yaml").read_text())
-    write_manifest(made["source outside"], {**manifest, "source": "../evil.py", "models": []})
+    write_manifest(
+        made["source outside"], BentoManifest.model_validate({**manifest, "source": "../evil.py", "models": []})
+    )
     (root / "evil.py").write_text(f"open({str(marker)!r}, 'w')\n")
     return made
 

@@ -15,6 +15,7 @@ import requests
 
 import bento_jupyter.registry
 from bento_jupyter.bento.manifest import manifest_digest, read_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.bento.manifest_paths import check_file_path
 from bento_jupyter.errors import InvalidManifest, InvalidReference
 from bento_jupyter.refs import Reference, check_label
@@ -66,7 +67,7 @@ def test_path_tricks_never_reach_the_filesystem(strict, tmp_path):
 def test_a_manifest_with_an_escaping_path_or_a_wrong_digest_is_refused(strict, local, name):
     item = make_bento(local, name)
     manifest = read_manifest(item.path)
-    evil = {**manifest, "files": [{**manifest["files"][0], "path": "../../outside.py"}]}
+    evil = {**manifest.document, "files": [{**manifest.document["files"][0], "path": "../../outside.py"}]}
     evil["digest"] = manifest_digest(evil)
     answer = strict.api("POST", f"/bentos/{name}/versions", json=evil)
     assert answer.status_code == 400 and "invalid file path" in answer.json()["error"]
@@ -124,12 +125,14 @@ def test_the_server_never_unpickles_anything(strict, local, name, tmp_path):
 
         write_manifest(
             root,
-            {
-                "kind": "bento",
-                "name": name,
-                "models": [{"name": "m", "kind": "pickle", "files": ["model.pkl"]}],
-                "lineage": {},
-            },
+            BentoManifest.model_validate(
+                {
+                    "kind": "bento",
+                    "name": name,
+                    "models": [{"name": "m", "kind": "pickle", "files": ["model.pkl"]}],
+                    "lineage": {},
+                }
+            ),
         )
 
     local.add(name, fill)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from bento_jupyter.bento.local_store import Store
 from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.cli.main import main
 from bento_jupyter.registry.client.remote import RegistryClient, push
 from bento_jupyter.registry.errors import Conflict, Forbidden, NotFound, PromotionRefused
@@ -40,7 +41,12 @@ def publish(registry: RegistryProcess, store: Store, name: str, *routes: dict) -
     def fill(root: Path) -> None:
         (root / "src").mkdir()
         (root / "src" / "service.py").write_text(f"# {routes!r}\n")
-        write_manifest(root, {"kind": "bento", "name": name, "schema": {"routes": list(routes)}, "lineage": {}})
+        write_manifest(
+            root,
+            BentoManifest.model_validate(
+                {"kind": "bento", "name": name, "schema": {"routes": list(routes)}, "lineage": {}}
+            ),
+        )
 
     item = store.add(name, fill)
     return push(item.tag, registry.url, registry.tokens["write"], store=store).version

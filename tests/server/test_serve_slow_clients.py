@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from bento_jupyter.bento.manifest import write_manifest
+from bento_jupyter.bento.manifest_model import BentoManifest
 from tests.bento.hostile import API, SERVICE
 from tests.integration.bento_process import served_bento
 from tests.stalled_clients import SLOW_BODY, closed_by_the_server, stalled_connections
@@ -22,7 +23,12 @@ HEAD_TIMEOUT_S = 3
 def plain_bento(root: Path) -> Path:
     (root / "src").mkdir(parents=True)
     (root / "src" / "service.py").write_text(SERVICE)
-    write_manifest(root, {"kind": "bento", "name": "plain", "source": "src/service.py", "apis": [API], "models": []})
+    write_manifest(
+        root,
+        BentoManifest.model_validate(
+            {"kind": "bento", "name": "plain", "source": "src/service.py", "apis": [API], "models": []}
+        ),
+    )
     return root
 
 

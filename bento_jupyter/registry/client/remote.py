@@ -18,7 +18,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from bento_jupyter.bento.local_store import Store, StoredItem
-from bento_jupyter.bento.manifest import MANIFEST_NAME, SIGNATURE_NAME, read_manifest
+from bento_jupyter.bento.manifest import manifest_file_bytes, read_manifest
+from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, SIGNATURE_NAME
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
 from bento_jupyter.net_errors import connection_reason
@@ -246,16 +247,16 @@ def push(
     """Publish local bento ``NAME[:VERSION]``: upload only the blobs the registry lacks, then the manifest."""
     item = (store or Store("bentos")).resolve(tag)
     manifest = read_manifest(item.path)  # re-hashes every file: a tampered bento is refused here
-    if manifest.get("name") != item.name:
-        raise InvalidRequest(f"{item.tag}: its manifest names {manifest.get('name')!r}; rebuild it as {item.name!r}")
+    if manifest.name != item.name:
+        raise InvalidRequest(f"{item.tag}: its manifest names {manifest.name!r}; rebuild it as {item.name!r}")
     client = connect(url, token)
-    by_digest = {entry["sha256"]: entry for entry in manifest["files"]}
+    by_digest = {entry.sha256: entry for entry in manifest.files}
     missing = client.missing(sorted(by_digest))
-    meter = _Meter(sum(by_digest[d]["size"] for d in missing), progress)
+    meter = _Meter(sum(by_digest[d].size for d in missing), progress)
     for digest in missing:
-        client.upload_blob(digest, item.path / by_digest[digest]["path"], meter)
+        client.upload_blob(digest, item.path / by_digest[digest].path, meter)
     signature = item.path / SIGNATURE_NAME
-    body = {**manifest, "signature": json.loads(signature.read_text())} if signature.is_file() else manifest
+    body = {**manifest.document, **({"signature": json.loads(signature.read_text())} if signature.is_file() else {})}
     published = client.publish(item.name, body)
     return PushResult(
         item.name, published["version"], published["digest"], published["created"], len(missing), meter.done
@@ -282,12 +283,11 @@ def pull(
     client = connect(url, token)
     number = client.alias(remote.name, remote.alias) if remote.alias else remote.version
     info = client.version(remote.name, number)
-    manifest = info["manifest"]
     try:
-        check_manifest(manifest, remote.name)
+        manifest = check_manifest(info["manifest"], remote.name)
     except InvalidRequest as exc:
         raise RegistryIntegrityError(f"{remote} from {client.url}: {exc.message}") from None
-    if manifest["digest"] != info["digest"]:
+    if manifest.digest != info["digest"]:
         raise RegistryIntegrityError(f"{remote} from {client.url}: the manifest is not the version's digest")
     if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
         check_trust(Path(remote.name), manifest, trust)
@@ -299,16 +299,16 @@ def pull(
             progress(0, 0)
         return PullResult(existing, info["version"], info["digest"], 0, True)
     cache = cache or BlobCache()
-    sizes = {entry["sha256"]: entry["size"] for entry in manifest["files"]}
+    sizes = {entry.sha256: entry.size for entry in manifest.files}
     needed = {digest: size for digest, size in sizes.items() if not cache.has(digest, size)}
     meter = _Meter(sum(needed.values()), progress)
     for digest in needed:
         cache.put(digest, client.download_blob(digest), meter, client.url)
 
     def fill(root: Path) -> None:
-        for entry in manifest["files"]:
-            cache.copy_to(entry["sha256"], root / entry["path"])
-        (root / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False))
+        for entry in manifest.files:
+            cache.copy_to(entry.sha256, root / entry.path)
+        (root / MANIFEST_NAME).write_bytes(manifest_file_bytes(manifest))
         if info.get("signature"):
             (root / SIGNATURE_NAME).write_text(json.dumps(info["signature"]))
         check_trust(root, read_manifest(root), trust)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from bento_jupyter.bento.manifest_model import BentoManifest, GitLineage, Lineage
 from bento_jupyter.bento.trust import code_executing_files
 from bento_jupyter.refs import check_label, check_name, check_version
 from bento_jupyter.registry.db.tables import (
@@ -58,34 +59,25 @@ def _text(value: Any, limit: int) -> str | None:
     return str(value).replace("\x00", "")[:limit] if value is not None else None
 
 
-def _lineage_columns(manifest: dict[str, Any]) -> dict[str, Any]:
-    lineage = manifest.get("lineage") or {}
-    git = lineage.get("git")
-    git = git if isinstance(git, dict) else {}
-
+def _lineage_columns(lineage: Lineage) -> dict[str, Any]:
+    git = lineage.git or GitLineage()
     return {
-        "notebook_path": _text(lineage.get("notebook_path"), 4096),
-        "kernel_id": _text(lineage.get("kernel_id"), 128),
-        "git_commit": _text(git.get("commit"), 64),
-        "git_branch": _text(git.get("branch"), 1024),
+        "notebook_path": _text(lineage.notebook_path, 4096),
+        "kernel_id": _text(lineage.kernel_id, 128),
+        "git_commit": _text(git.commit, 64),
+        "git_branch": _text(git.branch, 1024),
     }
 
 
-def _cells(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    cells = (manifest.get("lineage") or {}).get("cells")
-    rows: list[dict[str, Any]] = []
-    if not isinstance(cells, list):
-        return rows
-    for position, cell in enumerate(c for c in cells if isinstance(c, dict)):
-        cell_id, source = cell.get("cell_id"), cell.get("source_sha256")
-        rows.append(
-            {
-                "position": position,
-                "cell_id": _text(cell_id, 128) if cell_id else None,
-                "source_sha256": _text(source, 64) if source else None,
-            }
-        )
-    return rows
+def _cells(lineage: Lineage) -> list[dict[str, Any]]:
+    return [
+        {
+            "position": position,
+            "cell_id": _text(cell.cell_id, 128) if cell.cell_id else None,
+            "source_sha256": _text(cell.source_sha256, 64) if cell.source_sha256 else None,
+        }
+        for position, cell in enumerate(lineage.cells)
+    ]
 
 
 Observer = Callable[[Connection, dict[str, Any]], None]
@@ -131,14 +123,14 @@ class MetadataStore:
     # -- publishing -------------------------------------------------------------------------------
 
     def publish(
-        self, name: str, manifest: dict[str, Any], actor: str, signature: dict[str, Any] | None = None
+        self, name: str, manifest: BentoManifest, actor: str, signature: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], bool]:
         """Record a new version of ``name`` (number = previous + 1), or return the one with this digest.
 
         ``signature`` (bundle, key_fingerprint, verified) is stored with it; a re-publish can add one to a version
         that had none."""
         check_name(name)
-        digest = manifest["digest"]
+        digest = manifest.digest
         stamp = now()
         with self.transaction(write=True) as conn:
             self._insert_ignoring_duplicate(conn, bentos, {"name": name, "latest": 0, "created_at": stamp})
@@ -160,18 +152,18 @@ class MetadataStore:
                     bento=name,
                     number=number,
                     digest=digest,
-                    manifest=stored_json(manifest),
-                    size=sum(entry["size"] for entry in manifest["files"]),
-                    file_count=len(manifest["files"]),
+                    manifest=stored_json(manifest.document),
+                    size=manifest.size,
+                    file_count=len(manifest.files),
                     created_at=stamp,
                     created_by=actor,
-                    **_lineage_columns(manifest),
+                    **_lineage_columns(manifest.lineage),
                 )
                 .returning(versions.c.id)
             ).scalar_one()
             if signature is not None:
                 conn.execute(insert(signatures).values(version_id=version_id, **signature))
-            cells = _cells(manifest)
+            cells = _cells(manifest.lineage)
             if cells:
                 conn.execute(insert(version_cells), [{"version_id": version_id, **cell} for cell in cells])
             self._record(conn, name, "publish", None, None, number, actor, stamp)
@@ -223,7 +215,7 @@ class MetadataStore:
             for version_id, text in conn.execute(
                 select(versions.c.id, versions.c.manifest).where(versions.c.id.in_(ids))
             ):
-                executing[version_id] = code_executing_files(json.loads(text))
+                executing[version_id] = code_executing_files(BentoManifest.from_document(json.loads(text)))
             for version_id, fingerprint, verified in conn.execute(
                 select(signatures.c.version_id, signatures.c.key_fingerprint, signatures.c.verified).where(
                     signatures.c.version_id.in_(ids)
