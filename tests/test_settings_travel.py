@@ -67,7 +67,7 @@ def test_the_body_limit_set_in_the_kernel_is_recorded_applied_and_overridable(sh
     result = shell.run_line_magic("bento", "build limits")
     assert result is None or "limits:1" in str(result)
     root = tmp_path / "bentos" / "limits" / "1"
-    assert read_manifest(root)["settings"] == {"max_body_mb": 0.5, "request_timeout": None}
+    assert read_manifest(root).document["settings"] == {"max_body_mb": 0.5, "request_timeout": None}
 
     with served_bento(str(root)) as url:  # as the kernel served it
         assert status(url, ONE_MIB) == 413 and status(url, "small") == 200
@@ -85,7 +85,7 @@ def test_request_timeout_set_in_the_kernel_travels_and_serve_overrides_it(shell,
     assert requests.post(f"{service.url}/nap", json={"seconds": 0.0}, timeout=30).status_code == 200
     shell.run_line_magic("bento", "build limits")
     root = tmp_path / "bentos" / "limits" / "1"
-    assert read_manifest(root)["settings"]["request_timeout"] == 0.3
+    assert read_manifest(root).document["settings"]["request_timeout"] == 0.3
 
     with served_bento(str(root)) as url:  # as the kernel served it
         assert requests.post(f"{url}/nap", json={"seconds": 2.0}, timeout=30).status_code == 504

@@ -225,8 +225,8 @@ def pull(
     document = _parse_manifest(body, ref)
     config = client.blob(document["config"]["digest"], MAX_CONFIG_BYTES)
     try:
-        document = json.loads(config)
-        manifest = check_manifest(document, document.get("name") if isinstance(document, dict) else None)
+        content = json.loads(config)
+        manifest = check_manifest(content, content.get("name") if isinstance(content, dict) else None)
     except (ValueError, InvalidRequest) as exc:
         raise OCIError(f"{ref}: its bento manifest is invalid: {exc}") from None
     layers = _layers_by_path(document, manifest, ref)

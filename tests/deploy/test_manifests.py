@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.deploy.bundle import Bundle, DeployOptions
 from bento_jupyter.deploy.kserve import inference_service
 from bento_jupyter.deploy.kubernetes import kubernetes_objects
@@ -41,9 +42,9 @@ def deploy(bundle_dir, target, out, *extra):
 
 
 def gpu_bundle(device: str | None = "cuda:0") -> Bundle:
-    api = {"name": "predict", "route": "/predict", "batchable": True, "max_batch_size": 8, "max_latency_ms": 5.0}
+    api = {"name": "predict", "route": "/predict", "function": "predict", "batchable": True, "max_batch_size": 8}
     manifest = {"name": "gpu_model.v2", "digest": "sha256:" + "ab" * 32, "apis": [{**api, "device": device}]}
-    return Bundle(Path("unused"), {**manifest, "models": []})
+    return Bundle(Path("unused"), BentoManifest.model_validate({**manifest, "models": []}))
 
 
 @pytest.mark.integration

@@ -69,7 +69,7 @@ def test_an_injected_parameter_reaches_the_bundle(tmp_path, home):
     assert done.returncode == 0, done.stderr[-2000:]
     bundle = tmp_path / "out" / "scaler"
     assert "FACTOR = 5" in (bundle / "src" / "service.py").read_text()
-    assert read_manifest(bundle)["lineage"]["export"]["parameters"] == {"FACTOR": 5}
+    assert read_manifest(bundle).document["lineage"]["export"]["parameters"] == {"FACTOR": 5}
     with served_bento(str(tmp_path / "out")) as url:
         assert requests.post(f"{url}/scale", json={"x": 1.5}, timeout=10).json() == 7.5
     executed = nbformat.read(tmp_path / "out" / "notebook.ipynb", as_version=4)
@@ -171,7 +171,7 @@ def test_bento_export_writes_the_live_kernels_services(live, tmp_path):
     assert f"exported scaler to {tmp_path / 'live-out'}" in printed
     with served_bento(str(tmp_path / "live-out")) as url:
         assert requests.post(f"{url}/scale", json={"x": 2}, timeout=10).json() == 20
-    lineage = read_manifest(tmp_path / "live-out" / "scaler")["lineage"]
+    lineage = read_manifest(tmp_path / "live-out" / "scaler").document["lineage"]
     assert lineage["export"]["executed_by"] == "%bento export"
     assert {c["cell_id"] for c in lineage["cells"]} == {live.nb.cells[2].id}
     with pytest.raises(CellExecutionError, match=r"not empty: .* pass --force"):
@@ -205,4 +205,4 @@ def test_a_relative_output_is_the_callers_and_a_failure_leaves_nothing_anywhere(
     assert done.returncode == 0, done.stderr
     assert (caller / "dist" / "scaler" / "scaler" / "bento.yaml").is_file()
     assert not (tmp_path / "notebooks" / "dist").exists()
-    assert read_manifest(caller / "dist" / "scaler" / "scaler")["name"] == "scaler"
+    assert read_manifest(caller / "dist" / "scaler" / "scaler").name == "scaler"

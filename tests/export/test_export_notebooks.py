@@ -45,13 +45,13 @@ def test_the_layout_is_one_bundle_per_service_an_index_and_the_executed_notebook
     for name, directory in exported.items():
         assert sorted(p.name for p in directory.iterdir()) == sorted(["export.json", name, "notebook.ipynb"])
         index = json.loads((directory / "export.json").read_text())
-        assert index["services"][name]["digest"] == read_manifest(directory / name)["digest"]
+        assert index["services"][name]["digest"] == read_manifest(directory / name).digest
 
 
 @pytest.mark.parametrize("notebook", sorted(SERVICES))
 def test_lineage_records_the_notebook_its_digest_and_the_cells_used(exported, notebook):
     root = exported[SERVICES[notebook]] / SERVICES[notebook]
-    lineage = read_manifest(root)["lineage"]
+    lineage = read_manifest(root).document["lineage"]
     path = NOTEBOOKS / notebook
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert lineage["notebook_path"] == str(path)

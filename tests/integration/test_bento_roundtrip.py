@@ -59,7 +59,7 @@ def test_the_bento_holds_only_the_code_the_handlers_need(built):
 
 
 def test_lineage_records_the_cells_used_with_ids_and_hashes(built):
-    lineage = read_manifest(built["home"] / "bentos" / "spam" / "1")["lineage"]
+    lineage = read_manifest(built["home"] / "bentos" / "spam" / "1").document["lineage"]
     recorded = {c["cell_id"]: c for c in lineage["cells"]}
     assert len(recorded) == 4  # model class, tokenizer, training (encode_batch), serving cell
     for cell_id, cell in recorded.items():

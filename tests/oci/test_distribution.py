@@ -71,7 +71,7 @@ def test_the_artifact_is_an_oci_manifest_of_our_type_with_modelpack_layers(open_
     assert paths == sorted(files)
     for layer in document["layers"]:
         entry = files[layer["annotations"]["org.cncf.model.filepath"]]
-        assert layer["digest"] == "sha256:" + entry["sha256"] and layer["size"] == entry["size"]
+        assert layer["digest"] == "sha256:" + entry.sha256 and layer["size"] == entry.size
     assert document["annotations"]["dev.bento-jupyter.bento.digest"] == built.manifest("demo:1").digest
 
 

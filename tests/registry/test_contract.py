@@ -67,19 +67,19 @@ def test_pull_verifies_everything_lands_in_the_local_store_and_reuses_the_cache(
     pulled = _pull(registry, f"{name}@production", elsewhere, cache)
     assert (pulled.version, pulled.digest, pulled.reused) == (1, pushed.digest, False)
     assert pulled.downloaded_bytes == 100_000 + len("def predict(x):\n    return x\n")
-    assert read_manifest(pulled.item.path)["digest"] == pushed.digest  # every file re-hashed
+    assert read_manifest(pulled.item.path).digest == pushed.digest  # every file re-hashed
     again = _pull(registry, f"{name}:1", elsewhere, cache)
     assert again.reused and again.item == pulled.item
     third_store = Store("bentos", tmp_path / "third")
     cached = _pull(registry, f"{name}:latest", third_store, cache)
     assert cached.downloaded_bytes == 0 and not cached.reused
-    assert read_manifest(cached.item.path)["digest"] == pushed.digest
+    assert read_manifest(cached.item.path).digest == pushed.digest
 
 
 def test_pull_refuses_a_corrupted_blob_and_writes_nothing(registry, local, name, tmp_path):
     item = make_bento(local, name, model=b"\x01" * 50_000)
     _push(registry, name, local)
-    weights = next(f for f in read_manifest(item.path)["files"] if f["path"] == "models/weights.bin")
+    weights = next(f for f in read_manifest(item.path).document["files"] if f["path"] == "models/weights.bin")
     registry.corrupt_blob(weights["sha256"])
     elsewhere = Store("bentos", tmp_path / "elsewhere")
     cache = BlobCache(tmp_path / "cache")
@@ -172,7 +172,7 @@ def test_a_blob_with_the_wrong_digest_is_rejected_and_nothing_is_linked(registry
     assert registry.api("POST", "/blobs/missing", json={"digests": [claimed]}).json()["missing"] == [claimed]
     item = make_bento(local, name, handler=f"# {name}\n", model=name.encode() * 100)
     manifest = read_manifest(item.path)
-    answer = registry.api("POST", f"/bentos/{name}/versions", json=manifest)  # its blobs were never uploaded
+    answer = registry.api("POST", f"/bentos/{name}/versions", json=manifest.document)  # its blobs were never uploaded
     assert answer.status_code == 409 and len(answer.json()["missing"]) == 2
     assert registry.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
 
@@ -222,7 +222,7 @@ KILLED_PUSH = textwrap.dedent(
 
 def test_a_push_killed_mid_upload_leaves_no_version_and_can_be_retried(registry, local, name, tmp_path):
     item = make_bento(local, name, model=b"\x09" * (12 << 20))
-    weights = next(f for f in read_manifest(item.path)["files"] if f["path"] == "models/weights.bin")
+    weights = next(f for f in read_manifest(item.path).document["files"] if f["path"] == "models/weights.bin")
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_PUSH, name, registry.url, registry.tokens["write"], str(tmp_path / "home")],
         timeout=120,
@@ -240,13 +240,13 @@ def test_a_push_killed_mid_upload_leaves_no_version_and_can_be_retried(registry,
     retried = _push(registry, name, local)
     assert (retried.version, retried.created) == (1, True)
     pulled = _pull(registry, name, Store("bentos", tmp_path / "elsewhere"), BlobCache(tmp_path / "cache"))
-    assert read_manifest(pulled.item.path)["digest"] == retried.digest
+    assert read_manifest(pulled.item.path).digest == retried.digest
 
 
 def test_a_push_interrupted_after_its_blobs_publishes_nothing_until_retried(registry, local, name):
     item = make_bento(local, name, handler=f"# {name}\n", model=name.encode() * 100)
     client = RegistryClient(registry.url, registry.tokens["write"])
-    for entry in read_manifest(item.path)["files"]:
+    for entry in read_manifest(item.path).document["files"]:
         client.upload_blob(entry["sha256"], Path(item.path, entry["path"]), lambda n: None)
     assert registry.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
     retried = _push(registry, name, local)

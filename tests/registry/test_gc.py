@@ -29,7 +29,7 @@ def two_versions_then_delete_the_first(registry: RegistryProcess, local: Store, 
     for n in (1, 2):
         push(f"{name}:{n}", registry.url, registry.tokens["write"], store=local)
     RegistryClient(registry.url, registry.tokens["write"]).delete_version(name, 1)
-    first, second = (read_manifest(local.resolve(f"{name}:{n}").path)["files"] for n in (1, 2))
+    first, second = (read_manifest(local.resolve(f"{name}:{n}").path).document["files"] for n in (1, 2))
     kept = {f["sha256"] for f in second}
     return {f["sha256"]: f["size"] for f in first if f["sha256"] not in kept}
 

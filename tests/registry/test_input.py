@@ -71,10 +71,10 @@ def test_a_manifest_with_an_escaping_path_or_a_wrong_digest_is_refused(strict, l
     evil["digest"] = manifest_digest(evil)
     answer = strict.api("POST", f"/bentos/{name}/versions", json=evil)
     assert answer.status_code == 400 and "invalid file path" in answer.json()["error"]
-    tampered = {**manifest, "lineage": {"notebook_path": "forged.ipynb"}}
+    tampered = {**manifest.document, "lineage": {"notebook_path": "forged.ipynb"}}
     answer = strict.api("POST", f"/bentos/{name}/versions", json=tampered)
     assert answer.status_code == 422 and answer.json()["code"] == "digest_mismatch"
-    renamed = strict.api("POST", "/bentos/other-name/versions", json=manifest)
+    renamed = strict.api("POST", "/bentos/other-name/versions", json=manifest.document)
     assert renamed.status_code == 400
     assert strict.api("GET", f"/bentos/{name}/versions", "read").status_code == 404
 
@@ -151,7 +151,7 @@ def test_a_server_killed_mid_upload_shows_nothing_and_a_restart_takes_the_retry(
     process = RegistryProcess(f"sqlite:///{tmp_path / 'r.db'}", f"file://{tmp_path / 'blobs'}", tmp_path / "home")
     process.start()
     item = make_bento(local, name, model=b"\x03" * 300_000)
-    weights = next(f for f in read_manifest(item.path)["files"] if f["path"] == "models/weights.bin")
+    weights = next(f for f in read_manifest(item.path).document["files"] if f["path"] == "models/weights.bin")
     host, port = process.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         raw.sendall(

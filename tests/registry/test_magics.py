@@ -17,7 +17,7 @@ def test_push_then_pull_through_the_magics(sqlite_registry, tmp_path, monkeypatc
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "bento_jupyter")
     item = make_bento(Store("bentos"), "magic-demo")
-    digest = read_manifest(item.path)["digest"]
+    digest = read_manifest(item.path).digest
     credentials = f"--url {sqlite_registry.url} --token {sqlite_registry.tokens['write']}"
 
     shell.run_line_magic("bento", f"push magic-demo:{item.version} {credentials}")
@@ -30,4 +30,4 @@ def test_push_then_pull_through_the_magics(sqlite_registry, tmp_path, monkeypatc
     shell.run_line_magic("bento", f"pull magic-demo:1 {credentials}")
     assert "pulled magic-demo:1 (registry version 1)" in capsys.readouterr().out
     pulled = Store("bentos").resolve("magic-demo:latest")
-    assert read_manifest(pulled.path)["digest"] == digest
+    assert read_manifest(pulled.path).digest == digest
