@@ -15,11 +15,13 @@ import yaml
 from bento_jupyter.export.notebook import export_notebook
 from tests.deploy.test_engines import BENTOML, RAY_DRIVER, RAY_PYTHON, deploy, running
 from tests.integration.bento_process import free_port, served_bento
+from tests.labserver.kernel_calls import LONG_JOB
 from tests.server.test_bentoml_client import BEYOND, FITS, sized_outcomes
 
 pytestmark = pytest.mark.integration
 
-SERVING_CELL = '''%%bento serve writer
+SERVING_CELL = (
+    '''%%bento serve writer
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -50,15 +52,9 @@ def score_file(rows: list[list[float]]) -> dict:
     return {"mean": float(np.mean(rows)), "n": len(rows)}
 
 
-@api(task=True)
-def long_job(seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cancel_requested():
-            return "stopped"
-        time.sleep(0.02)
-    return "finished"
-
+'''
+    + LONG_JOB
+    + '''
 
 @api
 def mislabeled() -> Iterator[int]:
@@ -83,6 +79,7 @@ def timed(seconds: float) -> list[float]:
     time.sleep(seconds)
     return [began, time.time()]
 '''
+)
 WORDS = [f"hi {i}" for i in range(5)]
 STEPS = [{"step": 0, "done": 1 / 3}, {"step": 1, "done": 2 / 3}, {"step": 2, "done": 1.0}]
 

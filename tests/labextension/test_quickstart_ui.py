@@ -11,10 +11,9 @@ import pytest
 from bento_jupyter.bento.local_store import Store
 from tests.labextension.sidebar_lab import SidebarLab
 from tests.labextension.ui_steps import (
-    NOTEBOOK,
     RUN_TIMEOUT_MS,
     by_testid,
-    open_sidebar,
+    open_notebook,
     run_menu,
     screenshot,
     try_it_out,
@@ -25,9 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_quickstart_through_the_ui(page: Any, lab: SidebarLab, registry: RegistryProcess):
-    page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
-    open_sidebar(page)
-    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
+    open_notebook(page, lab)
     screenshot(page, "quickstart-1-opened")
 
     run_menu(page, "Run All Cells")

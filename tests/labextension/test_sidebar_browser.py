@@ -26,7 +26,7 @@ from tests.labextension.ui_steps import (
     NOTEBOOK,
     RUN_TIMEOUT_MS,
     by_testid,
-    open_sidebar,
+    open_notebook,
     run_menu,
     screenshot,
     try_it_out,
@@ -115,9 +115,7 @@ def active_tab_title(page: Any) -> str:
 
 def test_running_the_quickstart_shows_its_service_with_a_proxied_url(page: Any, lab: SidebarLab):
     record_kernel_frames(page)
-    page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
-    open_sidebar(page)
-    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
+    open_notebook(page, lab)
     assert by_testid(page, "bento-notebook").inner_text() == NOTEBOOK
     run_menu(page, "Run All Cells")
 

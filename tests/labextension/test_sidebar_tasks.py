@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.labextension.sidebar_lab import SidebarLab
-from tests.labextension.test_sidebar_browser import RUN_TIMEOUT_MS, by_testid, open_sidebar, run_menu, screenshot
+from tests.labextension.ui_steps import RUN_TIMEOUT_MS, by_testid, open_notebook, run_menu, screenshot
 from tests.labserver.kernel_calls import JOBS_CELL
 
 pytestmark = pytest.mark.integration
@@ -39,9 +39,7 @@ def write_notebook(lab: SidebarLab) -> None:
 
 def test_a_running_task_is_listed_and_cancel_stops_it(page: Any, lab: SidebarLab):
     write_notebook(lab)
-    page.goto(lab.page_url(f"lab/tree/{NOTEBOOK}"))
-    open_sidebar(page)
-    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
+    open_notebook(page, lab, NOTEBOOK)
     run_menu(page, "Run All Cells")
     card = by_testid(page, "bento-service", name="jobs")
     card.wait_for(timeout=RUN_TIMEOUT_MS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.labextension.conftest import ARTIFACTS
+from tests.labextension.sidebar_lab import SidebarLab
 
 NOTEBOOK = "quickstart.ipynb"
 RUN_TIMEOUT_MS = 180_000
@@ -30,6 +31,13 @@ def open_sidebar(page: Any) -> None:
     if not by_testid(page, "bento-sidebar").is_visible():
         tab.click()
     by_testid(page, "bento-sidebar").wait_for()
+
+
+def open_notebook(page: Any, lab: SidebarLab, notebook: str = NOTEBOOK) -> None:
+    """Open ``notebook`` in JupyterLab with the Bento sidebar showing, once its kernel is idle."""
+    page.goto(lab.page_url(f"lab/tree/{notebook}"))
+    open_sidebar(page)
+    by_testid(page, "bento-kernel", status="idle").wait_for(timeout=60_000)
 
 
 def run_menu(page: Any, item: str) -> None:

@@ -68,12 +68,9 @@ def inventory(client: BlockingKernelClient, call: str, timeout: float = 120) -> 
     return answer["data"]["application/json"]
 
 
-# A task service whose one job runs for the seconds asked, unless cancelled (it polls cancel_requested).
-JOBS_CELL = """\
-%%bento serve jobs
-import time
-from bento_jupyter import api, cancel_requested
-
+# A task API that runs for the seconds asked, unless cancelled (it polls cancel_requested); its cell imports
+# time, api and cancel_requested.
+LONG_JOB = """\
 @api(task=True)
 def long_job(seconds: float) -> str:
     deadline = time.monotonic() + seconds
@@ -83,3 +80,13 @@ def long_job(seconds: float) -> str:
         time.sleep(0.02)
     return "finished"
 """
+# A task service whose one job is LONG_JOB.
+JOBS_CELL = (
+    """\
+%%bento serve jobs
+import time
+from bento_jupyter import api, cancel_requested
+
+"""
+    + LONG_JOB
+)
