@@ -23,13 +23,13 @@ from bento_jupyter.server.dispatch.devices import (
 )
 from bento_jupyter.server.dispatch.policy import BatchPolicy, LatencyModel
 from bento_jupyter.server.http_errors import (
-    BadRequest,
     ClientDisconnected,
     DeadlineExceeded,
     HandlerFailed,
     HTTPError,
     MethodNotAllowed,
     Overloaded,
+    bad_request,
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
@@ -228,7 +228,7 @@ class Endpoint:
                 return {name: self._tensor_codec.from_array(array, name)}
             return self.method.decode(raw)
         except InvalidInput as exc:
-            raise BadRequest(exc.message, field=exc.field or None) from None
+            raise bad_request(exc) from None
 
     async def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
         if self.dispatcher is not None:

@@ -7,6 +7,8 @@ import math
 import orjson
 from starlette.responses import Response
 
+from bento_jupyter.errors import InvalidInput
+
 
 class HTTPError(Exception):
     """An error that maps to one HTTP status with a JSON body ``{"error": ..., "field": ...}``."""
@@ -32,6 +34,11 @@ class BadRequest(HTTPError):
 
 class Unauthorized(HTTPError):
     status = 401
+
+
+def bad_request(problem: InvalidInput) -> BadRequest:
+    """A request's invalid input as its 400, naming the field at fault."""
+    return BadRequest(problem.message, field=problem.field or None)
 
 
 class NotFound(HTTPError):

@@ -23,7 +23,14 @@ from starlette.types import Scope
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server.asgi_io import client_gone
-from bento_jupyter.server.http_errors import BadRequest, ClientDisconnected, HTTPError, NotFound, error_response
+from bento_jupyter.server.http_errors import (
+    BadRequest,
+    ClientDisconnected,
+    HTTPError,
+    NotFound,
+    bad_request,
+    error_response,
+)
 from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
 from bento_jupyter.service.json_values import dumps
@@ -229,7 +236,7 @@ class OpenInference:
         except orjson.JSONDecodeError as exc:
             return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
-            return error_response(BadRequest(exc.message, field=exc.field or None))
+            return error_response(bad_request(exc))
         gone = functools.partial(client_gone, request.receive)
         try:
             output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))

@@ -20,7 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
-from bento_jupyter.server.http_errors import BadRequest, HandlerFailed, HTTPError, MethodNotAllowed
+from bento_jupyter.server.http_errors import HandlerFailed, HTTPError, MethodNotAllowed, bad_request
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.stream_framing import StreamFormat, sse_event
@@ -274,7 +274,7 @@ class StreamEndpoint:
         try:
             return self.method.decode(raw)
         except InvalidInput as exc:
-            raise BadRequest(exc.message, field=exc.field or None) from None
+            raise bad_request(exc) from None
 
     def open(self, kwargs: dict[str, Any], fmt: StreamFormat) -> ItemStream:
         """Call the generator API with decoded arguments: its items framed as ``fmt`` (close its ``source``)."""
