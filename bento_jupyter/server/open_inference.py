@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server import open_inference_binary as binary_data
 from bento_jupyter.server.asgi_io import client_gone
 from bento_jupyter.server.http_errors import (
     BadRequest,
@@ -31,11 +32,14 @@ from bento_jupyter.server.http_errors import (
     bad_request,
     error_response,
 )
+from bento_jupyter.service import bfloat16
 from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
 from bento_jupyter.service.json_values import dumps
+from bento_jupyter.torch_probe import is_tensor
 
-# v2 datatypes <-> numpy dtypes; BYTES carries strings (UTF-8 text in JSON).
+# v2 datatypes <-> numpy dtypes; BYTES carries strings (UTF-8 text in JSON); BF16, which numpy lacks, is
+# carried in float32 (see service/bfloat16.py).
 _NUMPY_TYPES = {
     "BOOL": "bool",
     "UINT8": "uint8",
@@ -67,6 +71,8 @@ def _declared_datatype(codec: Codec) -> str:
     declared dtype or FP32 (an undeclared tensor gets whatever numeric datatype a request declares), BYTES for
     JSON text."""
     if isinstance(codec, TensorCodec):
+        if codec.spec.dtype == bfloat16.NAME:
+            return "BF16"
         return _DATATYPES[np.dtype(codec.spec.dtype)] if codec.spec.dtype else "FP32"
     schema = codec.json_schema()
     if schema.get("type") == "array":
@@ -86,13 +92,16 @@ def _shape(tensor: dict[str, Any], field: str) -> list[int]:
     return shape
 
 
-def _array(tensor: dict[str, Any], field: str) -> np.ndarray:
-    """The tensor's data as an array of its declared datatype and shape (BYTES: an object array of str)."""
+def _array(tensor: dict[str, Any], field: str, raw: bytes | None) -> np.ndarray:
+    """The tensor's data (``raw`` when sent as binary data) as an array of its declared datatype and shape
+    (BYTES: an object array of str; BF16: float32 holding bfloat16 values)."""
     shape, datatype, data = _shape(tensor, field), tensor.get("datatype"), tensor.get("data")
+    if datatype not in ("BYTES", "BF16") and datatype not in _NUMPY_TYPES:
+        raise InvalidInput(field, f"datatype {datatype!r} is not a v2 datatype")
+    if raw is not None:
+        return binary_data.from_bytes(raw, datatype, shape, _NUMPY_TYPES.get(datatype), field).reshape(shape)
     if not isinstance(data, list):
         raise InvalidInput(field, "data must be a JSON list")
-    if datatype != "BYTES" and datatype not in _NUMPY_TYPES:
-        raise InvalidInput(field, f"datatype {datatype!r} is not a v2 datatype")
     try:
         flat = np.asarray(data, dtype=object).reshape(-1)
     except ValueError as exc:
@@ -105,15 +114,17 @@ def _array(tensor: dict[str, Any], field: str) -> np.ndarray:
         if not all(isinstance(item, (int, float)) for item in flat):
             raise InvalidInput(field, f"{datatype} data must be numbers")
         try:
-            array = flat.astype(_NUMPY_TYPES[datatype])
+            array = flat.astype(_NUMPY_TYPES.get(datatype, "float32"))
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(field, f"data does not fit datatype {datatype}: {exc}") from None
+        if datatype == "BF16":
+            array = bfloat16.round_to_bfloat16(array)
     if array.size != math.prod(shape):
         raise InvalidInput(field, f"data holds {array.size} values but shape {shape} needs {math.prod(shape)}")
     return array.reshape(shape)
 
 
-def _argument(param: Param, tensor: dict[str, Any]) -> Any:
+def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
     """The handler's argument for ``param`` from one v2 input tensor.
 
     A tensor parameter gets the array in the declared datatype and shape. Any other parameter gets the
@@ -121,9 +132,14 @@ def _argument(param: Param, tensor: dict[str, Any]) -> Any:
     tensor's one element; BYTES elements are text for a string type, JSON text for anything else.
     """
     field = param.name
-    array = _array(tensor, field)
+    array = _array(tensor, field, raw)
     if isinstance(param.codec, TensorCodec):
-        return param.codec.from_array(array, field, keep_dtype=True)
+        argument = param.codec.from_array(array, field, keep_dtype=True)
+        if tensor.get("datatype") == "BF16" and param.codec.spec.dtype is None and is_tensor(argument):
+            import torch  # loaded: the argument is a tensor
+
+            argument = argument.to(torch.bfloat16)
+        return argument
     schema = param.codec.json_schema()
     is_list = schema.get("type") == "array"
     is_text = (schema.get("items", {}) if is_list else schema).get("type") == "string"
@@ -193,7 +209,8 @@ class OpenInference:
         return error_response(NotFound(f"unknown model {name!r}; models: {models}"))
 
     async def server_metadata(self, _: Request) -> Response:
-        return _json({"name": self._definition().name, "version": __version__, "extensions": []})
+        extensions = [binary_data.EXTENSION]
+        return _json({"name": self._definition().name, "version": __version__, "extensions": extensions})
 
     async def live(self, _: Request) -> Response:
         return _json({"live": True})
@@ -231,8 +248,11 @@ class OpenInference:
         if method is None:
             return self._unknown(name)
         try:
-            request_body = orjson.loads(await request.body())
-            kwargs = self._arguments(method, request_body)
+            length = request.headers.get(binary_data.HEADER_LENGTH)
+            header, binary = binary_data.split_body(await request.body(), length)
+            request_body = orjson.loads(header)
+            kwargs = self._arguments(method, request_body, binary)
+            binary_output = self._binary_output(method, request_body)
         except orjson.JSONDecodeError as exc:
             return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
@@ -240,29 +260,54 @@ class OpenInference:
         gone = functools.partial(client_gone, request.receive)
         try:
             output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))
+            if _declared_datatype(method.output) == "BF16" and output["datatype"] == "FP32":
+                output["datatype"] = "BF16"  # float32 holding the bfloat16 values the output declares
         except HTTPError as error:
             return error_response(error)
         except ClientDisconnected:  # dropped before it was computed, counted as cancelled: nobody to answer
             return Response(status_code=499)
         self._produced[name] = output["datatype"]
+        raw = b""
+        if binary_output:
+            raw = binary_data.to_bytes(output["datatype"], output.pop("data"), _NUMPY_TYPES.get(output["datatype"]))
+            output["parameters"] = {"binary_data_size": len(raw)}
         answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):
             answer["id"] = request_body["id"]
-        return _json(answer)
+        if not binary_output:
+            return _json(answer)
+        header = dumps(answer)
+        return Response(
+            header + raw,
+            media_type="application/octet-stream",
+            headers={binary_data.HEADER_LENGTH: str(len(header))},
+        )
 
     @staticmethod
-    def _arguments(method: APIMethod, request: Any) -> dict[str, Any]:
-        """The handler's arguments from v2 ``inputs``; unknown, missing or malformed tensors are refused by name."""
+    def _binary_output(method: APIMethod, request: dict[str, Any]) -> bool:
+        """Whether the one output goes as binary data; an output the model does not have is refused by name."""
+        outputs = request.get("outputs")
+        if outputs is not None and (not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs)):
+            raise InvalidInput("outputs", "expected a list of requested outputs {name, parameters}")
+        for requested in outputs or []:
+            if requested.get("name") != "output":
+                raise InvalidInput(str(requested.get("name")), f"unexpected output; {method.name} answers 'output'")
+        return binary_data.wants_binary(request, "output")
+
+    @staticmethod
+    def _arguments(method: APIMethod, request: Any, binary: bytes) -> dict[str, Any]:
+        """The handler's arguments from v2 ``inputs`` (their data JSON, or ``binary`` in order); unknown, missing
+        or malformed tensors are refused by name."""
         inputs = request.get("inputs") if isinstance(request, dict) else None
         if not isinstance(inputs, list) or not all(isinstance(t, dict) for t in inputs):
             raise InvalidInput("inputs", "expected a list of tensors {name, shape, datatype, data}")
         params = {p.name: p for p in method.params}
         kwargs = {}
-        for tensor in inputs:
+        for tensor, raw in zip(inputs, list(binary_data.chunks(inputs, binary)), strict=True):
             param = params.get(tensor.get("name"))
             if param is None:
                 raise InvalidInput(str(tensor.get("name")), f"unexpected input; {method.name} takes {sorted(params)}")
-            kwargs[param.name] = _argument(param, tensor)
+            kwargs[param.name] = _argument(param, tensor, raw)
         for param in method.params:
             if param.name not in kwargs:
                 if param.required:

@@ -11,6 +11,7 @@ import pydantic_core
 from pydantic import TypeAdapter, ValidationError, WithJsonSchema
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+from bento_jupyter.service import bfloat16
 from bento_jupyter.service.json_values import json_ready
 from bento_jupyter.service.tensor_spec import TensorSpec
 from bento_jupyter.torch_probe import is_tensor_type
@@ -87,11 +88,14 @@ class TensorCodec:
 
         if array.dtype == np.float64 and not keep_dtype and self.spec.dtype is None:
             array = array.astype(np.float32)
-        return torch.from_numpy(array)
+        tensor = torch.from_numpy(array)
+        return tensor.to(torch.bfloat16) if self.spec.dtype == bfloat16.NAME else tensor
 
     def encode(self, value: Any) -> Any:
+        """A result as a numpy array (a torch bfloat16 tensor widened to float32, which holds it exactly)."""
         if is_tensor_type(type(value)):
-            value = value.detach().cpu().numpy()
+            value = value.detach().cpu()
+            value = (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
         return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
 
     def check(self, value: Any) -> None:

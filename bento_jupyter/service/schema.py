@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-import numpy as np
 import orjson
 from pydantic import TypeAdapter, WithJsonSchema
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
@@ -96,7 +95,7 @@ def _declared_tensor_schema(codec: TensorCodec) -> dict[str, Any]:
     """A tensor of declared shape: exactly as deep, each fixed size as ``minItems``/``maxItems``; its items
     the declared dtype's JSON type and range."""
     assert codec.spec.shape is not None
-    dtype = np.dtype(codec.spec.dtype or "float64")
+    dtype = codec.spec.numpy_dtype
     value: dict[str, Any] = {"type": {"b": "boolean", "i": "integer", "u": "integer"}.get(dtype.kind, "number")}
     if dtype.kind != "b":
         low, high = value_range(dtype)
@@ -104,7 +103,7 @@ def _declared_tensor_schema(codec: TensorCodec) -> dict[str, Any]:
     for size in reversed(codec.spec.shape):
         value = {"type": "array", "items": value, **({"minItems": size, "maxItems": size} if size >= 0 else {})}
     described = f"{codec.json_schema()['format']} of shape {codec.spec.shape} (-1: any size)"
-    return {**value, "description": described + (f", dtype {dtype}" if codec.spec.dtype else "")}
+    return {**value, "description": described + (f", dtype {codec.spec.dtype}" if codec.spec.dtype else "")}
 
 
 def example_request(method: APIMethod, body: bytes) -> dict[str, Any] | None:

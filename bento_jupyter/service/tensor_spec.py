@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
+from bento_jupyter.service import bfloat16
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Shape:
 
 @dataclass(frozen=True)
 class DType:
-    """A tensor's declared dtype, by numpy's name (``"float32"``, ``"int64"``, ``"bool"``)."""
+    """A tensor's declared dtype, by numpy's name (``"float32"``, ``"int64"``, ``"bool"``) or ``"bfloat16"``
+    (a torch handler gets ``torch.bfloat16``, a numpy one float32 holding bfloat16 values: numpy has none)."""
 
     dtype: str
 
@@ -45,6 +47,8 @@ class TensorSpec:
                 shape = tuple(item.dimensions)
                 if not all(isinstance(d, int) and d >= -1 for d in shape):
                     raise ServiceDefinitionError(f"{name}: a shape holds sizes >= 0 or -1 (any), not {shape}")
+            elif getattr(item, "dtype", None) == bfloat16.NAME:
+                dtype = bfloat16.NAME
             elif isinstance(getattr(item, "dtype", None), str):
                 try:
                     dtype = np.dtype(item.dtype).name
@@ -64,9 +68,9 @@ class TensorSpec:
             array.ndim != len(self.shape) or any(d not in (-1, n) for d, n in zip(self.shape, array.shape, strict=True))
         ):
             raise InvalidInput(field, f"expected shape {self.shape} (-1: any size), got {array.shape}")
-        if self.dtype is None or array.dtype == self.dtype:
+        if self.dtype is None or (array.dtype == self.dtype and self.dtype != bfloat16.NAME):
             return array
-        target = np.dtype(self.dtype)
+        target = self.numpy_dtype
         if (target.kind == "b") != (array.dtype.kind == "b"):
             raise InvalidInput(field, f"expected {'booleans' if target.kind == 'b' else 'numbers'} for {target}")
         low, high = value_range(target)
@@ -75,7 +79,17 @@ class TensorSpec:
         cast = array.astype(target)
         if target.kind in "iu" and not np.array_equal(cast, array):
             raise InvalidInput(field, f"expected integers for {target}")
-        return cast
+        if self.dtype != bfloat16.NAME:
+            return cast
+        rounded = bfloat16.round_to_bfloat16(cast)
+        if np.isinf(rounded[np.isfinite(cast)]).any():
+            raise InvalidInput(field, "a value is beyond the range of bfloat16")
+        return rounded
+
+    @property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        """The numpy dtype values are held in (float32 for bfloat16); float64 when none is declared."""
+        return np.dtype("float32" if self.dtype == bfloat16.NAME else self.dtype or "float64")
 
 
 def value_range(dtype: np.dtype[Any]) -> tuple[float, float]:
@@ -84,6 +98,6 @@ def value_range(dtype: np.dtype[Any]) -> tuple[float, float]:
         info = np.iinfo(dtype)
         return info.min, info.max
     if dtype.kind == "f":
-        finfo = np.finfo(dtype)
+        finfo = np.finfo(dtype)  # float32's range for bfloat16 too: they share the exponent
         return float(finfo.min), float(finfo.max)
     return 0, 1
