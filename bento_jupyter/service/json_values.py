@@ -1,12 +1,15 @@
 """JSON as services write it: numpy and torch values as plain numbers and lists, integers of any size exactly,
 and NaN, Infinity and -Infinity as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no
-number for them; a schema declares them with ``NON_FINITE_SCHEMA``).
+number for them; a schema declares them with ``NON_FINITE_SCHEMA``). Sets, frozensets and deques are lists;
+``np.longdouble`` is narrowed to a float (JSON numbers are float64), complex numbers are written as pydantic
+writes Python's, the string ``"1+2j"``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,8 @@ def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
     """``value`` with numpy and torch values made plain Python, and non-finite floats made strings (unless
     ``non_finite_as_strings`` is False: then they stay floats).
 
-    Dicts, lists and tuples are walked; other objects (datetimes, UUIDs, dataclasses) are left as they are.
+    Dicts, lists, tuples, sets and deques are walked (the last three become lists); other objects (datetimes,
+    UUIDs, dataclasses) are left as they are.
     """
     if isinstance(value, float):  # np.float64 included
         if math.isfinite(value) or not non_finite_as_strings:
@@ -48,9 +52,14 @@ def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
             )
             for key, item in value.items()
         }
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
         return [json_ready(item, non_finite_as_strings=non_finite_as_strings) for item in value]
-    if isinstance(value, (np.ndarray, np.generic)):
+    if isinstance(value, np.generic):
+        item = value.item()
+        if isinstance(item, np.generic):  # longdouble and clongdouble: no Python number holds them
+            item = complex(item) if np.iscomplexobj(item) else float(item)
+        return json_ready(item, non_finite_as_strings=non_finite_as_strings)
+    if isinstance(value, np.ndarray):
         return json_ready(value.tolist(), non_finite_as_strings=non_finite_as_strings)
     if is_tensor(value):
         return json_ready(value.detach().cpu().tolist(), non_finite_as_strings=non_finite_as_strings)
