@@ -135,13 +135,12 @@ class ServiceApp:
         return {e.method.name: e for e in self._endpoints.values() if isinstance(e, Endpoint) and e.method.config.task}
 
     def close(self) -> None:
-        """Stop running tasks from this app (when its server stops; they stay on disk) and release the batch
-        workers."""
+        """Stop running tasks from this app (when its server stops; they stay on disk) and release the handlers'
+        worker threads and loops."""
         if self.tasks is not None:
             self.tasks.close()
         for endpoint in self._endpoints.values():
-            if isinstance(endpoint, Endpoint):
-                endpoint.close()
+            endpoint.close()
 
     @property
     def endpoints(self) -> dict[str, Endpoint | StreamEndpoint]:

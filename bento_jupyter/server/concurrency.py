@@ -13,10 +13,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bento_jupyter.server.deadlines import within
+from bento_jupyter.server.handler_loop import HandlerLoop
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
 
 RETRY_AFTER_S = 1.0
@@ -30,11 +31,12 @@ def default_max_concurrency() -> int:
 class HandlerPool:
     """Runs one API's calls, at most ``max_concurrency`` at once; ``max_waiting`` more may wait for a slot.
 
-    Sync calls run on the API's own daemon threads (started as needed), async ones on the loop. A call
+    Sync calls run on the API's own daemon threads (started as needed), async ones on the API's own event
+    loop (a HandlerLoop on one more thread), never on the server's loop. A call
     beyond the waiting room is refused at once with 503. A waiting call whose client left or whose
     deadline passed is dropped before it runs. A call still running at its deadline is answered 504
     then; a sync one keeps its slot until the handler really returns (a thread cannot be stopped),
-    an async one is cancelled.
+    an async one is cancelled at its next ``await``.
     """
 
     def __init__(self, name: str, max_concurrency: int, max_waiting: int) -> None:
@@ -43,6 +45,7 @@ class HandlerPool:
         self.max_waiting = max_waiting
         self._busy = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._async_loop = HandlerLoop(name)  # started at the first async call
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = 0
         self._idle = asyncio.Event()  # set while no call runs or waits: what a retired pool waits for
@@ -78,11 +81,13 @@ class HandlerPool:
         self._jobs.put(job)
         return await within(future, deadline, self._late)
 
-    async def call_async(self, call: Callable[[], Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
-        """``await call()`` on the loop, cancelled at ``deadline``."""
+    async def call_async(
+        self, call: Callable[[], Coroutine[Any, Any, Any]], deadline: float | None, gone: Callable[[], bool] | None
+    ) -> Any:
+        """``await call()`` on this API's own event loop, cancelled at ``deadline``."""
         await self._acquire(deadline, gone)
         try:
-            return await within(call(), deadline, self._late)
+            return await within(self._async_loop.run(call()), deadline, self._late)
         finally:
             self._release()
 
@@ -140,3 +145,4 @@ class HandlerPool:
         """Let each thread finish its current call and exit (callers drain first)."""
         for _ in range(self._threads):
             self._jobs.put(None)
+        self._async_loop.close()

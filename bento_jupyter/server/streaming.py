@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
+from bento_jupyter.server.handler_loop import HandlerLoop
 from bento_jupyter.server.http_errors import HandlerFailed, HTTPError, MethodNotAllowed, bad_request
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
@@ -34,7 +35,6 @@ GONE = object()  # what ItemStream returns once the client has left
 # model, a sleep) holds a thread per step, and many open streams must neither queue behind each other nor
 # starve the other handlers. Threads start only as streams need them.
 _STEP_THREADS = 64
-_DISCONNECT_TURNS = 4  # loop turns from a closed socket to the disconnect watcher noticing it
 
 
 @functools.cache
@@ -121,9 +121,13 @@ class ItemEncoder:
 
 
 class ItemSource:
-    """Steps a sync or async generator one item at a time; ``close()`` runs its ``finally``."""
+    """Steps a sync or async generator one item at a time (a sync one on a step thread, an async one on the API's
+    ``handler_loop``, never on the server's loop); ``close()`` runs its ``finally``."""
 
-    def __init__(self, generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any]) -> None:
+    def __init__(
+        self, generator: Generator[Any, Any, Any] | AsyncGenerator[Any, Any], handler_loop: HandlerLoop
+    ) -> None:
+        self._handlers = handler_loop
         self._async: AsyncGenerator[Any, Any] | None = None
         self._sync: Generator[Any, Any, Any] | None = None
         if isinstance(generator, AsyncGenerator):
@@ -136,7 +140,7 @@ class ItemSource:
         """The next item, or ``END``."""
         if self._async is not None:
             try:
-                return await self._async.__anext__()
+                return await self._handlers.run(_next_item(self._async))
             except StopAsyncIteration:
                 return END
         assert self._sync is not None  # set whenever _async is not
@@ -146,16 +150,10 @@ class ItemSource:
     async def next_unless(self, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
         """(True, next item or ``END``), or (False, None) when the client left first.
 
-        When the client leaves, an async generator gets CancelledError at its await; a sync step
-        already on its thread is waited for, so that ``close()`` finds the generator idle.
+        When the client leaves, an async generator gets CancelledError at its await; a step already
+        running (a sync one on its thread, an async one that does not await) is waited for, so that
+        ``close()`` finds the generator idle.
         """
-        if self._is_async:
-            # A generator that never awaits holds the loop for a whole item; these turns let a disconnect that
-            # came meanwhile (socket readable, connection lost, the watcher's receive) land before the next one.
-            for _ in range(_DISCONNECT_TURNS):
-                if disconnected.done():
-                    return False, None
-                await asyncio.sleep(0)
         if disconnected.done():
             return False, None
         stepping = asyncio.ensure_future(self.next())
@@ -170,9 +168,14 @@ class ItemSource:
 
     async def close(self) -> None:
         if self._async is not None:
-            await self._async.aclose()
+            await self._handlers.run(self._async.aclose())
         elif self._sync is not None:
             await asyncio.get_running_loop().run_in_executor(_step_pool(), self._sync.close)
+
+
+async def _next_item(generator: AsyncGenerator[Any, Any]) -> Any:
+    """The async generator's next item (awaited on its handler loop: ``__anext__()`` is no coroutine to submit)."""
+    return await generator.__anext__()
 
 
 def _advance(generator: Generator[Any, Any, Any]) -> Any:
@@ -255,10 +258,16 @@ class StreamEndpoint:
         self.example: dict[str, Any] | None = None  # the first body streamed: the docs' pre-filled example
         # the latest streams answered in full, with their items (replayed against a bento built from this service)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
+        self._handlers = HandlerLoop(method.name)  # an async generator's own loop, started at its first stream
+        self._open = 0  # streams in flight on this endpoint
+        self._idle = asyncio.Event()  # set while none is: what retire() waits for
+        self._idle.set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
         self._metrics.in_progress += 1
+        self._open += 1
+        self._idle.clear()
         status = 200
         try:
             status = await self._stream(scope, receive, send)
@@ -266,6 +275,9 @@ class StreamEndpoint:
             status = error.status
             await asgi_io.send_error(send, error)
         finally:
+            self._open -= 1
+            if not self._open:
+                self._idle.set()
             self._metrics.in_progress -= 1
             self._metrics.answered(status, time.perf_counter() - began)
 
@@ -279,7 +291,7 @@ class StreamEndpoint:
     def open(self, kwargs: dict[str, Any], fmt: StreamFormat) -> ItemStream:
         """Call the generator API with decoded arguments: its items framed as ``fmt`` (close its ``source``)."""
         try:
-            source = ItemSource(self.method.func(**kwargs))
+            source = ItemSource(self.method.func(**kwargs), self._handlers)
         except Exception as exc:  # a generator function wrapped by something that calls early
             raise handler_failure(self.method, exc) from exc
         return ItemStream(self.method, source, fmt)
@@ -342,4 +354,10 @@ class StreamEndpoint:
         return 200 if stream.failure is None else 500
 
     async def retire(self) -> None:
-        """Nothing is queued here: streams in flight finish on the old handler."""
+        """Nothing is queued here: streams in flight finish on the old handler, then its loop ends."""
+        await self._idle.wait()
+        self.close()
+
+    def close(self) -> None:
+        """End the async generators' loop (callers let the streams in flight finish first)."""
+        self._handlers.close()
