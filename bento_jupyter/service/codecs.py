@@ -21,6 +21,12 @@ MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (d
 # BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
 _TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
+# Core schema types pydantic's JSON mode writes without looking at a value's own type: a schema made only of them
+# (with no custom serializer) never turns an inferred NaN or ±Infinity into None.
+_DECLARED_TYPES = frozenset(
+    {"float", "int", "str", "bool", "none", "list", "tuple", "set", "frozenset", "dict", "nullable", "union",
+     "literal", "enum", "datetime", "date", "time", "timedelta", "uuid", "decimal"}
+)  # fmt: skip
 
 
 class Codec(Protocol):
@@ -125,13 +131,15 @@ class PydanticCodec:
 
     hint: Any
     adapter: TypeAdapter[Any] = field(compare=False, repr=False)
+    declared: bool = field(default=False, compare=False, repr=False)  # no part of the hint is inferred from values
 
     @classmethod
     def for_hint(cls, hint: Any) -> PydanticCodec:
         try:
-            return cls(hint, TypeAdapter(hint))
+            adapter = TypeAdapter(hint)
         except Exception as exc:
             raise ServiceDefinitionError(f"unsupported type hint {hint!r}: {exc}") from None
+        return cls(hint, adapter, _declared(adapter.core_schema))
 
     @property
     def annotation(self) -> Any:
@@ -146,12 +154,17 @@ class PydanticCodec:
 
     def encode(self, value: Any) -> Any:
         """JSON-ready data; numpy and torch values anywhere in ``value`` become plain numbers and lists, NaN and
-        ±Infinity the strings ``json_values`` names, under any hint (pydantic's JSON mode makes a float it
-        infers, in a ``dict`` or ``Any``, ``None``)."""
+        ±Infinity the strings ``json_values`` names (here or when ``json_values.dumps`` writes them), under any hint.
+
+        pydantic's JSON mode makes a float it infers (in a ``dict``, ``Any``, a model's own serializer) ``None``:
+        only a hint with such parts is written once more to look for a ``null``; a fully declared one (``float``,
+        ``list[float]``, ``dict[str, int]``) keeps its floats, and its one writer is ``json_values.dumps``."""
         try:
             encoded = self.adapter.dump_python(value, mode="json", warnings=False)
         except pydantic_core.PydanticSerializationError:
             return self._encode_non_finite(value)
+        if self.declared:
+            return encoded
         try:
             written = orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
         except TypeError:  # an integer beyond 64 bits, which orjson refuses: the careful path keeps it exact
@@ -185,6 +198,18 @@ class PydanticCodec:
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()
+
+
+def _declared(schema: Any) -> bool:
+    """Whether a core schema (or a list of them, or a union's ``(schema, label)`` choice) serializes every part by
+    its declared type: only ``_DECLARED_TYPES``, no ``any``, no model or dataclass with its own serializer, no
+    custom serializer."""
+    if isinstance(schema, (list, tuple)):
+        return all(_declared(item) for item in schema if not isinstance(item, str))
+    if not isinstance(schema, dict) or schema.get("type") not in _DECLARED_TYPES or "serialization" in schema:
+        return False
+    children = (schema.get(key) for key in ("items_schema", "keys_schema", "values_schema", "schema", "choices"))
+    return all(_declared(child) for child in children if child is not None)
 
 
 def _plain(value: Any) -> Any:
