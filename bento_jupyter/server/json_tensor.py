@@ -9,10 +9,13 @@ returns None, and the caller takes the general path, which also words the errors
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import simdjson
 
 _FLOAT_MARKS = (b".", b"e", b"E")  # a JSON number with any of these is a float, else an integer
+_LONG_DIGITS = re.compile(rb"\d{19}")  # where integers beyond int64 begin: simdjson would make them floats
 
 
 class TensorBodyReader:
@@ -33,6 +36,8 @@ class TensorBodyReader:
             return None
         nested = raw.count(b"[", start) - 1  # a matrix has one nested array per row, a vector none
         floats = any(raw.find(mark, start) >= 0 for mark in _FLOAT_MARKS)
+        if floats and _LONG_DIGITS.search(raw, start):
+            return None  # perhaps an integer beyond int64 among floats: the general path refuses it
         try:
             return self._array(self._parser.parse(raw), nested, floats)
         except (ValueError, TypeError, KeyError, RuntimeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol, get_args, get_origin
 
@@ -27,6 +28,7 @@ _DECLARED_TYPES = frozenset(
     {"float", "int", "str", "bool", "none", "list", "tuple", "set", "frozenset", "dict", "nullable", "union",
      "literal", "enum", "datetime", "date", "time", "timedelta", "uuid", "decimal"}
 )  # fmt: skip
+_LONG_INTEGER = re.compile(rb"(?<![\d.eE+-])-?\d{19,}(?![\d.eE])")  # an integer token of 19 digits or more
 
 
 class Codec(Protocol):
@@ -44,10 +46,14 @@ class Codec(Protocol):
     def json_schema(self) -> dict[str, Any]: ...
 
 
-def _holds_booleans(numbers: Any) -> bool:
+def _holds_booleans(dumped: bytes) -> bool:
     """Whether nested lists that numpy read as numbers held a bool: their JSON, written in C, says so."""
-    dumped = orjson.dumps(numbers)
     return b"true" in dumped or b"false" in dumped
+
+
+def _integers_beyond_int64(dumped: bytes) -> list[int]:
+    """The integers in JSON text that int64 cannot hold (a 19-digit run is where they start)."""
+    return [int(token) for token in _LONG_INTEGER.findall(dumped) if not -(2**63) <= int(token) < 2**63]
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,32 @@ class TensorCodec:
             array = np.asarray(value)
         except (ValueError, TypeError) as exc:
             raise InvalidInput(field, f"expected a rectangular array of numbers ({exc})") from None
-        # numpy reads [1, true] as [1, 1]: JSON's booleans among numbers must not pass as numbers either.
-        if isinstance(value, list) and array.dtype.kind in "iuf" and array.size and _holds_booleans(value):
-            raise InvalidInput(field, "expected numbers, got booleans")
+        if isinstance(value, list) and array.dtype.kind in "iufO" and array.size:
+            try:
+                dumped = orjson.dumps(value)
+            except TypeError:  # an integer beyond 64 bits, which orjson refuses
+                dumped = pydantic_core.to_json(value)
+            # numpy reads [1, true] as [1, 1]: JSON's booleans among numbers must not pass as numbers either.
+            if array.dtype.kind != "O" and _holds_booleans(dumped):
+                raise InvalidInput(field, "expected numbers, got booleans")
+            array = self._exact_integers(array, value, _integers_beyond_int64(dumped), field)
         if array.ndim > MAX_JSON_DIMS:
             raise InvalidInput(field, f"expected at most {MAX_JSON_DIMS} nested lists, got {array.ndim}")
         return self.from_array(array, field)
+
+    def _exact_integers(self, array: np.ndarray, value: list[Any], beyond: list[int], field: str) -> np.ndarray:
+        """``array``, unless JSON integers that int64 cannot hold made it floats or objects: those are a 400 naming
+        the field, or, where uint64 is declared and they fit, an exact uint64 array."""
+        if not beyond:
+            return array
+        if self.spec.dtype == "uint64" and all(0 <= n < 2**64 for n in beyond) and array.dtype.kind in "uf":
+            try:
+                return np.asarray(value, dtype=np.uint64) if array.dtype.kind == "f" else array
+            except (OverflowError, ValueError, TypeError):
+                pass
+        raise InvalidInput(
+            field, f"integer {beyond[0]} is beyond int64 (-2**63 to 2**63 - 1); a tensor holds no larger"
+        )
 
     def from_array(self, array: np.ndarray, field: str, *, keep_dtype: bool = False) -> Any:
         """The handler's argument from the array that the JSON numbers make (a single number is refused).
