@@ -21,6 +21,7 @@ from bento_jupyter.server.handler_loop import HandlerLoop
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
 
 RETRY_AFTER_S = 1.0
+RECENT_CALLS = 16  # the calls whose fastest one tells how long a call takes at least
 
 
 def default_max_concurrency() -> int:
@@ -32,11 +33,12 @@ class HandlerPool:
     """Runs one API's calls, at most ``max_concurrency`` at once; ``max_waiting`` more may wait for a slot.
 
     Sync calls run on the API's own daemon threads (started as needed), async ones on the API's own event
-    loop (a HandlerLoop on one more thread), never on the server's loop. A call
-    beyond the waiting room is refused at once with 503. A waiting call whose client left or whose
-    deadline passed is dropped before it runs. A call still running at its deadline is answered 504
-    then; a sync one keeps its slot until the handler really returns (a thread cannot be stopped),
-    an async one is cancelled at its next ``await``.
+    loop (a HandlerLoop on one more thread), never on the server's loop. A call beyond the waiting room is
+    refused at once with 503. A call whose client left, whose deadline passed, or whose deadline leaves less
+    time than the fastest of the API's recent calls took is answered without starting (504 for a deadline):
+    never computed late. A call still running at its deadline is answered 504 then; a sync one keeps its slot
+    until the handler really returns (a thread cannot be stopped), an async one is cancelled at its next
+    ``await``.
     """
 
     def __init__(self, name: str, max_concurrency: int, max_waiting: int) -> None:
@@ -48,6 +50,7 @@ class HandlerPool:
         self._async_loop = HandlerLoop(name)  # started at the first async call
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = 0
+        self._recent: deque[float] = deque(maxlen=RECENT_CALLS)  # seconds the latest finished calls took
         self._idle = asyncio.Event()  # set while no call runs or waits: what a retired pool waits for
         self._idle.set()
         self._late = f"{name}() did not answer within the request's deadline"
@@ -68,12 +71,14 @@ class HandlerPool:
         future: asyncio.Future[Any] = loop.create_future()
 
         def job() -> None:
+            began = time.perf_counter()
             try:
                 outcome: tuple[bool, Any] = (True, func())
             except BaseException as exc:  # the handler's error goes to its caller; the thread stays
                 outcome = (False, exc)
+            took = time.perf_counter() - began
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-                loop.call_soon_threadsafe(self._settle, future, outcome)
+                loop.call_soon_threadsafe(self._settle, future, outcome, took)
 
         if self._threads < self._busy:
             self._threads += 1
@@ -86,12 +91,22 @@ class HandlerPool:
     ) -> Any:
         """``await call()`` on this API's own event loop, cancelled at ``deadline``."""
         await self._acquire(deadline, gone)
+        began = time.perf_counter()
         try:
-            return await within(self._async_loop.run(call()), deadline, self._late)
+            result = await within(self._async_loop.run(call()), deadline, self._late)
+        except DeadlineExceeded:
+            raise
+        except Exception:
+            self._recent.append(time.perf_counter() - began)
+            raise
+        else:
+            self._recent.append(time.perf_counter() - began)
+            return result
         finally:
             self._release()
 
-    def _settle(self, future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    def _settle(self, future: asyncio.Future[Any], outcome: tuple[bool, Any], took: float) -> None:
+        self._recent.append(took)
         self._release()
         if not future.done():
             ok, value = outcome
@@ -101,6 +116,7 @@ class HandlerPool:
         if self._busy < self.max_concurrency and not self._waiters:
             self._busy += 1
             self._idle.clear()
+            self._start_in_time(deadline)
             return
         if len(self._waiters) >= self.max_waiting:
             raise Overloaded(RETRY_AFTER_S)
@@ -117,9 +133,23 @@ class HandlerPool:
         if gone is not None and gone():
             self._release()
             raise ClientDisconnected()
-        if deadline is not None and time.monotonic() >= deadline:
-            self._release()
+        self._start_in_time(deadline)
+
+    def _start_in_time(self, deadline: float | None) -> None:
+        """Give the slot just taken back, with DeadlineExceeded, when ``deadline`` leaves less time than the
+        fastest recent call took (or none at all): such a call would be computed late."""
+        if deadline is None:
+            return
+        left = deadline - time.monotonic()
+        if left > 0 and (not self._recent or left >= min(self._recent)):
+            return
+        self._release()
+        if left <= 0:
             raise DeadlineExceeded(f"{self.name}() had no free slot before the request's deadline")
+        raise DeadlineExceeded(
+            f"{self.name}() cannot answer within the request's deadline ({left * 1000:.0f} ms left; its recent"
+            f" calls took at least {min(self._recent) * 1000:.0f} ms): refused before computing"
+        )
 
     def _release(self) -> None:
         """Hand the slot to the oldest waiter still waiting, or free it."""

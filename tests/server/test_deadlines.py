@@ -103,3 +103,43 @@ def test_the_open_inference_route_honours_the_deadline_header(serve):
     assert expired.status_code == 504 and len(model.rows) == calls
     malformed = requests.post(url, json=body, headers={DEADLINE_HEADER: "soon"}, timeout=10)
     assert malformed.status_code == 400 and malformed.json()["field"] == DEADLINE_HEADER
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(waiting=st.integers(min_value=1, max_value=4))
+def test_a_plain_api_never_starts_a_call_its_deadline_leaves_too_little_time_for(serve, kind, waiting):
+    call_s, deadline_ms = 0.3, 650  # every call takes 300 ms; the waiters get the slot with ~200 ms left
+    gate, started = threading.Event(), []
+
+    def work(i: int) -> int:
+        started.append(i)
+        if i < 0:
+            gate.wait(30)  # the call that holds the one slot until the test lets it go
+        time.sleep(call_s)
+        return i
+
+    @api(name="plain", max_concurrency=1)
+    def sync_plain(i: int) -> int:
+        return work(i)
+
+    @api(name="plain", max_concurrency=1)
+    async def async_plain(i: int) -> int:
+        return work(i)
+
+    server = serve("plain_deadlines", sync_plain if kind == "sync" else async_plain)
+    url = f"{server.url}/plain"
+    assert requests.post(url, json={"i": 0}, timeout=10).status_code == 200  # it learns a call takes 300 ms
+    with ThreadPoolExecutor(1 + waiting) as pool:
+        holder = pool.submit(requests.post, url, json={"i": -1}, timeout=30)
+        wait_for(lambda: started == [0, -1])
+        headers = {DEADLINE_HEADER: str(deadline_ms)}
+        waiters = [
+            pool.submit(requests.post, url, json={"i": i}, headers=headers, timeout=30) for i in range(1, 1 + waiting)
+        ]
+        wait_for(lambda: metric(server.url, "bentoml_service_request_in_progress") == 1 + waiting)
+        time.sleep(0.1)  # the slot frees ~420 ms after they came: ~200 ms before their deadline, < a call
+        gate.set()
+        assert holder.result().status_code == 200
+        assert [w.result().status_code for w in waiters] == [504] * waiting
+    assert started == [0, -1]  # the handler never started for any of them
