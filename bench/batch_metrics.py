@@ -27,10 +27,14 @@ def _is_predict(labels: dict[str, str]) -> bool:
     return labels.get("endpoint") == "/predict" or labels.get("method_name") == "predict"
 
 
-def batch_totals(base_url: str) -> BatchTotals | None:
-    """The predict API's batch-size totals, or None when the server exposes none."""
+def batch_totals(base_url: str, session: requests.Session | None = None) -> BatchTotals | None:
+    """The predict API's batch-size totals, or None when the server exposes none.
+
+    Pass a ``session`` that scraped once before the load started: under a storm of about a thousand busy
+    connections uvloop accepts a new connection only once the storm ends, while one already open is answered
+    within a few loop turns."""
     try:
-        text = requests.get(f"{base_url}/metrics", timeout=5).text
+        text = (session or requests).get(f"{base_url}/metrics", timeout=5).text
     except requests.RequestException:
         return None
     items = calls = 0.0

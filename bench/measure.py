@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import requests
+
 from bench.batch_metrics import BatchTotals, batch_totals
 from bench.load import LoadResult, run_load
 from bench.procstat import cpu_seconds
@@ -62,16 +64,19 @@ def measure(
     """
     marks: dict[str, float] = {}
     batches: dict[str, BatchTotals | None] = {}
+    scraper = requests.Session()  # its connection opens before the load: see batch_totals
+    if target.batch_size is None:
+        batch_totals(target.url, scraper)
 
     def on_start() -> None:
         marks["cpu0"], marks["t0"] = cpu_seconds(target.pid), time.monotonic()
-        batches["start"] = batch_totals(target.url) if target.batch_size is None else None
+        batches["start"] = batch_totals(target.url, scraper) if target.batch_size is None else None
         for hook in hooks:
             hook.start()
 
     def on_end() -> None:
         marks["cpu1"], marks["t1"] = cpu_seconds(target.pid), time.monotonic()
-        batches["end"] = batch_totals(target.url) if target.batch_size is None else None
+        batches["end"] = batch_totals(target.url, scraper) if target.batch_size is None else None
         for hook in hooks:
             hook.stop()
 
@@ -86,6 +91,7 @@ def measure(
         on_end=on_end,
         rate=rate,
     )
+    scraper.close()
     cpu = 100 * (marks["cpu1"] - marks["cpu0"]) / (marks["t1"] - marks["t0"])
     start, end = batches.get("start"), batches.get("end")
     mean_batch, rows = target.batch_size, None
