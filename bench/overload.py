@@ -115,12 +115,25 @@ def _p99_ms(samples_s: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000 if ordered else None
 
 
+REFUSAL_TARGET_S = 0.002  # issue 18's time-to-refusal p99
+
+
+def refusals_needed(connections: int, capacity: float, budget_ms: float, offered: float | None) -> float:
+    """The 503/s the targets take at the least, serving at full capacity: open loop, what is offered beyond it;
+    closed loop with no think time, by Little's law (N = X_served * L_served + X_refused * L_refused, served
+    within the budget, refused within 2 ms), (N - capacity * budget) / 2 ms."""
+    if offered is not None:
+        return max(0.0, offered - capacity)
+    return max(0.0, (connections - capacity * budget_ms / 1000) / REFUSAL_TARGET_S)
+
+
 _HEADER = (
     "",
     "offered/s",
     "2xx/s",
     "good/cap",
     "p99 ms",
+    "need 503/s",
     "503/s",
     "503 p99",
     "errors",
@@ -128,15 +141,18 @@ _HEADER = (
     "rows/s",
     "cell p99",
 )
-_WIDTHS = (52, 9, 7, 8, 7, 7, 7, 6, 7, 8, 8)
+_WIDTHS = (52, 9, 7, 8, 7, 10, 7, 7, 6, 7, 8, 8)
 
 
 def _line(cells: list[str]) -> str:
     return cells[0].ljust(_WIDTHS[0]) + "".join(c.rjust(w + 1) for c, w in zip(cells[1:], _WIDTHS[1:], strict=True))
 
 
-def _row(label: str, m: Measurement, capacity: float, offered: float | None, rtt: list[float], budget: float) -> str:
+def _row(
+    label: str, m: Measurement, capacity: float, offered: float | None, rtt: list[float], budget: float, closed: bool
+) -> str:
     load = m.load
+    need = refusals_needed(load.connections, capacity, budget, offered) if closed or offered else 0.0
     over = "!" if load.ok.p99_ms is not None and load.ok.p99_ms > budget else ""
     gave_up = load.timeouts if label.startswith("  disconnect") else 0
     rows = f"{m.model_rows / load.seconds:.0f}" if m.model_rows is not None else "-"
@@ -147,6 +163,7 @@ def _row(label: str, m: Measurement, capacity: float, offered: float | None, rtt
             f"{load.ok_per_s:.0f}",
             f"{load.ok_per_s / capacity:.2f}" if capacity else "-",
             _ms(load.ok.p99_ms) + over,
+            f"{need:.0f}" if need else "-",
             f"{load.refused.count / load.seconds:.0f}",
             _ms(load.refused.p99_ms),
             str(load.errors - gave_up),
@@ -162,7 +179,8 @@ def render_overload(reports: list[SubjectReport]) -> str:
     lines = [
         "overload, ours (kernel); good/cap = 2xx/s over the capacity measured just before; p99 of 2xx"
         " ('!' over the API's budget);\n  rows/s = rows the model computed (above 2xx/s: work for clients who left);"
-        " cell p99 = a `1+1` cell's round trip meanwhile",
+        " cell p99 = a `1+1` cell's round trip meanwhile;\n  need 503/s = the fewest refusals a second that meet the"
+        " targets while serving at capacity (Little's law: see bench/README.md)",
         _line(list(_HEADER)),
         "-" * (sum(_WIDTHS) + len(_WIDTHS) - 1),
     ]
@@ -174,7 +192,7 @@ def render_overload(reports: list[SubjectReport]) -> str:
         capacity = report.capacity.load.ok_per_s
         lines.append(f"{subject.label}")
         label = f"  capacity (c={subject.capacity_connections} closed loop)"
-        lines.append(_row(label, report.capacity, capacity, None, report.capacity_rtt_s, subject.budget_ms))
+        lines.append(_row(label, report.capacity, capacity, None, report.capacity_rtt_s, subject.budget_ms, False))
         for run in report.runs:
             lines.append(
                 _row(
@@ -184,6 +202,7 @@ def render_overload(reports: list[SubjectReport]) -> str:
                     run.offered_per_s,
                     run.cell_rtt_s,
                     subject.budget_ms,
+                    run.scenario.give_up_s is None,
                 )
             )
     return "\n".join(lines)
