@@ -85,6 +85,38 @@ def _declared_shape(codec: Codec) -> list[int]:
     return list(codec.spec.shape) if isinstance(codec, TensorCodec) and codec.spec.shape is not None else [-1]
 
 
+def _declared_output(codec: Codec) -> dict[str, Any]:
+    """The datatype and shape an output's hint declares, as infer writes them: a tensor's DType and Shape; a
+    number ``[]``, text ``[1]``, nested lists of one scalar type ``[-1, ...]``, other JSON one BYTES element
+    (``[1]``). Whatever the hint leaves open (a tensor without DType or Shape, ``Any``, a union) is absent."""
+    if isinstance(codec, TensorCodec):
+        declared: dict[str, Any] = {"datatype": _declared_datatype(codec)} if codec.spec.dtype else {}
+        return declared | ({"shape": list(codec.spec.shape)} if codec.spec.shape is not None else {})
+    schema, depth = codec.json_schema(), 0
+    while schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        schema, depth = schema["items"], depth + 1
+    kind = schema.get("type")
+    if kind in _SCALAR_DATATYPES:
+        shape = [-1] * depth if depth else [1] if kind == "string" else []
+        return {"datatype": _SCALAR_DATATYPES[kind], "shape": shape}
+    if kind == "object" or (depth and kind is not None):
+        return {"datatype": "BYTES", "shape": [1]}
+    return {}
+
+
+def _as_declared(output: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
+    """``output`` in the declared datatype and rank where its values cannot say otherwise: an empty answer, or
+    float32 holding the bfloat16 values a BF16 output declares."""
+    datatype, shape = declared.get("datatype"), declared.get("shape")
+    if 0 in output["shape"]:
+        output["datatype"] = datatype or output["datatype"]
+        if shape is not None and len(shape) != len(output["shape"]):
+            output["shape"] = [max(size, 0) for size in shape]
+    elif datatype == "BF16" and output["datatype"] == "FP32":
+        output["datatype"] = "BF16"
+    return output
+
+
 def _shape(tensor: dict[str, Any], field: str) -> list[int]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
@@ -181,14 +213,15 @@ def _output(name: str, value: Any) -> dict[str, Any]:
 class OpenInference:
     """The v2 routes of one service; ``definition`` is read per request, so hot swaps show at once.
 
-    ``infer`` calls an API by route with decoded arguments (``Endpoint.infer``). A model's output datatype
-    in its metadata is the one its last answer had, until then the one its return hint declares.
+    ``infer`` calls an API by route with decoded arguments (``Endpoint.infer``). A model's output in its
+    metadata has the datatype and shape its return hint declares; what the hint leaves open is the last
+    answer's (its datatype, its rank with every size -1), and absent until the model has answered.
     """
 
     def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer) -> None:
         self._definition = definition
         self._infer = infer
-        self._produced: dict[str, str] = {}  # model -> datatype of its last output
+        self._produced: dict[str, dict[str, Any]] = {}  # model -> datatype and rank (sizes -1) of its last output
 
     @property
     def routes(self) -> list[Route]:
@@ -227,7 +260,7 @@ class OpenInference:
         method = self._model(name)
         if method is None:
             return self._unknown(name)
-        output = self._produced.get(name) or _declared_datatype(method.output)
+        output = {"name": "output", **self._produced.get(name, {}), **_declared_output(method.output)}
         inputs = [
             {"name": p.name, "datatype": _declared_datatype(p.codec), "shape": _declared_shape(p.codec)}
             for p in method.params
@@ -238,7 +271,7 @@ class OpenInference:
                 "versions": [],
                 "platform": _PLATFORM,
                 "inputs": inputs,
-                "outputs": [{"name": "output", "datatype": output, "shape": [-1]}],
+                "outputs": [output],
             }
         )
 
@@ -260,13 +293,13 @@ class OpenInference:
         gone = functools.partial(client_gone, request.receive)
         try:
             output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))
-            if _declared_datatype(method.output) == "BF16" and output["datatype"] == "FP32":
-                output["datatype"] = "BF16"  # float32 holding the bfloat16 values the output declares
+            output = _as_declared(output, _declared_output(method.output))
         except HTTPError as error:
             return error_response(error)
         except ClientDisconnected:  # dropped before it was computed, counted as cancelled: nobody to answer
             return Response(status_code=499)
-        self._produced[name] = output["datatype"]
+        if 0 not in output["shape"]:  # an empty answer's datatype and rank say nothing (JSON's [] is FP64 [0])
+            self._produced[name] = {"datatype": output["datatype"], "shape": [-1] * len(output["shape"])}
         raw = b""
         if binary_output:
             raw = binary_data.to_bytes(output["datatype"], output.pop("data"), _NUMPY_TYPES.get(output["datatype"]))
