@@ -145,7 +145,9 @@ class BentoMagics(Magics):
     request_timeout = Float(
         None, allow_none=True, help="Every request's deadline in seconds (504 past it); None: no server-wide cap."
     ).tag(config=True)
-    show_panel = Bool(True, help="Display the live panel under a serving cell.").tag(config=True)
+    show_panel = Bool(
+        True, help="Display the live panel under a serving cell (False: the same summary as plain text)."
+    ).tag(config=True)
     freeze_gc = Bool(
         True,
         help="gc.freeze() the kernel's heap when serving starts: full collections then skip the (large,"
@@ -216,6 +218,8 @@ class BentoMagics(Magics):
             gc.freeze()
         if self.show_panel:
             panel.show(service, choice.skipped)
+        else:
+            print(panel.summary_text(service, choice.skipped))  # the URL, endpoints and skipped helpers stay
 
     def _push(self, args: argparse.Namespace, cell: str | None) -> None:
         if args.oci:

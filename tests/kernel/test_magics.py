@@ -188,6 +188,24 @@ def test_config_traitlets_set_defaults(shell):
         magics.default_port = None
 
 
+@pytest.mark.parametrize("show_panel", [True, False])
+def test_show_panel_false_hides_only_the_live_panel(shell, show_panel):
+    from IPython.utils.capture import capture_output
+
+    from bento_jupyter.kernel.panel import MIME_TYPE
+
+    shell.run_line_magic("config", f"BentoMagics.show_panel = {show_panel}")
+    try:
+        with capture_output() as captured:
+            service = serve(shell)
+    finally:
+        shell._bento_magics.show_panel = True
+    shown = captured.stdout + "".join(output.data.get("text/plain", "") for output in captured.outputs)
+    assert f"demo serving at {service.url}" in shown
+    assert "POST /predict" in shown and "skipped normalize() (not decorated with @api)" in shown
+    assert any(MIME_TYPE in output.data for output in captured.outputs) is show_panel
+
+
 STREAM_AND_TASK_CELL = """
 from collections.abc import Iterator
 from bento_jupyter import api
