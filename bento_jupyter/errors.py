@@ -13,6 +13,10 @@ class ServerStartError(BentoJupyterError):
     """The HTTP server could not start (port taken, bind refused, startup timed out)."""
 
 
+class PortInUse(ServerStartError):
+    """The exact address asked for is already taken (by another program, or by one of our own services)."""
+
+
 class ServiceConflictError(BentoJupyterError):
     """A service name is already served by another notebook cell."""
 

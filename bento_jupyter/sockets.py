@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from bento_jupyter.errors import ServerStartError
+from bento_jupyter.errors import PortInUse, ServerStartError
 
 DEFAULT_HOST = "127.0.0.1"
 FIRST_PORT = 3000
@@ -26,7 +26,7 @@ def bind_socket(host: str, port: int | None) -> socket.socket:
             if exc.errno != errno.EADDRINUSE:
                 raise ServerStartError(f"cannot bind {host}:{candidate}: {exc.strerror}") from None
             if port is not None:
-                raise ServerStartError(
+                raise PortInUse(
                     f"port {port} on {host} is already in use: choose another --port, or omit it to pick a free one"
                 ) from None
             continue

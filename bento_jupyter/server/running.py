@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bento_jupyter.errors import ServiceConflictError
+from bento_jupyter.errors import PortInUse, ServerStartError, ServiceConflictError
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.control import ControlApp, ControlRecord, new_token, remove_record, write_record
 from bento_jupyter.server.metrics import APIStats
@@ -139,19 +139,41 @@ class ServiceTable:
                         f"service {definition.name!r} is served by another cell ({current.cell_id});"
                         f" stop it first with %bento stop {definition.name}"
                     )
-                if port is None or port == current.server.port:
+                if port is None:  # a move to another host keeps the port
+                    port = current.server.port
+                if port == current.server.port and host == current.server.host:
                     current.swap(definition, cell_id, settings)
                     return current
             replaced = [s for s in self._by_name.values() if s is current or (cell_id and s.cell_id == cell_id)]
-            for old in [s for s in replaced if s.server.port == port]:  # the port it asks for is one of ours
-                self._stop_locked(old.name)
             # Bind and start first: if that fails, whatever served before is still serving.
-            service = self._start(definition, cell_id, host, port, settings, kernel_id)
+            try:
+                service = self._start(definition, cell_id, host, port, settings, kernel_id)
+            except PortInUse:
+                # The address may be taken by one of ours (the same port, on this host or one that overlaps it,
+                # such as 0.0.0.0): free it, then start; if even that fails, the services stopped come back.
+                holding = [s for s in replaced if s.server.port == port]
+                if not holding:
+                    raise
+                for old in holding:
+                    self._stop_locked(old.name)
+                try:
+                    service = self._start(definition, cell_id, host, port, settings, kernel_id)
+                except ServerStartError:
+                    for old in holding:
+                        self._restart_locked(old, kernel_id)
+                    raise
             for old in replaced:
                 if self._by_name.get(old.name) is old:
                     self._stop_locked(old.name)
             self._by_name[definition.name] = service
             return service
+
+    def _restart_locked(self, service: RunningService, kernel_id: str | None) -> None:
+        """Serve ``service``'s definition again where it served (after a move that failed once it was stopped)."""
+        host, port = service.server.host, service.server.port
+        self._by_name[service.name] = self._start(
+            service.definition, service.cell_id, host, port, service.settings, kernel_id
+        )
 
     def _start(
         self,

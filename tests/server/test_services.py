@@ -144,3 +144,38 @@ def test_stopping_a_service_with_a_hung_call_answers_it_503_and_logs_no_tracebac
         for logger in loggers:
             logger.removeHandler(handler)
     assert [r.getMessage() for r in records if r.exc_info] == []
+
+
+def at(host: str, port: int) -> str:
+    """The URL a client uses to reach ``host``:``port`` (a wildcard address through another loopback address)."""
+    return f"http://{'127.0.0.9' if host == '0.0.0.0' else host}:{port}"
+
+
+HOSTS = ["127.0.0.1", "127.0.0.2", "0.0.0.0"]  # loopback addresses of this machine, and the wildcard
+
+
+@pytest.mark.parametrize(("before", "after"), [(a, b) for a in HOSTS for b in HOSTS if a != b])
+def test_rerunning_with_another_host_moves_the_service_there_on_the_same_port(table, before, after):
+    old = table.serve(definition(greet), cell_id="cell-1", host=before)
+    port = old.server.port
+    new = table.serve(definition(greet_v2), cell_id="cell-1", host=after)  # no --port: the port stays
+    assert (new.server.host, new.server.port) == (after, port) and table.get("greeter") is new
+    assert answer(at(after, port)) == "hi ann"
+    assert not old.running
+    if before != "0.0.0.0" and after != "0.0.0.0":
+        with pytest.raises(requests.ConnectionError):
+            answer(at(before, port))
+
+
+@pytest.mark.parametrize(("before", "after"), [("127.0.0.1", "127.0.0.2"), ("127.0.0.1", "0.0.0.0")])
+def test_moving_to_a_host_whose_port_is_taken_fails_and_the_old_service_serves_on(table, before, after):
+    old = table.serve(definition(greet), cell_id="cell-1", host=before)
+    port = old.server.port
+    with socket.socket() as held:  # another program holds the port on an address the move needs
+        held.bind(("127.0.0.2", port))
+        held.listen()
+        with pytest.raises(ServerStartError, match=f"port {port}"):
+            table.serve(definition(greet_v2), cell_id="cell-1", host=after)
+    serving = table.get("greeter")
+    assert serving is not None and (serving.server.host, serving.server.port) == (before, port)
+    assert answer(at(before, port)) == "hello ann"
