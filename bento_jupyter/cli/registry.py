@@ -110,14 +110,14 @@ def _token(args: argparse.Namespace) -> int:
     if args.token_action == "create":
         secret, record = tokens.create(Scope.parse(args.scope), args.name)
         print(
-            f"created {record['scope']} token {record['id']} ({record['name']}); it is shown only once:",
+            f"created {record.scope} token {record.id} ({record.name}); it is shown only once:",
             file=sys.stderr,
         )
         print(secret)
     elif args.token_action == "list":
         for record in tokens.list():
-            state = f"revoked {record['revoked_at']}" if record["revoked_at"] else "active"
-            print(f"{record['id']}  {record['scope']:5}  {record['name']}  created {record['created_at']}  {state}")
+            state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+            print(f"{record.id}  {record.scope:5}  {record.name}  created {record.created_at}  {state}")
     else:
         tokens.revoke(args.id)
         print(f"revoked token {args.id}")

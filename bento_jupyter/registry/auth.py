@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -15,6 +14,7 @@ from bento_jupyter.refs import check_name
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import tokens
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from bento_jupyter.registry.records import TokenRecord
 
 TOKEN_PREFIX = "bjr_"
 
@@ -62,21 +62,21 @@ class TokenStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, scope: Scope, name: str = "token") -> tuple[str, dict[str, Any]]:
+    def create(self, scope: Scope, name: str = "token") -> tuple[str, TokenRecord]:
         """A new token: the secret (shown once, never stored) and its record."""
         check_name(name)
         token_id = secrets.token_hex(6)
         secret = f"{TOKEN_PREFIX}{token_id}.{secrets.token_urlsafe(32)}"  # the id finds the row; 256 random bits
-        record = {"id": token_id, "scope": str(scope), "name": name, "created_at": now()}
+        record = TokenRecord(id=token_id, scope=str(scope), name=name, created_at=now())
         with self.engine.begin() as conn:
-            conn.execute(insert(tokens).values(hash=hash_token(secret), revoked_at=None, **record))
+            conn.execute(insert(tokens).values(hash=hash_token(secret), **dict(record)))
         return secret, record
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[TokenRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).order_by(tokens.c.created_at))
             return [
-                {"id": r.id, "scope": r.scope, "name": r.name, "created_at": r.created_at, "revoked_at": r.revoked_at}
+                TokenRecord(id=r.id, scope=r.scope, name=r.name, created_at=r.created_at, revoked_at=r.revoked_at)
                 for r in rows
             ]
 

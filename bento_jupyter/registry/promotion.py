@@ -14,6 +14,7 @@ from bento_jupyter.registry.compatibility import Change, api_changes, breaking
 from bento_jupyter.registry.db.metadata import MetadataStore, now
 from bento_jupyter.registry.db.tables import alias_policies, verifications, versions
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, PromotionRefused
+from bento_jupyter.registry.records import AliasMove
 
 REQUIREMENTS = ("compatible", "verified")
 DEFAULT_REQUIRES = ["compatible"]  # an alias with no policy of its own refuses incompatible APIs
@@ -111,9 +112,9 @@ class Promotions:
 
     def compare(self, name: str, old: int, new: int) -> list[Change]:
         """API changes from ``name:old`` to ``name:new``."""
-        before = self.metadata.get_version(name, check_version(old))["manifest"]
-        after = self.metadata.get_version(name, check_version(new))["manifest"]
-        return api_changes(before, after)
+        before = self.metadata.get_version(name, check_version(old)).manifest
+        after = self.metadata.get_version(name, check_version(new)).manifest
+        return api_changes(before.document, after.document)  # the service schemas they record
 
     def move(
         self,
@@ -125,7 +126,7 @@ class Promotions:
         reason: str | None = None,
         force: bool = False,
         may_force: bool = False,
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         """Move ``alias`` (compare-and-set on ``expected``) if its policy allows, or ``force`` (admins only)."""
         requires = self.policy(name, alias)["requires"]
         changes = self.compare(name, expected, number) if expected is not None else []

@@ -10,6 +10,7 @@ from bento_jupyter.registry.db.metadata import MetadataStore
 from bento_jupyter.registry.errors import Conflict, InvalidRequest
 from bento_jupyter.registry.gc import mark
 from bento_jupyter.registry.promotion import Promotions
+from bento_jupyter.registry.records import VersionSummary
 from bento_jupyter.registry.storage.base import BlobStore
 from bento_jupyter.registry.validation import check_manifest, check_sha256
 from bento_jupyter.registry.webhooks import WebhookStore
@@ -46,7 +47,7 @@ class RegistryStore:
 
     def publish(
         self, name: str, document: Any, actor: str, signature: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[VersionSummary, bool]:
         """Commit a version whose every file is already stored with its listed size."""
         manifest = check_manifest(document, check_name(name))
         digests = [entry.sha256 for entry in manifest.files]

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import webhook_deliveries, webhooks
 from bento_jupyter.registry.errors import InvalidRequest, NotFound
+from bento_jupyter.registry.records import HistoryEvent
 
 EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
 # A hook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
@@ -143,23 +144,23 @@ class WebhookStore:
             row = conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)).one()
             return _delivery(row)
 
-    def enqueue(self, conn: Connection, event: dict[str, Any]) -> None:
+    def enqueue(self, conn: Connection, event: HistoryEvent) -> None:
         """A ``MetadataStore`` observer: one pending delivery per hook that wants ``event``'s action."""
         hooks = [
             row.id
             for row in conn.execute(select(webhooks.c.id, webhooks.c.events))
-            if row.events == "*" or event["action"] in row.events.split(",")
+            if row.events == "*" or event.action in row.events.split(",")
         ]
         if not hooks:
             return
         stamp = now()
-        payload = json.dumps({"event": event["action"], **event}, separators=(",", ":"), sort_keys=True)
+        payload = json.dumps({"event": event.action, **event.to_json()}, separators=(",", ":"), sort_keys=True)
         conn.execute(
             insert(webhook_deliveries),
             [
                 {
                     "hook_id": hook,
-                    "event": event["action"],
+                    "event": event.action,
                     "payload": payload,
                     "status": PENDING,
                     "attempts": 0,

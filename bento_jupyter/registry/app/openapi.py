@@ -5,19 +5,17 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from pydantic.json_schema import models_json_schema
+
 from bento_jupyter._version import __version__
 from bento_jupyter.registry.promotion import REQUIREMENTS
+from bento_jupyter.registry.records import ErrorBody, Record
 from bento_jupyter.registry.validation import RECORD_ID_PATTERN
 from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
 
 if TYPE_CHECKING:
     from bento_jupyter.registry.app.operations import Operation
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
-    "required": ["error", "code"],
-}
 _ERRORS = {
     "400": "Invalid name, tag, digest, manifest or body",
     "401": "Missing, unknown or revoked token",
@@ -155,69 +153,20 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-_TEXT_OR_NULL = {"type": ["string", "null"]}
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "Error": _ERROR_SCHEMA,
-    "VersionSummary": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
-            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-            "size": {"type": "integer", "minimum": 0},
-            "file_count": {"type": "integer", "minimum": 0},
-            "created_at": {"type": "string"},
-            "created_by": {"type": "string"},
-            "lineage": {
-                "type": "object",
-                "properties": {k: _TEXT_OR_NULL for k in ("notebook_path", "kernel_id", "git_commit", "git_branch")},
-            },
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "aliases": {"type": "array", "items": {"type": "string"}},
-            "code_executing_files": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Files whose loader runs code (pickles): pulling or serving needs --trust-code",
-            },
-        },
-        "required": ["name", "version", "digest", "size", "created_at", "tags", "aliases", "code_executing_files"],
-    },
-    "BentoSummary": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "latest": {"type": "integer", "minimum": 1},
-            "versions": {"type": "integer", "minimum": 1},
-            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
-        },
-        "required": ["name", "latest", "versions", "aliases"],
-    },
-}
-_VERSION_REF = {"$ref": "#/components/schemas/VersionSummary"}
-# The 200 answers with a typed record, by operationId.
-RESULTS: dict[str, dict[str, Any]] = {
-    "list_bentos": {
-        "type": "object",
-        "properties": {"bentos": {"type": "array", "items": {"$ref": "#/components/schemas/BentoSummary"}}},
-        "required": ["bentos"],
-    },
-    "list_versions": {
-        "type": "object",
-        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
-        "required": ["versions"],
-    },
-    "get_version": {
-        "allOf": [
-            _VERSION_REF,
-            {"type": "object", "properties": {"manifest": {"type": "object"}}, "required": ["manifest"]},
-        ]
-    },
-    "search": {
-        "type": "object",
-        "properties": {"versions": {"type": "array", "items": _VERSION_REF}},
-        "required": ["versions"],
-    },
-}
+_COMPONENTS = "#/components/schemas/{model}"
+
+
+def component_schemas(operations: list[Operation]) -> dict[str, dict[str, Any]]:
+    """The JSON Schemas of every record the operations answer with (and of an error), by name: what the records
+    validate is what the document states."""
+    answered: set[type[Record]] = {ErrorBody, *(op.result for op in operations if op.result is not None)}
+    records = sorted(answered, key=lambda record: record.__name__)
+    _, schemas = models_json_schema([(record, "validation") for record in records], ref_template=_COMPONENTS)
+    return dict(schemas["$defs"])
+
+
+def _ref(record: type[Record]) -> dict[str, str]:
+    return {"$ref": _COMPONENTS.format(model=record.__name__)}
 
 
 def _operation(op: Operation) -> dict[str, Any]:
@@ -234,14 +183,14 @@ def _operation(op: Operation) -> dict[str, Any]:
             for p, (schema, required) in QUERIES.get(operation_id, {}).items()
         ],
         "responses": {
-            "200": {"description": "OK", **_result(op.handler.__name__)},
-            "201": {"description": "Created (a version, blob, token or webhook)"},
+            "200": {"description": "OK", **_result(op)},
+            "201": {"description": "Created (a version, blob, token or webhook)", **_result(op)},
             "202": {"description": "Accepted (a delivery queued)"},
             "204": {"description": "Done, nothing to return"},
             **{
                 code: {
                     "description": text,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": {"application/json": {"schema": _ref(ErrorBody)}},
                 }
                 for code, text in _ERRORS.items()
             },
@@ -250,7 +199,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if operation_id in CONTENT_ADDRESSED:
         doc["responses"]["422"] = {
             "description": CONTENT_ADDRESSED[operation_id],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": {"application/json": {"schema": _ref(ErrorBody)}},
         }
     if op.scope is None:
         doc["security"] = []
@@ -275,9 +224,8 @@ def _path_parameter(operation_id: str, name: str) -> dict[str, Any]:
     return PATH_PARAMETERS.get(name, {"type": "string"})
 
 
-def _result(operation_id: str) -> dict[str, Any]:
-    schema = RESULTS.get(operation_id)
-    return {"content": {"application/json": {"schema": schema}}} if schema else {}
+def _result(op: Operation) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(op.result)}}} if op.result is not None else {}
 
 
 def openapi_document(operations: list[Operation]) -> dict[str, Any]:
@@ -295,7 +243,7 @@ def openapi_document(operations: list[Operation]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": component_schemas(operations),
         },
         "security": [{"bearer": []}],
     }

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bento_jupyter.registry.auth import Principal, Scope, TokenStore
+from bento_jupyter.registry.records import Record
 from bento_jupyter.registry.signatures import SignaturePolicy
 from bento_jupyter.registry.store import RegistryStore
 
@@ -44,3 +45,4 @@ class Operation:
     summary: str
     handler: Handler
     body: str | None = None  # "json" or "binary"
+    result: type[Record] | None = None  # what a 200 or 201 answers with (its JSON Schema goes into the OpenAPI)

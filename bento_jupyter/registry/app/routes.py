@@ -21,6 +21,27 @@ from bento_jupyter.registry.app.openapi import openapi_document
 from bento_jupyter.registry.app.operations import Context, Operation
 from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope
 from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, RegistryError, Unauthorized
+from bento_jupyter.registry.records import (
+    AliasList,
+    AliasMove,
+    AliasTarget,
+    ApiChange,
+    BentoInfo,
+    BentoList,
+    Comparison,
+    CreatedToken,
+    Deletion,
+    Health,
+    History,
+    MissingBlobs,
+    Published,
+    Record,
+    StoredBlob,
+    TokenList,
+    VersionDetail,
+    VersionList,
+    VersionSummary,
+)
 from bento_jupyter.registry.storage.base import CHUNK
 from bento_jupyter.registry.validation import MAX_JSON_DEPTH, check_json_depth, check_record_id, check_sha256
 
@@ -70,11 +91,15 @@ async def _call(func: Callable[..., Any], *args: Any) -> Any:
     return await run_in_threadpool(func, *args)
 
 
+def _answer(record: Record, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(record.to_json(), status_code=status_code)
+
+
 # -- handlers -------------------------------------------------------------------------------------
 
 
 async def health(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"status": "ok", "auth": "open" if ctx.open else "token"})
+    return _answer(Health(status="ok", auth="open" if ctx.open else "token"))
 
 
 async def openapi(ctx: Context, request: Request, who: Principal) -> Response:
@@ -82,15 +107,15 @@ async def openapi(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def list_bentos(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"bentos": await _call(ctx.store.metadata.list_bentos)})
+    return _answer(BentoList(bentos=await _call(ctx.store.metadata.list_bentos)))
 
 
 async def get_bento(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse(await _call(ctx.store.metadata.get_bento, _name(request)))
+    return _answer(await _call(ctx.store.metadata.get_bento, _name(request)))
 
 
 async def list_versions(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"versions": await _call(ctx.store.metadata.list_versions, _name(request))})
+    return _answer(VersionList(versions=await _call(ctx.store.metadata.list_versions, _name(request))))
 
 
 async def publish(ctx: Context, request: Request, who: Principal) -> Response:
@@ -100,30 +125,28 @@ async def publish(ctx: Context, request: Request, who: Principal) -> Response:
     signature = manifest.pop("signature", None) if isinstance(manifest, dict) else None
     record = await _call(ctx.signatures.check, name, manifest, signature)
     summary, created = await _call(ctx.store.publish, name, manifest, who.actor, record)
-    return JSONResponse({**summary, "created": created}, status_code=201 if created else 200)
+    return _answer(Published(**dict(summary), created=created), status_code=201 if created else 200)
 
 
 async def get_version(ctx: Context, request: Request, who: Principal) -> Response:
     number = version_or_latest(request.path_params["ref"])
-    return JSONResponse(await _call(ctx.store.metadata.get_version, _name(request), number))
+    return _answer(await _call(ctx.store.metadata.get_version, _name(request), number))
 
 
 async def delete_version(ctx: Context, request: Request, who: Principal) -> Response:
     number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("delete a numbered version, not 'latest'")
-    return JSONResponse(await _call(ctx.store.metadata.delete_version, _name(request), number, who.actor))
+    return _answer(await _call(ctx.store.metadata.delete_version, _name(request), number, who.actor))
 
 
 async def list_aliases(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"aliases": await _call(ctx.store.metadata.list_aliases, _name(request))})
+    return _answer(AliasList(aliases=await _call(ctx.store.metadata.list_aliases, _name(request))))
 
 
 async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
-    return JSONResponse(
-        {"name": name, "alias": alias, "version": await _call(ctx.store.metadata.get_alias, name, alias)}
-    )
+    return _answer(AliasTarget(name=name, alias=alias, version=await _call(ctx.store.metadata.get_alias, name, alias)))
 
 
 def _reason(body: dict[str, Any]) -> str | None:
@@ -157,7 +180,7 @@ async def move_alias(ctx: Context, request: Request, who: Principal) -> Response
             may_force=who.scope >= Scope.ADMIN,
         )
     )
-    return JSONResponse(moved)
+    return _answer(moved)
 
 
 async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Response:
@@ -167,7 +190,7 @@ async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Resp
         raise InvalidRequest("send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)")
     expected = None if body.get("expected") is None else check_version(body["expected"])
     moved = await _call(ctx.store.metadata.rollback, name, alias, who.actor, _reason(body), expected)
-    return JSONResponse(moved)
+    return _answer(moved)
 
 
 async def get_policy(ctx: Context, request: Request, who: Principal) -> Response:
@@ -204,13 +227,13 @@ async def compare_versions(ctx: Context, request: Request, who: Principal) -> Re
         raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
     old, new = parse_version(query["from"], "from"), parse_version(query["to"], "to")
     changes = await _call(ctx.store.promotions.compare, _name(request), old, new)
-    return JSONResponse(
-        {
-            "from": old,
-            "to": new,
-            "compatible": not any(c.breaking for c in changes),
-            "changes": [{"api": c.api, "message": c.message, "breaking": c.breaking} for c in changes],
-        }
+    return _answer(
+        Comparison(
+            from_version=old,
+            to_version=new,
+            compatible=not any(c.breaking for c in changes),
+            changes=[ApiChange(api=c.api, message=c.message, breaking=c.breaking) for c in changes],
+        )
     )
 
 
@@ -227,12 +250,12 @@ async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool
     number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("tag a numbered version, not 'latest'")
-    return JSONResponse(await _call(ctx.store.metadata.set_tag, name, number, tag, present, who.actor))
+    return _answer(await _call(ctx.store.metadata.set_tag, name, number, tag, present, who.actor))
 
 
 async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
     alias = request.query_params.get("alias")
-    return JSONResponse({"history": await _call(ctx.store.metadata.history, _name(request), alias)})
+    return _answer(History(history=await _call(ctx.store.metadata.history, _name(request), alias)))
 
 
 async def search(ctx: Context, request: Request, who: Principal) -> Response:
@@ -243,13 +266,13 @@ async def search(ctx: Context, request: Request, who: Principal) -> Response:
             raise InvalidRequest(f"{key}: at most {MAX_SEARCH_LENGTH} characters, no NUL")
     if filters["name"] is not None:
         check_name(filters["name"])
-    return JSONResponse({"versions": await _call(lambda: ctx.store.metadata.search(**filters))})
+    return _answer(VersionList(versions=await _call(lambda: ctx.store.metadata.search(**filters))))
 
 
 async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Response:
     body = await _json_body(request, ctx.limits.max_json_bytes)
     digests = body.get("digests") if isinstance(body, dict) else None
-    return JSONResponse({"missing": await _call(ctx.store.missing, digests)})
+    return _answer(MissingBlobs(missing=await _call(ctx.store.missing, digests)))
 
 
 def _blob_digest(request: Request) -> str:
@@ -284,7 +307,7 @@ async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
     except BaseException:
         await _call(upload.abort)
         raise
-    return JSONResponse({"sha256": sha256, "size": received}, status_code=201)
+    return _answer(StoredBlob(sha256=sha256, size=received), status_code=201)
 
 
 async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
@@ -344,11 +367,11 @@ async def create_token(ctx: Context, request: Request, who: Principal) -> Respon
     if not isinstance(scope, str) or not isinstance(name, str):
         raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}: both text")
     secret, record = await _call(ctx.tokens.create, Scope.parse(scope), name)
-    return JSONResponse({**record, "token": secret}, status_code=201)
+    return _answer(CreatedToken(**dict(record), token=secret), status_code=201)
 
 
 async def list_tokens(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"tokens": await _call(ctx.tokens.list)})
+    return _answer(TokenList(tokens=await _call(ctx.tokens.list)))
 
 
 async def revoke_token(ctx: Context, request: Request, who: Principal) -> Response:
@@ -358,20 +381,66 @@ async def revoke_token(ctx: Context, request: Request, who: Principal) -> Respon
 
 _B = PREFIX + "/bentos/{name}"
 OPERATIONS: list[Operation] = [
-    Operation("GET", PREFIX + "/health", None, "Liveness, and whether the registry runs open", health),
+    Operation("GET", PREFIX + "/health", None, "Liveness, and whether the registry runs open", health, result=Health),
     Operation("GET", PREFIX + "/openapi.json", None, "This OpenAPI document", openapi),
-    Operation("GET", PREFIX + "/bentos", Scope.READ, "Every bento name with its latest version", list_bentos),
-    Operation("GET", _B, Scope.READ, "A bento: its latest version and aliases", get_bento),
-    Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions),
-    Operation("POST", _B + "/versions", Scope.WRITE, "Publish a manifest whose blobs are stored", publish, "json"),
-    Operation("GET", _B + "/versions/{ref}", Scope.READ, "One version (N or latest) with its manifest", get_version),
-    Operation("DELETE", _B + "/versions/{ref}", Scope.WRITE, "Delete a version no alias points at", delete_version),
-    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag),
-    Operation("DELETE", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Remove a tag from a version", delete_tag),
-    Operation("GET", _B + "/aliases", Scope.READ, "A bento's aliases and the versions they point at", list_aliases),
-    Operation("GET", _B + "/aliases/{alias}", Scope.READ, "The version an alias points at", get_alias),
     Operation(
-        "PUT", _B + "/aliases/{alias}", Scope.WRITE, "Move an alias (compare-and-set on 'expected')", move_alias, "json"
+        "GET", PREFIX + "/bentos", Scope.READ, "Every bento name with its latest version", list_bentos, result=BentoList
+    ),
+    Operation("GET", _B, Scope.READ, "A bento: its latest version and aliases", get_bento, result=BentoInfo),
+    Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions, result=VersionList),
+    Operation(
+        "POST",
+        _B + "/versions",
+        Scope.WRITE,
+        "Publish a manifest whose blobs are stored",
+        publish,
+        "json",
+        result=Published,
+    ),
+    Operation(
+        "GET",
+        _B + "/versions/{ref}",
+        Scope.READ,
+        "One version (N or latest) with its manifest",
+        get_version,
+        result=VersionDetail,
+    ),
+    Operation(
+        "DELETE",
+        _B + "/versions/{ref}",
+        Scope.WRITE,
+        "Delete a version no alias points at",
+        delete_version,
+        result=Deletion,
+    ),
+    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag, result=VersionSummary),
+    Operation(
+        "DELETE",
+        _B + "/versions/{ref}/tags/{tag}",
+        Scope.WRITE,
+        "Remove a tag from a version",
+        delete_tag,
+        result=VersionSummary,
+    ),
+    Operation(
+        "GET",
+        _B + "/aliases",
+        Scope.READ,
+        "A bento's aliases and the versions they point at",
+        list_aliases,
+        result=AliasList,
+    ),
+    Operation(
+        "GET", _B + "/aliases/{alias}", Scope.READ, "The version an alias points at", get_alias, result=AliasTarget
+    ),
+    Operation(
+        "PUT",
+        _B + "/aliases/{alias}",
+        Scope.WRITE,
+        "Move an alias (compare-and-set on 'expected')",
+        move_alias,
+        "json",
+        result=AliasMove,
     ),
     Operation(
         "POST",
@@ -380,6 +449,7 @@ OPERATIONS: list[Operation] = [
         "Move an alias back to its previous target (repeat to walk further back)",
         rollback_alias,
         "json",
+        result=AliasMove,
     ),
     Operation("GET", _B + "/aliases/{alias}/policy", Scope.READ, "What an alias requires before it moves", get_policy),
     Operation("PUT", _B + "/aliases/{alias}/policy", Scope.ADMIN, "Set what an alias requires", put_policy, "json"),
@@ -392,13 +462,21 @@ OPERATIONS: list[Operation] = [
         post_verification,
         "json",
     ),
-    Operation("GET", _B + "/compare", Scope.READ, "API changes between two versions (?from=N&to=M)", compare_versions),
+    Operation(
+        "GET",
+        _B + "/compare",
+        Scope.READ,
+        "API changes between two versions (?from=N&to=M)",
+        compare_versions,
+        result=Comparison,
+    ),
     Operation(
         "GET",
         _B + "/history",
         Scope.READ,
         "Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)",
         get_history,
+        result=History,
     ),
     Operation(
         "GET",
@@ -406,6 +484,7 @@ OPERATIONS: list[Operation] = [
         Scope.READ,
         "Versions by lineage: notebook, cell, commit, tag (none: every version, first 1,000)",
         search,
+        result=VersionList,
     ),
     Operation(
         "POST",
@@ -414,6 +493,7 @@ OPERATIONS: list[Operation] = [
         "Which of these sha256 digests are not stored",
         missing_blobs,
         "json",
+        result=MissingBlobs,
     ),
     Operation(
         "PUT",
@@ -422,6 +502,7 @@ OPERATIONS: list[Operation] = [
         "Upload a blob (verified against its sha256)",
         put_blob,
         "binary",
+        result=StoredBlob,
     ),
     Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
     Operation("GET", PREFIX + "/webhooks", Scope.ADMIN, "List webhooks (never their secrets)", list_webhooks),
@@ -439,9 +520,17 @@ OPERATIONS: list[Operation] = [
         "Send a delivery again",
         redeliver,
     ),
-    Operation("GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens),
     Operation(
-        "POST", PREFIX + "/tokens", Scope.ADMIN, "Create a token; its secret is shown once", create_token, "json"
+        "GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens, result=TokenList
+    ),
+    Operation(
+        "POST",
+        PREFIX + "/tokens",
+        Scope.ADMIN,
+        "Create a token; its secret is shown once",
+        create_token,
+        "json",
+        result=CreatedToken,
     ),
     Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, "Revoke a token", revoke_token),
 ]

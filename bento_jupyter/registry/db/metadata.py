@@ -27,6 +27,18 @@ from bento_jupyter.registry.db.tables import (
     versions,
 )
 from bento_jupyter.registry.errors import Conflict, NotFound
+from bento_jupyter.registry.records import (
+    AliasMove,
+    BentoInfo,
+    BentoSummary,
+    Deletion,
+    HistoryEntry,
+    HistoryEvent,
+    SignedBy,
+    VersionDetail,
+    VersionLineage,
+    VersionSummary,
+)
 
 _SUMMARY_COLUMNS = [
     versions.c.id,
@@ -80,22 +92,22 @@ def _cells(lineage: Lineage) -> list[dict[str, Any]]:
     ]
 
 
-Observer = Callable[[Connection, dict[str, Any]], None]
+Observer = Callable[[Connection, HistoryEvent], None]
 
 
-def _event(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "bento": row.bento,
-        "action": row.action,
-        "label": row.label,
-        "from": row.from_version,
-        "to": row.to_version,
-        "actor": row.actor,
-        "at": row.at,
-        "reason": row.reason,
-        "details": json.loads(row.details) if row.details else None,
-    }
+def _event(row: Any) -> HistoryEvent:
+    return HistoryEvent(
+        id=row.id,
+        bento=row.bento,
+        action=row.action,
+        label=row.label,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        actor=row.actor,
+        at=row.at,
+        reason=row.reason,
+        details=json.loads(row.details) if row.details else None,
+    )
 
 
 class MetadataStore:
@@ -124,7 +136,7 @@ class MetadataStore:
 
     def publish(
         self, name: str, manifest: BentoManifest, actor: str, signature: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[VersionSummary, bool]:
         """Record a new version of ``name`` (number = previous + 1), or return the one with this digest.
 
         ``signature`` (bundle, key_fingerprint, verified) is stored with it; a re-publish can add one to a version
@@ -182,7 +194,7 @@ class MetadataStore:
         stamp: str,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> HistoryEvent:
         row = conn.execute(
             insert(history)
             .values(
@@ -205,12 +217,12 @@ class MetadataStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _summaries(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def _summaries(self, conn: Connection, rows: list[Any]) -> list[VersionSummary]:
         ids = [row.id for row in rows]
         tags_of: dict[int, list[str]] = {i: [] for i in ids}
         aliases_of: dict[tuple[str, int], list[str]] = {}
         executing: dict[int, list[str]] = {}
-        signed_by: dict[int, dict[str, Any]] = {}
+        signed_by: dict[int, SignedBy] = {}
         if ids:
             for version_id, text in conn.execute(
                 select(versions.c.id, versions.c.manifest).where(versions.c.id.in_(ids))
@@ -221,7 +233,7 @@ class MetadataStore:
                     signatures.c.version_id.in_(ids)
                 )
             ):
-                signed_by[version_id] = {"key": fingerprint, "verified": bool(verified)}
+                signed_by[version_id] = SignedBy(key=fingerprint, verified=bool(verified))
             for version_id, tag in conn.execute(
                 select(tags.c.version_id, tags.c.tag).where(tags.c.version_id.in_(ids)).order_by(tags.c.tag)
             ):
@@ -234,25 +246,25 @@ class MetadataStore:
             ):
                 aliases_of.setdefault((bento, number), []).append(alias)
         return [
-            {
-                "name": row.bento,
-                "version": row.number,
-                "digest": row.digest,
-                "size": row.size,
-                "file_count": row.file_count,
-                "created_at": row.created_at,
-                "created_by": row.created_by,
-                "lineage": {
-                    "notebook_path": row.notebook_path,
-                    "kernel_id": row.kernel_id,
-                    "git_commit": row.git_commit,
-                    "git_branch": row.git_branch,
-                },
-                "tags": tags_of[row.id],
-                "aliases": aliases_of.get((row.bento, row.number), []),
-                "code_executing_files": executing.get(row.id, []),  # what a pull needs --trust-code for
-                "signed_by": signed_by.get(row.id),
-            }
+            VersionSummary(
+                name=row.bento,
+                version=row.number,
+                digest=row.digest,
+                size=row.size,
+                file_count=row.file_count,
+                created_at=row.created_at,
+                created_by=row.created_by,
+                lineage=VersionLineage(
+                    notebook_path=row.notebook_path,
+                    kernel_id=row.kernel_id,
+                    git_commit=row.git_commit,
+                    git_branch=row.git_branch,
+                ),
+                tags=tags_of[row.id],
+                aliases=aliases_of.get((row.bento, row.number), []),
+                code_executing_files=executing.get(row.id, []),  # what a pull needs --trust-code for
+                signed_by=signed_by.get(row.id),
+            )
             for row in rows
         ]
 
@@ -281,7 +293,7 @@ class MetadataStore:
             raise NotFound(f"{name}:{number} is not in this registry")
         return row
 
-    def list_bentos(self) -> list[dict[str, Any]]:
+    def list_bentos(self) -> list[BentoSummary]:
         """Every bento with versions: its latest version, how many it has, and its aliases."""
         with self.transaction() as conn:
             rows = conn.execute(
@@ -296,34 +308,34 @@ class MetadataStore:
             ):
                 aliases_of.setdefault(bento, {})[alias] = number
             return [
-                {"name": n, "latest": last, "versions": count, "created_at": at, "aliases": aliases_of.get(n, {})}
+                BentoSummary(name=n, latest=last, versions=count, created_at=at, aliases=aliases_of.get(n, {}))
                 for n, last, count, at in rows
             ]
 
-    def get_bento(self, name: str) -> dict[str, Any]:
+    def get_bento(self, name: str) -> BentoInfo:
         with self.transaction() as conn:
             latest = self._latest(conn, name)
             created = conn.execute(select(bentos.c.created_at).where(bentos.c.name == name)).scalar_one()
             rows = conn.execute(select(aliases.c.alias, aliases.c.version).where(aliases.c.bento == name))
-            return {"name": name, "latest": latest, "created_at": created, "aliases": dict(sorted(rows.tuples()))}
+            return BentoInfo(name=name, latest=latest, created_at=created, aliases=dict(sorted(rows.tuples())))
 
-    def list_versions(self, name: str) -> list[dict[str, Any]]:
+    def list_versions(self, name: str) -> list[VersionSummary]:
         with self.transaction() as conn:
             self._require_bento(conn, name)
             rows = conn.execute(select(*_SUMMARY_COLUMNS).where(versions.c.bento == name).order_by(versions.c.number))
             return self._summaries(conn, list(rows))
 
-    def get_version(self, name: str, number: int | None = None) -> dict[str, Any]:
+    def get_version(self, name: str, number: int | None = None) -> VersionDetail:
         """One version with its manifest; ``number=None`` is the latest."""
         with self.transaction() as conn:
             row = self._version_row(conn, name, number)
             bundle = conn.execute(select(signatures.c.bundle).where(signatures.c.version_id == row.id)).scalar()
             summary = self._summaries(conn, [row])[0]
-            return {
-                **summary,
-                "manifest": json.loads(row.manifest),
-                "signature": json.loads(bundle) if bundle else None,
-            }
+            return VersionDetail(
+                **dict(summary),
+                manifest=BentoManifest.from_document(json.loads(row.manifest)),
+                signature=json.loads(bundle) if bundle else None,
+            )
 
     # -- aliases and tags -------------------------------------------------------------------------
 
@@ -352,7 +364,7 @@ class MetadataStore:
         actor: str,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         """Point ``alias`` at ``number`` only if it now points at ``expected`` (None: it must not exist)."""
         check_label(alias)
         check_version(number)
@@ -370,7 +382,7 @@ class MetadataStore:
         action: str,
         reason: str | None,
         details: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         stamp = now()
         self._version_row(conn, name, number)
         values = {"version": number, "updated_at": stamp, "updated_by": actor}
@@ -389,11 +401,11 @@ class MetadataStore:
             if moved.rowcount != 1:
                 raise self._lost_race(conn, name, alias, expected)
         event = self._record(conn, name, action, alias, expected, number, actor, stamp, reason, details)
-        return {"name": name, "alias": alias, "version": number, "previous": expected, "history_id": event["id"]}
+        return AliasMove(name=name, alias=alias, version=number, previous=expected, history_id=event.id)
 
     def rollback(
         self, name: str, alias: str, actor: str, reason: str | None = None, expected: int | None = None
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         """Move ``alias`` back to the target it had before its last move that is not yet rolled back.
 
         Each alias move pushes a target, each rollback pops one, so repeated rollbacks walk further back.
@@ -440,7 +452,7 @@ class MetadataStore:
             current=current,
         )
 
-    def set_tag(self, name: str, number: int, tag: str, present: bool, actor: str) -> dict[str, Any]:
+    def set_tag(self, name: str, number: int, tag: str, present: bool, actor: str) -> VersionSummary:
         check_label(tag, "tag")
         stamp = now()
         with self.transaction(write=True) as conn:
@@ -458,7 +470,7 @@ class MetadataStore:
 
     # -- deleting ---------------------------------------------------------------------------------
 
-    def delete_version(self, name: str, number: int, actor: str) -> dict[str, Any]:
+    def delete_version(self, name: str, number: int, actor: str) -> Deletion:
         """Remove one version (its tags and cell index too); refused while an alias points at it.
 
         Its number is never given out again, and its blobs stay: other versions may share them.
@@ -482,11 +494,11 @@ class MetadataStore:
             conn.execute(version_cells.delete().where(version_cells.c.version_id == row.id))
             conn.execute(versions.delete().where(versions.c.id == row.id))
             self._record(conn, name, "delete", None, number, None, actor, stamp)
-        return {"name": name, "version": number, "deleted": True}
+        return Deletion(name=name, version=number, deleted=True)
 
     # -- history and lineage ----------------------------------------------------------------------
 
-    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    def history(self, name: str, alias: str | None = None) -> list[HistoryEntry]:
         """A bento's history, oldest first; with ``alias``, only that alias's moves, rollbacks and policies."""
         query = select(history).where(history.c.bento == name)
         if alias is not None:
@@ -495,10 +507,7 @@ class MetadataStore:
             )
         with self.transaction() as conn:
             self._require_bento(conn, name)
-            return [
-                {k: v for k, v in _event(row).items() if k != "bento"}
-                for row in conn.execute(query.order_by(history.c.id))
-            ]
+            return [HistoryEntry(**dict(_event(row))) for row in conn.execute(query.order_by(history.c.id))]
 
     def search(
         self,
@@ -507,7 +516,7 @@ class MetadataStore:
         commit: str | None = None,
         tag: str | None = None,
         name: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[VersionSummary]:
         """Versions built from notebook X, cell Y (id or source sha256), git commit Z (or a prefix), or tagged T."""
         query = select(*_SUMMARY_COLUMNS)
         conditions = []

@@ -1,0 +1,209 @@
+"""What the registry answers, as typed records: the metadata store returns them, the app sends them, the client
+reads them back, and the OpenAPI document carries their JSON Schemas (``components/schemas``).
+
+Fields a newer registry adds are ignored when a client reads a record (forward-compatible)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from bento_jupyter.bento.manifest_model import BentoManifest
+
+DIGEST = r"^sha256:[0-9a-f]{64}$"
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def _named(wire: str) -> AliasChoices:
+    """A field whose wire name is a Python keyword: ``wire`` in JSON, ``WIRE_version`` in code."""
+    return AliasChoices(wire, f"{wire}_version")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the API sends it."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class ErrorBody(Record):
+    """Every 4xx and 5xx answer: a message a person can act on and a stable code; some add details (``missing``
+    blobs, the ``current`` target of an alias, a ``limit``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    code: str
+
+
+class Health(Record):
+    status: str
+    auth: str = Field(description="'open' (no tokens) or 'token'")
+
+
+class VersionLineage(Record):
+    """Where a version came from, as the registry indexes it (the manifest's lineage has the rest)."""
+
+    notebook_path: str | None = None
+    kernel_id: str | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+
+
+class SignedBy(Record):
+    key: str = Field(description="the signing key's fingerprint (SHA-256 hex)")
+    verified: bool = Field(description="checked against the registry's trusted keys when published")
+
+
+class VersionSummary(Record):
+    """One published version of a bento, without its manifest."""
+
+    name: str
+    version: int = Field(ge=1)
+    digest: str = Field(pattern=DIGEST)
+    size: int = Field(ge=0, description="bytes of every file")
+    file_count: int = Field(ge=0)
+    created_at: str
+    created_by: str
+    lineage: VersionLineage
+    tags: list[str]
+    aliases: list[str]
+    code_executing_files: list[str] = Field(
+        description="Files whose loader runs code (pickles): pulling or serving needs --trust-code"
+    )
+    signed_by: SignedBy | None = None
+
+
+class Published(VersionSummary):
+    created: bool = Field(description="false when a version with this digest already existed (it is returned)")
+
+
+class VersionDetail(VersionSummary):
+    """One version with its manifest (the document as published: its digest covers it) and signature, if any."""
+
+    manifest: BentoManifest
+    signature: dict[str, Any] | None = Field(default=None, description="the Sigstore bundle (bento.sig)")
+
+    @field_validator("manifest", mode="before")
+    @classmethod
+    def _keep_the_document(cls, value: Any) -> Any:
+        return BentoManifest.from_document(value) if not isinstance(value, BentoManifest) else value
+
+    @field_serializer("manifest")
+    def _as_published(self, manifest: BentoManifest) -> dict[str, Any]:
+        return manifest.document
+
+
+class BentoSummary(Record):
+    name: str
+    latest: int = Field(ge=1)
+    versions: int = Field(ge=1)
+    created_at: str
+    aliases: dict[str, int]
+
+
+class BentoInfo(Record):
+    name: str
+    latest: int = Field(ge=1)
+    created_at: str
+    aliases: dict[str, int]
+
+
+class AliasTarget(Record):
+    name: str
+    alias: str
+    version: int = Field(ge=1)
+
+
+class AliasMove(Record):
+    """An alias moved (or rolled back): from ``previous`` (None: it did not exist) to ``version``."""
+
+    name: str
+    alias: str
+    version: int = Field(ge=1)
+    previous: int | None
+    history_id: int
+
+
+class HistoryEntry(Record):
+    """One change to a bento: a publish, an alias move or rollback, a tag, a deletion, a policy, a verification."""
+
+    id: int
+    action: str
+    label: str | None = Field(description="the alias or tag it concerns")
+    from_version: int | None = Field(validation_alias=_named("from"), serialization_alias="from")
+    to_version: int | None = Field(validation_alias=_named("to"), serialization_alias="to")
+    actor: str
+    at: str
+    reason: str | None
+    details: dict[str, Any] | None
+
+
+class HistoryEvent(HistoryEntry):
+    """A history entry with its bento: what webhooks deliver."""
+
+    bento: str
+
+
+class Deletion(Record):
+    name: str
+    version: int = Field(ge=1)
+    deleted: bool
+
+
+class ApiChange(Record):
+    api: str
+    message: str
+    breaking: bool
+
+
+class Comparison(Record):
+    from_version: int = Field(validation_alias=_named("from"), serialization_alias="from")
+    to_version: int = Field(validation_alias=_named("to"), serialization_alias="to")
+    compatible: bool
+    changes: list[ApiChange]
+
+
+class StoredBlob(Record):
+    sha256: str = Field(pattern=SHA256)
+    size: int = Field(ge=0)
+
+
+class TokenRecord(Record):
+    """A token as listed: never its secret."""
+
+    id: str
+    scope: str
+    name: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+class CreatedToken(TokenRecord):
+    token: str = Field(description="the secret: shown once, never stored")
+
+
+class BentoList(Record):
+    bentos: list[BentoSummary]
+
+
+class VersionList(Record):
+    versions: list[VersionSummary]
+
+
+class AliasList(Record):
+    aliases: dict[str, int]
+
+
+class History(Record):
+    history: list[HistoryEntry]
+
+
+class MissingBlobs(Record):
+    missing: list[str]
+
+
+class TokenList(Record):
+    tokens: list[TokenRecord]
