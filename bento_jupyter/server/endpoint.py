@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Awaitable, Callable, Sized
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -230,16 +230,17 @@ class Endpoint:
         except InvalidInput as exc:
             raise bad_request(exc) from None
 
-    async def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
+    def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Awaitable[Any]:
+        """The handler's result, to be awaited (an awaitable, not a coroutine of its own: one frame less)."""
         if self.dispatcher is not None:
             in_flight = self.in_flight
             alone = in_flight is not None and len(in_flight) <= 1  # this request is the only one being handled
             queued = self.dispatcher.submit(kwargs[self.method.batch_param.name], deadline, gone, alone=alone)
-            return await (queued if deadline is None else within(queued, deadline, self._late))
+            return queued if deadline is None else within(queued, deadline, self._late)
         assert self.pool is not None
         if self.method.is_async:
-            return await self.pool.call_async(lambda: self.method.func(**kwargs), deadline, gone)
-        return await self.pool.call_sync(functools.partial(self._run_direct, **kwargs), deadline, gone)
+            return self.pool.call_async(lambda: self.method.func(**kwargs), deadline, gone)
+        return self.pool.call_sync(functools.partial(self._run_direct, **kwargs), deadline, gone)
 
     async def retire(self) -> None:
         """Finish what is queued, then release the worker threads (after a hot swap or stop)."""

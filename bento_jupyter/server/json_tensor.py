@@ -9,13 +9,13 @@ returns None, and the caller takes the general path, which also words the errors
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import simdjson
 
-_FLOAT_MARKS = (b".", b"e", b"E")  # a JSON number with any of these is a float, else an integer
-_LONG_DIGITS = re.compile(rb"\d{19}")  # where integers beyond int64 begin: simdjson would make them floats
+# 19 digits in a row are where integers beyond int64 begin (simdjson would make them floats). Found by mapping
+# every digit to 1 and the rest to 0, then one substring search: a tenth of a regex's time on a 2 kB body.
+_DIGIT_MASK = bytes(1 if 0x30 <= byte <= 0x39 else 0 for byte in range(256))
+_LONG_DIGITS = b"\x01" * 19
 
 
 class TensorBodyReader:
@@ -35,8 +35,9 @@ class TensorBodyReader:
         if start < 0:
             return None
         nested = raw.count(b"[", start) - 1  # a matrix has one nested array per row, a vector none
-        floats = any(raw.find(mark, start) >= 0 for mark in _FLOAT_MARKS)
-        if floats and _LONG_DIGITS.search(raw, start):
+        # a JSON number with ".", "e" or "E" is a float, else an integer
+        floats = raw.find(b".", start) >= 0 or raw.find(b"e", start) >= 0 or raw.find(b"E", start) >= 0
+        if floats and raw.translate(_DIGIT_MASK).find(_LONG_DIGITS, start) >= 0:
             return None  # perhaps an integer beyond int64 among floats: the general path refuses it
         try:
             return self._array(self._parser.parse(raw), nested, floats)

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from bento_jupyter.server.dispatch.loop_wake import LoopWaker
@@ -24,7 +24,7 @@ ASK_CLIENT_AFTER_S = 0.001
 _RUN, _REFUSE, _LATE = Placement.RUN, Placement.REFUSE, Placement.LATE  # a global is quicker than an enum lookup
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Request:
     value: Any
     size: int
@@ -35,7 +35,7 @@ class _Request:
     gone: Callable[[], bool] | None = None  # whether the client has disconnected
     taken: int = 0  # items already handed to a batch (a large request spans several)
     settled: int = 0  # items whose batch has answered
-    pieces: dict[int, Any] = field(default_factory=dict)  # start offset -> output piece
+    pieces: dict[int, Any] | None = None  # start offset -> output piece, once a request spans several batches
     error: BaseException | None = None
 
     def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
@@ -47,13 +47,16 @@ class _Request:
                 self.future.set_result(outcome)
             return
         else:
+            if self.pieces is None:
+                self.pieces = {}
             self.pieces[start] = outcome
         self.settled += stop - start
         if self.settled < self.size or self.future.done():
             return
         if self.error is None:
+            pieces = self.pieces or {}
             try:
-                answer = batch_values.concat([self.pieces[k] for k in sorted(self.pieces)], batch_dim)
+                answer = batch_values.concat([pieces[k] for k in sorted(pieces)], batch_dim)
             except Exception as exc:  # the pieces of one request's batches do not join
                 self.error = exc
             else:
@@ -296,7 +299,7 @@ class BatchDispatcher:
 
     def _start(self, parts: list[_Part]) -> None:
         """Hand one batch to a worker thread; it calls ``_finish`` back on the loop."""
-        size = sum(part.stop - part.start for part in parts)
+        size = parts[0].stop - parts[0].start if len(parts) == 1 else sum(part.stop - part.start for part in parts)
         started = (self._clock(), size)
         self._running.append(started)
         waker = self._loop_waker()
