@@ -46,12 +46,23 @@ def concat(values: Sequence[Any], dim: int) -> Any:
     return [item for value in values for item in value]
 
 
+def _described(output: Any) -> str:
+    """What a handler returned, for an error: its type, and its shape or length."""
+    kind = type(output).__name__
+    if isinstance(output, np.ndarray) or is_tensor(output):
+        return f"{kind} of shape {tuple(output.shape)}"
+    return f"{kind} of length {len(output)}" if hasattr(output, "__len__") else kind
+
+
 def split(output: Any, sizes: Sequence[int], dim: int) -> list[Any]:
     """Cut a batch's output into one piece per request, by the requests' item counts."""
     total = sum(sizes)
-    got = batch_size(output, dim) if hasattr(output, "__len__") or hasattr(output, "shape") else -1
-    if got != total:
-        raise ValueError(f"a batchable API must return one output item per input item: got {got} for {total} inputs")
+    counted = hasattr(output, "__len__") or hasattr(output, "shape")
+    if not counted or batch_size(output, dim) != total:
+        raise ValueError(
+            f"a batchable API must return one output item per input item along batch_dim {dim}:"
+            f" got {_described(output)} for {total} input item{'s' if total != 1 else ''}"
+        )
     if len(sizes) == 1:
         return [output]
     pieces, start = [], 0

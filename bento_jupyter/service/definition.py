@@ -18,6 +18,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
@@ -25,6 +26,15 @@ from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.batch_contract import batch_kind
 from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for, invalid_input
+
+
+def _json_problem(message: str) -> str:
+    """pydantic's JSON error, named plainly where its own words are obscure (a lone UTF-16 surrogate)."""
+    if "hex escape" in message:  # "unexpected end of hex escape", "lone leading surrogate in hex escape"
+        where = message[message.find(" at line ") :] if " at line " in message else ""
+        return f"invalid unicode escape: a \\uD800-\\uDFFF surrogate without its pair{where}"
+    return message
+
 
 SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
 _RESERVED_ROUTES = frozenset({"/", "/readyz", "/livez", "/healthz", "/metrics", "/schema.json", "/docs.json", "/docs"})
@@ -123,7 +133,7 @@ class APIMethod:
         except ValidationError as exc:
             problem = exc.errors(include_url=False)[0]
             if problem["type"] == "json_invalid":
-                raise InvalidInput("", f"request body is not valid JSON: {problem['msg']}") from None
+                raise InvalidInput("", f"request body is not valid JSON: {_json_problem(problem['msg'])}") from None
             if problem["type"] == "dict_type":
                 raise InvalidInput("", "request body must be a JSON object keyed by parameter name") from None
             raise invalid_input(exc) from None
@@ -135,7 +145,11 @@ class APIMethod:
         return kwargs
 
     def encode(self, result: Any) -> Any:
-        """Turn a handler's result into a JSON-serialisable value (numpy arrays allowed)."""
+        """Turn a handler's result into a JSON-serialisable value (numpy arrays allowed).
+
+        ValueError for a float that is not a whole number (NaN and ±Infinity included) under ``-> int``."""
+        if self.output.annotation is int and isinstance(result, float | np.floating) and not float(result).is_integer():
+            raise ValueError(f"its result {result!r} is no int, as its return hint declares")
         return self.output.encode(result)
 
     @property
