@@ -91,7 +91,7 @@ class ServiceApp:
 
     def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint | StreamEndpoint]:
         endpoints: dict[str, Endpoint | StreamEndpoint] = {
-            route: StreamEndpoint(m, self.metrics, self._max_body)
+            route: StreamEndpoint(m, self.metrics, self._max_body, self._request_timeout)
             if m.is_stream
             else Endpoint(m, self.metrics, self._max_body, self._request_timeout)
             for route, m in definition.apis.items()

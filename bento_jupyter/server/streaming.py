@@ -20,8 +20,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
+from bento_jupyter.server.deadlines import request_deadline, tightest
 from bento_jupyter.server.handler_loop import HandlerLoop
-from bento_jupyter.server.http_errors import HandlerFailed, HTTPError, MethodNotAllowed, bad_request
+from bento_jupyter.server.http_errors import DeadlineExceeded, HandlerFailed, HTTPError, MethodNotAllowed, bad_request
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.stream_framing import StreamFormat, sse_event
@@ -195,24 +196,51 @@ class ItemStream:
 
     ``disconnected`` (None where the host cancels the stream itself) ends the stream with ``gone`` set; a failure
     after the first frame ends it with its error frame, where the framing has one, and is kept in ``failure``.
+    ``deadline`` (``time.monotonic`` seconds) bounds the whole response: the stream ends there with
+    DeadlineExceeded (a 504 before the first frame, its error frame after), and the generator computes no
+    further item (a sync step already running finishes on its thread; an async one is cancelled at its await).
     """
 
-    def __init__(self, method: APIMethod, source: ItemSource, fmt: StreamFormat) -> None:
+    def __init__(self, method: APIMethod, source: ItemSource, fmt: StreamFormat, deadline: float | None = None) -> None:
         self._method = method
         self.source = source
         self.encoder = ItemEncoder(method, fmt)
         self.gone = False
         self.failure: HTTPError | None = None
+        self._deadline = deadline
+        self._ends: asyncio.Future[None] | None = None  # done at the deadline or when the client leaves
+
+    def _until(self, disconnected: asyncio.Future[None] | None) -> asyncio.Future[None] | None:
+        """What ends a wait for the next item: the client leaving, the deadline, or nothing (None)."""
+        if self._deadline is None:
+            return disconnected
+        if self._ends is None:
+            loop = asyncio.get_running_loop()
+            ends: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_later(max(0.0, self._deadline - time.monotonic()), _end, ends)
+            ends.add_done_callback(lambda _: timer.cancel())
+            if disconnected is not None:
+                disconnected.add_done_callback(lambda _: _end(ends))
+            self._ends = ends
+        return self._ends
 
     async def _next(self, disconnected: asyncio.Future[None] | None) -> Any:
-        """The next item, ``END``, or ``GONE``; HTTPError when the generator fails."""
+        """The next item, ``END``, or ``GONE``; HTTPError when the generator fails or the deadline passes."""
+        late = f"{self._method.name}() did not finish its stream within the request's deadline"
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise DeadlineExceeded(late)
+        until = self._until(disconnected)
         try:
-            if disconnected is None:
+            if until is None:
                 return await self.source.next()
-            arrived, item = await self.source.next_unless(disconnected)
+            arrived, item = await self.source.next_unless(until)
         except Exception as exc:
             raise handler_failure(self._method, exc) from exc
-        return item if arrived else GONE
+        if arrived:
+            return item
+        if disconnected is not None and disconnected.done():
+            return GONE
+        raise DeadlineExceeded(late)
 
     async def first(self, disconnected: asyncio.Future[None] | None = None) -> bytes | None:
         """The first item's frame, or None for an empty stream or a client gone (``gone``). A failure before the
@@ -243,6 +271,11 @@ class ItemStream:
             yield frame
 
 
+def _end(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def handler_failure(method: APIMethod, exc: BaseException) -> HandlerFailed:
     """The 500 of a generator that raised ``exc``, naming the API."""
     return HandlerFailed(f"{method.name}() raised {type(exc).__name__}: {exc}")
@@ -251,8 +284,11 @@ def handler_failure(method: APIMethod, exc: BaseException) -> HandlerFailed:
 class StreamEndpoint:
     """Serves one generator APIMethod: checks and decodes the request, then streams what the generator yields."""
 
-    def __init__(self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self, method: APIMethod, metrics: ServiceMetrics, max_body_bytes: int, request_timeout_s: float | None = None
+    ) -> None:
         self.method = method
+        self._timeout = tightest(method.config.timeout, request_timeout_s)  # bounds each whole response
         self._metrics = metrics.api(method.route)
         self._max_body = max_body_bytes
         self.example: dict[str, Any] | None = None  # the first body streamed: the docs' pre-filled example
@@ -288,21 +324,25 @@ class StreamEndpoint:
         except InvalidInput as exc:
             raise bad_request(exc) from None
 
-    def open(self, kwargs: dict[str, Any], fmt: StreamFormat) -> ItemStream:
-        """Call the generator API with decoded arguments: its items framed as ``fmt`` (close its ``source``)."""
+    def open(self, kwargs: dict[str, Any], fmt: StreamFormat, deadline: float | None = None) -> ItemStream:
+        """Call the generator API with decoded arguments: its items framed as ``fmt``, until ``deadline`` (close
+        its ``source``)."""
         try:
             source = ItemSource(self.method.func(**kwargs), self._handlers)
         except Exception as exc:  # a generator function wrapped by something that calls early
             raise handler_failure(self.method, exc) from exc
-        return ItemStream(self.method, source, fmt)
+        return ItemStream(self.method, source, fmt, deadline)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
             raise MethodNotAllowed(f"{self.method.route} accepts POST only", headers={"allow": "POST"})
         asgi_io.check_json_request(scope)
         fmt = StreamFormat.negotiate(scope)
+        deadline = request_deadline(scope, time.monotonic(), self._timeout)
+        if deadline is not None and deadline <= time.monotonic():
+            raise DeadlineExceeded("the request's deadline has already passed: refused before computing")
         raw = await asgi_io.read_body(scope, receive, self._max_body)
-        stream = self.open(self.decode(raw), fmt)
+        stream = self.open(self.decode(raw), fmt, deadline)
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
             if fmt is StreamFormat.JSON:
@@ -349,9 +389,9 @@ class StreamEndpoint:
         if stream.failure is not None and fmt is StreamFormat.BENTOML:
             # BentoML's framing has no error frame: as BentoML's own server does, the response is left
             # unfinished, so the server drops the connection mid-body and BentoML's client raises.
-            return 500
+            return stream.failure.status
         await send({"type": "http.response.body", "body": b""})
-        return 200 if stream.failure is None else 500
+        return 200 if stream.failure is None else stream.failure.status
 
     async def retire(self) -> None:
         """Nothing is queued here: streams in flight finish on the old handler, then its loop ends."""
