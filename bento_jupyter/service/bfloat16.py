@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 NAME = "bfloat16"
+MAX = 3.3895313892515355e38  # the largest finite bfloat16 (0x7F7F); anything larger rounds to it or to inf
 
 
 def round_to_bfloat16(values: np.ndarray) -> np.ndarray:

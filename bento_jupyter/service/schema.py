@@ -97,9 +97,9 @@ def _declared_tensor_schema(codec: TensorCodec) -> dict[str, Any]:
     assert codec.spec.shape is not None
     dtype = codec.spec.numpy_dtype
     value: dict[str, Any] = {"type": {"b": "boolean", "i": "integer", "u": "integer"}.get(dtype.kind, "number")}
-    if dtype.kind != "b":
-        low, high = value_range(dtype)
-        value |= {"minimum": low, "maximum": high} if codec.spec.dtype is not None else {}
+    if dtype.kind != "b" and codec.spec.dtype is not None:
+        low, high = value_range(codec.spec.dtype)
+        value |= {"minimum": low, "maximum": high}
     for size in reversed(codec.spec.shape):
         value = {"type": "array", "items": value, **({"minItems": size, "maxItems": size} if size >= 0 else {})}
     described = f"{codec.json_schema()['format']} of shape {codec.spec.shape} (-1: any size)"

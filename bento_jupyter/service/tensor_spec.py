@@ -73,18 +73,13 @@ class TensorSpec:
         target = self.numpy_dtype
         if (target.kind == "b") != (array.dtype.kind == "b"):
             raise InvalidInput(field, f"expected {'booleans' if target.kind == 'b' else 'numbers'} for {target}")
-        low, high = value_range(target)
+        low, high = value_range(self.dtype)
         if array.size and (array.min() < low or array.max() > high):
-            raise InvalidInput(field, f"a value is beyond the range of {target}")
+            raise InvalidInput(field, f"a value is beyond the range of {self.dtype}")
         cast = array.astype(target)
         if target.kind in "iu" and not np.array_equal(cast, array):
             raise InvalidInput(field, f"expected integers for {target}")
-        if self.dtype != bfloat16.NAME:
-            return cast
-        rounded = bfloat16.round_to_bfloat16(cast)
-        if np.isinf(rounded[np.isfinite(cast)]).any():
-            raise InvalidInput(field, "a value is beyond the range of bfloat16")
-        return rounded
+        return bfloat16.round_to_bfloat16(cast) if self.dtype == bfloat16.NAME else cast
 
     @property
     def numpy_dtype(self) -> np.dtype[Any]:
@@ -92,12 +87,15 @@ class TensorSpec:
         return np.dtype("float32" if self.dtype == bfloat16.NAME else self.dtype or "float64")
 
 
-def value_range(dtype: np.dtype[Any]) -> tuple[float, float]:
-    """The smallest and largest value ``dtype`` holds (booleans: 0 and 1)."""
+def value_range(name: str) -> tuple[float, float]:
+    """The smallest and largest value the dtype ``name`` holds (booleans: 0 and 1)."""
+    if name == bfloat16.NAME:
+        return -bfloat16.MAX, bfloat16.MAX
+    dtype = np.dtype(name)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return info.min, info.max
     if dtype.kind == "f":
-        finfo = np.finfo(dtype)  # float32's range for bfloat16 too: they share the exponent
+        finfo = np.finfo(dtype)
         return float(finfo.min), float(finfo.max)
     return 0, 1

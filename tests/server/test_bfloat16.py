@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bento_jupyter import DType, api
+from bento_jupyter import DType, Shape, api
 
 SEEN: list[tuple[str, list[float]]] = []
 BF16 = st.lists(
@@ -51,6 +51,10 @@ def declared_numpy(x: Annotated[np.ndarray, DType("bfloat16")]) -> np.ndarray:
     return x
 
 
+def shaped(x: Annotated[torch.Tensor, Shape((-1,)), DType("bfloat16")]) -> torch.Tensor:
+    return x
+
+
 def plain_torch(x: torch.Tensor) -> torch.Tensor:
     SEEN.append((str(x.dtype), x.float().tolist()))
     return x
@@ -62,7 +66,7 @@ def url():
     from bento_jupyter.server.runner import ThreadedServer
     from bento_jupyter.service.definition import ServiceDefinition
 
-    funcs = (hinted_torch, hinted_numpy, unhinted, batched, declared_torch, declared_numpy, plain_torch)
+    funcs = (hinted_torch, hinted_numpy, unhinted, batched, declared_torch, declared_numpy, shaped, plain_torch)
     server = ThreadedServer(ServiceApp(ServiceDefinition.from_functions("bf16", funcs)), "127.0.0.1", None)
     server.start()
     yield server.url
@@ -97,9 +101,11 @@ def test_a_declared_bfloat16_parameter_gets_bfloat16_values(url, values, route):
     assert same_float32(answer.json(), rounded(values))
 
 
-def test_a_value_beyond_bfloat16_is_refused_naming_the_field(url):
-    answer = requests.post(f"{url}/declared_torch", json={"x": [3.4e38]}, timeout=10)  # rounds to inf
+@pytest.mark.parametrize("beyond", [3.4e38, -3.39e38, 1e39])
+def test_a_value_beyond_bfloat16_is_refused_naming_the_field(url, beyond):
+    answer = requests.post(f"{url}/declared_torch", json={"x": [beyond]}, timeout=10)
     assert answer.status_code == 400 and answer.json()["field"] == "x"
+    assert requests.post(f"{url}/declared_torch", json={"x": [3.3895313892515355e38]}, timeout=10).ok  # the max
 
 
 @pytest.mark.parametrize(
@@ -118,6 +124,14 @@ def test_v2_bf16_json_input(url, model, dtype, datatype):
     assert [(dtype, rounded([1.5, 0.1]))] == SEEN
     (output,) = answer.json()["outputs"]
     assert output["datatype"] == datatype and same_float32(output["data"], rounded([1.5, 0.1]))
+
+
+def test_documents_give_bfloat16_and_its_range(url):
+    routes = {r["name"]: r for r in requests.get(f"{url}/schema.json", timeout=10).json()["routes"]}
+    assert routes["shaped"]["input"]["properties"]["x"]["dtype"] == "bfloat16"
+    doc = requests.get(f"{url}/docs.json", timeout=10).json()
+    x = doc["paths"]["/shaped"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["x"]
+    assert x["items"] == {"type": "number", "minimum": -3.3895313892515355e38, "maximum": 3.3895313892515355e38}
 
 
 def test_v2_metadata_declares_bf16(url):
