@@ -253,6 +253,15 @@ def test_a_past_overloads_outliers_stop_counting_after_a_second_however_few_obse
     assert latency.margin == pytest.approx(0.0002)
 
 
+def test_a_slow_models_few_recent_batches_still_give_their_99th_percentile():
+    """A model with 40 batches a second has under 256 observations in the horizon: the bound is still their 99th
+    percentile (here the one slow batch), not the 3rd largest, which would be their 95th."""
+    latency = LatencyModel(warmup=0)
+    for i in range(70):  # read again at the 64th overrun: 41 batches within the last second
+        latency.observe(8, 0.020 + (0.010 if i == 40 else 0.001 * (i % 2)), 100.0 + i * 0.025)
+    assert latency.bound(8) > 0.028
+
+
 def test_batches_that_overrun_the_fit_lengthen_the_bound_used_for_waiting():
     latency = LatencyModel(warmup=0)
     for i in range(300):

@@ -34,8 +34,10 @@ class RecentTail:
         self._seen += 1
         if self._seen % TAIL_REFRESH == 0:
             since = now - TAIL_HORIZON_S
-            recent = heapq.nlargest(TAIL_RANK, (value for value, at in self._window if at >= since))
-            self.value = recent[-1] if recent else 0.0
+            recent = [value for value, at in self._window if at >= since]
+            # the 99th percentile of however many are recent: the largest of up to 85, the 3rd largest of 256
+            rank = -(-len(recent) * TAIL_RANK // TAIL_WINDOW)
+            self.value = heapq.nlargest(rank, recent)[-1] if recent else 0.0
 
 
 class LinearFit:
