@@ -98,6 +98,37 @@ def test_every_shape_of_request_gets_the_same_refusal(overloaded, extra, split, 
             assert read_answer(sock)[0] == 503
 
 
+def read_answers(sock: socket.socket, count: int) -> list[int]:
+    """The statuses of ``count`` whole responses with a content-length, however the reads split them."""
+    data, statuses = b"", []
+    while len(statuses) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = data[:head_end].decode().lower()
+            length = int(head.split("content-length:")[1].split("\r\n")[0])
+            if len(data) >= head_end + 4 + length:
+                statuses.append(int(head.split()[1]))
+                data = data[head_end + 4 + length :]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {len(statuses)} of {count} answers")
+        data += chunk
+    return statuses
+
+
+@pytest.mark.parametrize("pipelined", [2, 3])
+@pytest.mark.parametrize("extra", ["", "Connection: keep-alive\r\n"])
+def test_pipelined_requests_each_get_their_refusal(overloaded, pipelined, extra):
+    """Requests sent back to back in one write each get a 503 (the ordinary path answers them in order); the
+    previous session's 'lost second answer' was its reader dropping bytes past the first response."""
+    _, address = overloaded
+    for _ in range(10):
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(request_bytes(extra=extra) * pipelined)
+            assert read_answers(sock, pipelined) == [503] * pipelined
+
+
 def test_connection_close_is_honoured_on_a_refusal(overloaded):
     _, address = overloaded
     with socket.create_connection(address, timeout=10) as sock:
