@@ -13,6 +13,7 @@ from bento_jupyter.progress import byte_progress
 from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.registry.records import HistoryEntry, VersionSummary
 from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 MIB = 1 << 20
@@ -125,15 +126,14 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _version_line(v: dict[str, Any]) -> str:
-    lineage = v["lineage"]
-    extras = [f"@{a}" for a in v["aliases"]] + [f"#{t}" for t in v["tags"]]
-    if v.get("code_executing_files"):
+def _version_line(v: VersionSummary) -> str:
+    extras = [f"@{a}" for a in v.aliases] + [f"#{t}" for t in v.tags]
+    if v.code_executing_files:
         extras.append("executes-code-on-load")
-    commit = (lineage.get("git_commit") or "")[:12] or "-"
+    commit = (v.lineage.git_commit or "")[:12] or "-"
     return (
-        f"{v['name']}:{v['version']}  {v['digest'][:19]}  {v['created_at']}  {v['created_by']}  "
-        f"notebook {lineage.get('notebook_path') or '-'}  git {commit}  {' '.join(extras)}"
+        f"{v.name}:{v.version}  {v.digest[:19]}  {v.created_at}  {v.created_by}  "
+        f"notebook {v.lineage.notebook_path or '-'}  git {commit}  {' '.join(extras)}"
     ).rstrip()
 
 
@@ -199,14 +199,14 @@ def _alias(args: argparse.Namespace) -> int:
     moved = client.move_alias(
         args.name, args.alias, args.version, args.url, args.token, expected, args.reason, args.force
     )
-    previous = moved["previous"] if moved["previous"] is not None else "nothing"
-    print(f"{args.name}@{args.alias}: {previous} -> {moved['version']}")
+    previous = moved.previous if moved.previous is not None else "nothing"
+    print(f"{args.name}@{args.alias}: {previous} -> {moved.version}")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
     moved = client.connect(args.url, args.token).rollback(args.name, args.alias, args.reason)
-    print(f"{args.name}@{args.alias}: {moved['previous']} -> {moved['version']} (rolled back)")
+    print(f"{args.name}@{args.alias}: {moved.previous} -> {moved.version} (rolled back)")
     return 0
 
 
@@ -223,10 +223,10 @@ def _alias_policy(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     report = client.connect(args.url, args.token).compare(args.name, args.old, args.new)
-    verdict = "compatible" if report["compatible"] else "NOT compatible"
+    verdict = "compatible" if report.compatible else "NOT compatible"
     print(f"{args.name}:{args.old} -> {args.name}:{args.new}: {verdict}")
-    for change in report["changes"]:
-        print(f"  {'-' if change['breaking'] else '+'} {change['api']}: {change['message']}")
+    for change in report.changes:
+        print(f"  {'-' if change.breaking else '+'} {change.api}: {change.message}")
     return 0
 
 
@@ -253,32 +253,32 @@ def _webhook(args: argparse.Namespace) -> int:
     return 0
 
 
-def _from_to(event: dict[str, Any]) -> str:
-    return f"{event['from'] if event['from'] is not None else '-'} -> {event['to']}"
+def _from_to(event: HistoryEntry) -> str:
+    return f"{event.from_version if event.from_version is not None else '-'} -> {event.to_version}"
 
 
-def _describe(event: dict[str, Any]) -> str:
-    action, label, details = event["action"], event["label"], event.get("details") or {}
+def _describe(event: HistoryEntry) -> str:
+    action, label, details = event.action, event.label, event.details or {}
     what = {
-        "publish": f"published version {event['to']}",
+        "publish": f"published version {event.to_version}",
         "alias": f"moved @{label}: {_from_to(event)}",
         "rollback": f"rolled back @{label}: {_from_to(event)}",
-        "tag": f"tagged version {event['to']} #{label}",
-        "untag": f"untagged version {event['from']} #{label}",
-        "delete": f"deleted version {event['from']}",
+        "tag": f"tagged version {event.to_version} #{label}",
+        "untag": f"untagged version {event.from_version} #{label}",
+        "delete": f"deleted version {event.from_version}",
         "policy": f"set @{label} to require {', '.join(details.get('requires', [])) or 'nothing'}",
-        "verify": f"verified version {event['to']}: {'passed' if details.get('passed') else 'FAILED'}",
+        "verify": f"verified version {event.to_version}: {'passed' if details.get('passed') else 'FAILED'}",
     }.get(action, action)
     if details.get("forced"):
         what += " (FORCED past: " + "; ".join(p.lstrip("- ") for p in details["overridden"]) + ")"
-    if event.get("reason"):
-        what += f": {event['reason']}"
+    if event.reason:
+        what += f": {event.reason}"
     return what
 
 
 def _history(args: argparse.Namespace) -> int:
     for event in client.connect(args.url, args.token).history(args.name, args.alias):
-        print(f"{event['at']}  {event['actor']}  {_describe(event)}")
+        print(f"{event.at}  {event.actor}  {_describe(event)}")
     return 0
 
 

@@ -17,6 +17,7 @@ from bento_jupyter.refs import version_or_latest
 from bento_jupyter.registry.client.login import resolve_login
 from bento_jupyter.registry.client.remote import RegistryClient, move_alias, push
 from bento_jupyter.registry.errors import InvalidRequest
+from bento_jupyter.registry.records import VersionSummary
 
 NO_REGISTRY = "no registry configured: set registryUrl in Settings > Bento"
 
@@ -52,23 +53,24 @@ class RegistrySource:
 
     def bentos(self) -> list[dict[str, Any]]:
         return [
-            {"name": b["name"], "latest": b["latest"], "versions": b["versions"], "aliases": b["aliases"]}
+            {"name": b.name, "latest": b.latest, "versions": b.versions, "aliases": b.aliases}
             for b in self.client.bentos()
         ]
 
     @staticmethod
-    def _summary(v: dict[str, Any]) -> dict[str, Any]:
+    def _summary(v: VersionSummary) -> dict[str, Any]:
         return {
-            "name": v["name"],
-            "version": v["version"],
-            "aliases": v["aliases"],
-            "tags": v["tags"],
-            "created_by": v["created_by"],
-            "created_at": v["created_at"],
-            "size_bytes": v["size"],
-            "digest": v["digest"],
-            "code_executing_files": v.get("code_executing_files", []),
-            "signed_by": v.get("signed_by"),  # {key, verified}: verified against the registry's trusted keys
+            "name": v.name,
+            "version": v.version,
+            "aliases": v.aliases,
+            "tags": v.tags,
+            "created_by": v.created_by,
+            "created_at": v.created_at,
+            "size_bytes": v.size,
+            "digest": v.digest,
+            "code_executing_files": v.code_executing_files,
+            # {key, verified}: verified against the registry's trusted keys
+            "signed_by": v.signed_by.to_json() if v.signed_by else None,
         }
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -76,17 +78,17 @@ class RegistrySource:
 
     def version(self, name: str, ref: str) -> dict[str, Any]:
         info = self.client.version(name, version_or_latest(ref))
-        return _detail(self._summary(info), BentoManifest.from_document(info["manifest"]))
+        return _detail(self._summary(info), info.manifest)
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
-        return move_alias(name, alias, version, self.url, self.token)
+        return move_alias(name, alias, version, self.url, self.token).to_json()
 
     def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
         """The alias's moves, rollbacks and policy changes, newest first."""
-        return list(reversed(self.client.history(name, alias=alias)))
+        return [event.to_json() for event in reversed(self.client.history(name, alias=alias))]
 
     def rollback(self, name: str, alias: str, reason: str | None) -> dict[str, Any]:
-        return self.client.rollback(name, alias, reason)
+        return self.client.rollback(name, alias, reason).to_json()
 
     def delete(self, name: str, ref: str) -> dict[str, Any]:
         number = version_or_latest(ref)

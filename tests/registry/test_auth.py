@@ -35,7 +35,7 @@ def test_scopes_read_write_admin_each_allow_only_their_operations(sqlite_registr
     with pytest.raises(Forbidden, match="read scope"):
         push(name, sqlite_registry.url, sqlite_registry.tokens["read"], store=local)
     assert push(name, sqlite_registry.url, sqlite_registry.tokens["write"], store=local).version == 1
-    assert RegistryClient(sqlite_registry.url, sqlite_registry.tokens["read"]).versions(name)[0]["version"] == 1
+    assert RegistryClient(sqlite_registry.url, sqlite_registry.tokens["read"]).versions(name)[0].version == 1
     for scope in ("read", "write"):
         assert sqlite_registry.api("POST", "/tokens", scope, json={"scope": "admin"}).status_code == 403
     created = sqlite_registry.api("POST", "/tokens", "admin", json={"scope": "read", "name": "ci"})
@@ -88,7 +88,7 @@ def test_an_open_registry_on_loopback_needs_no_token(tmp_path, local, name):
         assert requests.get(f"{process.url}/api/v1/health", timeout=10).json()["auth"] == "open"
         make_bento(local, name)
         assert push(name, process.url, None, store=local).version == 1
-        assert RegistryClient(process.url).history(name)[0]["actor"] == "anonymous"
+        assert RegistryClient(process.url).history(name)[0].actor == "anonymous"
     finally:
         process.stop()
 

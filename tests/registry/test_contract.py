@@ -17,6 +17,7 @@ from bento_jupyter.bento.manifest import read_manifest
 from bento_jupyter.registry.client.cache import BlobCache
 from bento_jupyter.registry.client.remote import RegistryClient, history, move_alias, pull, push
 from bento_jupyter.registry.errors import Conflict, NotFound, RegistryIntegrityError
+from bento_jupyter.registry.records import AliasMove
 from tests.registry.conftest import RegistryProcess, make_bento
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def test_versions_are_numbered_by_the_registry_and_identical_content_returns_the
     assert (again.version, again.created, again.digest, again.uploaded_bytes) == (1, False, first.digest, 0)
     versions = registry.api("GET", f"/bentos/{name}/versions", "read").json()["versions"]
     assert [(v["version"], v["digest"]) for v in versions] == [(1, first.digest), (2, second.digest)]
-    assert [e["action"] for e in history(name, registry.url, registry.tokens["read"])] == ["publish", "publish"]
+    assert [e.action for e in history(name, registry.url, registry.tokens["read"])] == ["publish", "publish"]
 
 
 def test_republishing_with_only_the_handler_changed_sends_no_model_bytes(registry, local, name):
@@ -105,7 +106,7 @@ def test_aliases_move_by_compare_and_set_and_every_move_is_in_the_history(regist
     with pytest.raises(NotFound):
         client.move_alias(name, "staging", 9, 3)
     assert client.aliases(name) == {"production": 2, "staging": 3}
-    moves = [(e["label"], e["from"], e["to"], e["actor"]) for e in client.history(name) if e["action"] == "alias"]
+    moves = [(e.label, e.from_version, e.to_version, e.actor) for e in client.history(name) if e.action == "alias"]
     actor = moves[0][3]
     assert actor.startswith("test-write:")
     assert moves == [("production", None, 1, actor), ("production", 1, 2, actor), ("staging", None, 3, actor)]
@@ -132,9 +133,9 @@ def test_concurrent_compare_and_set_lets_exactly_one_writer_win(registry, local,
         thread.start()
     for thread in threads:
         thread.join(60)
-    winners = [o for o in outcomes if isinstance(o, dict)]
+    winners = [o for o in outcomes if isinstance(o, AliasMove)]
     assert len(outcomes) == 8 and len(winners) == 1
-    assert client.aliases(name)["production"] == winners[0]["version"]
+    assert client.aliases(name)["production"] == winners[0].version
 
 
 def test_tags_and_lineage_search_find_versions_by_notebook_cell_and_commit(registry, local, name):
@@ -147,7 +148,7 @@ def test_tags_and_lineage_search_find_versions_by_notebook_cell_and_commit(regis
     client.tag(name, 2, "candidate")
 
     def found(**filters: str) -> list[tuple[str, int]]:
-        return [(v["name"], v["version"]) for v in client.search(**filters)]
+        return [(v.name, v.version) for v in client.search(**filters)]
 
     assert found(notebook=f"nb/{name}.ipynb") == [(name, 1)]
     assert found(cell=f"{name}-cell") == [(name, 2)]
@@ -155,10 +156,10 @@ def test_tags_and_lineage_search_find_versions_by_notebook_cell_and_commit(regis
     assert found(cell=hashlib.sha256(b"a = 1\n").hexdigest(), name=name) == [(name, 1)]
     assert found(commit="abc1234", name=name) == [(name, 1)]
     assert found(tag="candidate", name=name) == [(name, 2)]
-    assert client.version(name, 2)["tags"] == ["candidate"]
+    assert client.version(name, 2).tags == ["candidate"]
     client.tag(name, 2, "candidate", present=False)
     assert found(tag="candidate", name=name) == []
-    assert [e["action"] for e in client.history(name)][-2:] == ["tag", "untag"]
+    assert [e.action for e in client.history(name)][-2:] == ["tag", "untag"]
 
 
 def test_a_blob_with_the_wrong_digest_is_rejected_and_nothing_is_linked(registry, local, name):

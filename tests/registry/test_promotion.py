@@ -65,16 +65,16 @@ def test_rollback_walks_back_one_move_at_a_time_and_records_who_and_why(registry
     write.move_alias(name, "production", 2, 1)
     write.move_alias(name, "production", 3, 2, reason="release 3")
     first = write.rollback(name, "production", reason="latency regression")
-    assert (first["previous"], first["version"]) == (3, 2)
+    assert (first.previous, first.version) == (3, 2)
     with pytest.raises(Conflict, match="points at 2, not 3"):
         write.rollback(name, "production", expected=3)
-    assert write.rollback(name, "production")["version"] == 1
+    assert write.rollback(name, "production").version == 1
     with pytest.raises(Conflict, match="no earlier target"):
         write.rollback(name, "production")
     write.move_alias(name, "production", 3, 1)
-    assert write.rollback(name, "production")["version"] == 1  # undoes the move 1 -> 3, not the rollbacks
+    assert write.rollback(name, "production").version == 1  # undoes the move 1 -> 3, not the rollbacks
     events = write.history(name, alias="production")
-    assert [(e["action"], e["from"], e["to"]) for e in events] == [
+    assert [(e.action, e.from_version, e.to_version) for e in events] == [
         ("alias", None, 1),
         ("alias", 1, 2),
         ("alias", 2, 3),
@@ -83,8 +83,8 @@ def test_rollback_walks_back_one_move_at_a_time_and_records_who_and_why(registry
         ("alias", 1, 3),
         ("rollback", 3, 1),
     ]
-    assert events[3]["reason"] == "latency regression" and events[2]["reason"] == "release 3"
-    assert events[3]["actor"].startswith("test-write") and events[3]["details"]["undoes"] == events[2]["id"]
+    assert events[3].reason == "latency regression" and events[2].reason == "release 3"
+    assert events[3].actor.startswith("test-write") and (events[3].details or {})["undoes"] == events[2].id
     with pytest.raises(NotFound, match="no alias 'staging'"):
         write.rollback(name, "staging")
 
@@ -99,14 +99,14 @@ def test_concurrent_rollbacks_of_one_alias_move_it_exactly_once(registry, local,
 
     def attempt(_: int) -> str:
         try:
-            return f"moved {write.rollback(name, 'production', expected=2)['version']}"
+            return f"moved {write.rollback(name, 'production', expected=2).version}"
         except Conflict:
             return "conflict"
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = sorted(pool.map(attempt, range(8)))
     assert outcomes == ["conflict"] * 7 + ["moved 1"]
-    assert [e["action"] for e in write.history(name, alias="production")] == ["alias", "alias", "rollback"]
+    assert [e.action for e in write.history(name, alias="production")] == ["alias", "alias", "rollback"]
 
 
 def test_an_incompatible_api_is_refused_with_a_readable_diff_and_force_is_recorded(sqlite_registry, local, name):
@@ -138,14 +138,14 @@ def test_an_incompatible_api_is_refused_with_a_readable_diff_and_force_is_record
     ):
         assert line in message
     assert write.aliases(name)["production"] == v1
-    assert write.move_alias(name, "production", v3, v1)["version"] == v3  # new API, new optional parameter
+    assert write.move_alias(name, "production", v3, v1).version == v3  # new API, new optional parameter
     with pytest.raises(Forbidden, match="admin token"):
         write.move_alias(name, "production", v2, v3, force=True)
     admin.move_alias(name, "production", v2, v3, reason="hotfix, clients updated", force=True)
     last = admin.history(name, alias="production")[-1]
-    assert last["details"]["forced"] is True and last["reason"] == "hotfix, clients updated"
-    assert "- predict: parameter 'top_k' removed" in last["details"]["overridden"]
-    assert write.rollback(name, "production")["version"] == v3  # a rollback is never gated
+    assert last.details is not None and last.details["forced"] is True and last.reason == "hotfix, clients updated"
+    assert "- predict: parameter 'top_k' removed" in last.details["overridden"]
+    assert write.rollback(name, "production").version == v3  # a rollback is never gated
 
 
 def test_an_alias_that_requires_verification_moves_only_after_a_passing_one(sqlite_registry, local, name, capsys):
@@ -164,7 +164,7 @@ def test_an_alias_that_requires_verification_moves_only_after_a_passing_one(sqli
     with pytest.raises(PromotionRefused, match="no passing verification"):
         write.move_alias(name, "production", v2, v1)
     write.record_verification(name, v2, True, samples=3, tool="bento-jupyter verify")
-    assert write.move_alias(name, "production", v2, v1)["version"] == v2
+    assert write.move_alias(name, "production", v2, v1).version == v2
     recorded = write.json("GET", f"/bentos/{name}/versions/{v2}/verifications")["verifications"]
     assert [(r["passed"], r["report"]["samples"]) for r in recorded] == [(False, 3), (True, 3)]
     assert main(["history", name, *remote]) == 0

@@ -65,7 +65,7 @@ def test_concurrent_pushes_across_replicas_get_gap_free_versions_and_alias_moves
         numbers = sorted(pool.map(publish, jobs))  # any 4xx/5xx answer raises here
     assert numbers == list(range(1, PUSHES + 1))
     a, b = (RegistryClient(r.url, r.tokens["write"]) for r in replicas)
-    assert [v["version"] for v in a.versions(name)] == numbers == [v["version"] for v in b.versions(name)]
+    assert [v.version for v in a.versions(name)] == numbers == [v.version for v in b.versions(name)]
 
     moves = {"won": 0, "lost": 0}
     rng = random.Random(7)
@@ -83,9 +83,9 @@ def test_concurrent_pushes_across_replicas_get_gap_free_versions_and_alias_moves
         list(pool.map(move, [a, b] * 8))
     events = a.history(name, alias="production")
     assert len(events) == moves["won"] and moves["won"] + moves["lost"] == 64
-    assert events[0]["from"] is None
-    assert all(later["from"] == earlier["to"] for earlier, later in itertools.pairwise(events))
-    assert b.aliases(name)["production"] == events[-1]["to"]
+    assert events[0].from_version is None
+    assert all(later.from_version == earlier.to_version for earlier, later in itertools.pairwise(events))
+    assert b.aliases(name)["production"] == events[-1].to_version
 
     # every event is delivered once, though both replicas' dispatchers poll the same outbox
     admin = RegistryClient(replicas[1].url, replicas[1].tokens["admin"])

@@ -47,7 +47,7 @@ def test_a_signed_bento_keeps_its_signature_through_push_and_pull(strict_registr
     sign_bento(item.path, keys / "release.pem")
     result = _push(strict_registry, "prod-iris:1", local)
     info = RegistryClient(strict_registry.url, strict_registry.tokens["read"]).version("prod-iris", result.version)
-    assert info["signed_by"]["verified"] is True and len(info["signed_by"]["key"]) == 64
+    assert info.signed_by is not None and info.signed_by.verified is True and len(info.signed_by.key) == 64
     elsewhere = Store("bentos", tmp_path / "elsewhere")
     pulled = pull("prod-iris", strict_registry.url, strict_registry.tokens["read"], store=elsewhere)
     assert verify_bento(pulled.item.path, keys / "trusted").name == "release"
@@ -58,7 +58,7 @@ def test_an_unsigned_bento_is_refused_for_a_name_that_requires_a_signature(stric
     with pytest.raises(Forbidden, match="prod-unsigned must be signed by a trusted key"):
         _push(strict_registry, "prod-unsigned", local)
     assert "prod-unsigned" not in {
-        b["name"] for b in RegistryClient(strict_registry.url, strict_registry.tokens["read"]).bentos()
+        b.name for b in RegistryClient(strict_registry.url, strict_registry.tokens["read"]).bentos()
     }
 
 
@@ -66,13 +66,14 @@ def test_other_names_publish_unsigned_and_can_be_signed_later(strict_registry, k
     item = make_bento(local, "scratch-model")
     first = _push(strict_registry, "scratch-model", local)
     client = RegistryClient(strict_registry.url, strict_registry.tokens["read"])
-    assert first.created and client.version("scratch-model", first.version)["signed_by"] is None
+    assert first.created and client.version("scratch-model", first.version).signed_by is None
     elsewhere = Store("bentos", tmp_path / "elsewhere")
     unsigned_copy = pull("scratch-model", strict_registry.url, strict_registry.tokens["read"], store=elsewhere).item
     sign_bento(item.path, keys / "release.pem")
     again = _push(strict_registry, "scratch-model", local)
     assert not again.created and again.version == first.version
-    assert client.version("scratch-model", first.version)["signed_by"]["verified"] is True
+    signed_by = client.version("scratch-model", first.version).signed_by
+    assert signed_by is not None and signed_by.verified is True
     repulled = pull("scratch-model", strict_registry.url, strict_registry.tokens["read"], store=elsewhere)
     assert repulled.reused and repulled.item == unsigned_copy  # the copy it had, now with the signature
     assert verify_bento(unsigned_copy.path, keys / "trusted").name == "release"

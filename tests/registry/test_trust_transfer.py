@@ -31,7 +31,7 @@ def test_listing_names_the_code_executing_files_and_pull_needs_trust_code(
     for tag in (f"{name}:1", f"{name}:2"):
         push(tag, sqlite_registry.url, sqlite_registry.tokens["write"], store=source)
     versions = RegistryClient(sqlite_registry.url, sqlite_registry.tokens["read"]).versions(name)
-    assert [v["code_executing_files"] for v in versions] == [["models/m.pkl"], []]
+    assert [v.code_executing_files for v in versions] == [["models/m.pkl"], []]
 
     remote = ["--url", sqlite_registry.url, "--token", sqlite_registry.tokens["read"]]
     assert main(["registry", "versions", name, *remote]) == 0

@@ -59,4 +59,4 @@ def test_a_verification_recorded_by_the_command_lets_a_verified_alias_move(shell
     assert "verified: 2 sample(s)" in captured.out and f"recorded in the registry: {name}:2 passed" in captured.err
     (recorded,) = write.json("GET", f"/bentos/{name}/versions/2/verifications")["verifications"]
     assert recorded["passed"] and recorded["report"]["replayed"] == 2 and recorded["actor"].startswith("test-write")
-    assert write.move_alias(name, "production", 2, 1)["version"] == 2
+    assert write.move_alias(name, "production", 2, 1).version == 2

@@ -11,9 +11,10 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -22,6 +23,7 @@ from bento_jupyter.bento.manifest import manifest_file_bytes, read_manifest
 from bento_jupyter.bento.manifest_paths import MANIFEST_NAME, SIGNATURE_NAME
 from bento_jupyter.bento.signing import attach_signature
 from bento_jupyter.bento.trust import TrustPolicy, check_trust
+from bento_jupyter.errors import BentoIntegrityError
 from bento_jupyter.net_errors import connection_reason
 from bento_jupyter.refs import Reference, check_name
 from bento_jupyter.registry.client.cache import BlobCache
@@ -33,7 +35,26 @@ from bento_jupyter.registry.errors import (
     RegistryIntegrityError,
     RegistryUnavailable,
 )
+from bento_jupyter.registry.records import (
+    AliasList,
+    AliasMove,
+    AliasTarget,
+    BentoList,
+    BentoSummary,
+    Comparison,
+    Deletion,
+    History,
+    HistoryEntry,
+    MissingBlobs,
+    Published,
+    Record,
+    VersionDetail,
+    VersionList,
+    VersionSummary,
+)
 from bento_jupyter.registry.validation import check_manifest
+
+R = TypeVar("R", bound=Record)
 
 Progress = Callable[[int, int], None]
 CHUNK = 1 << 20
@@ -118,10 +139,21 @@ class RegistryClient:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
 
+    def record(self, kind: type[R], method: str, path: str, **kwargs: Any) -> R:
+        """The answer as a typed record; one that does not fit its schema is :class:`RegistryIntegrityError`."""
+        answer = self.json(method, path, **kwargs)
+        try:
+            return kind.model_validate(answer)
+        except (ValidationError, BentoIntegrityError) as exc:
+            reason = exc.errors(include_url=False)[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise RegistryIntegrityError(
+                f"{self.url} answered {method} {path} with a {kind.__name__} that does not fit: {reason}"
+            ) from None
+
     # -- operations -------------------------------------------------------------------------------
 
     def missing(self, digests: list[str]) -> list[str]:
-        return self.json("POST", "/blobs/missing", json={"digests": digests})["missing"]
+        return self.record(MissingBlobs, "POST", "/blobs/missing", json={"digests": digests}).missing
 
     def upload_blob(self, sha256: str, path: Path, on_bytes: Callable[[int], None]) -> None:
         body = _FileBody(path, on_bytes)
@@ -135,26 +167,27 @@ class RegistryClient:
         with response:
             yield from response.iter_content(CHUNK)
 
-    def publish(self, name: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        return self.json("POST", f"/bentos/{name}/versions", json=manifest)
+    def publish(self, name: str, manifest: dict[str, Any]) -> Published:
+        """Publish a manifest document (plus ``signature``, the bento.sig bundle, when signed)."""
+        return self.record(Published, "POST", f"/bentos/{name}/versions", json=manifest)
 
-    def bentos(self) -> list[dict[str, Any]]:
-        return self.json("GET", "/bentos")["bentos"]
+    def bentos(self) -> list[BentoSummary]:
+        return self.record(BentoList, "GET", "/bentos").bentos
 
-    def delete_version(self, name: str, number: int) -> dict[str, Any]:
-        return self.json("DELETE", f"/bentos/{check_name(name)}/versions/{number}")
+    def delete_version(self, name: str, number: int) -> Deletion:
+        return self.record(Deletion, "DELETE", f"/bentos/{check_name(name)}/versions/{number}")
 
-    def version(self, name: str, number: int | None = None) -> dict[str, Any]:
-        return self.json("GET", f"/bentos/{check_name(name)}/versions/{number or 'latest'}")
+    def version(self, name: str, number: int | None = None) -> VersionDetail:
+        return self.record(VersionDetail, "GET", f"/bentos/{check_name(name)}/versions/{number or 'latest'}")
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
-        return self.json("GET", f"/bentos/{check_name(name)}/versions")["versions"]
+    def versions(self, name: str) -> list[VersionSummary]:
+        return self.record(VersionList, "GET", f"/bentos/{check_name(name)}/versions").versions
 
     def alias(self, name: str, alias: str) -> int:
-        return self.json("GET", f"/bentos/{check_name(name)}/aliases/{alias}")["version"]
+        return self.record(AliasTarget, "GET", f"/bentos/{check_name(name)}/aliases/{alias}").version
 
     def aliases(self, name: str) -> dict[str, int]:
-        return self.json("GET", f"/bentos/{check_name(name)}/aliases")["aliases"]
+        return self.record(AliasList, "GET", f"/bentos/{check_name(name)}/aliases").aliases
 
     def move_alias(
         self,
@@ -164,14 +197,14 @@ class RegistryClient:
         expected: int | None,
         reason: str | None = None,
         force: bool = False,
-    ) -> dict[str, Any]:
+    ) -> AliasMove:
         body = {"version": version, "expected": expected, "reason": reason, "force": force}
-        return self.json("PUT", f"/bentos/{check_name(name)}/aliases/{alias}", json=body)
+        return self.record(AliasMove, "PUT", f"/bentos/{check_name(name)}/aliases/{alias}", json=body)
 
-    def rollback(self, name: str, alias: str, reason: str | None = None, expected: int | None = None) -> dict[str, Any]:
+    def rollback(self, name: str, alias: str, reason: str | None = None, expected: int | None = None) -> AliasMove:
         """Move ``name@alias`` back to its previous target; PromotionRefused/Conflict say why not."""
         body = {"reason": reason, "expected": expected}
-        return self.json("POST", f"/bentos/{check_name(name)}/aliases/{alias}/rollback", json=body)
+        return self.record(AliasMove, "POST", f"/bentos/{check_name(name)}/aliases/{alias}/rollback", json=body)
 
     def policy(self, name: str, alias: str) -> dict[str, Any]:
         return self.json("GET", f"/bentos/{check_name(name)}/aliases/{alias}/policy")
@@ -184,18 +217,19 @@ class RegistryClient:
         body = {**report, "passed": passed}
         return self.json("POST", f"/bentos/{check_name(name)}/versions/{version}/verifications", json=body)
 
-    def compare(self, name: str, old: int, new: int) -> dict[str, Any]:
-        return self.json("GET", f"/bentos/{check_name(name)}/compare", params={"from": old, "to": new})
+    def compare(self, name: str, old: int, new: int) -> Comparison:
+        return self.record(Comparison, "GET", f"/bentos/{check_name(name)}/compare", params={"from": old, "to": new})
 
-    def tag(self, name: str, version: int, tag: str, present: bool = True) -> dict[str, Any]:
-        return self.json("PUT" if present else "DELETE", f"/bentos/{check_name(name)}/versions/{version}/tags/{tag}")
+    def tag(self, name: str, version: int, tag: str, present: bool = True) -> VersionSummary:
+        method = "PUT" if present else "DELETE"
+        return self.record(VersionSummary, method, f"/bentos/{check_name(name)}/versions/{version}/tags/{tag}")
 
-    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    def history(self, name: str, alias: str | None = None) -> list[HistoryEntry]:
         params = {"alias": alias} if alias else None
-        return self.json("GET", f"/bentos/{check_name(name)}/history", params=params)["history"]
+        return self.record(History, "GET", f"/bentos/{check_name(name)}/history", params=params).history
 
-    def search(self, **filters: str) -> list[dict[str, Any]]:
-        return self.json("GET", "/search", params={k: v for k, v in filters.items() if v})["versions"]
+    def search(self, **filters: str) -> list[VersionSummary]:
+        return self.record(VersionList, "GET", "/search", params={k: v for k, v in filters.items() if v}).versions
 
 
 def connect(url: str | None = None, token: str | None = None) -> RegistryClient:
@@ -258,9 +292,7 @@ def push(
     signature = item.path / SIGNATURE_NAME
     body = {**manifest.document, **({"signature": json.loads(signature.read_text())} if signature.is_file() else {})}
     published = client.publish(item.name, body)
-    return PushResult(
-        item.name, published["version"], published["digest"], published["created"], len(missing), meter.done
-    )
+    return PushResult(item.name, published.version, published.digest, published.created, len(missing), meter.done)
 
 
 def pull(
@@ -284,20 +316,20 @@ def pull(
     number = client.alias(remote.name, remote.alias) if remote.alias else remote.version
     info = client.version(remote.name, number)
     try:
-        manifest = check_manifest(info["manifest"], remote.name)
+        manifest = check_manifest(info.manifest.document, remote.name)
     except InvalidRequest as exc:
         raise RegistryIntegrityError(f"{remote} from {client.url}: {exc.message}") from None
-    if manifest.digest != info["digest"]:
+    if manifest.digest != info.digest:
         raise RegistryIntegrityError(f"{remote} from {client.url}: the manifest is not the version's digest")
     if trust.trusted_keys is None:  # no signature to look at: decide before downloading anything
         check_trust(Path(remote.name), manifest, trust)
-    existing = store.with_digest(remote.name, info["digest"])
+    existing = store.with_digest(remote.name, info.digest)
     if existing is not None:
-        if info.get("signature"):
-            attach_signature(existing.path, json.dumps(info["signature"]).encode())
+        if info.signature:
+            attach_signature(existing.path, json.dumps(info.signature).encode())
         if progress is not None:
             progress(0, 0)
-        return PullResult(existing, info["version"], info["digest"], 0, True)
+        return PullResult(existing, info.version, info.digest, 0, True)
     cache = cache or BlobCache()
     sizes = {entry.sha256: entry.size for entry in manifest.files}
     needed = {digest: size for digest, size in sizes.items() if not cache.has(digest, size)}
@@ -309,12 +341,12 @@ def pull(
         for entry in manifest.files:
             cache.copy_to(entry.sha256, root / entry.path)
         (root / MANIFEST_NAME).write_bytes(manifest_file_bytes(manifest))
-        if info.get("signature"):
-            (root / SIGNATURE_NAME).write_text(json.dumps(info["signature"]))
+        if info.signature:
+            (root / SIGNATURE_NAME).write_text(json.dumps(info.signature))
         check_trust(root, read_manifest(root), trust)
 
     item = store.add(remote.name, fill)
-    return PullResult(item, info["version"], info["digest"], meter.done, False)
+    return PullResult(item, info.version, info.digest, meter.done, False)
 
 
 def move_alias(
@@ -326,7 +358,7 @@ def move_alias(
     expected: int | str | None = "current",
     reason: str | None = None,
     force: bool = False,
-) -> dict[str, Any]:
+) -> AliasMove:
     """Point ``name@alias`` at ``version``; compare-and-set against ``expected`` (default: what it is now).
 
     Raises PromotionRefused (code ``promotion_refused``, its message lists the breaking changes) when the
@@ -338,5 +370,5 @@ def move_alias(
     return client.move_alias(name, alias, version, expected if isinstance(expected, int) else None, reason, force)
 
 
-def history(name: str, url: str | None = None, token: str | None = None) -> list[dict[str, Any]]:
+def history(name: str, url: str | None = None, token: str | None = None) -> list[HistoryEntry]:
     return connect(url, token).history(name)
