@@ -216,8 +216,8 @@ def _alias_policy(args: argparse.Namespace) -> int:
         policy = registry.policy(args.name, args.alias)
     else:
         policy = registry.set_policy(args.name, args.alias, args.require.split(","))
-    default = " (the default)" if policy["default"] else ""
-    print(f"{args.name}@{args.alias} requires: {', '.join(policy['requires']) or 'nothing'}{default}")
+    default = " (the default)" if policy.default else ""
+    print(f"{args.name}@{args.alias} requires: {', '.join(policy.requires) or 'nothing'}{default}")
     return 0
 
 

@@ -14,7 +14,7 @@ from bento_jupyter.registry.compatibility import Change, api_changes, breaking
 from bento_jupyter.registry.db.metadata import MetadataStore, now
 from bento_jupyter.registry.db.tables import alias_policies, verifications, versions
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, PromotionRefused
-from bento_jupyter.registry.records import AliasMove
+from bento_jupyter.registry.records import AliasMove, AliasPolicy, RecordedVerification, VerificationEntry
 
 REQUIREMENTS = ("compatible", "verified")
 DEFAULT_REQUIRES = ["compatible"]  # an alias with no policy of its own refuses incompatible APIs
@@ -41,16 +41,16 @@ class Promotions:
 
     # -- policies ---------------------------------------------------------------------------------
 
-    def policy(self, name: str, alias: str) -> dict[str, Any]:
+    def policy(self, name: str, alias: str) -> AliasPolicy:
         with self.metadata.transaction() as conn:
             self.metadata._require_bento(conn, name)
             key = (alias_policies.c.bento == name) & (alias_policies.c.alias == check_label(alias))
             row = conn.execute(select(alias_policies).where(key)).first()
         if row is None:
-            return {"name": name, "alias": alias, "requires": DEFAULT_REQUIRES, "default": True}
-        return {"name": name, "alias": alias, "requires": parse_requirements(row.requires), "default": False}
+            return AliasPolicy(name=name, alias=alias, requires=DEFAULT_REQUIRES, default=True)
+        return AliasPolicy(name=name, alias=alias, requires=parse_requirements(row.requires), default=False)
 
-    def set_policy(self, name: str, alias: str, requires: Any, actor: str) -> dict[str, Any]:
+    def set_policy(self, name: str, alias: str, requires: Any, actor: str) -> AliasPolicy:
         wanted = parse_requirements(requires)
         check_label(alias)
         stamp = now()
@@ -64,11 +64,11 @@ class Promotions:
                 )
             )
             self.metadata._record(conn, name, "policy", alias, None, None, actor, stamp, details={"requires": wanted})
-        return {"name": name, "alias": alias, "requires": wanted, "default": False}
+        return AliasPolicy(name=name, alias=alias, requires=wanted, default=False)
 
     # -- verifications ----------------------------------------------------------------------------
 
-    def record_verification(self, name: str, number: int, body: Any, actor: str) -> dict[str, Any]:
+    def record_verification(self, name: str, number: int, body: Any, actor: str) -> RecordedVerification:
         """Store a verification result: ``{"passed": bool, ...}``, the rest kept as the report."""
         if not isinstance(body, dict) or not isinstance(body.get("passed"), bool):
             raise InvalidRequest("send {'passed': true|false, ...report} (a verification of this version)")
@@ -82,9 +82,9 @@ class Promotions:
             ).scalar_one()
             details = {"passed": body["passed"], "verification": new_id}
             self.metadata._record(conn, name, "verify", None, None, number, actor, stamp, details=details)
-        return {"id": new_id, "name": name, "version": number, "passed": body["passed"], "actor": actor, "at": stamp}
+        return RecordedVerification(id=new_id, name=name, version=number, passed=body["passed"], actor=actor, at=stamp)
 
-    def verifications(self, name: str, number: int | None) -> list[dict[str, Any]]:
+    def verifications(self, name: str, number: int | None) -> list[VerificationEntry]:
         """Every verification of ``name:number`` (None: the latest version), oldest first."""
         with self.metadata.transaction() as conn:
             row = self.metadata._version_row(conn, name, number)
@@ -92,7 +92,7 @@ class Promotions:
                 select(verifications).where(verifications.c.version_id == row.id).order_by(verifications.c.id)
             )
             return [
-                {"id": r.id, "passed": r.passed, "report": json.loads(r.report), "actor": r.actor, "at": r.at}
+                VerificationEntry(id=r.id, passed=r.passed, report=json.loads(r.report), actor=r.actor, at=r.at)
                 for r in rows
             ]
 
@@ -128,7 +128,7 @@ class Promotions:
         may_force: bool = False,
     ) -> AliasMove:
         """Move ``alias`` (compare-and-set on ``expected``) if its policy allows, or ``force`` (admins only)."""
-        requires = self.policy(name, alias)["requires"]
+        requires = self.policy(name, alias).requires
         changes = self.compare(name, expected, number) if expected is not None else []
         problems = []
         if "compatible" in requires:

@@ -207,3 +207,70 @@ class MissingBlobs(Record):
 
 class TokenList(Record):
     tokens: list[TokenRecord]
+
+
+class AliasPolicy(Record):
+    """What an alias requires before it moves (``compatible``, ``verified``); ``default`` when never set."""
+
+    name: str
+    alias: str
+    requires: list[str]
+    default: bool
+
+
+class RecordedVerification(Record):
+    id: int
+    name: str
+    version: int = Field(ge=1)
+    passed: bool
+    actor: str
+    at: str
+
+
+class VerificationEntry(Record):
+    id: int
+    passed: bool
+    report: dict[str, Any] = Field(description="the verification as posted: passed and any report fields")
+    actor: str
+    at: str
+
+
+class VerificationList(Record):
+    verifications: list[VerificationEntry]
+
+
+class Webhook(Record):
+    """A webhook as listed: never its secret."""
+
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+    created_by: str
+
+
+class CreatedWebhook(Webhook):
+    secret: str = Field(description="signs each delivery (X-Hub-Signature-256): shown once")
+
+
+class WebhookList(Record):
+    webhooks: list[Webhook]
+
+
+class Delivery(Record):
+    """One event sent (or to be sent) to a webhook, and how its last attempt went."""
+
+    id: int
+    hook: str
+    event: str
+    status: str = Field(description="pending, sending, delivered or failed")
+    attempts: int = Field(ge=0)
+    response_status: int | None
+    error: str | None
+    created_at: str
+    updated_at: str
+    payload: dict[str, Any]
+
+
+class DeliveryList(Record):
+    deliveries: list[Delivery]

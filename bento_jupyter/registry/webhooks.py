@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import webhook_deliveries, webhooks
 from bento_jupyter.registry.errors import InvalidRequest, NotFound
-from bento_jupyter.registry.records import HistoryEvent
+from bento_jupyter.registry.records import CreatedWebhook, Delivery, HistoryEvent, Webhook
 
 EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
 # A hook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
@@ -58,19 +58,19 @@ def _check_url(url: Any) -> str:
     return url
 
 
-def _delivery(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "hook": row.hook_id,
-        "event": row.event,
-        "status": row.status,
-        "attempts": row.attempts,
-        "response_status": row.response_status,
-        "error": row.error,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "payload": json.loads(row.payload),
-    }
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        hook=row.hook_id,
+        event=row.event,
+        status=row.status,
+        attempts=row.attempts,
+        response_status=row.response_status,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        payload=json.loads(row.payload),
+    )
 
 
 class WebhookStore:
@@ -79,7 +79,7 @@ class WebhookStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, url: Any, events: Any, actor: str, secret: Any = None) -> dict[str, Any]:
+    def create(self, url: Any, events: Any, actor: str, secret: Any = None) -> CreatedWebhook:
         """A new hook; without ``secret`` one is generated. The secret is returned here only."""
         if secret is None:
             secret = secrets.token_urlsafe(32)
@@ -94,20 +94,23 @@ class WebhookStore:
         }
         with self.engine.begin() as conn:
             conn.execute(insert(webhooks).values(secret=secret, **record))
-        return {**record, "events": record["events"].split(","), "secret": secret}
+        return CreatedWebhook(
+            id=record["id"],
+            url=record["url"],
+            events=record["events"].split(","),
+            created_at=record["created_at"],
+            created_by=actor,
+            secret=secret,
+        )
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[Webhook]:
         """Every hook, never its secret."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(webhooks).order_by(webhooks.c.created_at))
             return [
-                {
-                    "id": r.id,
-                    "url": r.url,
-                    "events": r.events.split(","),
-                    "created_at": r.created_at,
-                    "created_by": r.created_by,
-                }
+                Webhook(
+                    id=r.id, url=r.url, events=r.events.split(","), created_at=r.created_at, created_by=r.created_by
+                )
                 for r in rows
             ]
 
@@ -117,7 +120,7 @@ class WebhookStore:
             if conn.execute(webhooks.delete().where(webhooks.c.id == hook_id)).rowcount != 1:
                 raise NotFound(f"no webhook {hook_id!r}")
 
-    def deliveries(self, hook_id: str, limit: int = 100) -> builtins.list[dict[str, Any]]:
+    def deliveries(self, hook_id: str, limit: int = 100) -> builtins.list[Delivery]:
         """A hook's deliveries, newest first."""
         with self.engine.connect() as conn:
             if conn.execute(select(webhooks.c.id).where(webhooks.c.id == hook_id)).scalar() is None:
@@ -130,7 +133,7 @@ class WebhookStore:
             )
             return [_delivery(r) for r in rows]
 
-    def redeliver(self, hook_id: str, delivery_id: int) -> dict[str, Any]:
+    def redeliver(self, hook_id: str, delivery_id: int) -> Delivery:
         """Queue a delivery again (after a receiver was fixed); attempts keep counting."""
         with self.engine.begin() as conn:
             done = conn.execute(

@@ -185,7 +185,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": {
             "200": {"description": "OK", **_result(op)},
             "201": {"description": "Created (a version, blob, token or webhook)", **_result(op)},
-            "202": {"description": "Accepted (a delivery queued)"},
+            "202": {"description": "Accepted (a delivery queued)", **_result(op)},
             "204": {"description": "Done, nothing to return"},
             **{
                 code: {

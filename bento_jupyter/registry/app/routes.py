@@ -24,23 +24,30 @@ from bento_jupyter.registry.errors import InvalidRequest, PayloadTooLarge, Regis
 from bento_jupyter.registry.records import (
     AliasList,
     AliasMove,
+    AliasPolicy,
     AliasTarget,
     ApiChange,
     BentoInfo,
     BentoList,
     Comparison,
     CreatedToken,
+    CreatedWebhook,
     Deletion,
+    Delivery,
+    DeliveryList,
     Health,
     History,
     MissingBlobs,
     Published,
     Record,
+    RecordedVerification,
     StoredBlob,
     TokenList,
+    VerificationList,
     VersionDetail,
     VersionList,
     VersionSummary,
+    WebhookList,
 )
 from bento_jupyter.registry.storage.base import CHUNK
 from bento_jupyter.registry.validation import MAX_JSON_DEPTH, check_json_depth, check_record_id, check_sha256
@@ -195,7 +202,7 @@ async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Resp
 
 async def get_policy(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
-    return JSONResponse(await _call(ctx.store.promotions.policy, name, alias))
+    return _answer(await _call(ctx.store.promotions.policy, name, alias))
 
 
 async def put_policy(ctx: Context, request: Request, who: Principal) -> Response:
@@ -203,13 +210,13 @@ async def put_policy(ctx: Context, request: Request, who: Principal) -> Response
     body = await _json_body(request, ctx.limits.max_json_bytes)
     if not isinstance(body, dict) or "requires" not in body:
         raise InvalidRequest("send {'requires': ['compatible', 'verified']} ([] for no checks)")
-    return JSONResponse(await _call(ctx.store.promotions.set_policy, name, alias, body["requires"], who.actor))
+    return _answer(await _call(ctx.store.promotions.set_policy, name, alias, body["requires"], who.actor))
 
 
 async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
     number = version_or_latest(request.path_params["ref"])
     found = await _call(ctx.store.promotions.verifications, _name(request), number)
-    return JSONResponse({"verifications": found})
+    return _answer(VerificationList(verifications=found))
 
 
 async def post_verification(ctx: Context, request: Request, who: Principal) -> Response:
@@ -218,7 +225,7 @@ async def post_verification(ctx: Context, request: Request, who: Principal) -> R
         raise InvalidRequest("verify a numbered version, not 'latest'")
     body = await _json_body(request, ctx.limits.max_json_bytes)
     recorded = await _call(ctx.store.promotions.record_verification, _name(request), number, body, who.actor)
-    return JSONResponse(recorded, status_code=201)
+    return _answer(recorded, status_code=201)
 
 
 async def compare_versions(ctx: Context, request: Request, who: Principal) -> Response:
@@ -321,7 +328,7 @@ async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse({"webhooks": await _call(ctx.store.webhooks.list)})
+    return _answer(WebhookList(webhooks=await _call(ctx.store.webhooks.list)))
 
 
 async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
@@ -331,7 +338,7 @@ async def create_webhook(ctx: Context, request: Request, who: Principal) -> Resp
     hook = await _call(
         ctx.store.webhooks.create, body.get("url"), body.get("events", "*"), who.actor, body.get("secret")
     )
-    return JSONResponse(hook, status_code=201)
+    return _answer(hook, status_code=201)
 
 
 async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Response:
@@ -340,13 +347,8 @@ async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Resp
 
 
 async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Response:
-    return JSONResponse(
-        {
-            "deliveries": await _call(
-                ctx.store.webhooks.deliveries, check_record_id(request.path_params["hook_id"], "webhook")
-            )
-        }
-    )
+    hook = check_record_id(request.path_params["hook_id"], "webhook")
+    return _answer(DeliveryList(deliveries=await _call(ctx.store.webhooks.deliveries, hook)))
 
 
 async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
@@ -356,7 +358,7 @@ async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
     found = await _call(
         ctx.store.webhooks.redeliver, check_record_id(request.path_params["hook_id"], "webhook"), int(delivery)
     )
-    return JSONResponse(found, status_code=202)
+    return _answer(found, status_code=202)
 
 
 async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
@@ -451,9 +453,31 @@ OPERATIONS: list[Operation] = [
         "json",
         result=AliasMove,
     ),
-    Operation("GET", _B + "/aliases/{alias}/policy", Scope.READ, "What an alias requires before it moves", get_policy),
-    Operation("PUT", _B + "/aliases/{alias}/policy", Scope.ADMIN, "Set what an alias requires", put_policy, "json"),
-    Operation("GET", _B + "/versions/{ref}/verifications", Scope.READ, "A version's verifications", list_verifications),
+    Operation(
+        "GET",
+        _B + "/aliases/{alias}/policy",
+        Scope.READ,
+        "What an alias requires before it moves",
+        get_policy,
+        result=AliasPolicy,
+    ),
+    Operation(
+        "PUT",
+        _B + "/aliases/{alias}/policy",
+        Scope.ADMIN,
+        "Set what an alias requires",
+        put_policy,
+        "json",
+        result=AliasPolicy,
+    ),
+    Operation(
+        "GET",
+        _B + "/versions/{ref}/verifications",
+        Scope.READ,
+        "A version's verifications",
+        list_verifications,
+        result=VerificationList,
+    ),
     Operation(
         "POST",
         _B + "/versions/{ref}/verifications",
@@ -461,6 +485,7 @@ OPERATIONS: list[Operation] = [
         "Record a verification (samples replayed by a client or CI)",
         post_verification,
         "json",
+        result=RecordedVerification,
     ),
     Operation(
         "GET",
@@ -505,13 +530,31 @@ OPERATIONS: list[Operation] = [
         result=StoredBlob,
     ),
     Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
-    Operation("GET", PREFIX + "/webhooks", Scope.ADMIN, "List webhooks (never their secrets)", list_webhooks),
     Operation(
-        "POST", PREFIX + "/webhooks", Scope.ADMIN, "Add a webhook; its secret is shown once", create_webhook, "json"
+        "GET",
+        PREFIX + "/webhooks",
+        Scope.ADMIN,
+        "List webhooks (never their secrets)",
+        list_webhooks,
+        result=WebhookList,
+    ),
+    Operation(
+        "POST",
+        PREFIX + "/webhooks",
+        Scope.ADMIN,
+        "Add a webhook; its secret is shown once",
+        create_webhook,
+        "json",
+        result=CreatedWebhook,
     ),
     Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, "Remove a webhook", delete_webhook),
     Operation(
-        "GET", PREFIX + "/webhooks/{hook_id}/deliveries", Scope.ADMIN, "A webhook's delivery log", list_deliveries
+        "GET",
+        PREFIX + "/webhooks/{hook_id}/deliveries",
+        Scope.ADMIN,
+        "A webhook's delivery log",
+        list_deliveries,
+        result=DeliveryList,
     ),
     Operation(
         "POST",
@@ -519,6 +562,7 @@ OPERATIONS: list[Operation] = [
         Scope.ADMIN,
         "Send a delivery again",
         redeliver,
+        result=Delivery,
     ),
     Operation(
         "GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens, result=TokenList

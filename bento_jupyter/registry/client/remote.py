@@ -38,6 +38,7 @@ from bento_jupyter.registry.errors import (
 from bento_jupyter.registry.records import (
     AliasList,
     AliasMove,
+    AliasPolicy,
     AliasTarget,
     BentoList,
     BentoSummary,
@@ -48,6 +49,7 @@ from bento_jupyter.registry.records import (
     MissingBlobs,
     Published,
     Record,
+    RecordedVerification,
     VersionDetail,
     VersionList,
     VersionSummary,
@@ -206,16 +208,18 @@ class RegistryClient:
         body = {"reason": reason, "expected": expected}
         return self.record(AliasMove, "POST", f"/bentos/{check_name(name)}/aliases/{alias}/rollback", json=body)
 
-    def policy(self, name: str, alias: str) -> dict[str, Any]:
-        return self.json("GET", f"/bentos/{check_name(name)}/aliases/{alias}/policy")
+    def policy(self, name: str, alias: str) -> AliasPolicy:
+        return self.record(AliasPolicy, "GET", f"/bentos/{check_name(name)}/aliases/{alias}/policy")
 
-    def set_policy(self, name: str, alias: str, requires: list[str]) -> dict[str, Any]:
-        return self.json("PUT", f"/bentos/{check_name(name)}/aliases/{alias}/policy", json={"requires": requires})
+    def set_policy(self, name: str, alias: str, requires: list[str]) -> AliasPolicy:
+        path = f"/bentos/{check_name(name)}/aliases/{alias}/policy"
+        return self.record(AliasPolicy, "PUT", path, json={"requires": requires})
 
-    def record_verification(self, name: str, version: int, passed: bool, **report: Any) -> dict[str, Any]:
+    def record_verification(self, name: str, version: int, passed: bool, **report: Any) -> RecordedVerification:
         """Record that replaying ``name:version``'s samples passed (or not); ``report`` is kept as sent."""
         body = {**report, "passed": passed}
-        return self.json("POST", f"/bentos/{check_name(name)}/versions/{version}/verifications", json=body)
+        path = f"/bentos/{check_name(name)}/versions/{version}/verifications"
+        return self.record(RecordedVerification, "POST", path, json=body)
 
     def compare(self, name: str, old: int, new: int) -> Comparison:
         return self.record(Comparison, "GET", f"/bentos/{check_name(name)}/compare", params={"from": old, "to": new})
