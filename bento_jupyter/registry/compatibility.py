@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bento_jupyter.bento.manifest_model import BentoManifest
+
 _COSMETIC = frozenset({"title", "description", "default", "examples", "example"})
 _MODES = ("is_stream", "is_task")
 
@@ -29,12 +31,11 @@ class Change:
         return f"{'-' if self.breaking else '+'} {self.api}: {self.message}"
 
 
-def _routes(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    schema = manifest.get("schema")
-    schema = schema if isinstance(schema, dict) else {}
+def _routes(manifest: BentoManifest) -> dict[str, dict[str, Any]]:
+    schema = manifest.service_schema or {}  # service/schema.py's document, as the bento recorded it
     routes = [r for r in schema.get("routes") or [] if isinstance(r, dict) and r.get("name")]
     if not routes:  # no service schema: compare what the api entries say (names and routes)
-        routes = [a for a in manifest.get("apis") or [] if isinstance(a, dict) and a.get("name")]
+        routes = [api.model_dump() for api in manifest.apis]
     return {str(r["name"]): r for r in routes}
 
 
@@ -98,7 +99,7 @@ def _route_changes(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[
     return changes
 
 
-def api_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+def api_changes(old: BentoManifest, new: BentoManifest) -> list[Change]:
     """Every API difference from manifest ``old`` to manifest ``new``, breaking ones first."""
     before, after = _routes(old), _routes(new)
     changes = [Change(name, "API removed", True) for name in before if name not in after]

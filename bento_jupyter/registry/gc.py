@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import blob_marks, versions
 from bento_jupyter.registry.storage.base import BlobStore, StoredBlob
@@ -59,7 +60,7 @@ def mark(engine: Engine, digests: Iterable[str]) -> None:
 def _referenced(conn: Connection) -> set[str]:
     digests: set[str] = set()
     for manifest in conn.execute(select(versions.c.manifest)).scalars():
-        digests.update(entry["sha256"] for entry in json.loads(manifest).get("files", []))
+        digests.update(entry.sha256 for entry in BentoManifest.from_document(json.loads(manifest)).files)
     return digests
 
 

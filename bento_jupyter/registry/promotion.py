@@ -114,7 +114,7 @@ class Promotions:
         """API changes from ``name:old`` to ``name:new``."""
         before = self.metadata.get_version(name, check_version(old)).manifest
         after = self.metadata.get_version(name, check_version(new)).manifest
-        return api_changes(before.document, after.document)  # the service schemas they record
+        return api_changes(before, after)
 
     def move(
         self,

@@ -166,7 +166,9 @@ class Comparison(Record):
     changes: list[ApiChange]
 
 
-class StoredBlob(Record):
+class UploadedBlob(Record):
+    """A blob the registry now holds: its sha256 matched the bytes received."""
+
     sha256: str = Field(pattern=SHA256)
     size: int = Field(ge=0)
 

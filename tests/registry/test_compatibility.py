@@ -7,7 +7,13 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.registry.compatibility import api_changes, breaking, describe
+
+
+def typed(manifest: dict) -> BentoManifest:
+    return BentoManifest.model_validate({"name": "demo", **manifest})
+
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 types = st.one_of(
@@ -40,7 +46,7 @@ manifests = st.dictionaries(names, routes(), min_size=1, max_size=4).map(
 @settings(max_examples=60, deadline=None)
 @given(manifests)
 def test_a_version_is_compatible_with_itself(manifest):
-    assert api_changes(manifest, copy.deepcopy(manifest)) == []
+    assert api_changes(typed(manifest), typed(copy.deepcopy(manifest))) == []
 
 
 @settings(max_examples=60, deadline=None)
@@ -52,7 +58,7 @@ def test_a_new_optional_parameter_or_a_new_api_is_compatible(manifest, param, ki
         return
     target["input"]["properties"][param] = {**kind, "default": None}
     new["schema"]["routes"].append({**copy.deepcopy(target), "name": "zz_new_api", "route": "/zz_new_api"})
-    changes = api_changes(manifest, new)
+    changes = api_changes(typed(manifest), typed(new))
     assert not breaking(changes)
     assert {c.message for c in changes} >= {"new API at /zz_new_api"}
 
@@ -81,11 +87,11 @@ def test_removing_an_api_or_a_parameter_or_changing_a_type_is_breaking(manifest,
     else:
         victim["is_stream"] = not victim["is_stream"]
         expected = f"- {victim['name']}: " + ("no longer a stream API" if not victim["is_stream"] else "turned into")
-    assert any(str(c).startswith(expected) for c in breaking(api_changes(manifest, new)))
+    assert any(str(c).startswith(expected) for c in breaking(api_changes(typed(manifest), typed(new))))
 
 
 def test_tensor_types_read_with_dtype_and_shape():
     assert describe({"type": "tensor", "dtype": "float32", "shape": [None, 4], "title": "X"}) == "tensor float32[?, 4]"
     old = {"schema": {"routes": [{"name": "p", "route": "/p", "input": {"properties": {}}, "is_task": True}]}}
     new = {"schema": {"routes": [{"name": "p", "route": "/p", "input": {"properties": {}}}]}}
-    assert [str(c) for c in api_changes(old, new)] == ["- p: no longer a task API"]
+    assert [str(c) for c in api_changes(typed(old), typed(new))] == ["- p: no longer a task API"]

@@ -41,8 +41,8 @@ from bento_jupyter.registry.records import (
     Published,
     Record,
     RecordedVerification,
-    StoredBlob,
     TokenList,
+    UploadedBlob,
     VerificationList,
     VersionDetail,
     VersionList,
@@ -314,7 +314,7 @@ async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
     except BaseException:
         await _call(upload.abort)
         raise
-    return _answer(StoredBlob(sha256=sha256, size=received), status_code=201)
+    return _answer(UploadedBlob(sha256=sha256, size=received), status_code=201)
 
 
 async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
@@ -527,7 +527,7 @@ OPERATIONS: list[Operation] = [
         "Upload a blob (verified against its sha256)",
         put_blob,
         "binary",
-        result=StoredBlob,
+        result=UploadedBlob,
     ),
     Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
     Operation(
