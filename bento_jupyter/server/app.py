@@ -18,6 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from bento_jupyter._version import __version__
 from bento_jupyter.paths import home
+from bento_jupyter.server.body_limit import BodyLimit
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import Overloaded
 from bento_jupyter.server.metrics import ServiceMetrics
@@ -75,7 +76,7 @@ class ServiceApp:
         self._run_tasks = run_tasks  # False: no task routes, no workers (a replay must not run a live queue)
         self._serve_tasks(definition)
         self._schema = orjson.dumps(service_schema(definition))
-        self._site = Starlette(
+        site = Starlette(
             routes=[
                 Route("/", self._docs_page),
                 Route("/readyz", self._ok),
@@ -88,6 +89,7 @@ class ServiceApp:
                 *OpenInference(lambda: self.definition, self._infer).routes,
             ]
         )
+        self._site = BodyLimit(site, max_body_bytes)  # the API and task routes count their own bodies
 
     def _build(self, definition: ServiceDefinition) -> dict[str, Endpoint | StreamEndpoint]:
         endpoints: dict[str, Endpoint | StreamEndpoint] = {
@@ -156,7 +158,7 @@ class ServiceApp:
         """Serve ``definition`` (with a new body limit and request timeout cap) from now on; returns the old
         endpoints, to be retired."""
         if max_body_bytes is not None:
-            self._max_body = max_body_bytes
+            self._max_body = self._site.max_bytes = max_body_bytes
         self._request_timeout = request_timeout_s
         new = self._build(definition)
         old = self._endpoints
