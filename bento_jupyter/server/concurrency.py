@@ -22,6 +22,7 @@ from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceede
 
 RETRY_AFTER_S = 1.0
 RECENT_CALLS = 16  # the calls whose fastest one tells how long a call takes at least
+GONE_POLL_S = 0.05  # how often a running async call asks whether its client has left
 
 
 def default_max_concurrency() -> int:
@@ -89,12 +90,13 @@ class HandlerPool:
     async def call_async(
         self, call: Callable[[], Coroutine[Any, Any, Any]], deadline: float | None, gone: Callable[[], bool] | None
     ) -> Any:
-        """``await call()`` on this API's own event loop, cancelled at ``deadline``."""
+        """``await call()`` on this API's own event loop, cancelled at ``deadline`` or once ``gone()`` turns true
+        (ClientDisconnected), at the handler's next ``await``."""
         await self._acquire(deadline, gone)
         began = time.perf_counter()
         try:
-            result = await within(self._async_loop.run(call()), deadline, self._late)
-        except DeadlineExceeded:
+            result = await within(_unless_gone(self._async_loop.run(call()), gone), deadline, self._late)
+        except (DeadlineExceeded, ClientDisconnected):
             raise
         except Exception:
             self._recent.append(time.perf_counter() - began)
@@ -176,3 +178,16 @@ class HandlerPool:
         for _ in range(self._threads):
             self._jobs.put(None)
         self._async_loop.close()
+
+
+async def _unless_gone(running: asyncio.Future[Any], gone: Callable[[], bool] | None) -> Any:
+    """``running``'s result, cancelling it (ClientDisconnected) once ``gone()`` turns true, or when this is
+    cancelled (a deadline)."""
+    try:
+        while not running.done():
+            await asyncio.wait((running,), timeout=None if gone is None else GONE_POLL_S)
+            if not running.done() and gone is not None and gone():
+                raise ClientDisconnected()
+        return running.result()
+    finally:
+        running.cancel()  # no-op once it is done

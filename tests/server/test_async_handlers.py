@@ -14,7 +14,7 @@ import requests
 from bento_jupyter import api
 from bento_jupyter.errors import ServiceDefinitionError
 from bento_jupyter.service.definition import ServiceDefinition
-from tests.server.overload_helpers import wait_for
+from tests.server.overload_helpers import metric, raw_request, wait_for
 
 BLOCK_S = 20  # how long a handler blocks unless the test wakes it (it does, once the server has answered)
 
@@ -89,3 +89,40 @@ def test_a_batchable_async_handler_is_refused_with_what_to_declare_instead():
 
     with pytest.raises(ServiceDefinitionError, match="must be a plain \\(sync\\) function"):
         ServiceDefinition.from_functions("batched", [batch])
+
+
+CLIENTS_THAT_LEAVE = {
+    "raw socket closed, API route": ("socket", "/awaits"),
+    "raw socket closed, v2 route": ("socket", "/v2/models/awaits/infer"),
+    "requests timeout, API route": ("requests", "/awaits"),
+}
+
+
+@pytest.mark.parametrize("leaving", CLIENTS_THAT_LEAVE)
+def test_a_client_that_leaves_cancels_a_running_async_handler_at_its_await(serve, leaving):
+    how, path = CLIENTS_THAT_LEAVE[leaving]
+    entered, cancelled, finished = threading.Event(), threading.Event(), threading.Event()
+
+    async def awaits() -> int:
+        entered.set()
+        try:
+            await asyncio.sleep(3)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        finished.set()
+        return 1
+
+    server = serve("leaving", awaits)
+    body = b'{"inputs": []}' if path.startswith("/v2/") else b"{}"
+    if how == "socket":
+        sock = raw_request(server.url, path, body)
+        assert entered.wait(10)
+        sock.close()
+    else:
+        with pytest.raises(requests.Timeout):
+            requests.post(f"{server.url}{path}", data=body, timeout=0.5)
+    assert cancelled.wait(2), "the handler ran on after its client left"
+    assert not finished.is_set()
+    wait_for(lambda: metric(server.url, "bentoml_service_request_cancelled_total") == 1)
+    assert metric(server.url, "bentoml_service_request_total") == 0  # nobody was answered, nothing counted 200

@@ -30,8 +30,12 @@ def job(text: str) -> int:
 def _routes(app) -> list[tuple[str, str]]:
     """(method, path template) of every route that takes a body: APIs, task routes, the site's own routes."""
     found = [("POST", route) for route in app.endpoints]
-    found += [(verb, route.api.route + suffix) for route in set(app._task_routes.values())
-              for suffix, (verb, _) in route._actions.items() if verb in BODY_METHODS]
+    found += [
+        (verb, route.api.route + suffix)
+        for route in set(app._task_routes.values())
+        for suffix, (verb, _) in route._actions.items()
+        if verb in BODY_METHODS
+    ]
     site = getattr(app._site, "app", app._site)  # the Starlette app, inside its body limit
     for route in site.routes:
         for verb in getattr(route, "methods", None) or ():
