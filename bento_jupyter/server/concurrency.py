@@ -18,7 +18,7 @@ from typing import Any
 
 from bento_jupyter.server.deadlines import within
 from bento_jupyter.server.handler_loop import HandlerLoop
-from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
+from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded, carried
 
 RETRY_AFTER_S = 1.0
 RECENT_CALLS = 16  # the calls whose fastest one tells how long a call takes at least
@@ -76,7 +76,7 @@ class HandlerPool:
             try:
                 outcome: tuple[bool, Any] = (True, func())
             except BaseException as exc:  # the handler's error goes to its caller; the thread stays
-                outcome = (False, exc)
+                outcome = (False, carried(exc))
             took = time.perf_counter() - began
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 loop.call_soon_threadsafe(self._settle, future, outcome, took)

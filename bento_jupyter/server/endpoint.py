@@ -30,6 +30,7 @@ from bento_jupyter.server.http_errors import (
     MethodNotAllowed,
     Overloaded,
     bad_request,
+    handler_failed,
 )
 from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
@@ -217,7 +218,7 @@ class Endpoint:
         except (HTTPError, ClientDisconnected):
             raise
         except Exception as exc:
-            raise HandlerFailed(f"{self.method.name}() raised {type(exc).__name__}: {exc}") from exc
+            raise handler_failed(self.method.name, exc) from exc
 
     def decode(self, raw: bytes) -> dict[str, Any]:
         """The handler's keyword arguments from the request body; BadRequest names the field at fault."""

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from bento_jupyter.server.http_errors import carried
+
 T = TypeVar("T")
 
 
@@ -24,8 +26,11 @@ class HandlerLoop:
         self._lock = threading.Lock()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-        """``coroutine`` running on this loop, as a future of the calling loop (cancelling it cancels the task)."""
-        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._started()))
+        """``coroutine`` running on this loop, as a future of the calling loop (cancelling it cancels the task).
+
+        What the coroutine raises that no future may carry as itself (SystemExit, KeyboardInterrupt, a
+        CancelledError of its own while nobody cancelled it) comes back as HandlerRaised: this loop lives on."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_guarded(coroutine), self._started()))
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -42,6 +47,18 @@ class HandlerLoop:
             loop, self._loop = self._loop, None
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
+
+
+async def _guarded(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        return await coroutine
+    except Exception:
+        raise
+    except BaseException as exc:
+        task = asyncio.current_task()
+        if isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling():
+            raise  # really cancelled: the client left, the deadline passed, the loop closes
+        raise carried(exc) from exc
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

@@ -77,6 +77,46 @@ class HandlerFailed(HTTPError):
     status = 500
 
 
+class HandlerRaised(Exception):
+    """What a handler raised that no future, task or thread may carry as itself (SystemExit, KeyboardInterrupt,
+    GeneratorExit, a CancelledError of its own, StopIteration): wrapped where user code is called, so that it is
+    its request's 500 and never stops a thread, a loop or the service. ``raised`` is the original."""
+
+    def __init__(self, raised: BaseException) -> None:
+        super().__init__(f"{type(raised).__name__}: {raised}")
+        self.raised = raised
+
+
+def carried(raised: BaseException) -> Exception:
+    """``raised`` (by user code) as an exception a future may carry to the request: itself when it is an ordinary
+    Exception, else a HandlerRaised around it."""
+    if isinstance(raised, Exception) and not isinstance(raised, StopIteration):
+        return raised
+    return HandlerRaised(raised)
+
+
+def handler_failed(api: str, exc: BaseException) -> HandlerFailed:
+    """The 500 of handler ``api`` that raised ``exc``: its type and message. Unwrapped from HandlerRaised, and from
+    the RuntimeError a coroutine or generator makes of the StopIteration it raised (PEP 479)."""
+    raised = exc.raised if isinstance(exc, HandlerRaised) else exc
+    stopped = isinstance(raised, RuntimeError) and isinstance(raised.__cause__, StopIteration)
+    if stopped and str(raised).endswith(" raised StopIteration"):
+        raised = raised.__cause__
+    return HandlerFailed(f"{api}() raised {type(raised).__name__}: {raised}")
+
+
+class ServiceStopped(HTTPError):
+    """The service stopped (``%bento stop``, a shutdown past its grace period) before the request was answered."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the service stopped before this request was answered")
+
+    def body(self) -> bytes:
+        return orjson.dumps({"error": self.message, "code": "stopped"})
+
+
 class DeadlineExceeded(HTTPError):
     """The request's deadline (its header, the API's ``timeout``, the server's ``--request-timeout``) cannot be
     met or has passed: answered without computing it late."""

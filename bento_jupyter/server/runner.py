@@ -13,6 +13,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bento_jupyter.errors import ServerStartError
+from bento_jupyter.server.http_errors import ServiceStopped
 from bento_jupyter.server.refusal import RefusingProtocol
 from bento_jupyter.sockets import DEFAULT_HOST, bind_socket
 from bento_jupyter.uvicorn_config import uvicorn_config
@@ -28,7 +29,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-_STOPPED_BODY = b'{"error":"the service stopped before this request was answered","code":"stopped"}'
+_STOPPED_BODY = ServiceStopped().body()
 
 
 class _Serving:

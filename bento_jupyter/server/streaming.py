@@ -22,7 +22,16 @@ from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.deadlines import request_deadline, tightest
 from bento_jupyter.server.handler_loop import HandlerLoop
-from bento_jupyter.server.http_errors import DeadlineExceeded, HandlerFailed, HTTPError, MethodNotAllowed, bad_request
+from bento_jupyter.server.http_errors import (
+    DeadlineExceeded,
+    HandlerFailed,
+    HandlerRaised,
+    HTTPError,
+    MethodNotAllowed,
+    ServiceStopped,
+    bad_request,
+    handler_failed,
+)
 from bento_jupyter.server.metrics import ServiceMetrics
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.stream_framing import StreamFormat, sse_event
@@ -171,7 +180,7 @@ class ItemSource:
         if self._async is not None:
             await self._handlers.run(self._async.aclose())
         elif self._sync is not None:
-            await asyncio.get_running_loop().run_in_executor(_step_pool(), self._sync.close)
+            await asyncio.get_running_loop().run_in_executor(_step_pool(), _close, self._sync)
 
 
 async def _next_item(generator: AsyncGenerator[Any, Any]) -> Any:
@@ -180,8 +189,24 @@ async def _next_item(generator: AsyncGenerator[Any, Any]) -> Any:
 
 
 def _advance(generator: Generator[Any, Any, Any]) -> Any:
-    """The generator's next item, or ``END`` (run on a step thread)."""
-    return next(generator, END)
+    """The generator's next item, or ``END`` (run on a step thread); what it raises as an exception a future may
+    carry (a SystemExit must not end the thread, nor the server's loop that awaits the step)."""
+    try:
+        return next(generator, END)
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise HandlerRaised(exc) from exc
+
+
+def _close(generator: Generator[Any, Any, Any]) -> None:
+    """Close the generator (run on a step thread), whatever its ``finally`` raises."""
+    try:
+        generator.close()
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise HandlerRaised(exc) from exc
 
 
 async def _until_disconnect(receive: Receive) -> None:
@@ -278,7 +303,17 @@ def _end(future: asyncio.Future[None]) -> None:
 
 def handler_failure(method: APIMethod, exc: BaseException) -> HandlerFailed:
     """The 500 of a generator that raised ``exc``, naming the API."""
-    return HandlerFailed(f"{method.name}() raised {type(exc).__name__}: {exc}")
+    return handler_failed(method.name, exc)
+
+
+async def _end_stopped(stream: ItemStream, send: Send) -> None:
+    """End a started stream with the error frame of a stopped service (none in BentoML's framing)."""
+    closing = stream.encoder.error(ServiceStopped())
+    if closing is None:
+        return
+    with contextlib.suppress(Exception):  # the connection may be gone already
+        await send({"type": "http.response.body", "body": closing, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
 class StreamEndpoint:
@@ -329,7 +364,7 @@ class StreamEndpoint:
         its ``source``)."""
         try:
             source = ItemSource(self.method.func(**kwargs), self._handlers)
-        except Exception as exc:  # a generator function wrapped by something that calls early
+        except BaseException as exc:  # a generator function wrapped by something that calls early
             raise handler_failure(self.method, exc) from exc
         return ItemStream(self.method, source, fmt, deadline)
 
@@ -382,8 +417,12 @@ class StreamEndpoint:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if first is not None:
             await send({"type": "http.response.body", "body": first, "more_body": True})
-            async for frame in stream.rest(disconnected):
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            try:
+                async for frame in stream.rest(disconnected):
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            except asyncio.CancelledError:  # the service stopped mid-stream: its error frame ends it
+                await _end_stopped(stream, send)
+                raise
         if stream.gone:
             return 499
         if stream.failure is not None and fmt is StreamFormat.BENTOML:

@@ -31,6 +31,7 @@ from bento_jupyter.server.http_errors import (
     MethodNotAllowed,
     NotFound,
     Overloaded,
+    handler_failed,
 )
 from bento_jupyter.server.task_store import TaskRecord, TaskStore
 from bento_jupyter.service.task_context import current_task
@@ -184,8 +185,8 @@ class TaskRunner:
             status, body, media = self._execute(record)
         except HTTPError as error:
             status, body, media = error.status, error.body(), "application/json"
-        except Exception as exc:
-            failure = HandlerFailed(f"{record.api}() raised {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # SystemExit from a handler too: the task fails, the worker lives on
+            failure = handler_failed(record.api, exc)
             status, body, media = failure.status, failure.body(), "application/json"
         outcome = TaskStatus.COMPLETED if status < 400 else TaskStatus.FAILED
         self.store.finish(record.task_id, outcome, body, media, status)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from bento_jupyter.server.dispatch.loop_wake import LoopWaker
 from bento_jupyter.server.dispatch.policy import BatchPolicy, Decision, Placement, QueueState
-from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded
+from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded, carried
 from bento_jupyter.service import batch_values
 
 BatchObserver = Callable[[int, float], None]
@@ -361,7 +361,7 @@ class BatchDispatcher:
             return batch_values.split(output, [p.stop - p.start for p in parts], dim), True
         except BaseException as exc:  # SystemExit from a handler too: its requests still get an answer
             if len(parts) == 1:
-                return [exc], True
+                return [carried(exc)], True
         return [self._run_one_part(part) for part in parts], False
 
     def _run_one_part(self, part: _Part) -> Any:
@@ -370,7 +370,7 @@ class BatchDispatcher:
             output = self._run_batch(value)
             return batch_values.split(output, [part.stop - part.start], self._batch_dim)[0]
         except BaseException as exc:
-            return exc
+            return carried(exc)
 
     async def drain(self) -> None:
         """Wait until every queued and running request has been answered."""

@@ -1,0 +1,212 @@
+"""Whatever a handler raises -- any BaseException: SystemExit, KeyboardInterrupt, GeneratorExit, StopIteration, a
+CancelledError of its own -- its request gets the documented answer (a 500 whose JSON names the exception, or a
+stream's error frame), and the service and its threads live on. Over real uvicorn on 127.0.0.1, with requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+import pytest
+import requests
+
+from bento_jupyter import api
+from tests.server.test_tasks import wait_for
+
+RAISED: list[type[BaseException]] = [
+    SystemExit,
+    KeyboardInterrupt,
+    GeneratorExit,
+    StopIteration,
+    asyncio.CancelledError,
+    MemoryError,
+    ValueError,
+]
+FORMATS = {"sse": "text/event-stream", "ndjson": "application/x-ndjson", "json": "application/json"}
+
+
+def _raise(kind: int) -> None:
+    raise RAISED[kind](f"boom {kind}")
+
+
+@api(max_concurrency=1, max_queue_size=1)  # one slot: a call that never settles would hold it
+def plain(kind: int) -> int:
+    _raise(kind)
+    return 0
+
+
+@api
+async def coroutine(kind: int) -> int:
+    await asyncio.sleep(0)
+    _raise(kind)
+    return 0
+
+
+@api(batchable=True, max_batch_size=4)
+def batched(x: np.ndarray) -> np.ndarray:
+    _raise(int(x[0]))
+    return x
+
+
+@api
+def generator(kind: int, after: int) -> Iterator[int]:
+    yield from range(after)
+    _raise(kind)
+
+
+@api
+async def async_generator(kind: int, after: int) -> AsyncIterator[int]:
+    for item in range(after):
+        await asyncio.sleep(0)
+        yield item
+    _raise(kind)
+
+
+@api(task=True)
+def task(kind: int) -> int:
+    _raise(kind)
+    return 0
+
+
+@api
+def ok() -> int:
+    return 1
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    from bento_jupyter.server.app import ServiceApp
+    from bento_jupyter.server.runner import ThreadedServer
+    from bento_jupyter.service.definition import ServiceDefinition
+
+    functions = (plain, coroutine, batched, generator, async_generator, task, ok)
+    app = ServiceApp(ServiceDefinition.from_functions("raising", functions), task_home=tmp_path_factory.mktemp("t"))
+    server = ThreadedServer(app, "127.0.0.1", None)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+def _failed(api_name: str, kind: int) -> str:
+    return f"{api_name}() raised {RAISED[kind].__name__}: boom {kind}"
+
+
+def _assert_alive(url: str) -> None:
+    assert requests.post(f"{url}/ok", timeout=5).json() == 1
+
+
+KINDS = pytest.mark.parametrize("kind", range(len(RAISED)), ids=[raised.__name__ for raised in RAISED])
+
+
+@KINDS
+@pytest.mark.parametrize("api_name", ["plain", "coroutine"])
+def test_a_plain_handler_raising_anything_is_a_500_naming_it(url, api_name, kind):
+    for _ in range(2):  # again: its slot was given back
+        answer = requests.post(f"{url}/{api_name}", json={"kind": kind}, timeout=5)
+        assert answer.status_code == 500, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"error": _failed(api_name, kind)}
+    _assert_alive(url)
+
+
+@KINDS
+def test_a_batchable_handler_raising_anything_is_a_500_naming_it(url, kind):
+    answer = requests.post(f"{url}/batched", json={"x": [kind]}, timeout=5)
+    assert answer.status_code == 500, answer.text
+    assert answer.json() == {"error": _failed("batched", kind)}
+    _assert_alive(url)
+
+
+@KINDS
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("api_name", ["generator", "async_generator"])
+def test_a_generator_raising_anything_before_its_first_item_is_a_500_naming_it(url, api_name, fmt, kind):
+    headers = {"accept": FORMATS[fmt]}
+    answer = requests.post(f"{url}/{api_name}", json={"kind": kind, "after": 0}, headers=headers, timeout=5)
+    assert answer.status_code == 500, answer.text
+    assert answer.json() == {"error": _failed(api_name, kind)}
+    _assert_alive(url)
+
+
+@KINDS
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("api_name", ["generator", "async_generator"])
+def test_a_generator_raising_anything_after_items_ends_with_its_error(url, api_name, fmt, kind):
+    headers = {"accept": FORMATS[fmt]}
+    answer = requests.post(f"{url}/{api_name}", json={"kind": kind, "after": 2}, headers=headers, timeout=5)
+    error = {"error": _failed(api_name, kind)}
+    if fmt == "json":
+        assert answer.status_code == 500, answer.text
+        assert answer.json() == error
+    elif fmt == "ndjson":
+        assert answer.status_code == 200
+        assert [json.loads(line) for line in answer.text.splitlines()] == [0, 1, error]
+    else:
+        assert answer.status_code == 200
+        events = answer.text.strip().split("\n\n")
+        assert events[:2] == ["id: 1\ndata: 0", "id: 2\ndata: 1"]
+        assert events[2:] == [f"event: error\ndata: {json.dumps(error, separators=(',', ':'))}"]
+    _assert_alive(url)
+
+
+@KINDS
+def test_a_task_raising_anything_fails_naming_it_and_the_worker_lives_on(url, kind):
+    for _ in range(2):  # the second runs: the worker that ran the first is alive
+        task_id = requests.post(f"{url}/task/submit", json={"kind": kind}, timeout=5).json()["task_id"]
+        wait_for(f"{url}/task", task_id, "failed")
+        got = requests.get(f"{url}/task/get", params={"task_id": task_id}, timeout=5)
+        assert got.status_code == 500
+        assert got.json() == {"error": _failed("task", kind)}
+
+
+@api
+def slow_generator(n: int) -> Iterator[int]:
+    for item in range(n):
+        time.sleep(0.1)
+        yield item
+
+
+@api
+async def slow_async_generator(n: int) -> AsyncIterator[int]:
+    for item in range(n):
+        await asyncio.sleep(0.1)
+        yield item
+
+
+@pytest.mark.parametrize("fmt", ["sse", "ndjson"])
+def test_a_stream_cut_by_stopping_the_service_ends_with_its_error_frame(fmt):
+    from bento_jupyter.server.app import ServiceApp
+    from bento_jupyter.server.runner import ThreadedServer
+    from bento_jupyter.service.definition import ServiceDefinition
+
+    definition = ServiceDefinition.from_functions("stopping", (slow_generator, slow_async_generator))
+    server = ThreadedServer(ServiceApp(definition), "127.0.0.1", None)
+    server.start()
+    bodies: dict[str, str] = {}
+
+    def read(api_name: str) -> None:
+        headers = {"accept": FORMATS[fmt]}
+        answer = requests.post(f"{server.url}/{api_name}", json={"n": 200}, headers=headers, timeout=30)
+        bodies[api_name] = answer.text
+
+    readers = [threading.Thread(target=read, args=(name,)) for name in ("slow_generator", "slow_async_generator")]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.5)
+    server.stop(timeout=15)  # past the 5 s grace period the streams are cancelled
+    for reader in readers:
+        reader.join(15)
+    stopped = {"error": "the service stopped before this request was answered", "code": "stopped"}
+    for api_name, body in bodies.items():
+        if fmt == "ndjson":
+            last = json.loads(body.splitlines()[-1])
+        else:
+            event = body.strip().split("\n\n")[-1]
+            assert event.startswith("event: error\n"), (api_name, event)
+            last = json.loads(event.split("data: ", 1)[1])
+        assert last == stopped, api_name
+    assert len(bodies) == 2
