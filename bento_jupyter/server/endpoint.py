@@ -221,7 +221,8 @@ class Endpoint:
             raise handler_failed(self.method.name, exc) from exc
 
     def decode(self, raw: bytes) -> dict[str, Any]:
-        """The handler's keyword arguments from the request body; BadRequest names the field at fault."""
+        """The handler's keyword arguments from the request body; BadRequest names the field at fault;
+        HandlerFailed (500) when a validator of its own types raises anything but a validation error."""
         array = self._tensor_body.read(raw) if self._tensor_body is not None else None
         try:
             if array is not None and self._tensor_codec is not None:
@@ -230,6 +231,8 @@ class Endpoint:
             return self.method.decode(raw)
         except InvalidInput as exc:
             raise bad_request(exc) from None
+        except BaseException as exc:  # a validator of the API's own types failed (SystemExit too): a 500
+            raise handler_failed(self.method.name, exc, "validating the arguments") from exc
 
     def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Awaitable[Any]:
         """The handler's result, to be awaited (an awaitable, not a coroutine of its own: one frame less)."""

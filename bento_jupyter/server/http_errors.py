@@ -95,14 +95,16 @@ def carried(raised: BaseException) -> Exception:
     return HandlerRaised(raised)
 
 
-def handler_failed(api: str, exc: BaseException) -> HandlerFailed:
-    """The 500 of handler ``api`` that raised ``exc``: its type and message. Unwrapped from HandlerRaised, and from
+def handler_failed(api: str, exc: BaseException, step: str | None = None) -> HandlerFailed:
+    """The 500 of handler ``api`` (or of its ``step``, user code run for it) that raised ``exc``: its type and
+    message. Unwrapped from HandlerRaised, and from
     the RuntimeError a coroutine or generator makes of the StopIteration it raised (PEP 479)."""
     raised = exc.raised if isinstance(exc, HandlerRaised) else exc
     stopped = isinstance(raised, RuntimeError) and isinstance(raised.__cause__, StopIteration)
     if stopped and str(raised).endswith(" raised StopIteration"):
         raised = raised.__cause__
-    return HandlerFailed(f"{api}() raised {type(raised).__name__}: {raised}")
+    where = f"{api}()" if step is None else f"{step} of {api}()"
+    return HandlerFailed(f"{where} raised {type(raised).__name__}: {raised}")
 
 
 class ServiceStopped(HTTPError):

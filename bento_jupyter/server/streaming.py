@@ -353,11 +353,14 @@ class StreamEndpoint:
             self._metrics.answered(status, time.perf_counter() - began)
 
     def decode(self, raw: bytes) -> dict[str, Any]:
-        """The generator's keyword arguments from the request body; BadRequest names the field at fault."""
+        """The generator's keyword arguments from the request body; BadRequest names the field at fault;
+        HandlerFailed (500) when a validator of its own types raises anything but a validation error."""
         try:
             return self.method.decode(raw)
         except InvalidInput as exc:
             raise bad_request(exc) from None
+        except BaseException as exc:  # a validator of the API's own types failed (SystemExit too): a 500
+            raise handler_failed(self.method.name, exc, "validating the arguments") from exc
 
     def open(self, kwargs: dict[str, Any], fmt: StreamFormat, deadline: float | None = None) -> ItemStream:
         """Call the generator API with decoded arguments: its items framed as ``fmt``, until ``deadline`` (close

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import numpy as np
 import pytest
 import requests
+from pydantic import BaseModel, field_validator
 
 from bento_jupyter import api
 from tests.server.test_tasks import wait_for
@@ -77,13 +78,33 @@ def ok() -> int:
     return 1
 
 
+class Checked(BaseModel):
+    kind: int
+
+    @field_validator("kind")
+    @classmethod
+    def _check(cls, kind: int) -> int:
+        _raise(kind)
+        return kind
+
+
+@api
+def validated(c: Checked) -> int:
+    return 0
+
+
+@api
+def validated_stream(c: Checked) -> Iterator[int]:
+    yield 0
+
+
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     from bento_jupyter.server.app import ServiceApp
     from bento_jupyter.server.runner import ThreadedServer
     from bento_jupyter.service.definition import ServiceDefinition
 
-    functions = (plain, coroutine, batched, generator, async_generator, task, ok)
+    functions = (plain, coroutine, batched, generator, async_generator, task, ok, validated, validated_stream)
     app = ServiceApp(ServiceDefinition.from_functions("raising", functions), task_home=tmp_path_factory.mktemp("t"))
     server = ThreadedServer(app, "127.0.0.1", None)
     server.start()
@@ -161,6 +182,19 @@ def test_a_task_raising_anything_fails_naming_it_and_the_worker_lives_on(url, ki
         got = requests.get(f"{url}/task/get", params={"task_id": task_id}, timeout=5)
         assert got.status_code == 500
         assert got.json() == {"error": _failed("task", kind)}
+
+
+@KINDS
+@pytest.mark.parametrize("api_name", ["validated", "validated_stream"])
+def test_a_validator_of_the_apis_own_types_raising_anything_is_a_500_naming_it(url, api_name, kind):
+    answer = requests.post(f"{url}/{api_name}", json={"c": {"kind": kind}}, timeout=5)
+    if RAISED[kind] is ValueError:  # pydantic's own: the client's input is invalid
+        assert answer.status_code == 400, answer.text
+        assert answer.json() == {"error": f"Value error, boom {kind}", "field": "c.kind"}
+    else:
+        assert answer.status_code == 500, answer.text
+        assert answer.json() == {"error": f"validating the arguments of {_failed(api_name, kind)}"}
+    _assert_alive(url)
 
 
 @api
