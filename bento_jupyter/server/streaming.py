@@ -145,6 +145,7 @@ class ItemSource:
         else:
             self._sync = generator
         self._is_async = self._async is not None
+        self._stepping: asyncio.Future[Any] | None = None  # a sync step left running when the stream ended
 
     async def next(self) -> Any:
         """The next item, or ``END``."""
@@ -160,9 +161,9 @@ class ItemSource:
     async def next_unless(self, disconnected: asyncio.Future[None]) -> tuple[bool, Any]:
         """(True, next item or ``END``), or (False, None) when the client left first.
 
-        When the client leaves, an async generator gets CancelledError at its await; a step already
-        running (a sync one on its thread, an async one that does not await) is waited for, so that
-        ``close()`` finds the generator idle.
+        When the client leaves (or the deadline passes), an async generator gets CancelledError at its await
+        (a step that does not await is waited for); a sync step is left to finish on its thread, and ``close()``
+        closes the generator once it has, so the answer ends now and nothing further is computed.
         """
         if disconnected.done():
             return False, None
@@ -170,22 +171,37 @@ class ItemSource:
         await asyncio.wait({stepping, disconnected}, return_when=asyncio.FIRST_COMPLETED)
         if stepping.done():
             return True, stepping.result()
-        if self._is_async:
-            stepping.cancel()
+        if not self._is_async:
+            self._stepping = stepping  # a thread cannot be interrupted: close() follows the step
+            return False, None
+        stepping.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await stepping
         return False, None
 
     async def close(self) -> None:
+        """Close the generator (its ``finally`` runs); a sync step still running is closed after, on its thread."""
         if self._async is not None:
             await self._handlers.run(self._async.aclose())
-        elif self._sync is not None:
-            await asyncio.get_running_loop().run_in_executor(_step_pool(), _close, self._sync)
+            return
+        assert self._sync is not None
+        stepping, self._stepping = self._stepping, None
+        if stepping is not None and not stepping.done():
+            stepping.add_done_callback(functools.partial(_close_after_step, self._sync))
+            return
+        await asyncio.get_running_loop().run_in_executor(_step_pool(), _close, self._sync)
 
 
 async def _next_item(generator: AsyncGenerator[Any, Any]) -> Any:
     """The async generator's next item (awaited on its handler loop: ``__anext__()`` is no coroutine to submit)."""
     return await generator.__anext__()
+
+
+def _close_after_step(generator: Generator[Any, Any, Any], step: asyncio.Future[Any]) -> None:
+    """Close a sync generator whose step outlived its stream, once that step is done (its outcome goes nowhere)."""
+    if not step.cancelled():
+        step.exception()
+    _step_pool().submit(_close, generator)
 
 
 def _advance(generator: Generator[Any, Any, Any]) -> Any:
@@ -223,7 +239,8 @@ class ItemStream:
     after the first frame ends it with its error frame, where the framing has one, and is kept in ``failure``.
     ``deadline`` (``time.monotonic`` seconds) bounds the whole response: the stream ends there with
     DeadlineExceeded (a 504 before the first frame, its error frame after), and the generator computes no
-    further item (a sync step already running finishes on its thread; an async one is cancelled at its await).
+    further item (a sync step already running finishes on its thread, unwaited; an async one is cancelled at
+    its await).
     """
 
     def __init__(self, method: APIMethod, source: ItemSource, fmt: StreamFormat, deadline: float | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -43,7 +44,9 @@ def ticking(computed: list[int], kind: str, timeout: float | None, first_after_s
 
 
 def settled(computed: list[int]) -> int:
-    """How many items were computed, once nothing more is (checked over a few items' time)."""
+    """How many items were computed, once nothing more is (checked over a few items' time; a sync step running when
+    the stream ended finishes on its thread first)."""
+    time.sleep(2 * STEP_S)
     count = len(computed)
     time.sleep(5 * STEP_S)
     assert len(computed) == count, "the generator kept computing after the stream ended"
@@ -89,3 +92,35 @@ def test_a_stream_with_no_item_by_its_deadline_is_a_504(serve, kind):
     assert answer.status_code == 504 and "deadline" in answer.json()["error"]
     time.sleep(1.0)  # past when the first item would have been computed
     assert settled(computed) == (0 if kind == "async" else 1)  # a sync step already running ends on its thread
+
+
+@pytest.mark.parametrize("items_before", [0, 1])
+def test_a_sync_step_that_outlives_the_deadline_does_not_hold_the_answer(serve, items_before):
+    """``time.sleep(3); yield`` with a 0.35 s deadline: the 504 (no item yet) or the error frame (after one) comes at
+    the deadline while the step still runs; the step then finishes on its thread, and the generator is closed."""
+    release, closed, computed = threading.Event(), threading.Event(), []
+
+    @api(timeout=DEADLINE_S)
+    def stuck() -> Iterator[int]:
+        try:
+            for i in range(3):
+                if i == items_before:
+                    release.wait(30)  # a step that outlives the deadline
+                computed.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    url = serve("deadlines", stuck).url
+    try:
+        answer = requests.post(f"{url}/stuck", json={}, headers={"accept": "application/x-ndjson"}, timeout=30)
+        assert not release.is_set() and computed == list(range(items_before))  # answered while the step runs
+    finally:
+        release.set()
+    if items_before == 0:
+        assert answer.status_code == 504 and "deadline" in answer.json()["error"]
+    else:
+        *items, last = [json.loads(line) for line in answer.text.splitlines()]
+        assert items == [0] and "deadline" in last["error"]
+    assert closed.wait(10)  # closed once its step returned: its finally ran
+    assert settled(computed) == items_before + 1  # the step in progress finished; nothing after it
