@@ -27,10 +27,12 @@ from bento_jupyter.server.asgi_io import client_gone
 from bento_jupyter.server.http_errors import (
     BadRequest,
     ClientDisconnected,
+    HandlerFailed,
     HTTPError,
     NotFound,
     bad_request,
     error_response,
+    handler_failed,
 )
 from bento_jupyter.service import bfloat16
 from bento_jupyter.service.codecs import Codec, TensorCodec
@@ -290,6 +292,8 @@ class OpenInference:
             return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
             return error_response(bad_request(exc))
+        except HandlerFailed as error:
+            return error_response(error)
         gone = functools.partial(client_gone, request.receive)
         try:
             output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))
@@ -340,7 +344,12 @@ class OpenInference:
             param = params.get(tensor.get("name"))
             if param is None:
                 raise InvalidInput(str(tensor.get("name")), f"unexpected input; {method.name} takes {sorted(params)}")
-            kwargs[param.name] = _argument(param, tensor, raw)
+            try:
+                kwargs[param.name] = _argument(param, tensor, raw)
+            except InvalidInput:
+                raise
+            except BaseException as exc:  # a validator of the API's own types failed (SystemExit too): a 500
+                raise handler_failed(method.name, exc, "validating the arguments") from exc
         for param in method.params:
             if param.name not in kwargs:
                 if param.required:

@@ -73,6 +73,13 @@ def task(kind: int) -> int:
     return 0
 
 
+@api(task=True)
+async def async_task(kind: int) -> int:
+    await asyncio.sleep(0)
+    _raise(kind)
+    return 0
+
+
 @api
 def ok() -> int:
     return 1
@@ -104,7 +111,8 @@ def url(tmp_path_factory):
     from bento_jupyter.server.runner import ThreadedServer
     from bento_jupyter.service.definition import ServiceDefinition
 
-    functions = (plain, coroutine, batched, generator, async_generator, task, ok, validated, validated_stream)
+    functions = (plain, coroutine, batched, generator, async_generator, task, async_task, ok)
+    functions += (validated, validated_stream)
     app = ServiceApp(ServiceDefinition.from_functions("raising", functions), task_home=tmp_path_factory.mktemp("t"))
     server = ThreadedServer(app, "127.0.0.1", None)
     server.start()
@@ -125,9 +133,12 @@ KINDS = pytest.mark.parametrize("kind", range(len(RAISED)), ids=[raised.__name__
 
 @KINDS
 @pytest.mark.parametrize("api_name", ["plain", "coroutine"])
-def test_a_plain_handler_raising_anything_is_a_500_naming_it(url, api_name, kind):
+@pytest.mark.parametrize("v2", [False, True], ids=["route", "v2"])
+def test_a_plain_handler_raising_anything_is_a_500_naming_it(url, api_name, v2, kind):
+    route = f"v2/models/{api_name}/infer" if v2 else api_name
+    body = {"inputs": [{"name": "kind", "shape": [1], "datatype": "INT64", "data": [kind]}]} if v2 else {"kind": kind}
     for _ in range(2):  # again: its slot was given back
-        answer = requests.post(f"{url}/{api_name}", json={"kind": kind}, timeout=5)
+        answer = requests.post(f"{url}/{route}", json=body, timeout=5)
         assert answer.status_code == 500, answer.text
         assert answer.headers["content-type"] == "application/json"
         assert answer.json() == {"error": _failed(api_name, kind)}
@@ -175,19 +186,26 @@ def test_a_generator_raising_anything_after_items_ends_with_its_error(url, api_n
 
 
 @KINDS
-def test_a_task_raising_anything_fails_naming_it_and_the_worker_lives_on(url, kind):
+@pytest.mark.parametrize("api_name", ["task", "async_task"])
+def test_a_task_raising_anything_fails_naming_it_and_the_worker_lives_on(url, api_name, kind):
     for _ in range(2):  # the second runs: the worker that ran the first is alive
-        task_id = requests.post(f"{url}/task/submit", json={"kind": kind}, timeout=5).json()["task_id"]
-        wait_for(f"{url}/task", task_id, "failed")
-        got = requests.get(f"{url}/task/get", params={"task_id": task_id}, timeout=5)
+        task_id = requests.post(f"{url}/{api_name}/submit", json={"kind": kind}, timeout=5).json()["task_id"]
+        wait_for(f"{url}/{api_name}", task_id, "failed")
+        got = requests.get(f"{url}/{api_name}/get", params={"task_id": task_id}, timeout=5)
         assert got.status_code == 500
-        assert got.json() == {"error": _failed("task", kind)}
+        assert got.json() == {"error": _failed(api_name, kind)}
 
 
 @KINDS
-@pytest.mark.parametrize("api_name", ["validated", "validated_stream"])
-def test_a_validator_of_the_apis_own_types_raising_anything_is_a_500_naming_it(url, api_name, kind):
-    answer = requests.post(f"{url}/{api_name}", json={"c": {"kind": kind}}, timeout=5)
+@pytest.mark.parametrize("route", ["validated", "validated_stream", "v2/models/validated/infer"])
+def test_a_validator_of_the_apis_own_types_raising_anything_is_a_500_naming_it(url, route, kind):
+    api_name = route.split("/")[-2] if route.startswith("v2/") else route
+    argument = {"kind": kind}
+    if route.startswith("v2/"):
+        body = {"inputs": [{"name": "c", "shape": [1], "datatype": "BYTES", "data": [json.dumps(argument)]}]}
+    else:
+        body = {"c": argument}
+    answer = requests.post(f"{url}/{route}", json=body, timeout=5)
     if RAISED[kind] is ValueError:  # pydantic's own: the client's input is invalid
         assert answer.status_code == 400, answer.text
         assert answer.json() == {"error": f"Value error, boom {kind}", "field": "c.kind"}
