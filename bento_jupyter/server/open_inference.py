@@ -83,8 +83,31 @@ def _declared_datatype(codec: Codec) -> str:
 
 
 def _declared_shape(codec: Codec) -> list[int]:
-    """A tensor's declared shape, else ``[-1]`` (any)."""
-    return list(codec.spec.shape) if isinstance(codec, TensorCodec) and codec.spec.shape is not None else [-1]
+    """A tensor's declared shape; ``[-1]`` (any) for a list, an undeclared tensor or a type that admits one
+    (``Any``); else ``[1]``: one element."""
+    if isinstance(codec, TensorCodec):
+        return list(codec.spec.shape) if codec.spec.shape is not None else [-1]
+    return [-1] if _admits(codec.json_schema(), "array") else [1]
+
+
+_PYTHON_KINDS = {"string": str, "array": list}
+
+
+def _admits(schema: dict[str, Any], kind: str, defs: dict[str, Any] | None = None) -> bool:
+    """Whether a value of JSON type ``kind`` may validate against ``schema`` (an empty schema admits anything)."""
+    defs = schema.get("$defs", defs or {})
+    if "$ref" in schema:
+        return _admits(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), kind, defs)
+    branches = schema.get("anyOf") or schema.get("oneOf")
+    if branches:
+        return any(_admits(branch, kind, defs) for branch in branches)
+    declared = schema.get("type")
+    if declared is None:
+        values = schema.get("enum", [schema["const"]] if "const" in schema else None)
+        if values is None:  # no type at all: anything
+            return True
+        return any(isinstance(v, _PYTHON_KINDS[kind]) for v in values)
+    return kind in declared if isinstance(declared, list) else declared == kind
 
 
 def _declared_output(codec: Codec) -> dict[str, Any]:
@@ -163,7 +186,9 @@ def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
 
     A tensor parameter gets the array in the declared datatype and shape. Any other parameter gets the
     JSON value the tensor stands for, validated as in a request body: a list for an array type, else the
-    tensor's one element; BYTES elements are text for a string type, JSON text for anything else.
+    tensor's one element (a type that also admits a list, ``Any``, takes the nested list of any other shape).
+    A BYTES element is the raw UTF-8 string when the parameter's type (a list's item type) admits a string
+    (``str``, ``Optional[str]``, ``Union[int, str]``, a ``Literal`` or enum of strings), else JSON text.
     """
     field = param.name
     array = _array(tensor, field, raw)
@@ -176,8 +201,8 @@ def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
         return argument
     schema = param.codec.json_schema()
     is_list = schema.get("type") == "array"
-    is_text = (schema.get("items", {}) if is_list else schema).get("type") == "string"
-    if not is_list:
+    is_text = _admits(schema.get("items", {}) if is_list else schema, "string", schema.get("$defs"))
+    if not is_list and (array.size == 1 or not _admits(schema, "array")):
         if array.size != 1:
             raise InvalidInput(field, f"expected one element, got {array.size}")
         array = array.reshape(())

@@ -94,7 +94,7 @@ def test_bytes_for_a_list_of_str_batched_and_a_str(client):
 
 def test_metadata_declares_what_infer_answers_before_any_call(client):
     metadata = client.get_model_metadata("half")
-    assert metadata["inputs"] == [{"name": "x", "datatype": "FP64", "shape": [-1]}]
+    assert metadata["inputs"] == [{"name": "x", "datatype": "FP64", "shape": [1]}]  # one element, as infer takes
     declared = metadata["outputs"][0]["datatype"]
     result = infer(client, "half", np.array([3.0]))
     assert result.get_output("output")["datatype"] == declared == "FP64"
