@@ -89,12 +89,12 @@ class ItemEncoder:
             self._method.output.check(value)
         except InvalidInput as problem:
             raise InvalidItem(self._method.name, self._count, problem) from None
-        except Exception as exc:
+        except BaseException as exc:  # a validator of the item's type: SystemExit too
             raise HandlerFailed(self._unencodable(exc)) from exc
         try:
             encoded = self._method.encode(value)
             data = dumps(encoded)
-        except Exception as exc:
+        except BaseException as exc:  # a validator of the item's type: SystemExit too
             raise HandlerFailed(self._unencodable(exc)) from exc
         self._count += 1
         self._keep(data)

@@ -91,7 +91,8 @@ class Checked(BaseModel):
     @field_validator("kind")
     @classmethod
     def _check(cls, kind: int) -> int:
-        _raise(kind)
+        if kind >= 0:
+            _raise(kind)
         return kind
 
 
@@ -105,6 +106,12 @@ def validated_stream(c: Checked) -> Iterator[int]:
     yield 0
 
 
+@api
+def checked_items(kind: int) -> Iterator[Checked]:
+    yield {"kind": -1}
+    yield {"kind": kind}
+
+
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     from bento_jupyter.server.app import ServiceApp
@@ -112,7 +119,7 @@ def url(tmp_path_factory):
     from bento_jupyter.service.definition import ServiceDefinition
 
     functions = (plain, coroutine, batched, generator, async_generator, task, async_task, ok)
-    functions += (validated, validated_stream)
+    functions += (validated, validated_stream, checked_items)
     app = ServiceApp(ServiceDefinition.from_functions("raising", functions), task_home=tmp_path_factory.mktemp("t"))
     server = ThreadedServer(app, "127.0.0.1", None)
     server.start()
@@ -212,6 +219,28 @@ def test_a_validator_of_the_apis_own_types_raising_anything_is_a_500_naming_it(u
     else:
         assert answer.status_code == 500, answer.text
         assert answer.json() == {"error": f"validating the arguments of {_failed(api_name, kind)}"}
+    _assert_alive(url)
+
+
+@KINDS
+@pytest.mark.parametrize("fmt", ["sse", "ndjson"])
+def test_a_validator_of_a_streams_item_type_raising_anything_ends_it_with_its_error(url, fmt, kind):
+    answer = requests.post(f"{url}/checked_items", json={"kind": kind}, headers={"accept": FORMATS[fmt]}, timeout=5)
+    assert answer.status_code == 200
+    if fmt == "ndjson":
+        *items, last = [json.loads(line) for line in answer.text.splitlines()]
+    else:
+        *events, event = answer.text.strip().split("\n\n")
+        items = [json.loads(e.split("data: ", 1)[1]) for e in events]
+        assert event.startswith("event: error\n"), event
+        last = json.loads(event.split("data: ", 1)[1])
+    assert items == [{"kind": -1}]
+    if RAISED[kind] is ValueError:  # a validation error: the item does not match its type
+        assert last["error"].startswith("checked_items() yielded item 1, which does not match its declared item type")
+    else:
+        assert last == {
+            "error": f"checked_items() yielded an item that cannot be encoded: {RAISED[kind].__name__}: boom {kind}"
+        }
     _assert_alive(url)
 
 
