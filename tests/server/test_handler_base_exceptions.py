@@ -258,8 +258,7 @@ async def slow_async_generator(n: int) -> AsyncIterator[int]:
         yield item
 
 
-@pytest.mark.parametrize("fmt", ["sse", "ndjson"])
-def test_a_stream_cut_by_stopping_the_service_ends_with_its_error_frame(fmt):
+def test_a_stream_cut_by_stopping_the_service_ends_with_its_error_frame():
     from bento_jupyter.server.app import ServiceApp
     from bento_jupyter.server.runner import ThreadedServer
     from bento_jupyter.service.definition import ServiceDefinition
@@ -267,14 +266,15 @@ def test_a_stream_cut_by_stopping_the_service_ends_with_its_error_frame(fmt):
     definition = ServiceDefinition.from_functions("stopping", (slow_generator, slow_async_generator))
     server = ThreadedServer(ServiceApp(definition), "127.0.0.1", None)
     server.start()
-    bodies: dict[str, str] = {}
+    bodies: dict[tuple[str, str], str] = {}
 
-    def read(api_name: str) -> None:
+    def read(api_name: str, fmt: str) -> None:
         headers = {"accept": FORMATS[fmt]}
         answer = requests.post(f"{server.url}/{api_name}", json={"n": 200}, headers=headers, timeout=30)
-        bodies[api_name] = answer.text
+        bodies[api_name, fmt] = answer.text
 
-    readers = [threading.Thread(target=read, args=(name,)) for name in ("slow_generator", "slow_async_generator")]
+    streams = [(name, fmt) for name in ("slow_generator", "slow_async_generator") for fmt in ("sse", "ndjson")]
+    readers = [threading.Thread(target=read, args=stream) for stream in streams]
     for reader in readers:
         reader.start()
     time.sleep(0.5)
@@ -282,12 +282,14 @@ def test_a_stream_cut_by_stopping_the_service_ends_with_its_error_frame(fmt):
     for reader in readers:
         reader.join(15)
     stopped = {"error": "the service stopped before this request was answered", "code": "stopped"}
-    for api_name, body in bodies.items():
+    assert sorted(bodies) == sorted(streams)
+    for (api_name, fmt), body in bodies.items():
         if fmt == "ndjson":
-            last = json.loads(body.splitlines()[-1])
+            *items, last = [json.loads(line) for line in body.splitlines()]
         else:
-            event = body.strip().split("\n\n")[-1]
+            *events, event = body.strip().split("\n\n")
+            items = [json.loads(e.split("data: ", 1)[1]) for e in events]
             assert event.startswith("event: error\n"), (api_name, event)
             last = json.loads(event.split("data: ", 1)[1])
-        assert last == stopped, api_name
-    assert len(bodies) == 2
+        assert items == list(range(len(items))) and items, (api_name, fmt)
+        assert last == stopped, (api_name, fmt)
