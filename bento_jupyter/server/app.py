@@ -86,7 +86,7 @@ class ServiceApp:
                 Route("/schema.json", self._schema_json),
                 Route("/docs.json", self._docs_json),
                 Mount("/static_docs", StaticFiles(directory=swagger_ui_path)),
-                *OpenInference(lambda: self.definition, self._infer).routes,
+                *OpenInference(lambda: self.definition, self._infer, lambda: self._max_body).routes,
             ]
         )
         self._site = BodyLimit(site, max_body_bytes)  # the API and task routes count their own bodies

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Coroutine
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from bento_jupyter.server.http_errors import HTTPError, Overloaded, PayloadTooLarge, UnsupportedMediaType
+from bento_jupyter.server.http_errors import BadRequest, HTTPError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 
 _JSON = b"application/json"
 # curl's -d default is form-encoded; accept its JSON body so the one-liner in the docs works.
 _ACCEPTED_TYPES = (b"", b"application/json", b"application/x-www-form-urlencoded")
+# Content-Encoding of request bodies, as Triton takes them (tritonclient's request_compression_algorithm);
+# zlib's window bits 32 + 15 read a gzip or a zlib ("deflate" in HTTP) stream.
+_CODINGS = {b"gzip": 47, b"x-gzip": 47, b"deflate": 47}
 
 
 def header(scope: Scope, name: bytes) -> bytes:
@@ -31,7 +35,36 @@ def check_json_request(scope: Scope) -> None:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing more than ``limit`` bytes with 413."""
+    """The whole request body, refusing more than ``limit`` bytes with 413, sent or (gzip, deflate) decompressed."""
+    body = await _read(scope, receive, limit)
+    coding = header(scope, b"content-encoding")
+    return decoded(body, coding, limit) if coding else body
+
+
+def decoded(body: bytes, coding: bytes, limit: int) -> bytes:
+    """``body`` as it was before its ``Content-Encoding`` (gzip, deflate or identity): PayloadTooLarge (413) past
+    ``limit`` bytes decompressed (a gzip bomb stops there), UnsupportedMediaType (415) naming another coding,
+    BadRequest (400) for a stream that is not what it says."""
+    coding = coding.strip().lower()
+    if coding == b"identity":
+        return body
+    wbits = _CODINGS.get(coding)
+    name = coding.decode(errors="replace")
+    if wbits is None:
+        raise UnsupportedMediaType(f"unsupported content encoding {name!r}: send gzip, deflate or identity")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"request body is not valid {name}: {exc}") from None
+    if len(plain) > limit:
+        raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit once decompressed ({name})")
+    if not inflater.eof:
+        raise BadRequest(f"request body is not valid {name}: the stream is truncated")
+    return plain
+
+
+async def _read(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = header(scope, b"content-length")
     if declared and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {int(declared)} bytes exceeds the {limit}-byte limit")

@@ -23,11 +23,10 @@ from starlette.types import Scope
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import open_inference_binary as binary_data
-from bento_jupyter.server.asgi_io import client_gone
+from bento_jupyter.server.asgi_io import client_gone, read_body
 from bento_jupyter.server.http_errors import (
     BadRequest,
     ClientDisconnected,
-    HandlerFailed,
     HTTPError,
     NotFound,
     bad_request,
@@ -245,9 +244,10 @@ class OpenInference:
     answer's (its datatype, its rank with every size -1), and absent until the model has answered.
     """
 
-    def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer) -> None:
+    def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer, max_body: Callable[[], int]) -> None:
         self._definition = definition
         self._infer = infer
+        self._max_body = max_body  # bytes a request body may hold (decompressed)
         self._produced: dict[str, dict[str, Any]] = {}  # model -> datatype and rank (sizes -1) of its last output
 
     @property
@@ -309,7 +309,8 @@ class OpenInference:
             return self._unknown(name)
         try:
             length = request.headers.get(binary_data.HEADER_LENGTH)
-            header, binary = binary_data.split_body(await request.body(), length)
+            body = await read_body(request.scope, request.receive, self._max_body())
+            header, binary = binary_data.split_body(body, length)
             request_body = orjson.loads(header)
             kwargs = self._arguments(method, request_body, binary)
             binary_output = self._binary_output(method, request_body)
@@ -317,7 +318,7 @@ class OpenInference:
             return error_response(BadRequest(f"request body is not valid JSON: {exc}"))
         except InvalidInput as exc:
             return error_response(bad_request(exc))
-        except HandlerFailed as error:
+        except HTTPError as error:  # a body too large, in an unknown coding; an argument's own validator failing
             return error_response(error)
         gone = functools.partial(client_gone, request.receive)
         try:

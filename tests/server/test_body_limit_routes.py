@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 
+import numpy as np
+import pytest
 import requests
+import tritonclient.http as triton
 
 from bento_jupyter import api
 
@@ -87,3 +92,46 @@ def test_every_route_that_reads_a_body_answers_413_over_the_limit(serve):
     assert {"/echo", "/words", "/job", "/job/submit", "/v2/models/echo/infer"} <= {p for p, _ in checked}
     assert ("/v2/models/echo/infer", "v2 binary") in checked
     assert skipped == {"/job/cancel", "/job/retry"}
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_compressed_bodies_are_read_on_every_route_and_their_decompressed_size_obeys_the_limit(serve, coding):
+    """Content-Encoding gzip or deflate (as tritonclient's request_compression_algorithm sends): the body is taken
+    as sent, and one that decompresses past the limit (a bomb: ~100 bytes on the wire) is a 413; another coding is a
+    415 naming it."""
+    server = serve("limits", echo, words, job, max_body_bytes=LIMIT)
+    compress = gzip.compress if coding == "gzip" else zlib.compress
+    checked = []
+    for verb, template in _routes(server.app):
+        path = template.replace("{model_name}", "echo").replace("{name}", "echo")
+        for kind, small, headers in _bodies(path, 100):
+            plain = requests.request(verb, f"{server.url}{path}", data=small, headers=headers, timeout=10)
+            if plain.status_code >= 400:  # a route that takes no body
+                continue
+            headers = {"content-type": "application/json", "content-encoding": coding, **headers}
+            packed = requests.request(verb, f"{server.url}{path}", data=compress(small), headers=headers, timeout=10)
+            assert (packed.status_code, packed.content) == (plain.status_code, plain.content) or path.endswith(
+                "/submit"
+            ), (path, kind)  # a task id differs from one submit to the next
+            big = next(b for k, b, _ in _bodies(path, 2 * LIMIT) if k == kind)
+            if "inference-header-content-length" in headers:
+                headers["inference-header-content-length"] = str(big.index(b"}]}") + 3)
+            bomb = compress(big)
+            assert len(bomb) < LIMIT // 100
+            refused = requests.request(verb, f"{server.url}{path}", data=bomb, headers=headers, timeout=10)
+            assert refused.status_code == 413 and "decompressed" in refused.json()["error"], (path, kind)
+            headers["content-encoding"] = "br"
+            other = requests.request(verb, f"{server.url}{path}", data=small, headers=headers, timeout=10)
+            assert other.status_code == 415 and "'br'" in other.json()["error"], (path, kind)
+            checked.append((path, kind))
+    assert {"/echo", "/words", "/job", "/job/submit", "/v2/models/echo/infer"} <= {p for p, _ in checked}
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_request_compression_works(serve, algorithm):
+    server = serve("limits", echo, max_body_bytes=LIMIT)
+    with triton.InferenceServerClient(url=server.url.removeprefix("http://")) as client:
+        tensor = triton.InferInput("text", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([b"hello"], dtype=np.object_))
+        answer = client.infer("echo", [tensor], request_compression_algorithm=algorithm)
+    assert answer.as_numpy("output").tolist() == [b"hello"]
