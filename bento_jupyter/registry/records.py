@@ -5,13 +5,27 @@ Fields a newer registry adds are ignored when a client reads a record (forward-c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationError,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+)
 
 from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.refs import MAX_VERSION, NAME_PATTERN, check_name, check_version
+from bento_jupyter.registry.errors import InvalidRequest
 
 DIGEST = r"^sha256:[0-9a-f]{64}$"
+NAME_SCHEMA = f"^{NAME_PATTERN.pattern}$"  # refs.check_name's names
 SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -26,6 +40,9 @@ class Record(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The record as the API sends it."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+B = TypeVar("B", bound=BaseModel)
 
 
 class ErrorBody(Record):
@@ -276,3 +293,49 @@ class Delivery(Record):
 
 class DeliveryList(Record):
     deliveries: list[Delivery]
+
+
+# -- request bodies: the app parses each through its model, and the OpenAPI states the model's schema -------------
+
+_VERSION_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}
+# A version number as refs.check_version takes it (3.0 is an integer to JSON Schema; true and "3" are not).
+VersionNumber = Annotated[int, PlainValidator(check_version), WithJsonSchema(_VERSION_SCHEMA)]
+Reason = Annotated[str | None, Field(max_length=1000, pattern=r"^[^\x00]*$")]  # PostgreSQL text holds no NUL
+
+
+def parse_body(model: type[B], value: Any, usage: str) -> B:
+    """``value`` (a JSON body) as ``model``, or :class:`InvalidRequest` naming the field and what to send."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        field = ".".join(str(part) for part in error["loc"])
+        raise InvalidRequest(f"{field + ': ' if field else ''}{reason}; {usage}") from None
+
+
+class MoveAlias(Record):
+    """Point an alias at ``version`` if it now points at ``expected`` (null: it must not exist yet)."""
+
+    version: VersionNumber
+    expected: VersionNumber | None
+    reason: Reason = None
+    force: StrictBool = Field(default=False, description="move despite the alias's policy (admin scope)")
+
+
+class RollbackAlias(Record):
+    """Move an alias back; ``expected`` (optional) is the version the caller believes it points at now."""
+
+    expected: VersionNumber | None = None
+    reason: Reason = None
+
+
+class CreateToken(Record):
+    scope: Literal["read", "write", "admin"]
+    name: Annotated[str, PlainValidator(check_name), WithJsonSchema({"type": "string", "pattern": NAME_SCHEMA})] = (
+        "token"
+    )
+
+
+class MissingBlobsQuery(Record):
+    digests: list[Annotated[str, Field(pattern=SHA256)]] = Field(max_length=100_000)

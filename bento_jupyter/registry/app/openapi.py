@@ -79,20 +79,6 @@ QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
 _REASON = {"type": ["string", "null"], "maxLength": 1000, "pattern": _NO_NUL}
 # Request bodies by operation (operationId); the others take any JSON object.
 BODIES: dict[str, dict[str, Any]] = {
-    "move_alias": {
-        "type": "object",
-        "properties": {
-            "version": _VERSION,
-            "expected": {"anyOf": [_VERSION, {"type": "null"}]},
-            "reason": _REASON,
-            "force": {"type": "boolean", "description": "move despite the alias's policy (admin scope)"},
-        },
-        "required": ["version", "expected"],
-    },
-    "rollback_alias": {
-        "type": "object",
-        "properties": {"expected": {"anyOf": [_VERSION, {"type": "null"}]}, "reason": _REASON},
-    },
     "put_policy": {
         "type": "object",
         "properties": {"requires": _word_list((*REQUIREMENTS, "none"), at_least_one=False)},
@@ -112,21 +98,6 @@ BODIES: dict[str, dict[str, Any]] = {
             "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128, "pattern": _NO_NUL},
         },
         "required": ["url"],
-    },
-    "missing_blobs": {
-        "type": "object",
-        "properties": {
-            "digests": {"type": "array", "items": PATH_PARAMETERS["sha256"], "maxItems": 100_000},
-        },
-        "required": ["digests"],
-    },
-    "create_token": {
-        "type": "object",
-        "properties": {
-            "scope": {"enum": ["read", "write", "admin"]},
-            "name": {"type": "string", "pattern": f"^{_NAME}$"},
-        },
-        "required": ["scope"],
     },
     "publish": {
         "type": "object",
@@ -157,9 +128,10 @@ _COMPONENTS = "#/components/schemas/{model}"
 
 
 def component_schemas(operations: list[Operation]) -> dict[str, dict[str, Any]]:
-    """The JSON Schemas of every record the operations answer with (and of an error), by name: what the records
-    validate is what the document states."""
+    """The JSON Schemas of every record the operations answer with or parse their body into (and of an error), by
+    name: what the records validate is what the document states."""
     answered: set[type[Record]] = {ErrorBody, *(op.result for op in operations if op.result is not None)}
+    answered |= {op.request for op in operations if op.request is not None}
     records = sorted(answered, key=lambda record: record.__name__)
     _, schemas = models_json_schema([(record, "validation") for record in records], ref_template=_COMPONENTS)
     return dict(schemas["$defs"])
@@ -208,7 +180,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["x-scope"] = str(op.scope)
         doc["description"] = f"Needs a token with {op.scope} scope (or higher)."
     if op.body == "json":
-        schema = BODIES.get(op.handler.__name__, {"type": "object"})
+        schema = _ref(op.request) if op.request is not None else BODIES.get(operation_id, {"type": "object"})
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     elif op.body == "binary":
         doc["requestBody"] = {

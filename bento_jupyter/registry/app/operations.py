@@ -46,3 +46,4 @@ class Operation:
     handler: Handler
     body: str | None = None  # "json" or "binary"
     result: type[Record] | None = None  # what a 200 or 201 answers with (its JSON Schema goes into the OpenAPI)
+    request: type[Record] | None = None  # the JSON body's model, when the handler parses the body through one

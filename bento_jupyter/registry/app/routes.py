@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bento_jupyter.errors import InvalidReference
-from bento_jupyter.refs import check_label, check_name, check_version, parse_version, version_or_latest
+from bento_jupyter.refs import check_label, check_name, parse_version, version_or_latest
 from bento_jupyter.registry.app.openapi import openapi_document
 from bento_jupyter.registry.app.operations import Context, Operation
 from bento_jupyter.registry.auth import OPEN_PRINCIPAL, Principal, Scope
@@ -32,15 +32,19 @@ from bento_jupyter.registry.records import (
     Comparison,
     CreatedToken,
     CreatedWebhook,
+    CreateToken,
     Deletion,
     Delivery,
     DeliveryList,
     Health,
     History,
     MissingBlobs,
+    MissingBlobsQuery,
+    MoveAlias,
     Published,
     Record,
     RecordedVerification,
+    RollbackAlias,
     TokenList,
     UploadedBlob,
     VerificationList,
@@ -48,6 +52,7 @@ from bento_jupyter.registry.records import (
     VersionList,
     VersionSummary,
     WebhookList,
+    parse_body,
 )
 from bento_jupyter.registry.storage.base import CHUNK
 from bento_jupyter.registry.validation import MAX_JSON_DEPTH, check_json_depth, check_record_id, check_sha256
@@ -156,34 +161,23 @@ async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
     return _answer(AliasTarget(name=name, alias=alias, version=await _call(ctx.store.metadata.get_alias, name, alias)))
 
 
-def _reason(body: dict[str, Any]) -> str | None:
-    reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000 or "\x00" in reason):
-        raise InvalidRequest("reason: a string of at most 1000 characters, no NUL")
-    return reason or None
-
-
 async def move_alias(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    if not isinstance(body, dict) or "version" not in body or "expected" not in body:
-        raise InvalidRequest(
-            "send {'version': N, 'expected': M or null, 'reason'?: TEXT, 'force'?: BOOL} "
-            "(compare-and-set on the current target)"
-        )
-    expected = None if body["expected"] is None else check_version(body["expected"])
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise InvalidRequest("force: true or false")
+    move = parse_body(
+        MoveAlias,
+        await _json_body(request, ctx.limits.max_json_bytes),
+        "send {'version': N, 'expected': M or null, 'reason'?: TEXT, 'force'?: BOOL} "
+        "(compare-and-set on the current target)",
+    )
     moved = await _call(
         lambda: ctx.store.promotions.move(
             name,
             alias,
-            check_version(body["version"]),
-            expected,
+            move.version,
+            move.expected,
             who.actor,
-            reason=_reason(body),
-            force=force,
+            reason=move.reason or None,
+            force=move.force,
             may_force=who.scope >= Scope.ADMIN,
         )
     )
@@ -192,11 +186,9 @@ async def move_alias(ctx: Context, request: Request, who: Principal) -> Response
 
 async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    if not isinstance(body, dict):
-        raise InvalidRequest("send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)")
-    expected = None if body.get("expected") is None else check_version(body["expected"])
-    moved = await _call(ctx.store.metadata.rollback, name, alias, who.actor, _reason(body), expected)
+    usage = "send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)"
+    rollback = parse_body(RollbackAlias, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    moved = await _call(ctx.store.metadata.rollback, name, alias, who.actor, rollback.reason or None, rollback.expected)
     return _answer(moved)
 
 
@@ -277,9 +269,9 @@ async def search(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Response:
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    digests = body.get("digests") if isinstance(body, dict) else None
-    return _answer(MissingBlobs(missing=await _call(ctx.store.missing, digests)))
+    usage = "send {'digests': [sha256, ...]} (at most 100000)"
+    query = parse_body(MissingBlobsQuery, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    return _answer(MissingBlobs(missing=await _call(ctx.store.missing, query.digests)))
 
 
 def _blob_digest(request: Request) -> str:
@@ -362,13 +354,9 @@ async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    if not isinstance(body, dict):
-        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}")
-    scope, name = body.get("scope"), body.get("name", "token")
-    if not isinstance(scope, str) or not isinstance(name, str):
-        raise InvalidRequest("send {'scope': 'read'|'write'|'admin', 'name': NAME}: both text")
-    secret, record = await _call(ctx.tokens.create, Scope.parse(scope), name)
+    usage = "send {'scope': 'read'|'write'|'admin', 'name': NAME}"
+    wanted = parse_body(CreateToken, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    secret, record = await _call(ctx.tokens.create, Scope.parse(wanted.scope), wanted.name)
     return _answer(CreatedToken(**dict(record), token=secret), status_code=201)
 
 
@@ -442,6 +430,7 @@ OPERATIONS: list[Operation] = [
         "Move an alias (compare-and-set on 'expected')",
         move_alias,
         "json",
+        request=MoveAlias,
         result=AliasMove,
     ),
     Operation(
@@ -451,6 +440,7 @@ OPERATIONS: list[Operation] = [
         "Move an alias back to its previous target (repeat to walk further back)",
         rollback_alias,
         "json",
+        request=RollbackAlias,
         result=AliasMove,
     ),
     Operation(
@@ -518,6 +508,7 @@ OPERATIONS: list[Operation] = [
         "Which of these sha256 digests are not stored",
         missing_blobs,
         "json",
+        request=MissingBlobsQuery,
         result=MissingBlobs,
     ),
     Operation(
@@ -574,6 +565,7 @@ OPERATIONS: list[Operation] = [
         "Create a token; its secret is shown once",
         create_token,
         "json",
+        request=CreateToken,
         result=CreatedToken,
     ),
     Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, "Revoke a token", revoke_token),
