@@ -164,7 +164,15 @@ class PydanticCodec:
         try:
             adapter = TypeAdapter(hint)
         except Exception as exc:
-            raise ServiceDefinitionError(f"unsupported type hint {hint!r}: {exc}") from None
+            tensor = _tensor_inside(hint)
+            if tensor is not None:
+                raise ServiceDefinitionError(
+                    f"unsupported type hint {_name(hint)}: a {tensor} can only be a whole parameter or result, not"
+                    f" inside a container; declare {tensor} itself (one array holds many; a default such as"
+                    " `= None` makes a parameter optional) or nested lists of numbers (list[list[float]])"
+                ) from None
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ServiceDefinitionError(f"unsupported type hint {_name(hint)}: {first_line}") from None
         return cls(hint, adapter, _declared(adapter.core_schema))
 
     @property
@@ -224,6 +232,30 @@ class PydanticCodec:
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()
+
+
+def _tensor_inside(hint: Any) -> str | None:
+    """The name of a tensor type (``np.ndarray``, ``torch.Tensor``) nested anywhere in ``hint``, or None."""
+    if hint is np.ndarray:
+        return "np.ndarray"
+    if is_tensor_type(hint):
+        return "torch.Tensor"
+    for arg in get_args(hint):
+        found = _tensor_inside(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _name(hint: Any) -> str:
+    """``hint`` as it is written in code (``list[np.ndarray]``, not ``list[numpy.ndarray]``)."""
+    return (
+        repr(hint)
+        .replace("numpy.ndarray", "np.ndarray")
+        .replace("typing.", "")
+        .replace("<class '", "")
+        .replace("'>", "")
+    )
 
 
 def _declared(schema: Any) -> bool:

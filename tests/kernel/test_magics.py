@@ -237,3 +237,27 @@ def test_a_cell_serves_streams_and_tasks_and_says_so(shell, capsys, tmp_path, mo
             break
         time.sleep(0.02)
     assert requests.get(f"{service.url}/job/get", params={"task_id": task["task_id"]}, timeout=5).json() == 42
+
+
+@pytest.mark.parametrize(
+    ("hint", "tensor"),
+    [
+        ("x: list[np.ndarray]", "np.ndarray"),
+        ("x: Optional[np.ndarray] = None", "np.ndarray"),
+        ("x: tuple[np.ndarray, int]", "np.ndarray"),
+        ("x: int) -> dict[str, torch.Tensor]:\n    return {}\ndef unused(y: int", "torch.Tensor"),
+    ],
+)
+def test_a_tensor_inside_a_container_is_refused_in_one_line_saying_what_to_declare(shell, hint, tensor):
+    cell = f"import torch\nfrom typing import Optional\ndef f({hint}):\n    return 1\n"
+    result = shell.run_cell(f"%%bento serve tensors\n{cell}")
+    error = result.error_in_exec
+    assert isinstance(error, UsageError) and "\n" not in str(error).strip()
+    assert f"declare {tensor} itself" in str(error) and "arbitrary_types_allowed" not in str(error)
+
+
+def test_the_optional_tensor_the_refusal_suggests_serves(shell):
+    cell = "def total(x: np.ndarray = None) -> float:\n    return -1.0 if x is None else float(x.sum())\n"
+    url = serve(shell, "tensors", cell).url
+    assert requests.post(f"{url}/total", json={"x": [1, 2]}, timeout=10).json() == 3.0
+    assert requests.post(f"{url}/total", json={}, timeout=10).json() == -1.0
