@@ -9,7 +9,7 @@ from typing import Annotated, Any, Protocol, get_args, get_origin
 import numpy as np
 import orjson
 import pydantic_core
-from pydantic import TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError, WithJsonSchema
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service import bfloat16
@@ -21,7 +21,10 @@ _NUMERIC_KINDS = frozenset("biuf")
 MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
 # BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
 _TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
-_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+# bytes in JSON are base64, both ways (pydantic's setting; its URL-safe alphabet, padded): UTF-8 text cannot hold
+# every byte string
+BYTES_AS_BASE64 = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+_ANY: TypeAdapter[Any] = TypeAdapter(Any, config=BYTES_AS_BASE64)
 # Core schema types pydantic's JSON mode writes without looking at a value's own type: a schema made only of them
 # (with no custom serializer) never turns an inferred NaN or ±Infinity into None.
 _DECLARED_TYPES = frozenset(
@@ -158,11 +161,14 @@ class PydanticCodec:
     hint: Any
     adapter: TypeAdapter[Any] = field(compare=False, repr=False)
     declared: bool = field(default=False, compare=False, repr=False)  # no part of the hint is inferred from values
+    # the hint declares bytes somewhere: a model's own bytes are UTF-8 text in pydantic's JSON mode, so results go
+    # through Python mode, then base64
+    holds_bytes: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def for_hint(cls, hint: Any) -> PydanticCodec:
         try:
-            adapter = TypeAdapter(hint)
+            adapter = _adapter(hint)
         except Exception as exc:
             tensor = _tensor_inside(hint)
             if tensor is not None:
@@ -173,7 +179,7 @@ class PydanticCodec:
                 ) from None
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ServiceDefinitionError(f"unsupported type hint {_name(hint)}: {first_line}") from None
-        return cls(hint, adapter, _declared(adapter.core_schema))
+        return cls(hint, adapter, _declared(adapter.core_schema), _holds_bytes(adapter.core_schema))
 
     @property
     def annotation(self) -> Any:
@@ -193,9 +199,11 @@ class PydanticCodec:
         pydantic's JSON mode makes a float it infers (in a ``dict``, ``Any``, a model's own serializer) ``None``:
         only a hint with such parts is written once more to look for a ``null``; a fully declared one (``float``,
         ``list[float]``, ``dict[str, int]``) keeps its floats, and its one writer is ``json_values.dumps``."""
+        if self.holds_bytes:
+            return self._encode_non_finite(value)
         try:
             encoded = self.adapter.dump_python(value, mode="json", warnings=False)
-        except pydantic_core.PydanticSerializationError:
+        except (pydantic_core.PydanticSerializationError, UnicodeDecodeError):  # a model's own bytes, not UTF-8
             return self._encode_non_finite(value)
         if self.declared:
             return encoded
@@ -224,7 +232,7 @@ class PydanticCodec:
         Raises PydanticSerializationError for a value with no JSON form."""
         if self.hint is Any:
             return
-        written = pydantic_core.to_json(value, inf_nan_mode="constants", fallback=_plain)
+        written = pydantic_core.to_json(value, inf_nan_mode="constants", bytes_mode="base64", fallback=_plain)
         try:
             self.adapter.validate_json(written, strict=True)
         except ValidationError as exc:
@@ -232,6 +240,24 @@ class PydanticCodec:
 
     def json_schema(self) -> dict[str, Any]:
         return self.adapter.json_schema()
+
+
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    """pydantic's adapter for ``hint``, writing and reading bytes as base64 (a model, dataclass or TypedDict keeps
+    its own config: pydantic allows no other)."""
+    try:
+        return TypeAdapter(hint, config=BYTES_AS_BASE64)
+    except PydanticUserError:
+        return TypeAdapter(hint)
+
+
+def _holds_bytes(schema: Any) -> bool:
+    """Whether a core schema declares ``bytes`` anywhere (its definitions included)."""
+    if isinstance(schema, dict):
+        return schema.get("type") == "bytes" or any(_holds_bytes(v) for v in schema.values())
+    if isinstance(schema, (list, tuple)):
+        return any(_holds_bytes(item) for item in schema)
+    return False
 
 
 def _tensor_inside(hint: Any) -> str | None:

@@ -25,7 +25,7 @@ from typing_extensions import NotRequired, TypedDict
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.batch_contract import batch_kind
-from bento_jupyter.service.codecs import Codec, TensorCodec, codec_for, invalid_input
+from bento_jupyter.service.codecs import BYTES_AS_BASE64, Codec, TensorCodec, codec_for, invalid_input
 
 
 def _json_problem(message: str) -> str:
@@ -163,7 +163,7 @@ def _inputs_adapter(name: str, params: list[Param]) -> TypeAdapter[Any]:
     title = "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name)) + "Input"
     # a TypedDict made at run time from the parameters, which mypy cannot follow; pydantic reads its config attribute
     body = TypedDict(title, fields)  # type: ignore[misc]
-    body.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    body.__pydantic_config__ = ConfigDict(extra="forbid", **BYTES_AS_BASE64)  # type: ignore[attr-defined]
     try:
         return TypeAdapter(body)
     except Exception as exc:
