@@ -205,19 +205,18 @@ class BatchDispatcher:
         if size == 0:  # no item, no output item: the model is not called
             return []
         state, decision = self._admission(size, deadline)
+        # Before the first timed batch there is no prediction to be late against.
+        expected_done = None
+        if self._policy.latency.observations:
+            expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
         loop = asyncio.get_running_loop()
         request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone)
         self._idle.clear()
-        expected_done = None
         if alone and decision.placement is _RUN and not self._queue and size <= self._policy.max_batch_size:
-            # A batch of its own, now: nothing is queued and nobody else is arriving. It waits for nothing, so
-            # how late its answer comes says nothing about waiting: the admission margin learns from the others.
-            request.taken = size
+            request.taken = size  # a batch of its own, now: nothing is queued and nobody else is arriving
             self._start([_Part(request, 0, size)])
         else:
-            if self._policy.latency.observations:  # before the first timed batch there is nothing to be late against
-                expected_done = state.now + self._policy.predicted_time_in_server(state, size)
             self._queue.append(request)
             self._queued_items += size
             if not self._pump_scheduled:
