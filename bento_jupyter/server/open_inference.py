@@ -187,7 +187,8 @@ def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
     JSON value the tensor stands for, validated as in a request body: a list for an array type, else the
     tensor's one element (a type that also admits a list, ``Any``, takes the nested list of any other shape).
     A BYTES element is the raw UTF-8 string when the parameter's type (a list's item type) admits a string
-    (``str``, ``Optional[str]``, ``Union[int, str]``, a ``Literal`` or enum of strings), else JSON text.
+    (``str``, ``Optional[str]``, ``Union[int, str]``, a ``Literal`` or enum of strings), else JSON text (``Any``
+    and un-annotated parameters too: they take any JSON value).
     """
     field = param.name
     array = _array(tensor, field, raw)
@@ -200,7 +201,8 @@ def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
         return argument
     schema = param.codec.json_schema()
     is_list = schema.get("type") == "array"
-    is_text = _admits(schema.get("items", {}) if is_list else schema, "string", schema.get("$defs"))
+    item = schema.get("items", {}) if is_list else schema
+    is_text = bool(item) and _admits(item, "string", schema.get("$defs"))  # Any (no schema): JSON text, any value
     if not is_list and (array.size == 1 or not _admits(schema, "array")):
         if array.size != 1:
             raise InvalidInput(field, f"expected one element, got {array.size}")

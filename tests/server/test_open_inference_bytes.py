@@ -1,6 +1,6 @@
 """One rule for v2 BYTES inputs, whatever the hint: an element for a parameter whose type admits a string is that
-raw UTF-8 string; for any other type it is JSON text. Model metadata declares the shape infer takes. Checked with
-tritonclient.http, binary and JSON, over generated values under each hint."""
+raw UTF-8 string; for any other type (``Any`` included) it is JSON text. Model metadata declares the shape infer
+takes. Checked with tritonclient.http, binary and JSON, over generated values under each hint."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ HINTS: dict[str, tuple[Any, bool, st.SearchStrategy[Any]]] = {
     "int_or_str": (Union[int, str], True, TEXT),  # noqa: UP007
     "literal": (Literal["q", '"q"', "5"], True, st.sampled_from(["q", '"q"', "5"])),
     "enum": (Color, True, st.sampled_from(["red", '"blue"'])),
-    "any": (Any, True, TEXT),
+    "any": (Any, False, JSON_VALUE),  # declares nothing: JSON text, so it can carry any JSON value
     "int": (int, False, st.integers(-(2**40), 2**40)),
     "int_literal": (Literal[1, 2], False, st.sampled_from([1, 2])),
     "dict": (dict, False, st.dictionaries(TEXT, JSON_VALUE, max_size=3)),
