@@ -100,9 +100,9 @@ def handler_failed(api: str, exc: BaseException, step: str | None = None) -> Han
     message. Unwrapped from HandlerRaised, and from
     the RuntimeError a coroutine or generator makes of the StopIteration it raised (PEP 479)."""
     raised = exc.raised if isinstance(exc, HandlerRaised) else exc
-    stopped = isinstance(raised, RuntimeError) and isinstance(raised.__cause__, StopIteration)
-    if stopped and str(raised).endswith(" raised StopIteration"):
-        raised = raised.__cause__
+    cause = raised.__cause__
+    if isinstance(raised, RuntimeError) and isinstance(cause, StopIteration):
+        raised = cause if str(raised).endswith(" raised StopIteration") else raised
     where = f"{api}()" if step is None else f"{step} of {api}()"
     return HandlerFailed(f"{where} raised {type(raised).__name__}: {raised}")
 
