@@ -16,32 +16,17 @@ from hypothesis.extra import numpy as hnp
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from bento_jupyter import DType, api
-
-SEEN: list[tuple[str, tuple[int, ...]]] = []  # (dtype, shape) each handler received
-
-
-def _seen(x) -> None:
-    SEEN.append((str(x.dtype).removeprefix("torch."), tuple(x.shape)))
+from tests.server.v2_echo_handlers import SEEN, seen, single, single_torch
 
 
 @api(batchable=True, max_batch_size=64)
 def batched(x: np.ndarray) -> np.ndarray:
-    _seen(x)
-    return x
-
-
-def single(x: np.ndarray) -> np.ndarray:
-    _seen(x)
-    return x
-
-
-def single_torch(x: torch.Tensor) -> torch.Tensor:
-    _seen(x)
+    seen(x)
     return x
 
 
 def bf16_torch(x: Annotated[torch.Tensor, DType("bfloat16")]) -> Annotated[torch.Tensor, DType("bfloat16")]:
-    _seen(x)
+    seen(x)
     return x * 2
 
 

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.http as triton
 from tritonclient.utils import np_to_triton_dtype
 
 from bento_jupyter import api
-
-SEEN: list[tuple[str, tuple[int, ...]]] = []  # (dtype, shape) each handler received
-
-
-def _seen(x) -> None:
-    SEEN.append((str(x.dtype).removeprefix("torch."), tuple(x.shape)))
+from tests.server.v2_echo_handlers import SEEN, seen, single, single_torch
 
 
 @api(batchable=True, max_batch_size=8)
 def batched(x: np.ndarray) -> np.ndarray:
-    _seen(x)
-    return x
-
-
-def single(x: np.ndarray) -> np.ndarray:
-    _seen(x)
-    return x
-
-
-def single_torch(x: torch.Tensor) -> torch.Tensor:
-    _seen(x)
+    seen(x)
     return x
 
 
