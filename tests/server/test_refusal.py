@@ -48,16 +48,20 @@ def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 @pytest.fixture
 def overloaded(serve):
     """A service whose model is stuck on its first call with one request queued: every new request is refused."""
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
 
     @api(batchable=True, max_batch_size=8, max_latency_ms=50, max_queue_size=1)
     def predict(inputs: np.ndarray) -> np.ndarray:
+        entered.set()
         gate.wait(30)
         return inputs.sum(axis=1)
 
     server = serve("refusing", predict)
     pool = ThreadPoolExecutor(2)
-    held = [pool.submit(requests.post, f"{server.url}/predict", data=BODY, timeout=30) for _ in range(2)]
+    # One request at a time: sent together, the second could find the first still queued and be refused.
+    held = [pool.submit(requests.post, f"{server.url}/predict", data=BODY, timeout=30)]
+    assert entered.wait(10)
+    held.append(pool.submit(requests.post, f"{server.url}/predict", data=BODY, timeout=30))
     wait_for(lambda: metric(server.url, "bentoml_service_request_in_progress") == 2)
     host, port = server.url.removeprefix("http://").split(":")
     yield server, (host, int(port))
