@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer
 
+from bento_jupyter.bento.manifest_paths import MAX_PATH_BYTES, MAX_SIZE
 from bento_jupyter.capture.model_entry import ModelEntry
 from bento_jupyter.errors import InvalidManifest
 from bento_jupyter.service.settings import ServiceSettings
@@ -31,9 +32,9 @@ class FileEntry(_Record):
     Whether every path can exist on every filesystem is checked where a manifest arrives from elsewhere (a publish,
     a pull, an import): :func:`bento_jupyter.bento.manifest_paths.check_file_list`."""
 
-    path: str
-    size: int
-    sha256: str  # 64 lowercase hex digits, without the ``sha256:`` prefix
+    path: str = Field(min_length=1, max_length=MAX_PATH_BYTES)  # at most that many UTF-8 bytes, so characters
+    size: int = Field(ge=0, le=MAX_SIZE)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="64 lowercase hex digits, no 'sha256:' prefix")
 
 
 class ApiEntry(_Record):

@@ -13,24 +13,18 @@ from bento_jupyter.refs import check_label, check_version
 from bento_jupyter.registry.compatibility import Change, api_changes, breaking
 from bento_jupyter.registry.db.metadata import MetadataStore, now
 from bento_jupyter.registry.db.tables import alias_policies, verifications, versions
-from bento_jupyter.registry.errors import Forbidden, InvalidRequest, PromotionRefused
-from bento_jupyter.registry.records import AliasMove, AliasPolicy, RecordedVerification, VerificationEntry
+from bento_jupyter.registry.errors import Forbidden, PromotionRefused
+from bento_jupyter.registry.records import (
+    AliasMove,
+    AliasPolicy,
+    RecordedVerification,
+    SetPolicy,
+    VerificationEntry,
+    VerificationReport,
+    parse_requirements,
+)
 
-REQUIREMENTS = ("compatible", "verified")
 DEFAULT_REQUIRES = ["compatible"]  # an alias with no policy of its own refuses incompatible APIs
-
-
-def parse_requirements(value: Any) -> list[str]:
-    """``["verified", "compatible"]`` or ``"verified,compatible"`` (``"none"`` or empty: no checks); spaces
-    around a name are ignored."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise InvalidRequest("requires: a list of checks among 'compatible', 'verified'")
-    wanted = {i.strip(" ") for i in items} - {"", "none"}
-    unknown = sorted(wanted - set(REQUIREMENTS))
-    if unknown:
-        raise InvalidRequest(f"requires: unknown check {unknown[0]!r}; use 'compatible', 'verified' or 'none'")
-    return sorted(wanted)
 
 
 class Promotions:
@@ -50,8 +44,8 @@ class Promotions:
             return AliasPolicy(name=name, alias=alias, requires=DEFAULT_REQUIRES, default=True)
         return AliasPolicy(name=name, alias=alias, requires=parse_requirements(row.requires), default=False)
 
-    def set_policy(self, name: str, alias: str, requires: Any, actor: str) -> AliasPolicy:
-        wanted = parse_requirements(requires)
+    def set_policy(self, name: str, alias: str, policy: SetPolicy, actor: str) -> AliasPolicy:
+        wanted = policy.requires
         check_label(alias)
         stamp = now()
         with self.metadata.transaction(write=True) as conn:
@@ -68,21 +62,23 @@ class Promotions:
 
     # -- verifications ----------------------------------------------------------------------------
 
-    def record_verification(self, name: str, number: int, body: Any, actor: str) -> RecordedVerification:
-        """Store a verification result: ``{"passed": bool, ...}``, the rest kept as the report."""
-        if not isinstance(body, dict) or not isinstance(body.get("passed"), bool):
-            raise InvalidRequest("send {'passed': true|false, ...report} (a verification of this version)")
+    def record_verification(
+        self, name: str, number: int, report: VerificationReport, actor: str
+    ) -> RecordedVerification:
+        """Store a verification result: whether it passed, and the whole report as sent."""
         stamp = now()
         with self.metadata.transaction(write=True) as conn:
             row = self.metadata._version_row(conn, name, check_version(number))
             new_id = conn.execute(
                 insert(verifications)
-                .values(version_id=row.id, passed=body["passed"], report=json.dumps(body), actor=actor, at=stamp)
+                .values(
+                    version_id=row.id, passed=report.passed, report=json.dumps(report.document), actor=actor, at=stamp
+                )
                 .returning(verifications.c.id)
             ).scalar_one()
-            details = {"passed": body["passed"], "verification": new_id}
+            details = {"passed": report.passed, "verification": new_id}
             self.metadata._record(conn, name, "verify", None, None, number, actor, stamp, details=details)
-        return RecordedVerification(id=new_id, name=name, version=number, passed=body["passed"], actor=actor, at=stamp)
+        return RecordedVerification(id=new_id, name=name, version=number, passed=report.passed, actor=actor, at=stamp)
 
     def verifications(self, name: str, number: int | None) -> list[VerificationEntry]:
         """Every verification of ``name:number`` (None: the latest version), oldest first."""

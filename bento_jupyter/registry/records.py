@@ -5,22 +5,27 @@ Fields a newer registry adds are ignored when a client reads a record (forward-c
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     ValidationError,
     WithJsonSchema,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
-from bento_jupyter.bento.manifest_model import BentoManifest
+from bento_jupyter.bento.manifest_model import BentoManifest, FileEntry
 from bento_jupyter.refs import MAX_VERSION, NAME_PATTERN, check_name, check_version
 from bento_jupyter.registry.errors import InvalidRequest
 
@@ -300,7 +305,14 @@ class DeliveryList(Record):
 _VERSION_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}
 # A version number as refs.check_version takes it (3.0 is an integer to JSON Schema; true and "3" are not).
 VersionNumber = Annotated[int, PlainValidator(check_version), WithJsonSchema(_VERSION_SCHEMA)]
-Reason = Annotated[str | None, Field(max_length=1000, pattern=r"^[^\x00]*$")]  # PostgreSQL text holds no NUL
+_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
+Reason = Annotated[str | None, Field(max_length=1000, pattern=_NO_NUL)]
+
+REQUIREMENTS = ("compatible", "verified")  # what an alias's policy may require before the alias moves
+EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")  # what a webhook may hear
+# A webhook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
+URL_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?"
+MAX_URL_LENGTH = 2048
 
 
 def parse_body(model: type[B], value: Any, usage: str) -> B:
@@ -312,6 +324,50 @@ def parse_body(model: type[B], value: Any, usage: str) -> B:
         reason = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
         field = ".".join(str(part) for part in error["loc"])
         raise InvalidRequest(f"{field + ': ' if field else ''}{reason}; {usage}") from None
+
+
+def _word_list_schema(words: tuple[str, ...], at_least_one: bool) -> dict[str, Any]:
+    """A list of ``words`` or the same as one comma-separated string; spaces around a word are ignored."""
+    word = "(" + "|".join(re.escape(w) for w in words) + ")"
+    item = f" *{word}? *"
+    array: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": f"^{item}$"}}
+    text = f"^{item}(,{item})*$"
+    if at_least_one:
+        array["contains"] = {"type": "string", "pattern": f"^ *{word} *$"}
+        text = f"^(?=.*[^ ,]){text[1:]}"
+    return {"anyOf": [array, {"type": "string", "pattern": text}]}
+
+
+def _words(value: Any) -> set[str] | None:
+    """The words of a list or a comma-separated string, spaces around each ignored; None if it is neither."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        return None
+    return {i.strip(" ") for i in items} - {""}
+
+
+def parse_requirements(value: Any) -> list[str]:
+    """``["verified", "compatible"]`` or ``"verified,compatible"`` (``"none"`` or empty: no checks), sorted."""
+    wanted = _words(value)
+    if wanted is None:
+        raise ValueError("a list of checks among 'compatible', 'verified'")
+    unknown = sorted(wanted - {*REQUIREMENTS, "none"})
+    if unknown:
+        raise ValueError(f"unknown check {unknown[0]!r}; use 'compatible', 'verified' or 'none'")
+    return sorted(wanted - {"none"})
+
+
+def parse_events(value: Any) -> list[str]:
+    """``["alias", "rollback"]``, ``"alias,rollback"`` or ``"*"`` (every event), sorted; at least one."""
+    wanted = _words(value)
+    if wanted is None or (not isinstance(value, str) and not value):
+        raise ValueError(f"a list among {', '.join(EVENTS)}, or '*'")
+    if "*" in wanted:
+        return ["*"]
+    unknown = sorted(wanted - set(EVENTS))
+    if unknown or not wanted:
+        raise ValueError(f"unknown event {unknown[0] if unknown else ''!r}; use {', '.join(EVENTS)} or '*'")
+    return sorted(wanted)
 
 
 class MoveAlias(Record):
@@ -339,3 +395,55 @@ class CreateToken(Record):
 
 class MissingBlobsQuery(Record):
     digests: list[Annotated[str, Field(pattern=SHA256)]] = Field(max_length=100_000)
+
+
+class SetPolicy(Record):
+    """What an alias requires before it moves: checks among ``compatible``, ``verified`` ([] or ``none``: none)."""
+
+    requires: Annotated[
+        list[str],
+        BeforeValidator(parse_requirements),
+        WithJsonSchema(_word_list_schema((*REQUIREMENTS, "none"), at_least_one=False)),
+    ]
+
+
+class VerificationReport(Record):
+    """A verification of a version: whether it passed, and any report fields, the whole body kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    passed: StrictBool
+    _sent: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_as_sent(cls, value: Any, handler: ModelWrapValidatorHandler[VerificationReport]) -> VerificationReport:
+        report = handler(value)
+        if isinstance(value, dict):
+            report._sent = value
+        return report
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The report as it was sent: every field, in its order, ``passed`` included."""
+        return self._sent or self.model_dump(mode="json")
+
+
+class CreateWebhook(Record):
+    """A URL to POST events to, the events it hears (``*``: all), the secret signing each delivery (none: made)."""
+
+    url: str = Field(max_length=MAX_URL_LENGTH, pattern=f"^{URL_PATTERN}$")
+    events: Annotated[
+        list[str], BeforeValidator(parse_events), WithJsonSchema(_word_list_schema((*EVENTS, "*"), at_least_one=True))
+    ] = ["*"]
+    secret: Annotated[str | None, Field(min_length=16, max_length=128, pattern=_NO_NUL)] = None
+
+
+class PublishManifest(BentoManifest):
+    """A bento manifest (bento.yaml) as a publish sends it: its digest covers every other field, those this
+    registry does not know included, so the document is kept as sent. A signed bento's bento.sig rides along as
+    ``signature``, outside the digest."""
+
+    name: str = Field(pattern=NAME_SCHEMA)
+    digest: str = Field(pattern=DIGEST)
+    files: list[FileEntry]

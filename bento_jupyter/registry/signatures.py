@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.bento.signing import trusted_keys, verify_manifest_signature
 from bento_jupyter.errors import BentoSignatureError
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest
-from bento_jupyter.registry.validation import check_manifest
 
 MAX_BUNDLE_BYTES = 64 << 10
 
@@ -39,17 +39,21 @@ class SignaturePolicy:
     def requires(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.required)
 
-    def check(self, name: str, manifest: Any, signature: Any) -> dict[str, Any] | None:
-        """The signature record to store with the version (None when unsigned); Forbidden when ``name`` needs a
-        trusted signature it lacks, InvalidRequest when the signature is malformed or does not verify."""
+    def check_signed(self, name: str, signature: Any) -> None:
+        """Forbidden when ``name`` needs a trusted signature and none came (before the manifest is even read)."""
+        if signature is None and self.requires(name):
+            raise Forbidden(
+                f"{name} must be signed by a trusted key to be published here: "
+                f"bento-jupyter sign {name} --key KEY, then push again"
+            )
+
+    def check(self, name: str, manifest: BentoManifest, signature: Any) -> dict[str, Any] | None:
+        """The signature record to store with ``manifest``'s version (None when unsigned; ``manifest`` already
+        checked); Forbidden when ``name`` needs a trusted signature it lacks, InvalidRequest when the signature is
+        malformed or does not verify."""
+        self.check_signed(name, signature)
         if signature is None:
-            if self.requires(name):
-                raise Forbidden(
-                    f"{name} must be signed by a trusted key to be published here: "
-                    f"bento-jupyter sign {name} --key KEY, then push again"
-                )
             return None
-        checked = check_manifest(manifest, name)
         bundle = json.dumps(signature).encode()
         if not isinstance(signature, dict) or len(bundle) > MAX_BUNDLE_BYTES:
             raise InvalidRequest("'signature' must be a Sigstore bundle (bento.sig), a JSON object under 64 KiB")
@@ -64,7 +68,7 @@ class SignaturePolicy:
         verified = False
         if self.keys is not None and (fingerprint in self.keys or self.requires(name)):
             try:
-                verify_manifest_signature(checked, bundle, self.keys)
+                verify_manifest_signature(manifest, bundle, self.keys)
             except BentoSignatureError as exc:
                 raise Forbidden(f"refused: {exc}") if self.requires(name) else InvalidRequest(str(exc)) from None
             verified = True

@@ -5,14 +5,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bento_jupyter.refs import check_name
+from bento_jupyter.bento.manifest_model import BentoManifest
 from bento_jupyter.registry.db.metadata import MetadataStore
 from bento_jupyter.registry.errors import Conflict, InvalidRequest
 from bento_jupyter.registry.gc import mark
 from bento_jupyter.registry.promotion import Promotions
 from bento_jupyter.registry.records import VersionSummary
 from bento_jupyter.registry.storage.base import BlobStore
-from bento_jupyter.registry.validation import check_manifest, check_sha256
+from bento_jupyter.registry.validation import check_sha256
 from bento_jupyter.registry.webhooks import WebhookStore
 
 _PROBES = 8  # concurrent existence checks: S3 answers each with one round trip
@@ -46,10 +46,10 @@ class RegistryStore:
         return [digest for digest, size in sizes.items() if size is None]
 
     def publish(
-        self, name: str, document: Any, actor: str, signature: dict[str, Any] | None = None
+        self, name: str, manifest: BentoManifest, actor: str, signature: dict[str, Any] | None = None
     ) -> tuple[VersionSummary, bool]:
-        """Commit a version whose every file is already stored with its listed size."""
-        manifest = check_manifest(document, check_name(name))
+        """Commit a version of ``manifest`` (checked by ``validation.check_manifest`` for ``name``) whose every file is
+        already stored with its listed size."""
         digests = [entry.sha256 for entry in manifest.files]
         mark(self.metadata.engine, digests)  # gc keeps them from now
         sizes = self.sizes(digests)

@@ -43,9 +43,10 @@ def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
-def check_manifest(document: Any, name: Any) -> BentoManifest:
-    """A bento manifest whose name, digest, fields and file list hold together: its typed view, the document kept
-    as sent (the digest covers it). Raises :class:`InvalidRequest` (400) or :class:`DigestMismatch` (422)."""
+def check_manifest(document: Any, name: Any, model: type[BentoManifest] = BentoManifest) -> BentoManifest:
+    """A bento manifest whose name, digest, fields and file list hold together: its typed view as ``model``, the
+    document kept as sent (the digest covers it). Raises :class:`InvalidRequest` (400) or :class:`DigestMismatch`
+    (422): the digest is checked before the fields, so a manifest that does not hash to its digest is a 422."""
     if not isinstance(document, dict):
         raise InvalidRequest("the manifest must be a JSON object")
     check_json_depth(document)
@@ -62,7 +63,7 @@ def check_manifest(document: Any, name: Any) -> BentoManifest:
         raise InvalidRequest(f"the manifest names {document.get('name')!r}, not {name!r}")
     try:
         check_file_list(document.get("files"))
-        manifest = BentoManifest.from_document(document)
+        manifest = model.from_document(document)
         check_references(manifest)
     except BentoIntegrityError as exc:  # InvalidManifest included: a field of the wrong shape, a path refused
         raise InvalidRequest(str(exc)) from None

@@ -12,7 +12,6 @@ import builtins
 import hashlib
 import hmac
 import json
-import re
 import secrets
 from typing import Any
 
@@ -20,13 +19,9 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from bento_jupyter.registry.db.metadata import now
 from bento_jupyter.registry.db.tables import webhook_deliveries, webhooks
-from bento_jupyter.registry.errors import InvalidRequest, NotFound
-from bento_jupyter.registry.records import CreatedWebhook, Delivery, HistoryEvent, Webhook
+from bento_jupyter.registry.errors import NotFound
+from bento_jupyter.registry.records import CreatedWebhook, CreateWebhook, Delivery, HistoryEvent, Webhook
 
-EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")
-# A hook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
-URL_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?")
-MAX_URL_LENGTH = 2048
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-Bento-Jupyter-Event"
 DELIVERY_HEADER = "X-Bento-Jupyter-Delivery"
@@ -36,26 +31,6 @@ PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed
 def sign(secret: str, body: bytes) -> str:
     """The signature header's value for ``body``: ``sha256=`` and the hex HMAC-SHA256."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def parse_events(value: Any) -> list[str]:
-    """``["alias", "rollback"]``, ``"alias,rollback"`` or ``"*"`` (every event); spaces around a name are ignored."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
-        raise InvalidRequest(f"events: a list among {', '.join(EVENTS)}, or '*'")
-    wanted = sorted({i.strip(" ") for i in items if i.strip(" ")})
-    if "*" in wanted:
-        return ["*"]
-    unknown = [e for e in wanted if e not in EVENTS]
-    if unknown or not wanted:
-        raise InvalidRequest(f"events: unknown event {unknown[0] if unknown else ''!r}; use {', '.join(EVENTS)} or '*'")
-    return wanted
-
-
-def _check_url(url: Any) -> str:
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or not URL_PATTERN.fullmatch(url):
-        raise InvalidRequest(f"url: an http(s) URL to POST events to, not {url!r}")
-    return url
 
 
 def _delivery(row: Any) -> Delivery:
@@ -79,16 +54,13 @@ class WebhookStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, url: Any, events: Any, actor: str, secret: Any = None) -> CreatedWebhook:
-        """A new hook; without ``secret`` one is generated. The secret is returned here only."""
-        if secret is None:
-            secret = secrets.token_urlsafe(32)
-        if not isinstance(secret, str) or not 16 <= len(secret) <= 128 or "\x00" in secret:
-            raise InvalidRequest("secret: 16 to 128 characters, no NUL (omit it to have one generated)")
+    def create(self, hook: CreateWebhook, actor: str) -> CreatedWebhook:
+        """A new hook; without a secret one is generated. The secret is returned here only."""
+        secret = hook.secret if hook.secret is not None else secrets.token_urlsafe(32)
         record = {
             "id": secrets.token_hex(6),
-            "url": _check_url(url),
-            "events": ",".join(parse_events(events)),
+            "url": hook.url,
+            "events": ",".join(hook.events),
             "created_at": now(),
             "created_by": actor,
         }

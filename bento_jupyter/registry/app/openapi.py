@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from bento_jupyter._version import __version__
-from bento_jupyter.registry.promotion import REQUIREMENTS
-from bento_jupyter.registry.records import ErrorBody, Record
+from bento_jupyter.registry.records import ErrorBody
 from bento_jupyter.registry.validation import RECORD_ID_PATTERN
-from bento_jupyter.registry.webhooks import EVENTS, MAX_URL_LENGTH, URL_PATTERN
 
 if TYPE_CHECKING:
     from bento_jupyter.registry.app.operations import Operation
@@ -47,18 +46,6 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _word_list(words: tuple[str, ...], at_least_one: bool) -> dict[str, Any]:
-    """A list of ``words`` or the same as one comma-separated string; spaces around a word are ignored."""
-    word = "(" + "|".join(re.escape(w) for w in words) + ")"
-    item = f" *{word}? *"
-    array: dict[str, Any] = {"type": "array", "items": {"type": "string", "pattern": f"^{item}$"}}
-    text = f"^{item}(,{item})*$"
-    if at_least_one:
-        array["contains"] = {"type": "string", "pattern": f"^ *{word} *$"}
-        text = f"^(?=.*[^ ,]){text[1:]}"
-    return {"anyOf": [array, {"type": "string", "pattern": text}]}
-
-
 _NUMBER = {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"}
 # Operations on a numbered version only: their ``ref`` is never ``latest``.
 NUMBERED_REF = {"delete_version", "put_tag", "delete_tag", "post_verification"}
@@ -76,68 +63,20 @@ QUERIES: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
         "name": (PATH_PARAMETERS["name"], False),
     },
 }
-_REASON = {"type": ["string", "null"], "maxLength": 1000, "pattern": _NO_NUL}
-# Request bodies by operation (operationId); the others take any JSON object.
-BODIES: dict[str, dict[str, Any]] = {
-    "put_policy": {
-        "type": "object",
-        "properties": {"requires": _word_list((*REQUIREMENTS, "none"), at_least_one=False)},
-        "required": ["requires"],
-    },
-    "post_verification": {
-        "type": "object",
-        "description": "A verification: whether it passed, and any report fields, kept as sent",
-        "properties": {"passed": {"type": "boolean"}},
-        "required": ["passed"],
-    },
-    "create_webhook": {
-        "type": "object",
-        "properties": {
-            "url": {"type": "string", "pattern": f"^{URL_PATTERN.pattern}$", "maxLength": MAX_URL_LENGTH},
-            "events": _word_list((*EVENTS, "*"), at_least_one=True),
-            "secret": {"type": ["string", "null"], "minLength": 16, "maxLength": 128, "pattern": _NO_NUL},
-        },
-        "required": ["url"],
-    },
-    "publish": {
-        "type": "object",
-        "description": "A bento manifest (bento.yaml): its digest covers every other field",
-        "properties": {
-            "name": PATH_PARAMETERS["name"],
-            "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-            "files": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string", "minLength": 1, "maxLength": 1024},
-                        "size": {"type": "integer", "minimum": 0},
-                        "sha256": PATH_PARAMETERS["sha256"],
-                    },
-                    "required": ["path", "size", "sha256"],
-                },
-            },
-            "lineage": {"type": "object"},
-        },
-        "required": ["name", "digest", "files"],
-    },
-}
-
-
 _COMPONENTS = "#/components/schemas/{model}"
 
 
 def component_schemas(operations: list[Operation]) -> dict[str, dict[str, Any]]:
     """The JSON Schemas of every record the operations answer with or parse their body into (and of an error), by
     name: what the records validate is what the document states."""
-    answered: set[type[Record]] = {ErrorBody, *(op.result for op in operations if op.result is not None)}
+    answered: set[type[BaseModel]] = {ErrorBody, *(op.result for op in operations if op.result is not None)}
     answered |= {op.request for op in operations if op.request is not None}
     records = sorted(answered, key=lambda record: record.__name__)
     _, schemas = models_json_schema([(record, "validation") for record in records], ref_template=_COMPONENTS)
     return dict(schemas["$defs"])
 
 
-def _ref(record: type[Record]) -> dict[str, str]:
+def _ref(record: type[BaseModel]) -> dict[str, str]:
     return {"$ref": _COMPONENTS.format(model=record.__name__)}
 
 
@@ -180,7 +119,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["x-scope"] = str(op.scope)
         doc["description"] = f"Needs a token with {op.scope} scope (or higher)."
     if op.body == "json":
-        schema = _ref(op.request) if op.request is not None else BODIES.get(operation_id, {"type": "object"})
+        schema = _ref(op.request) if op.request is not None else {"type": "object"}
         doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     elif op.body == "binary":
         doc["requestBody"] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,4 +47,4 @@ class Operation:
     handler: Handler
     body: str | None = None  # "json" or "binary"
     result: type[Record] | None = None  # what a 200 or 201 answers with (its JSON Schema goes into the OpenAPI)
-    request: type[Record] | None = None  # the JSON body's model, when the handler parses the body through one
+    request: type[BaseModel] | None = None  # the JSON body's model, when the handler parses the body through one

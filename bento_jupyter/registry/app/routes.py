@@ -33,6 +33,7 @@ from bento_jupyter.registry.records import (
     CreatedToken,
     CreatedWebhook,
     CreateToken,
+    CreateWebhook,
     Deletion,
     Delivery,
     DeliveryList,
@@ -42,12 +43,15 @@ from bento_jupyter.registry.records import (
     MissingBlobsQuery,
     MoveAlias,
     Published,
+    PublishManifest,
     Record,
     RecordedVerification,
     RollbackAlias,
+    SetPolicy,
     TokenList,
     UploadedBlob,
     VerificationList,
+    VerificationReport,
     VersionDetail,
     VersionList,
     VersionSummary,
@@ -55,7 +59,13 @@ from bento_jupyter.registry.records import (
     parse_body,
 )
 from bento_jupyter.registry.storage.base import CHUNK
-from bento_jupyter.registry.validation import MAX_JSON_DEPTH, check_json_depth, check_record_id, check_sha256
+from bento_jupyter.registry.validation import (
+    MAX_JSON_DEPTH,
+    check_json_depth,
+    check_manifest,
+    check_record_id,
+    check_sha256,
+)
 
 PREFIX = "/api/v1"
 MAX_SEARCH_LENGTH = 1024
@@ -132,9 +142,11 @@ async def list_versions(ctx: Context, request: Request, who: Principal) -> Respo
 
 async def publish(ctx: Context, request: Request, who: Principal) -> Response:
     name = _name(request)
-    manifest = await _json_body(request, ctx.limits.max_json_bytes)
+    document = await _json_body(request, ctx.limits.max_json_bytes)
     # The body is the manifest; a signed bento's bento.sig rides along as "signature" (not part of the digest).
-    signature = manifest.pop("signature", None) if isinstance(manifest, dict) else None
+    signature = document.pop("signature", None) if isinstance(document, dict) else None
+    ctx.signatures.check_signed(name, signature)
+    manifest = await _call(check_manifest, document, name, PublishManifest)
     record = await _call(ctx.signatures.check, name, manifest, signature)
     summary, created = await _call(ctx.store.publish, name, manifest, who.actor, record)
     return _answer(Published(**dict(summary), created=created), status_code=201 if created else 200)
@@ -199,10 +211,9 @@ async def get_policy(ctx: Context, request: Request, who: Principal) -> Response
 
 async def put_policy(ctx: Context, request: Request, who: Principal) -> Response:
     name, alias = _name(request), check_label(request.path_params["alias"])
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    if not isinstance(body, dict) or "requires" not in body:
-        raise InvalidRequest("send {'requires': ['compatible', 'verified']} ([] for no checks)")
-    return _answer(await _call(ctx.store.promotions.set_policy, name, alias, body["requires"], who.actor))
+    usage = "send {'requires': ['compatible', 'verified']} ([] for no checks)"
+    policy = parse_body(SetPolicy, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    return _answer(await _call(ctx.store.promotions.set_policy, name, alias, policy, who.actor))
 
 
 async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
@@ -215,8 +226,9 @@ async def post_verification(ctx: Context, request: Request, who: Principal) -> R
     number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("verify a numbered version, not 'latest'")
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    recorded = await _call(ctx.store.promotions.record_verification, _name(request), number, body, who.actor)
+    usage = "send {'passed': true|false, ...report} (a verification of this version)"
+    report = parse_body(VerificationReport, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    recorded = await _call(ctx.store.promotions.record_verification, _name(request), number, report, who.actor)
     return _answer(recorded, status_code=201)
 
 
@@ -324,12 +336,9 @@ async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Respo
 
 
 async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
-    body = await _json_body(request, ctx.limits.max_json_bytes)
-    if not isinstance(body, dict):
-        raise InvalidRequest("send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}")
-    hook = await _call(
-        ctx.store.webhooks.create, body.get("url"), body.get("events", "*"), who.actor, body.get("secret")
-    )
+    usage = "send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}"
+    wanted = parse_body(CreateWebhook, await _json_body(request, ctx.limits.max_json_bytes), usage)
+    hook = await _call(ctx.store.webhooks.create, wanted, who.actor)
     return _answer(hook, status_code=201)
 
 
@@ -385,6 +394,7 @@ OPERATIONS: list[Operation] = [
         "Publish a manifest whose blobs are stored",
         publish,
         "json",
+        request=PublishManifest,
         result=Published,
     ),
     Operation(
@@ -458,6 +468,7 @@ OPERATIONS: list[Operation] = [
         "Set what an alias requires",
         put_policy,
         "json",
+        request=SetPolicy,
         result=AliasPolicy,
     ),
     Operation(
@@ -475,6 +486,7 @@ OPERATIONS: list[Operation] = [
         "Record a verification (samples replayed by a client or CI)",
         post_verification,
         "json",
+        request=VerificationReport,
         result=RecordedVerification,
     ),
     Operation(
@@ -536,6 +548,7 @@ OPERATIONS: list[Operation] = [
         "Add a webhook; its secret is shown once",
         create_webhook,
         "json",
+        request=CreateWebhook,
         result=CreatedWebhook,
     ),
     Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, "Remove a webhook", delete_webhook),
