@@ -12,7 +12,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from bento_jupyter.refs import check_name
 from bento_jupyter.registry.db.metadata import now
-from bento_jupyter.registry.db.tables import tokens
+from bento_jupyter.registry.db.tables import row_record, tokens
 from bento_jupyter.registry.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from bento_jupyter.registry.records import TokenRecord
 
@@ -75,10 +75,7 @@ class TokenStore:
     def list(self) -> list[TokenRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(tokens).order_by(tokens.c.created_at))
-            return [
-                TokenRecord(id=r.id, scope=r.scope, name=r.name, created_at=r.created_at, revoked_at=r.revoked_at)
-                for r in rows
-            ]
+            return [row_record(TokenRecord, r) for r in rows]  # never the hash column
 
     def revoke(self, token_id: str) -> None:
         with self.engine.begin() as conn:

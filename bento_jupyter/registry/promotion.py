@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from bento_jupyter.refs import check_label, check_version
 from bento_jupyter.registry.compatibility import Change, api_changes, breaking
 from bento_jupyter.registry.db.metadata import MetadataStore, now
-from bento_jupyter.registry.db.tables import alias_policies, verifications, versions
+from bento_jupyter.registry.db.tables import alias_policies, row_record, verifications, versions
 from bento_jupyter.registry.errors import Forbidden, PromotionRefused
 from bento_jupyter.registry.records import (
     AliasMove,
@@ -87,10 +87,7 @@ class Promotions:
             rows = conn.execute(
                 select(verifications).where(verifications.c.version_id == row.id).order_by(verifications.c.id)
             )
-            return [
-                VerificationEntry(id=r.id, passed=r.passed, report=json.loads(r.report), actor=r.actor, at=r.at)
-                for r in rows
-            ]
+            return [row_record(VerificationEntry, r, report=json.loads(r.report)) for r in rows]
 
     def _verified(self, name: str, number: int) -> bool:
         """Whether the newest verification of ``name:number`` passed."""

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from bento_jupyter.registry.db.metadata import now
-from bento_jupyter.registry.db.tables import webhook_deliveries, webhooks
+from bento_jupyter.registry.db.tables import row_record, webhook_deliveries, webhooks
 from bento_jupyter.registry.errors import NotFound
 from bento_jupyter.registry.records import CreatedWebhook, CreateWebhook, Delivery, HistoryEvent, Webhook
 
@@ -34,18 +34,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row.id,
-        hook=row.hook_id,
-        event=row.event,
-        status=row.status,
-        attempts=row.attempts,
-        response_status=row.response_status,
-        error=row.error,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        payload=json.loads(row.payload),
-    )
+    return row_record(Delivery, row, hook=row.hook_id, payload=json.loads(row.payload))
 
 
 class WebhookStore:
@@ -79,12 +68,7 @@ class WebhookStore:
         """Every hook, never its secret."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(webhooks).order_by(webhooks.c.created_at))
-            return [
-                Webhook(
-                    id=r.id, url=r.url, events=r.events.split(","), created_at=r.created_at, created_by=r.created_by
-                )
-                for r in rows
-            ]
+            return [row_record(Webhook, r, events=r.events.split(",")) for r in rows]  # never the secret column
 
     def delete(self, hook_id: str) -> None:
         """Remove a hook; its delivery log stays, and its pending deliveries are not sent."""

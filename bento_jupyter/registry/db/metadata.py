@@ -20,6 +20,7 @@ from bento_jupyter.registry.db.tables import (
     aliases,
     bentos,
     history,
+    row_record,
     signatures,
     tags,
     verifications,
@@ -96,18 +97,7 @@ Observer = Callable[[Connection, HistoryEvent], None]
 
 
 def _event(row: Any) -> HistoryEvent:
-    return HistoryEvent(
-        id=row.id,
-        bento=row.bento,
-        action=row.action,
-        label=row.label,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        actor=row.actor,
-        at=row.at,
-        reason=row.reason,
-        details=json.loads(row.details) if row.details else None,
-    )
+    return row_record(HistoryEvent, row, details=json.loads(row.details) if row.details else None)
 
 
 class MetadataStore:

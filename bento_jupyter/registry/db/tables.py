@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -239,3 +240,12 @@ def connect(url: str) -> Engine:
         except ModuleNotFoundError as exc:
             raise InvalidRequest(f"PostgreSQL needs its driver ({exc.name}): pip install 'psycopg[binary]'") from None
     return engine
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def row_record(record: type[R], row: Any, **fields: Any) -> R:
+    """``record`` from a result row whose columns bear its field names (other columns are ignored); ``fields`` add
+    or replace values: a column named otherwise, JSON text decoded."""
+    return record.model_validate({**row._mapping, **fields})
