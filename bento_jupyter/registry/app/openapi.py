@@ -118,10 +118,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["security"] = [{"bearer": []}]
         doc["x-scope"] = str(op.scope)
         doc["description"] = f"Needs a token with {op.scope} scope (or higher)."
-    if op.body == "json":
-        schema = _ref(op.request) if op.request is not None else {"type": "object"}
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    elif op.body == "binary":
+    if op.request is not None:
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
+    elif op.binary:
         doc["requestBody"] = {
             "required": True,
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},

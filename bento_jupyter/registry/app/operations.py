@@ -38,13 +38,17 @@ Handler = Callable[[Context, Request, Principal], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Operation:
-    """One endpoint: what it does, the scope it needs (None: public) and what its body is."""
+    """One endpoint: what it does (its handler's docstring), the scope it needs (None: public) and its body."""
 
     method: str
     path: str
     scope: Scope | None
-    summary: str
     handler: Handler
-    body: str | None = None  # "json" or "binary"
+    request: type[BaseModel] | None = None  # the JSON body's model: the handler parses the body through it
     result: type[Record] | None = None  # what a 200 or 201 answers with (its JSON Schema goes into the OpenAPI)
-    request: type[BaseModel] | None = None  # the JSON body's model, when the handler parses the body through one
+    binary: bool = False  # the body is bytes (a blob), streamed
+
+    @property
+    def summary(self) -> str:
+        """The first line of the handler's docstring: the OpenAPI document's summary of the operation."""
+        return (self.handler.__doc__ or "").strip().split("\n", 1)[0]

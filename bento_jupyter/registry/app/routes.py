@@ -1,4 +1,5 @@
-"""The registry's REST API under ``/api/v1``: one table of operations, each with the scope it needs."""
+"""The registry's REST API under ``/api/v1``: one table of operations, each with the scope it needs; a handler's
+docstring is its summary in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -121,26 +122,32 @@ def _answer(record: Record, status_code: int = 200) -> JSONResponse:
 
 
 async def health(ctx: Context, request: Request, who: Principal) -> Response:
+    """Liveness, and whether the registry runs open"""
     return _answer(Health(status="ok", auth="open" if ctx.open else "token"))
 
 
 async def openapi(ctx: Context, request: Request, who: Principal) -> Response:
+    """This OpenAPI document"""
     return JSONResponse(openapi_document(OPERATIONS))
 
 
 async def list_bentos(ctx: Context, request: Request, who: Principal) -> Response:
+    """Every bento name with its latest version"""
     return _answer(BentoList(bentos=await _call(ctx.store.metadata.list_bentos)))
 
 
 async def get_bento(ctx: Context, request: Request, who: Principal) -> Response:
+    """A bento: its latest version and aliases"""
     return _answer(await _call(ctx.store.metadata.get_bento, _name(request)))
 
 
 async def list_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    """The versions of a bento"""
     return _answer(VersionList(versions=await _call(ctx.store.metadata.list_versions, _name(request))))
 
 
 async def publish(ctx: Context, request: Request, who: Principal) -> Response:
+    """Publish a manifest whose blobs are stored"""
     name = _name(request)
     document = await _json_body(request, ctx.limits.max_json_bytes)
     # The body is the manifest; a signed bento's bento.sig rides along as "signature" (not part of the digest).
@@ -153,11 +160,13 @@ async def publish(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def get_version(ctx: Context, request: Request, who: Principal) -> Response:
+    """One version (N or latest) with its manifest"""
     number = version_or_latest(request.path_params["ref"])
     return _answer(await _call(ctx.store.metadata.get_version, _name(request), number))
 
 
 async def delete_version(ctx: Context, request: Request, who: Principal) -> Response:
+    """Delete a version no alias points at"""
     number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("delete a numbered version, not 'latest'")
@@ -165,15 +174,18 @@ async def delete_version(ctx: Context, request: Request, who: Principal) -> Resp
 
 
 async def list_aliases(ctx: Context, request: Request, who: Principal) -> Response:
+    """A bento's aliases and the versions they point at"""
     return _answer(AliasList(aliases=await _call(ctx.store.metadata.list_aliases, _name(request))))
 
 
 async def get_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    """The version an alias points at"""
     name, alias = _name(request), check_label(request.path_params["alias"])
     return _answer(AliasTarget(name=name, alias=alias, version=await _call(ctx.store.metadata.get_alias, name, alias)))
 
 
 async def move_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    """Move an alias (compare-and-set on 'expected')"""
     name, alias = _name(request), check_label(request.path_params["alias"])
     move = parse_body(
         MoveAlias,
@@ -197,6 +209,7 @@ async def move_alias(ctx: Context, request: Request, who: Principal) -> Response
 
 
 async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Response:
+    """Move an alias back to its previous target (repeat to walk further back)"""
     name, alias = _name(request), check_label(request.path_params["alias"])
     usage = "send {'reason'?: TEXT, 'expected'?: N} (N: the version the alias points at now)"
     rollback = parse_body(RollbackAlias, await _json_body(request, ctx.limits.max_json_bytes), usage)
@@ -205,11 +218,13 @@ async def rollback_alias(ctx: Context, request: Request, who: Principal) -> Resp
 
 
 async def get_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    """What an alias requires before it moves"""
     name, alias = _name(request), check_label(request.path_params["alias"])
     return _answer(await _call(ctx.store.promotions.policy, name, alias))
 
 
 async def put_policy(ctx: Context, request: Request, who: Principal) -> Response:
+    """Set what an alias requires"""
     name, alias = _name(request), check_label(request.path_params["alias"])
     usage = "send {'requires': ['compatible', 'verified']} ([] for no checks)"
     policy = parse_body(SetPolicy, await _json_body(request, ctx.limits.max_json_bytes), usage)
@@ -217,12 +232,14 @@ async def put_policy(ctx: Context, request: Request, who: Principal) -> Response
 
 
 async def list_verifications(ctx: Context, request: Request, who: Principal) -> Response:
+    """A version's verifications"""
     number = version_or_latest(request.path_params["ref"])
     found = await _call(ctx.store.promotions.verifications, _name(request), number)
     return _answer(VerificationList(verifications=found))
 
 
 async def post_verification(ctx: Context, request: Request, who: Principal) -> Response:
+    """Record a verification (samples replayed by a client or CI)"""
     number = version_or_latest(request.path_params["ref"])
     if number is None:
         raise InvalidRequest("verify a numbered version, not 'latest'")
@@ -233,6 +250,7 @@ async def post_verification(ctx: Context, request: Request, who: Principal) -> R
 
 
 async def compare_versions(ctx: Context, request: Request, who: Principal) -> Response:
+    """API changes between two versions (?from=N&to=M)"""
     query = request.query_params
     if "from" not in query or "to" not in query:
         raise InvalidRequest("compare two numbered versions: ?from=N&to=M")
@@ -249,10 +267,12 @@ async def compare_versions(ctx: Context, request: Request, who: Principal) -> Re
 
 
 async def put_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    """Tag a version"""
     return await _set_tag(ctx, request, who, present=True)
 
 
 async def delete_tag(ctx: Context, request: Request, who: Principal) -> Response:
+    """Remove a tag from a version"""
     return await _set_tag(ctx, request, who, present=False)
 
 
@@ -265,11 +285,13 @@ async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool
 
 
 async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
+    """Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)"""
     alias = request.query_params.get("alias")
     return _answer(History(history=await _call(ctx.store.metadata.history, _name(request), alias)))
 
 
 async def search(ctx: Context, request: Request, who: Principal) -> Response:
+    """Versions by lineage: notebook, cell, commit, tag (none: every version, first 1,000)"""
     query = request.query_params
     filters = {key: query.get(key) for key in ("notebook", "cell", "commit", "tag", "name")}
     for key, value in filters.items():
@@ -281,6 +303,7 @@ async def search(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def missing_blobs(ctx: Context, request: Request, who: Principal) -> Response:
+    """Which of these sha256 digests are not stored"""
     usage = "send {'digests': [sha256, ...]} (at most 100000)"
     query = parse_body(MissingBlobsQuery, await _json_body(request, ctx.limits.max_json_bytes), usage)
     return _answer(MissingBlobs(missing=await _call(ctx.store.missing, query.digests)))
@@ -294,7 +317,9 @@ def _blob_digest(request: Request) -> str:
 
 
 async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
-    """Stream the body into the blob store, hashing on the way; it lands only if the digest matches."""
+    """Upload a blob (verified against its sha256)
+
+    Stream the body into the blob store, hashing on the way; it lands only if the digest matches."""
     sha256 = _blob_digest(request)
     limit = ctx.limits.max_blob_bytes
     _declared_length(request, limit)
@@ -322,6 +347,7 @@ async def put_blob(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
+    """Download a blob"""
     sha256 = _blob_digest(request)
     size = await _call(ctx.store.blobs.size, sha256)
     chunks = await _call(ctx.store.blobs.open, sha256)
@@ -332,10 +358,12 @@ async def get_blob(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Response:
+    """List webhooks (never their secrets)"""
     return _answer(WebhookList(webhooks=await _call(ctx.store.webhooks.list)))
 
 
 async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    """Add a webhook; its secret is shown once"""
     usage = "send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}"
     wanted = parse_body(CreateWebhook, await _json_body(request, ctx.limits.max_json_bytes), usage)
     hook = await _call(ctx.store.webhooks.create, wanted, who.actor)
@@ -343,16 +371,19 @@ async def create_webhook(ctx: Context, request: Request, who: Principal) -> Resp
 
 
 async def delete_webhook(ctx: Context, request: Request, who: Principal) -> Response:
+    """Remove a webhook"""
     await _call(ctx.store.webhooks.delete, check_record_id(request.path_params["hook_id"], "webhook"))
     return Response(status_code=204)
 
 
 async def list_deliveries(ctx: Context, request: Request, who: Principal) -> Response:
+    """A webhook's delivery log"""
     hook = check_record_id(request.path_params["hook_id"], "webhook")
     return _answer(DeliveryList(deliveries=await _call(ctx.store.webhooks.deliveries, hook)))
 
 
 async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
+    """Send a delivery again"""
     delivery = request.path_params["delivery_id"]
     if not delivery.isascii() or not delivery.isdigit() or len(delivery) > 18:
         raise InvalidRequest(f"invalid delivery id {delivery!r}: a number")
@@ -363,6 +394,7 @@ async def redeliver(ctx: Context, request: Request, who: Principal) -> Response:
 
 
 async def create_token(ctx: Context, request: Request, who: Principal) -> Response:
+    """Create a token; its secret is shown once"""
     usage = "send {'scope': 'read'|'write'|'admin', 'name': NAME}"
     wanted = parse_body(CreateToken, await _json_body(request, ctx.limits.max_json_bytes), usage)
     secret, record = await _call(ctx.tokens.create, Scope.parse(wanted.scope), wanted.name)
@@ -370,218 +402,67 @@ async def create_token(ctx: Context, request: Request, who: Principal) -> Respon
 
 
 async def list_tokens(ctx: Context, request: Request, who: Principal) -> Response:
+    """List tokens (never their secrets)"""
     return _answer(TokenList(tokens=await _call(ctx.tokens.list)))
 
 
 async def revoke_token(ctx: Context, request: Request, who: Principal) -> Response:
+    """Revoke a token"""
     await _call(ctx.tokens.revoke, check_record_id(request.path_params["token_id"], "token"))
     return Response(status_code=204)
 
 
 _B = PREFIX + "/bentos/{name}"
 OPERATIONS: list[Operation] = [
-    Operation("GET", PREFIX + "/health", None, "Liveness, and whether the registry runs open", health, result=Health),
-    Operation("GET", PREFIX + "/openapi.json", None, "This OpenAPI document", openapi),
+    Operation("GET", PREFIX + "/health", None, health, result=Health),
+    Operation("GET", PREFIX + "/openapi.json", None, openapi),
+    Operation("GET", PREFIX + "/bentos", Scope.READ, list_bentos, result=BentoList),
+    Operation("GET", _B, Scope.READ, get_bento, result=BentoInfo),
+    Operation("GET", _B + "/versions", Scope.READ, list_versions, result=VersionList),
+    Operation("POST", _B + "/versions", Scope.WRITE, publish, request=PublishManifest, result=Published),
+    Operation("GET", _B + "/versions/{ref}", Scope.READ, get_version, result=VersionDetail),
+    Operation("DELETE", _B + "/versions/{ref}", Scope.WRITE, delete_version, result=Deletion),
+    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, put_tag, result=VersionSummary),
+    Operation("DELETE", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, delete_tag, result=VersionSummary),
+    Operation("GET", _B + "/aliases", Scope.READ, list_aliases, result=AliasList),
+    Operation("GET", _B + "/aliases/{alias}", Scope.READ, get_alias, result=AliasTarget),
+    Operation("PUT", _B + "/aliases/{alias}", Scope.WRITE, move_alias, request=MoveAlias, result=AliasMove),
     Operation(
-        "GET", PREFIX + "/bentos", Scope.READ, "Every bento name with its latest version", list_bentos, result=BentoList
+        "POST", _B + "/aliases/{alias}/rollback", Scope.WRITE, rollback_alias, request=RollbackAlias, result=AliasMove
     ),
-    Operation("GET", _B, Scope.READ, "A bento: its latest version and aliases", get_bento, result=BentoInfo),
-    Operation("GET", _B + "/versions", Scope.READ, "The versions of a bento", list_versions, result=VersionList),
-    Operation(
-        "POST",
-        _B + "/versions",
-        Scope.WRITE,
-        "Publish a manifest whose blobs are stored",
-        publish,
-        "json",
-        request=PublishManifest,
-        result=Published,
-    ),
-    Operation(
-        "GET",
-        _B + "/versions/{ref}",
-        Scope.READ,
-        "One version (N or latest) with its manifest",
-        get_version,
-        result=VersionDetail,
-    ),
-    Operation(
-        "DELETE",
-        _B + "/versions/{ref}",
-        Scope.WRITE,
-        "Delete a version no alias points at",
-        delete_version,
-        result=Deletion,
-    ),
-    Operation("PUT", _B + "/versions/{ref}/tags/{tag}", Scope.WRITE, "Tag a version", put_tag, result=VersionSummary),
-    Operation(
-        "DELETE",
-        _B + "/versions/{ref}/tags/{tag}",
-        Scope.WRITE,
-        "Remove a tag from a version",
-        delete_tag,
-        result=VersionSummary,
-    ),
-    Operation(
-        "GET",
-        _B + "/aliases",
-        Scope.READ,
-        "A bento's aliases and the versions they point at",
-        list_aliases,
-        result=AliasList,
-    ),
-    Operation(
-        "GET", _B + "/aliases/{alias}", Scope.READ, "The version an alias points at", get_alias, result=AliasTarget
-    ),
-    Operation(
-        "PUT",
-        _B + "/aliases/{alias}",
-        Scope.WRITE,
-        "Move an alias (compare-and-set on 'expected')",
-        move_alias,
-        "json",
-        request=MoveAlias,
-        result=AliasMove,
-    ),
-    Operation(
-        "POST",
-        _B + "/aliases/{alias}/rollback",
-        Scope.WRITE,
-        "Move an alias back to its previous target (repeat to walk further back)",
-        rollback_alias,
-        "json",
-        request=RollbackAlias,
-        result=AliasMove,
-    ),
-    Operation(
-        "GET",
-        _B + "/aliases/{alias}/policy",
-        Scope.READ,
-        "What an alias requires before it moves",
-        get_policy,
-        result=AliasPolicy,
-    ),
-    Operation(
-        "PUT",
-        _B + "/aliases/{alias}/policy",
-        Scope.ADMIN,
-        "Set what an alias requires",
-        put_policy,
-        "json",
-        request=SetPolicy,
-        result=AliasPolicy,
-    ),
-    Operation(
-        "GET",
-        _B + "/versions/{ref}/verifications",
-        Scope.READ,
-        "A version's verifications",
-        list_verifications,
-        result=VerificationList,
-    ),
+    Operation("GET", _B + "/aliases/{alias}/policy", Scope.READ, get_policy, result=AliasPolicy),
+    Operation("PUT", _B + "/aliases/{alias}/policy", Scope.ADMIN, put_policy, request=SetPolicy, result=AliasPolicy),
+    Operation("GET", _B + "/versions/{ref}/verifications", Scope.READ, list_verifications, result=VerificationList),
     Operation(
         "POST",
         _B + "/versions/{ref}/verifications",
         Scope.WRITE,
-        "Record a verification (samples replayed by a client or CI)",
         post_verification,
-        "json",
         request=VerificationReport,
         result=RecordedVerification,
     ),
+    Operation("GET", _B + "/compare", Scope.READ, compare_versions, result=Comparison),
+    Operation("GET", _B + "/history", Scope.READ, get_history, result=History),
+    Operation("GET", PREFIX + "/search", Scope.READ, search, result=VersionList),
     Operation(
-        "GET",
-        _B + "/compare",
-        Scope.READ,
-        "API changes between two versions (?from=N&to=M)",
-        compare_versions,
-        result=Comparison,
+        "POST", PREFIX + "/blobs/missing", Scope.READ, missing_blobs, request=MissingBlobsQuery, result=MissingBlobs
     ),
-    Operation(
-        "GET",
-        _B + "/history",
-        Scope.READ,
-        "Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)",
-        get_history,
-        result=History,
-    ),
-    Operation(
-        "GET",
-        PREFIX + "/search",
-        Scope.READ,
-        "Versions by lineage: notebook, cell, commit, tag (none: every version, first 1,000)",
-        search,
-        result=VersionList,
-    ),
-    Operation(
-        "POST",
-        PREFIX + "/blobs/missing",
-        Scope.READ,
-        "Which of these sha256 digests are not stored",
-        missing_blobs,
-        "json",
-        request=MissingBlobsQuery,
-        result=MissingBlobs,
-    ),
-    Operation(
-        "PUT",
-        PREFIX + "/blobs/{sha256}",
-        Scope.WRITE,
-        "Upload a blob (verified against its sha256)",
-        put_blob,
-        "binary",
-        result=UploadedBlob,
-    ),
-    Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, "Download a blob", get_blob),
-    Operation(
-        "GET",
-        PREFIX + "/webhooks",
-        Scope.ADMIN,
-        "List webhooks (never their secrets)",
-        list_webhooks,
-        result=WebhookList,
-    ),
-    Operation(
-        "POST",
-        PREFIX + "/webhooks",
-        Scope.ADMIN,
-        "Add a webhook; its secret is shown once",
-        create_webhook,
-        "json",
-        request=CreateWebhook,
-        result=CreatedWebhook,
-    ),
-    Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, "Remove a webhook", delete_webhook),
-    Operation(
-        "GET",
-        PREFIX + "/webhooks/{hook_id}/deliveries",
-        Scope.ADMIN,
-        "A webhook's delivery log",
-        list_deliveries,
-        result=DeliveryList,
-    ),
+    Operation("PUT", PREFIX + "/blobs/{sha256}", Scope.WRITE, put_blob, binary=True, result=UploadedBlob),
+    Operation("GET", PREFIX + "/blobs/{sha256}", Scope.READ, get_blob),
+    Operation("GET", PREFIX + "/webhooks", Scope.ADMIN, list_webhooks, result=WebhookList),
+    Operation("POST", PREFIX + "/webhooks", Scope.ADMIN, create_webhook, request=CreateWebhook, result=CreatedWebhook),
+    Operation("DELETE", PREFIX + "/webhooks/{hook_id}", Scope.ADMIN, delete_webhook),
+    Operation("GET", PREFIX + "/webhooks/{hook_id}/deliveries", Scope.ADMIN, list_deliveries, result=DeliveryList),
     Operation(
         "POST",
         PREFIX + "/webhooks/{hook_id}/deliveries/{delivery_id}/redeliver",
         Scope.ADMIN,
-        "Send a delivery again",
         redeliver,
         result=Delivery,
     ),
-    Operation(
-        "GET", PREFIX + "/tokens", Scope.ADMIN, "List tokens (never their secrets)", list_tokens, result=TokenList
-    ),
-    Operation(
-        "POST",
-        PREFIX + "/tokens",
-        Scope.ADMIN,
-        "Create a token; its secret is shown once",
-        create_token,
-        "json",
-        request=CreateToken,
-        result=CreatedToken,
-    ),
-    Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, "Revoke a token", revoke_token),
+    Operation("GET", PREFIX + "/tokens", Scope.ADMIN, list_tokens, result=TokenList),
+    Operation("POST", PREFIX + "/tokens", Scope.ADMIN, create_token, request=CreateToken, result=CreatedToken),
+    Operation("DELETE", PREFIX + "/tokens/{token_id}", Scope.ADMIN, revoke_token),
 ]
 
 
