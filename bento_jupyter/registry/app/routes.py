@@ -364,7 +364,9 @@ async def list_webhooks(ctx: Context, request: Request, who: Principal) -> Respo
 
 async def create_webhook(ctx: Context, request: Request, who: Principal) -> Response:
     """Add a webhook; its secret is shown once"""
-    usage = "send {'url': URL, 'events': ['alias', ...] or '*', 'secret'?: TEXT}"
+    usage = (
+        "send {'url': 'http(s)://HOST[:PORT]/PATH', 'events': ['alias', ...] or '*', 'secret'?: 16 to 128 characters}"
+    )
     wanted = parse_body(CreateWebhook, await _json_body(request, ctx.limits.max_json_bytes), usage)
     hook = await _call(ctx.store.webhooks.create, wanted, who.actor)
     return _answer(hook, status_code=201)
