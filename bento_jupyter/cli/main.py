@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -67,7 +68,8 @@ def _verify(args: argparse.Namespace) -> int:
     trust = TrustPolicy(trust_code=args.trust_code)
     if args.registry:
         return _verify_registry_version(args, trust)
-    report = replay_samples(locate(args.target), trust)
+    with contextlib.redirect_stdout(sys.stderr):  # what the bento's own code prints stays out of the report
+        report = replay_samples(locate(args.target), trust)
     print(json.dumps(report.to_json()) if args.json else report.summary())
     return EXIT_CODES[report.state]
 
@@ -79,7 +81,8 @@ def _verify_registry_version(args: argparse.Namespace, trust: TrustPolicy) -> in
     from bento_jupyter.server.replay import replay_samples
 
     pulled = pull(args.target, args.url, args.token, trust=trust)
-    report = replay_samples(pulled.item.path, trust)
+    with contextlib.redirect_stdout(sys.stderr):  # as in _verify: stdout carries the report only
+        report = replay_samples(pulled.item.path, trust)
     passed = report.state == "passed"  # a bento with no samples verifies nothing
     name = pulled.item.name
     details = {**report.to_json(), "tool": f"bento-jupyter {__version__} verify"}

@@ -11,10 +11,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.types import Message
 
 from bento_jupyter.bento.build import SAMPLES_FILE
@@ -23,6 +23,7 @@ from bento_jupyter.bento.manifest_model import Verification, VerificationState
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
+from bento_jupyter.server.samples import read_json
 from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE
 
 _SHOWN_CHARS = 200
@@ -131,8 +132,7 @@ def difference(expected: Any, actual: Any, tolerance: float) -> str | None:
 
 def _differences(expected: Any, actual: Any, tolerance: float, path: str) -> Iterator[str]:
     if _is_number(expected) and _is_number(actual):
-        both_nan = math.isnan(expected) and math.isnan(actual)
-        if not (both_nan or math.isclose(expected, actual, rel_tol=tolerance, abs_tol=tolerance)):
+        if not _numbers_match(expected, actual, tolerance):
             yield f"{path}: the kernel answered {expected!r}, the bento {actual!r} (tolerance {tolerance:g})"
     elif type(expected) is not type(actual):
         yield f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
@@ -149,6 +149,16 @@ def _differences(expected: Any, actual: Any, tolerance: float, path: str) -> Ite
                 yield from _differences(e, a, tolerance, f"{path}[{i}]")
     elif expected != actual:
         yield f"{path}: the kernel answered {_short(expected)}, the bento {_short(actual)}"
+
+
+def _numbers_match(expected: float, actual: float, tolerance: float) -> bool:
+    """``math.isclose`` with ``tolerance`` as both its relative and absolute bound, computed exactly: integers
+    beyond a float's precision or range compare digit for digit (a float would round them together)."""
+    if any(isinstance(n, float) and not math.isfinite(n) for n in (expected, actual)):
+        return expected == actual or (math.isnan(expected) and math.isnan(actual))
+    exact, got, bound = Fraction(expected), Fraction(actual), Fraction(tolerance)
+    largest: Fraction = max(abs(exact), abs(got), Fraction(1))
+    return abs(exact - got) <= bound * largest
 
 
 def _is_number(value: Any) -> bool:
@@ -207,11 +217,32 @@ async def _post(app: ServiceApp, route: str, body: bytes, accept: bytes) -> tupl
 
 
 def _answer_value(body: bytes, media: str, stream: bool) -> Any:
+    """The bento's answer, read as the kernel's answers were (``read_json``: big integers stay exact)."""
     if stream:  # one JSON value per line: the stream's items (a failure mid-stream is a last {"error": ...})
-        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        return [read_json(line) for line in body.splitlines() if line.strip()]
     if media.startswith("application/json"):
-        return orjson.loads(body)
+        return read_json(body)
     return body.decode(errors="replace")
+
+
+def _request_body(exchange: dict[str, Any]) -> bytes:
+    """The request as the kernel's server received it; a bento built before bodies were kept sends its parsed
+    value written by the standard library (which keeps NaN, ±Infinity and big integers, as orjson does not)."""
+    if "body" in exchange:
+        return str(exchange["body"]).encode()
+    return json.dumps(exchange["request"], ensure_ascii=False).encode()
+
+
+async def _replay_one(app: ServiceApp, api: dict[str, Any], exchange: dict[str, Any], accept: bytes) -> str | None:
+    """How the bento's answer to one sample differs from the kernel's, or None."""
+    status, body, media = await _post(app, api["route"], _request_body(exchange), accept)
+    if status != 200:
+        return f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
+    try:
+        answer = _answer_value(body, media, bool(api.get("stream")))
+    except ValueError as exc:
+        return f"the bento's answer is not valid JSON: {exc}"
+    return difference(exchange["response"], answer, api["tolerance"])
 
 
 async def _replay(app: ServiceApp, samples: dict[str, Any]) -> Report:
@@ -222,19 +253,13 @@ async def _replay(app: ServiceApp, samples: dict[str, Any]) -> Report:
             continue
         if not api["exchanges"]:
             report.unsampled.append(name)
-        stream = bool(api.get("stream"))
-        accept = NDJSON_MEDIA_TYPE.encode() if stream else b"application/json"
+        accept = NDJSON_MEDIA_TYPE.encode() if api.get("stream") else b"application/json"
         for index, exchange in enumerate(api["exchanges"]):
             report.replayed += 1
-            status, body, media = await _post(app, api["route"], orjson.dumps(exchange["request"]), accept)
-            detail: str | None
-            if status != 200:
-                detail = f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
-            else:
-                try:
-                    detail = difference(exchange["response"], _answer_value(body, media, stream), api["tolerance"])
-                except ValueError as exc:
-                    detail = f"the bento's answer is not valid JSON: {exc}"
+            try:
+                detail = await _replay_one(app, api, exchange, accept)
+            except Exception as exc:  # the replay itself failed on this sample: name it, as any difference
+                detail = f"replaying it failed: {type(exc).__name__}: {exc}"
             if detail:
                 report.mismatches.append(Mismatch(name, index, exchange["source"], exchange["request"], detail))
     await app.retire(list(app.endpoints.values()))
@@ -279,7 +304,11 @@ def verify_in_subprocess(root: Path, timeout: float = 600.0) -> Report:
     if done.returncode not in set(EXIT_CODES.values()):
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("bento-jupyter: error: ")
         raise VerificationError(f"the bento does not load in a fresh process: {reason}")
-    return Report.from_json(json.loads(done.stdout))
+    try:
+        return Report.from_json(read_json(done.stdout.encode()))
+    except (ValueError, KeyError, TypeError):  # not the report `verify --json` writes: say what came instead
+        said = (done.stderr.strip() or done.stdout.strip() or "nothing").splitlines()[-1][:300]
+        raise VerificationError(f"verifying {root.name} gave no report (exit {done.returncode}): {said}") from None
 
 
 def build_check(root: Path) -> Verification:

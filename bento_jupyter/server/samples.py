@@ -49,11 +49,23 @@ class SampleLog:
 _NOT_JSON = object()
 
 
+def read_json(data: bytes) -> Any:
+    """A body as the kernel's server took it: bare NaN and ±Infinity tokens and integers of any size are kept
+    (orjson and strict parsers refuse them); ValueError when it is no JSON."""
+    return json.loads(data)
+
+
 def _json_or_none(data: bytes) -> Any:
     try:
-        return json.loads(data) if data else {}
+        return read_json(data) if data else {}
     except ValueError:
         return _NOT_JSON
+
+
+def _text(body: bytes) -> str:
+    """A request body kept as sent, so a replay sends the very bytes the kernel answered (our server reads
+    UTF-8 only, so every answered body decodes)."""
+    return body.decode()
 
 
 def _answer(body: bytes, media_type: str) -> Any:
@@ -86,7 +98,13 @@ def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
             chosen.pop(key, None)  # the latest answer to a request stands for it, in the order answered
             source = "example" if key in examples else "served"
             media_type = exchange.media_type
-            chosen[key] = {"source": source, "request": request, "response": response, "media_type": media_type}
+            chosen[key] = {
+                "source": source,
+                "request": request,
+                "body": _text(exchange.request),
+                "response": response,
+                "media_type": media_type,
+            }
         apis[endpoint.method.name] = {
             "route": route,
             "verify": config.verify,

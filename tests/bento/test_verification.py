@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -143,3 +143,110 @@ def test_every_differing_path_of_an_answer_is_listed_up_to_ten():
     many = difference(list(range(30)), [v + 1 for v in range(30)], 0)
     assert many is not None and len(many.splitlines()) == 11 and "$[9]:" in many and "$[10]:" not in many
     assert "more paths differ" in many.splitlines()[-1]
+
+
+VALUES_SERVE = """%%bento serve values
+import numpy as np
+import torch
+from bento_jupyter import api
+
+@api
+def number(v: float) -> float:
+    return v
+
+@api
+def floats(xs: list[float]) -> list[float]:
+    return xs
+
+@api
+def array(x: np.ndarray) -> np.ndarray:
+    return x * 2
+
+@api
+def tensor(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+@api
+def whole(n: int) -> int:
+    return n + 1
+
+@api
+def echo(v):
+    return v
+"""
+
+any_float = st.floats()  # NaN and ±Infinity included: requests may send the bare tokens
+big_int = st.integers() | st.integers(min_value=-(2**200), max_value=2**200)
+any_json = st.recursive(
+    st.none() | st.booleans() | big_int | any_float | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+matrix = st.integers(1, 3).flatmap(lambda n: st.lists(st.lists(any_float, min_size=n, max_size=n), max_size=3))
+ARGUMENTS = {
+    "number": ("v", any_float),
+    "floats": ("xs", st.lists(any_float, max_size=5)),
+    "array": ("x", st.lists(any_float, min_size=1, max_size=5) | matrix),
+    "tensor": ("x", st.lists(any_float, min_size=1, max_size=5)),
+    "whole": ("n", big_int),
+    "echo": ("v", any_json),
+}
+
+
+def body_of(name: str, values: st.SearchStrategy) -> st.SearchStrategy[str]:
+    """A request body as a client writes it: NaN and ±Infinity as bare tokens, unicode escaped or not."""
+    return st.builds(lambda value, ascii: json.dumps({name: value}, ensure_ascii=ascii), values, st.booleans())
+
+
+request_bodies = st.fixed_dictionaries(
+    {api: st.lists(body_of(name, values), min_size=1, max_size=3) for api, (name, values) in ARGUMENTS.items()}
+)
+
+
+def test_every_request_the_kernel_answered_replays_byte_for_byte_against_the_bento(shell, capsys):
+    """Bodies with bare NaN/±Infinity, integers beyond 64 bits, unicode and nesting: what the kernel's server
+    answered 200 is stored as sent, replayed as sent, and the bento's answer compares equal."""
+    shell.run_cell(VALUES_SERVE, cell_id="serve-values").raise_error()
+    url = services.get("values").url
+    sent: dict[str, set[str]] = {api: set() for api in ARGUMENTS}
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(request_bodies)
+    def ask(bodies: dict[str, list[str]]) -> None:
+        for api, asked in bodies.items():
+            for body in asked:
+                answer = requests.post(f"{url}/{api}", data=body.encode(), timeout=30)
+                assert answer.status_code == 200, (api, body, answer.text)
+                sent[api].add(body)
+
+    ask()  # the service keeps the latest 16 answered requests per API; one build replays them all
+    capsys.readouterr()
+    shell.run_line_magic("bento", "build values")
+    assert "verified:" in capsys.readouterr().out
+    samples = json.loads((Store("bentos").resolve("values:1").path / "verify/samples.json").read_text())
+    for api in ARGUMENTS:
+        stored = {exchange["body"] for exchange in samples["apis"][api]["exchanges"]}
+        assert stored and stored <= sent[api]  # the bodies as sent, not re-encoded
+
+
+def test_a_handler_that_prints_while_replayed_does_not_break_the_build(shell, capsys):
+    """The fresh process writes its report on stdout; what the bento's own code prints there goes elsewhere."""
+    shell.run_cell(
+        '%%bento serve chatty\nfrom bento_jupyter import api\n@api\ndef say(n: int) -> int:\n    print("n is", n)\n'
+        "    return n",
+        cell_id="serve-chatty",
+    ).raise_error()
+    assert requests.post(f"{services.get('chatty').url}/say", json={"n": 2}, timeout=10).json() == 2
+    capsys.readouterr()
+    shell.run_line_magic("bento", "build chatty")
+    assert "verified: 1 sample(s)" in capsys.readouterr().out
+
+
+beyond_float_precision = st.integers(min_value=2**53) | st.integers(max_value=-(2**53))
+
+
+@given(beyond_float_precision, st.integers(1, 10**6), st.sampled_from([0, 1e-9]))
+def test_integers_beyond_a_floats_precision_are_compared_exactly(n, gap, tolerance):
+    assert difference({"n": n}, {"n": n}, tolerance) is None
+    assert difference({"n": n * 2**64}, {"n": n * 2**64 + gap}, 0) is not None
+    assert difference([n**40], [float(n)], tolerance) is not None  # beyond a float's range: no OverflowError
