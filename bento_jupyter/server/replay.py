@@ -23,10 +23,11 @@ from bento_jupyter.bento.manifest_model import Verification, VerificationState
 from bento_jupyter.bento.trust import TRUST_FLAG, TrustPolicy
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.server.app import ServiceApp
-from bento_jupyter.server.samples import read_json
+from bento_jupyter.server.samples import MAX_SAMPLE_MIB, read_json
 from bento_jupyter.service.schema import NDJSON_MEDIA_TYPE
 
 _SHOWN_CHARS = 200
+_NOT_KEPT = f"a request and its answer over {MAX_SAMPLE_MIB} MiB together are not kept as a sample"
 _SHOWN_PATHS = 10  # differing paths listed per sample
 
 
@@ -82,9 +83,10 @@ class Report:
             return (
                 f"NOT VERIFIED: no answered request to replay{apis}{opted}; send the service requests (or give"
                 " @api(examples=...)) before building, so the bento can be checked against the kernel's answers"
+                f" ({_NOT_KEPT})"
             )
         if self.passed:
-            gap = f"; NOT VERIFIED (no answered request to replay): {unsampled}" if unsampled else ""
+            gap = f"; NOT VERIFIED (no answered request to replay; {_NOT_KEPT}): {unsampled}" if unsampled else ""
             return f"verified: {self.replayed} sample(s) answered as the kernel did{gap}{opted}"
         lines = [f"{len(self.mismatches)} of {self.replayed} sample(s) answered differently than the kernel{opted}:"]
         return "\n".join(lines + [m.describe() for m in self.mismatches])

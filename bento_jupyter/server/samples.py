@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_SAMPLES = 16
-MAX_SAMPLE_BYTES = 256 * 1024  # larger exchanges are not kept: verification stays quick and bentos small
+# An API's kept exchanges together (requests and answers) stay within this, so a large request (an image, a
+# long document) is still kept and replayed, and a bento's verify/ stays a few such per API. One larger
+# exchange is not kept.
+MAX_SAMPLE_BYTES = 8 * 1024 * 1024
+MAX_SAMPLE_MIB = MAX_SAMPLE_BYTES // (1024 * 1024)
 STREAM_ITEMS = "application/x-bento-items"  # a stream's answer, kept as the JSON list of its items
 
 
@@ -28,14 +32,24 @@ class Exchange:
 
 
 class SampleLog:
-    """The latest ``size`` exchanges of one API (appending is O(1) and copies nothing)."""
+    """The latest ``size`` exchanges of one API, together at most ``budget`` bytes: a new one pushes out the
+    oldest until both hold (appending copies nothing)."""
 
-    def __init__(self, size: int = DEFAULT_SAMPLES) -> None:
-        self._kept: collections.deque[tuple[bytes, bytes, bytes]] = collections.deque(maxlen=size)
+    def __init__(self, size: int = DEFAULT_SAMPLES, budget: int = MAX_SAMPLE_BYTES) -> None:
+        self._size = size
+        self._budget = budget
+        self._kept: collections.deque[tuple[bytes, bytes, bytes]] = collections.deque()
+        self._bytes = 0
 
     def record(self, request: bytes, response: bytes, media_type: bytes) -> None:
-        if len(request) + len(response) <= MAX_SAMPLE_BYTES:
-            self._kept.append((request, response, media_type))
+        size = len(request) + len(response)
+        if not self._size or size > self._budget:
+            return
+        self._kept.append((request, response, media_type))
+        self._bytes += size
+        while len(self._kept) > self._size or self._bytes > self._budget:
+            old_request, old_response, _ = self._kept.popleft()
+            self._bytes -= len(old_request) + len(old_response)
 
     def record_stream(self, request: bytes, items: list[bytes] | None) -> None:
         """A stream that ended normally, its items as JSON (``None``: too large to keep)."""

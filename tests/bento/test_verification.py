@@ -250,3 +250,31 @@ def test_integers_beyond_a_floats_precision_are_compared_exactly(n, gap, toleran
     assert difference({"n": n}, {"n": n}, tolerance) is None
     assert difference({"n": n * 2**64}, {"n": n * 2**64 + gap}, 0) is not None
     assert difference([n**40], [float(n)], tolerance) is not None  # beyond a float's range: no OverflowError
+
+
+def test_requests_of_a_few_mib_are_kept_and_replayed(shell, capsys):
+    shell.run_cell(
+        "%%bento serve large\nfrom bento_jupyter import api\n@api\ndef n(s: str) -> int:\n    return len(s)",
+        cell_id="serve-large",
+    ).raise_error()
+    url = services.get("large").url
+    for letter in "ab":
+        text = letter * (3 * 1024 * 1024 // 2)
+        assert requests.post(f"{url}/n", json={"s": text}, timeout=30).json() == len(text)
+    capsys.readouterr()
+    shell.run_line_magic("bento", "build large")
+    assert "verified: 2 sample(s) answered as the kernel did" in capsys.readouterr().out
+
+
+def test_an_api_whose_requests_were_all_too_large_to_keep_says_why_it_is_not_verified(shell, capsys):
+    shell.run_cell(
+        "%%bento serve huge\nfrom bento_jupyter import api\n@api\ndef n(s: str) -> int:\n    return len(s)",
+        cell_id="serve-huge",
+    ).raise_error()
+    text = "a" * (9 * 1024 * 1024)
+    assert requests.post(f"{services.get('huge').url}/n", json={"s": text}, timeout=30).json() == len(text)
+    capsys.readouterr()
+    shell.run_line_magic("bento", "build huge")
+    out = capsys.readouterr().out
+    assert "NOT VERIFIED: no answered request to replay (n)" in out
+    assert "a request and its answer over 8 MiB together are not kept as a sample" in out
