@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, TraitError, Unicode, validate
 
 from bento_jupyter.bento.listing import stored_items_table
 from bento_jupyter.bento.local_store import Store
@@ -155,6 +155,25 @@ class BentoMagics(Magics):
     ).tag(config=True)
 
     shell: InteractiveShell  # IPython's Magics allows None; ours is always built on a shell
+
+    @validate("default_port")
+    def _valid_port(self, proposal: Any) -> int | None:
+        """``%config`` refuses a port no socket can bind (it would fail only at the next serving cell)."""
+        port = proposal.value
+        if port is not None and not 0 <= port <= 65535:
+            raise TraitError(
+                f"BentoMagics.default_port must be a port number 0-65535 (None: scan from 3000), not {port}"
+            )
+        return port
+
+    @validate("max_body_mb", "request_timeout")
+    def _valid_service_setting(self, proposal: Any) -> float | None:
+        """``%config`` refuses what a service could not be served with, in the words ServiceSettings uses."""
+        try:
+            ServiceSettings(**{proposal.trait.name: proposal.value})
+        except BentoJupyterError as exc:
+            raise TraitError(f"BentoMagics.{exc}") from None
+        return proposal.value
 
     def __init__(self, shell: InteractiveShell, cell_log: CellLog) -> None:
         super().__init__(shell=shell)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +27,12 @@ class ServiceSettings:
     request_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.max_body_mb > 0:
-            raise ServiceDefinitionError(f"max_body_mb must be positive, not {self.max_body_mb}")
-        if self.request_timeout is not None and not self.request_timeout > 0:
-            raise ServiceDefinitionError(f"request_timeout must be positive, not {self.request_timeout}")
+        if not 0 < self.max_body_mb < math.inf:
+            raise ServiceDefinitionError(f"max_body_mb must be a positive number of MiB, not {self.max_body_mb}")
+        if self.request_timeout is not None and not 0 < self.request_timeout < math.inf:
+            raise ServiceDefinitionError(
+                f"request_timeout must be a positive number of seconds (None: no deadline), not {self.request_timeout}"
+            )
 
     @property
     def max_body_bytes(self) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -186,6 +189,38 @@ def test_config_traitlets_set_defaults(shell):
         assert service.server.port == port == magics.default_port
     finally:
         magics.default_port = None
+
+
+not_positive = st.floats(max_value=0) | st.sampled_from([math.nan, math.inf, -math.inf])
+BAD_SETTINGS = {
+    "max_body_mb": not_positive,
+    "request_timeout": not_positive,
+    "default_port": st.integers(max_value=-1) | st.integers(min_value=65536),
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(BAD_SETTINGS)).flatmap(lambda name: st.tuples(st.just(name), BAD_SETTINGS[name])))
+def test_config_refuses_a_setting_no_service_could_use_at_assignment(shell, caplog, setting):
+    name, value = setting
+    magics = shell._bento_magics
+    before = getattr(magics, name)
+    caplog.clear()
+    shell.run_line_magic("config", f"BentoMagics.{name} = {type(value).__name__}({str(value)!r})")
+    assert getattr(magics, name) == before  # unchanged, so the next serving cell is not the one to fail
+    assert f"BentoMagics.{name} must be" in caplog.text and str(value) in caplog.text
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.floats(min_value=1e-3, max_value=1e6), st.integers(0, 65535))
+def test_config_takes_every_usable_setting(shell, number, port):
+    magics = shell._bento_magics
+    try:
+        for name, value in (("max_body_mb", number), ("request_timeout", number), ("default_port", port)):
+            shell.run_line_magic("config", f"BentoMagics.{name} = {value!r}")
+            assert getattr(magics, name) == value
+    finally:
+        magics.max_body_mb, magics.request_timeout, magics.default_port = 32.0, None, None
 
 
 @pytest.mark.parametrize("show_panel", [True, False])
