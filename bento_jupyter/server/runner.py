@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Coroutine
@@ -30,6 +31,20 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 _STOPPED_BODY = ServiceStopped().body()
+_THREAD_PREFIX = "bento-server-"
+
+
+class _AnsweredCancellations(logging.Filter):
+    """Drops uvicorn's "Cancel N running task(s), timeout graceful shutdown exceeded" logged by our servers'
+    threads: ``_Serving`` answers each of those requests 503 ``stopped``, so in a notebook the line is only noise.
+    Every other record, and that one from any other server in the process, passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.threadName is not None and record.threadName.startswith(_THREAD_PREFIX)
+        return not (ours and str(record.msg).startswith("Cancel %s running task(s)"))
+
+
+_ANSWERED_CANCELLATIONS = _AnsweredCancellations()
 
 
 class _Serving:
@@ -79,8 +94,9 @@ class ThreadedServer:
         app = _Serving(app, control, control_port)
         # httptools with a head timeout, a connection limit and the near-free 503
         self._server = uvicorn.Server(uvicorn_config(app, timeout_graceful_shutdown=5, http=RefusingProtocol))
+        logging.getLogger("uvicorn.error").addFilter(_ANSWERED_CANCELLATIONS)  # once: the same filter object
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name=f"bento-server-{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{_THREAD_PREFIX}{self.port}", daemon=True)
         self._error: BaseException | None = None
 
     @property

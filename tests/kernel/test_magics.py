@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
+import threading
 import time
 
 import pytest
@@ -98,6 +100,37 @@ def test_list_and_stop(shell, capsys):
         requests.get(f"{service.url}/readyz", timeout=2)
     shell.run_line_magic("bento", "list")
     assert "no services running" in capsys.readouterr().out
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_stopping_with_a_request_in_flight_answers_it_503_and_logs_no_uvicorn_cancel_line(shell):
+    shell.run_cell("import threading, time\nSTARTED = threading.Event()").raise_error()
+    service = serve(
+        shell, "holding", "def hold(s: float) -> float:\n    STARTED.set()\n    time.sleep(s)\n    return s"
+    )
+    uvicorn_log = logging.getLogger("uvicorn.error")  # what the notebook would show under the stopping cell
+    records = Records()
+    uvicorn_log.addHandler(records)
+    answers: list[requests.Response] = []
+    client = threading.Thread(target=lambda: answers.append(requests.post(f"{service.url}/hold", json={"s": 8})))
+    try:
+        client.start()
+        assert shell.user_ns["STARTED"].wait(10)  # the request reached the handler
+        shell.run_line_magic("bento", "stop holding")  # past uvicorn's 5 s grace, the request is cancelled
+        client.join(30)
+        uvicorn_log.error("a real error still shows")
+    finally:
+        uvicorn_log.removeHandler(records)
+    assert answers[0].status_code == 503 and answers[0].json()["code"] == "stopped"
+    assert [r.getMessage() for r in records.records] == ["a real error still shows"]
 
 
 def test_stop_all(shell, capsys):
