@@ -13,7 +13,7 @@ from bento_jupyter.progress import byte_progress
 from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
-from bento_jupyter.registry.records import HistoryEntry, VersionSummary
+from bento_jupyter.registry.records import HISTORY_CHANGES, HistoryEntry, VersionSummary
 from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 MIB = 1 << 20
@@ -423,7 +423,8 @@ def add_client_commands(commands: Any) -> None:
     _remote(rollback)
     rollback.set_defaults(run=_rollback)
 
-    history = commands.add_parser("history", help="every publish, alias move, rollback and tag of a bento")
+    what = f"every change to a bento, in order: {', '.join(HISTORY_CHANGES.values())}"
+    history = commands.add_parser("history", help=what, description=what[0].upper() + what[1:])
     history.add_argument("name")
     history.add_argument("--alias", help="only this alias's moves, rollbacks and policy changes")
     _remote(history)

@@ -310,6 +310,17 @@ Reason = Annotated[str | None, Field(max_length=1000, pattern=_NO_NUL)]
 
 REQUIREMENTS = ("compatible", "verified")  # what an alias's policy may require before the alias moves
 EVENTS = ("publish", "alias", "rollback", "tag", "untag", "delete", "policy", "verify")  # what a webhook may hear
+# Each action a bento's history records, as `history --help` names it (one per EVENTS action).
+HISTORY_CHANGES = {
+    "publish": "publishes",
+    "alias": "alias moves",
+    "rollback": "rollbacks",
+    "tag": "tags",
+    "untag": "untags",
+    "delete": "deletions",
+    "policy": "alias policy changes",
+    "verify": "recorded verifications",
+}
 # A webhook's URL: http(s), a host name or IPv4 address, an optional port and a printable-ASCII path.
 URL_PATTERN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?"
 MAX_URL_LENGTH = 2048

@@ -123,3 +123,17 @@ def test_a_plain_path_as_db_is_one_line_naming_the_sqlite_url(home, tmp_path, ca
         f"bento-jupyter: error: invalid database URL {str(db)!r}: pass a URL such as sqlite:///{db} or postgresql://..."
     ]
     assert not db.exists()
+
+
+def test_history_help_names_every_kind_of_change_the_history_shows(capsys):
+    with pytest.raises(SystemExit):
+        main(["history", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    for change in ("publishes", "alias moves", "rollbacks", "tags", "untags", "deletions", "policy", "verifications"):
+        assert change in shown
+
+
+def test_every_action_a_history_records_has_a_name_in_the_help():
+    from bento_jupyter.registry.records import EVENTS, HISTORY_CHANGES
+
+    assert set(HISTORY_CHANGES) == set(EVENTS)

@@ -285,7 +285,7 @@ async def _set_tag(ctx: Context, request: Request, who: Principal, present: bool
 
 
 async def get_history(ctx: Context, request: Request, who: Principal) -> Response:
-    """Every publish, alias move, rollback and tag change, in order (?alias=A: one alias's)"""
+    """Changes in order: publish, alias, rollback, tag, untag, delete, policy, verify (?alias=A: one alias's)"""
     alias = request.query_params.get("alias")
     return _answer(History(history=await _call(ctx.store.metadata.history, _name(request), alias)))
 
