@@ -10,7 +10,6 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import asgi_io
 from bento_jupyter.server.concurrency import RETRY_AFTER_S, HandlerPool, default_max_concurrency
 from bento_jupyter.server.deadlines import request_deadline, tightest, within
@@ -29,13 +28,11 @@ from bento_jupyter.server.http_errors import (
     HTTPError,
     MethodNotAllowed,
     Overloaded,
-    bad_request,
     handler_failed,
 )
-from bento_jupyter.server.json_tensor import TensorBodyReader
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.request_arguments import ArgumentDecoder
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, SampleLog
-from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod
 from bento_jupyter.service.json_values import dumps
 from bento_jupyter.service.schema import example_request
@@ -67,10 +64,8 @@ class Endpoint:
         self._max_body = max_body_bytes
         self._text_output = method.output.json_schema().get("type") == "string"
         self._run_direct = with_callers_torch_threads(method.func)
-        # An API of one tensor takes the body straight into numpy when it is a plain {name: array}.
-        codec = method.params[0].codec if len(method.params) == 1 else None
-        self._tensor_codec = codec if isinstance(codec, TensorCodec) else None
-        self._tensor_body = TensorBodyReader(method.params[0].name) if self._tensor_codec is not None else None
+        # the handler's keyword arguments from a request body: the one decode of the route, its stream and tasks
+        self.decode = ArgumentDecoder(method).decode
         self.example: dict[str, Any] | None = None  # the first body answered 200: the docs' pre-filled example
         # the server's HTTP requests in progress (ServiceApp.count_requests); None: unknown, so never alone
         self.in_flight: Sized | None = None
@@ -219,20 +214,6 @@ class Endpoint:
             raise
         except Exception as exc:
             raise handler_failed(self.method.name, exc) from exc
-
-    def decode(self, raw: bytes) -> dict[str, Any]:
-        """The handler's keyword arguments from the request body; BadRequest names the field at fault;
-        HandlerFailed (500) when a validator of its own types raises anything but a validation error."""
-        array = self._tensor_body.read(raw) if self._tensor_body is not None else None
-        try:
-            if array is not None and self._tensor_codec is not None:
-                name = self.method.params[0].name
-                return {name: self._tensor_codec.from_array(array, name)}
-            return self.method.decode(raw)
-        except InvalidInput as exc:
-            raise bad_request(exc) from None
-        except BaseException as exc:  # a validator of the API's own types failed (SystemExit too): a 500
-            raise handler_failed(self.method.name, exc, "validating the arguments") from exc
 
     def _call(self, kwargs: dict[str, Any], deadline: float | None, gone: Callable[[], bool] | None) -> Awaitable[Any]:
         """The handler's result, to be awaited (an awaitable, not a coroutine of its own: one frame less)."""

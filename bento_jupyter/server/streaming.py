@@ -29,10 +29,10 @@ from bento_jupyter.server.http_errors import (
     HTTPError,
     MethodNotAllowed,
     ServiceStopped,
-    bad_request,
     handler_failed,
 )
 from bento_jupyter.server.metrics import ServiceMetrics
+from bento_jupyter.server.request_arguments import ArgumentDecoder
 from bento_jupyter.server.samples import DEFAULT_SAMPLES, MAX_SAMPLE_BYTES, SampleLog
 from bento_jupyter.server.stream_framing import StreamFormat, sse_event
 from bento_jupyter.service.definition import APIMethod
@@ -346,6 +346,8 @@ class StreamEndpoint:
         self.example: dict[str, Any] | None = None  # the first body streamed: the docs' pre-filled example
         # the latest streams answered in full, with their items (replayed against a bento built from this service)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
+        # the generator's keyword arguments from a request body: the same decode as a unary API's (Endpoint)
+        self.decode = ArgumentDecoder(method).decode
         self._handlers = HandlerLoop(method.name)  # an async generator's own loop, started at its first stream
         self._open = 0  # streams in flight on this endpoint
         self._idle = asyncio.Event()  # set while none is: what retire() waits for
@@ -368,16 +370,6 @@ class StreamEndpoint:
                 self._idle.set()
             self._metrics.in_progress -= 1
             self._metrics.answered(status, time.perf_counter() - began)
-
-    def decode(self, raw: bytes) -> dict[str, Any]:
-        """The generator's keyword arguments from the request body; BadRequest names the field at fault;
-        HandlerFailed (500) when a validator of its own types raises anything but a validation error."""
-        try:
-            return self.method.decode(raw)
-        except InvalidInput as exc:
-            raise bad_request(exc) from None
-        except BaseException as exc:  # a validator of the API's own types failed (SystemExit too): a 500
-            raise handler_failed(self.method.name, exc, "validating the arguments") from exc
 
     def open(self, kwargs: dict[str, Any], fmt: StreamFormat, deadline: float | None = None) -> ItemStream:
         """Call the generator API with decoded arguments: its items framed as ``fmt``, until ``deadline`` (close

@@ -36,6 +36,7 @@ NOT_PLAIN = [
     b'{"inputs": [1.0,]}',
     b'{"inputs": [18446744073709551615]}',  # beyond int64: np.asarray makes uint64
     b"",
+    b'\xef\xbb\xbf{"inputs": [1.0]}',  # a byte order mark: orjson refuses it, so the general path words the 400
 ]
 
 
