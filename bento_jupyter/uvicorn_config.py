@@ -51,10 +51,11 @@ class ConnectionLimits:
 
 def uvicorn_config(app: Any, limits: ConnectionLimits | None = None, **options: Any) -> uvicorn.Config:
     """A ``uvicorn.Config`` for ``app`` (an ASGI app, or an import string with ``factory=True``): httptools with
-    ``limits`` (default :class:`ConnectionLimits`), no lifespan, no access log, warnings only, and no
-    proxy-headers middleware (nothing here reads the client's address or scheme: one middleware less per
-    request). ``options`` add to or override these (``workers``, ``log_level``, ``timeout_graceful_shutdown``)."""
-    settings: dict[str, Any] = {"lifespan": "off", "access_log": False, "log_level": "warning", "proxy_headers": False}
+    ``limits`` (default :class:`ConnectionLimits`), the lifespan where the app speaks it (a ServiceApp learns there
+    the loop its tasks are called on), no access log, warnings only, and no proxy-headers middleware (nothing here
+    reads the client's address or scheme: one middleware less per request). ``options`` add to or override these
+    (``workers``, ``log_level``, ``timeout_graceful_shutdown``)."""
+    settings: dict[str, Any] = {"lifespan": "auto", "access_log": False, "log_level": "warning", "proxy_headers": False}
     settings.update((limits or ConnectionLimits()).uvicorn_options())
     settings.update(options)
     return uvicorn.Config(app, **settings)

@@ -26,11 +26,11 @@ from bento_jupyter.server.open_inference import OpenInference
 from bento_jupyter.server.streaming import StreamEndpoint
 from bento_jupyter.server.task_store import TaskStore
 from bento_jupyter.server.tasks import (
+    EndpointTasks,
     TaskAPI,
     TaskRoutes,
     TaskRunner,
     retention_from_environment,
-    run_in_process,
     task_store_path,
 )
 from bento_jupyter.service.definition import ServiceDefinition
@@ -72,6 +72,8 @@ class ServiceApp:
         self._task_home = task_home  # tasks are stored under it (default: $BENTO_JUPYTER_HOME)
         self._task_scope = task_scope  # which serving instance's queue: see task_store_path
         self.tasks: TaskRunner | None = None
+        self._task_calls: EndpointTasks | None = None  # how self.tasks runs a task: through its endpoint
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server's, once known: where tasks are called
         self._task_routes: dict[str, TaskRoutes] = {}
         self._run_tasks = run_tasks  # False: no task routes, no workers (a replay must not run a live queue)
         self._serve_tasks(definition)
@@ -126,7 +128,11 @@ class ServiceApp:
         if apis and self.tasks is None:
             path = task_store_path(self._task_home or home(), definition.name, self._task_scope)
             store = TaskStore(path, retention_from_environment())
-            self.tasks = TaskRunner(store, run_in_process(store, lambda name: self._task_endpoints().get(name)))
+            calls = EndpointTasks(store, lambda name: self._task_endpoints().get(name))
+            if self._loop is not None:
+                calls.serve_on(self._loop)
+            self._task_calls = calls
+            self.tasks = TaskRunner(store, calls, calls.ready)
         if self.tasks is not None:
             self.tasks.serve(apis)
         routes = [TaskRoutes(api, self.tasks, self._max_body) for api in apis if self.tasks is not None]
@@ -181,11 +187,21 @@ class ServiceApp:
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
+        self._served_here()
+        if scope["type"] == "http":
             task_route = self._task_routes.get(scope["path"])
             if task_route is not None:
                 await task_route(scope, receive, send)
                 return
         await self._site(scope, receive, send)
+
+    def _served_here(self) -> None:
+        """Note the loop this app is served on (at the lifespan's startup, or at any request but an API's), where
+        tasks call their endpoints."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        if self._task_calls is not None and not self._task_calls.ready():
+            self._task_calls.serve_on(self._loop)
 
     async def _infer(self, route: str, kwargs: dict[str, Any], scope: Scope, gone: Callable[[], bool]) -> Any:
         """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header,

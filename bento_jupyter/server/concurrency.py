@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import queue
 import threading
@@ -66,15 +67,17 @@ class HandlerPool:
         return self._busy >= self.max_concurrency and len(self._waiters) >= self.max_waiting
 
     async def call_sync(self, func: Callable[[], Any], deadline: float | None, gone: Callable[[], bool] | None) -> Any:
-        """``func()`` on one of this API's threads, within ``deadline`` (``time.monotonic`` seconds)."""
+        """``func()`` on one of this API's threads, within ``deadline`` (``time.monotonic`` seconds), in a copy of
+        the caller's context (its context variables, a task's ``current_task``), as an async handler gets."""
         await self._acquire(deadline, gone)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
 
         def job() -> None:
             began = time.perf_counter()
             try:
-                outcome: tuple[bool, Any] = (True, func())
+                outcome: tuple[bool, Any] = (True, context.run(func))
             except BaseException as exc:  # the handler's error goes to its caller; the thread stays
                 outcome = (False, carried(exc))
             took = time.perf_counter() - began

@@ -1,14 +1,16 @@
 """``@api(task=True)``: BentoML's task routes, a bounded queue, and worker threads that run tasks from disk.
 
-``POST {route}/submit`` stores the request and answers at once with a task id; worker threads claim
-pending tasks oldest first, call the handler the service serves *now* (a hot swap takes effect for
-queued tasks), and store the answer. ``GET {route}/status``, ``GET {route}/get``, ``PUT {route}/cancel``
+``POST {route}/submit`` checks the request with the API's own decode, stores it and answers at once with a task
+id; worker threads claim pending tasks oldest first, have the endpoint the service serves *now* (a hot swap takes
+effect for queued tasks) answer it through the same pipeline as its HTTP route (``Endpoint.call``), and store the
+answer. ``GET {route}/status``, ``GET {route}/get``, ``PUT {route}/cancel``
 and ``POST {route}/retry`` read and change the store, whichever process wrote it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import math
 import os
 import threading
@@ -26,6 +28,7 @@ from bento_jupyter.server import asgi_io
 from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import (
     BadRequest,
+    ClientClosedRequest,
     HandlerFailed,
     HTTPError,
     MethodNotAllowed,
@@ -42,7 +45,8 @@ DEFAULT_RETENTION_S = 24 * 3600.0  # BentoML keeps task results for a day too
 DEFAULT_QUEUE_SIZE = 100
 _POLL_S = 0.5  # how often idle workers look for tasks other processes stored
 _MAX_MAINTENANCE_S = 60.0  # idle workers purge expired tasks at least this often
-_INTERRUPTED = HandlerFailed("the server stopped while this task ran: retry it").body()
+_STOPPED = "the server stopped while this task ran: retry it"
+_INTERRUPTED = HandlerFailed(_STOPPED).body()
 TASK_ROUTES = ("/submit", "/status", "/get", "/cancel", "/retry")
 
 
@@ -86,38 +90,79 @@ class TaskAPI:
         )
 
 
-def run_in_process(store: TaskStore, resolve: Callable[[str], Endpoint | None]) -> Execute:
-    """Tasks run by calling the handler this process serves now (``resolve``: API name -> its endpoint), with the
-    endpoint's own decode and body. The call itself stays on the task's worker thread, where ``current_task``
-    is set: the queue on disk, not the endpoint's admission, bounds how many run."""
+class EndpointTasks:
+    """Runs stored tasks through the endpoint this process serves now (``resolve``: API name -> its endpoint; after
+    a hot swap, the new one) along its HTTP route's one pipeline, on the server's event loop: ``decode`` of the
+    stored body, ``Endpoint.call`` (the API's own threads or loop and their ``max_concurrency``, or its batch
+    queue), ``body``. ``current_task`` is set for the call (``cancel_requested()`` in a plain API's handler).
 
-    def execute(record: TaskRecord) -> Answer:
-        endpoint = resolve(record.api)
+    Nothing runs before ``serve_on`` names the server's loop (ServiceApp: at its lifespan startup, or its first
+    request): until then ``ready()`` is false and tasks wait on disk."""
+
+    def __init__(self, store: TaskStore, resolve: Callable[[str], Endpoint | None]) -> None:
+        self._store = store
+        self._resolve = resolve
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def serve_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def ready(self) -> bool:
+        """Whether a task claimed now can run: the server's loop is known and not closed."""
+        return self._loop is not None and not self._loop.is_closed()
+
+    def __call__(self, record: TaskRecord) -> Answer:
+        """The task's answer (on its worker thread, which waits); the API's waiting room full of HTTP requests
+        (503) makes it wait its turn, as a client would, unless it is canceled meanwhile."""
+        while True:
+            try:
+                return self._on_loop(record)
+            except Overloaded:
+                if self._store.cancel_requested(record.task_id):
+                    raise ClientClosedRequest("canceled while waiting for a free slot") from None
+                time.sleep(_POLL_S)
+
+    def _on_loop(self, record: TaskRecord) -> Answer:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise _interrupted()
+        try:
+            answer = asyncio.run_coroutine_threadsafe(self._answer(record), loop)
+        except RuntimeError:  # the loop closed since
+            raise _interrupted() from None
+        while True:
+            try:
+                return answer.result(timeout=_POLL_S)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():  # the server stopped: the call will never answer
+                    raise _interrupted() from None
+            except concurrent.futures.CancelledError:  # cancelled as the server's loop ended
+                raise _interrupted() from None
+
+    async def _answer(self, record: TaskRecord) -> Answer:
+        current_task.set((self._store, record.task_id))  # in this call's own context, which its handler gets
+        endpoint = self._resolve(record.api)
         if endpoint is None:
             raise NotFound(f"the service no longer serves {record.api}()")
-        method = endpoint.method
-        kwargs = endpoint.decode(record.input)
-        token = current_task.set((store, record.task_id))
-        try:
-            result = asyncio.run(method.func(**kwargs)) if method.is_async else method.func(**kwargs)
-        finally:
-            current_task.reset(token)
-        body, media = endpoint.body(method.encode(result))
+        body, media = endpoint.body(await endpoint.call(endpoint.decode(record.input)))
         return 200, body, media.decode()
 
-    return execute
+
+def _interrupted() -> HandlerFailed:
+    return HandlerFailed(_STOPPED)
 
 
 class TaskRunner:
-    """Runs one service's tasks on worker threads with ``execute``; lives across hot swaps.
+    """Runs one service's tasks on worker threads with ``execute``, while ``ready()``; lives across hot swaps.
 
     Idle workers look after the store every ``maintenance_s`` seconds (at most a minute): tasks past their
     retention are deleted, and tasks a process that stopped was running (another worker) are failed, so they
     no longer count against ``max_concurrency``."""
 
-    def __init__(self, store: TaskStore, execute: Execute) -> None:
+    def __init__(self, store: TaskStore, execute: Execute, ready: Callable[[], bool] | None = None) -> None:
         self.store = store
         self._execute = execute
+        self._ready = ready  # None: always; else tasks are claimed only while it is true
         self._wake = threading.Condition()
         self._limits: dict[str, int] = {}  # API name -> at most this many at once, across processes
         self._seconds: dict[str, float] = {}  # API name -> smoothed run time, for Retry-After
@@ -152,6 +197,8 @@ class TaskRunner:
         return record
 
     def _claim(self) -> TaskRecord | None:
+        if self._ready is not None and not self._ready():
+            return None
         with self._wake:
             limits = dict(self._limits)
         return self.store.claim(limits)

@@ -82,7 +82,7 @@ def api(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     ``task=True`` adds BentoML's task routes (``/submit``, ``/status``, ``/get``, ``/cancel``,
     ``/retry``): the call runs in the background and its result is kept on disk; for a task,
     ``max_queue_size`` bounds how many may wait (default 100) and ``max_concurrency`` how many
-    run at once (default 1).
+    run at once (default 1); a task runs as a request to its route does, sharing its ``max_concurrency``.
     A plain API (neither batchable, streaming nor a task) runs at most ``max_concurrency`` calls at
     once on its own threads (default ``min(32, cores + 4)`` for a sync handler, unbounded for an
     async one); ``max_queue_size`` more may wait for a slot (default 16 per slot), further ones are
