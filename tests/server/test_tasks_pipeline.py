@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bento_jupyter import api
+from tests.server.test_request_arguments import bodies
 from tests.server.test_tasks import wait_for
 
 MODEL_ROWS = 2  # the model below takes at most this many rows per call, as a model compiled for a batch size does
@@ -24,6 +25,11 @@ def halve(x: np.ndarray) -> np.ndarray:
     if len(x) > MODEL_ROWS:
         raise ValueError(f"this model takes at most {MODEL_ROWS} rows, got {len(x)}")
     return (x / 2).astype(np.float32)
+
+
+@api(task=True)
+def tripled(x: np.ndarray) -> np.ndarray:
+    return x * 3
 
 
 loops: list[asyncio.AbstractEventLoop] = []
@@ -38,7 +44,7 @@ async def which_loop(n: int) -> int:
 
 @pytest.fixture
 def url(serve, tmp_path):
-    return serve("pipeline", halve, which_loop, task_home=tmp_path).url
+    return serve("pipeline", halve, tripled, which_loop, task_home=tmp_path).url
 
 
 def run_task(url: str, body: dict) -> requests.Response:
@@ -65,6 +71,24 @@ def test_a_batchable_task_is_batched_by_max_batch_size_and_answers_what_its_rout
     assert task.status_code == 200, task.text
     assert task.content == route.content
     assert task.headers["content-type"] == route.headers["content-type"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies())
+def test_a_body_is_refused_at_submit_as_its_route_refuses_it_and_else_answered_alike(url, body):
+    """The route's 400 (naming the field) is /submit's, byte for byte; a body the route answers, the task answers
+    with the same JSON."""
+    headers = {"content-type": "application/json"}
+    route = requests.post(f"{url}/tripled", data=body, headers=headers, timeout=10)
+    submitted = requests.post(f"{url}/tripled/submit", data=body, headers=headers, timeout=10)
+    if route.status_code != 200:
+        assert (submitted.status_code, submitted.content) == (route.status_code, route.content)
+        return
+    assert submitted.status_code == 200, submitted.text
+    task_id = submitted.json()["task_id"]
+    wait_for(f"{url}/tripled", task_id, "completed")
+    task = requests.get(f"{url}/tripled/get", params={"task_id": task_id}, timeout=5)
+    assert task.content == route.content
 
 
 def test_an_async_task_runs_on_its_apis_own_loop_as_its_route_does(url):
