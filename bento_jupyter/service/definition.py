@@ -27,6 +27,8 @@ from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.batch_contract import batch_kind
 from bento_jupyter.service.codecs import BYTES_AS_BASE64, Codec, TensorCodec, codec_for, invalid_input
 
+_FLOATS = (float, np.floating)
+
 
 def _json_problem(message: str) -> str:
     """pydantic's JSON error, named plainly where its own words are obscure (a lone UTF-16 surrogate)."""
@@ -148,7 +150,8 @@ class APIMethod:
         """Turn a handler's result into a JSON-serialisable value (numpy arrays allowed).
 
         ValueError for a float that is not a whole number (NaN and ±Infinity included) under ``-> int``."""
-        if self.output.annotation is int and isinstance(result, float | np.floating) and not float(result).is_integer():
+        # the type test first: a codec's annotation may be built anew on each read (a tensor's is)
+        if isinstance(result, _FLOATS) and self.output.annotation is int and not float(result).is_integer():
             raise ValueError(f"its result {result!r} is no int, as its return hint declares")
         return self.output.encode(result)
 
