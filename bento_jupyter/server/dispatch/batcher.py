@@ -215,7 +215,7 @@ class BatchDispatcher:
         self._idle.clear()
         if alone and decision.placement is _RUN and not self._queue and size <= self._policy.max_batch_size:
             request.taken = size  # a batch of its own, now: nothing is queued and nobody else is arriving
-            self._start([_Part(request, 0, size)])
+            self._start([_Part(request, 0, size)], loop)
         else:
             self._queue.append(request)
             self._queued_items += size
@@ -297,12 +297,13 @@ class BatchDispatcher:
             self._queue = kept
         return parts
 
-    def _start(self, parts: list[_Part]) -> None:
-        """Hand one batch to a worker thread; it calls ``_finish`` back on the loop."""
+    def _start(self, parts: list[_Part], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Hand one batch to a worker thread; it calls ``_finish`` back on the loop (the running one: callers
+        that hold it pass it, since asking for it costs a ``getpid`` system call on Python 3.11)."""
         size = parts[0].stop - parts[0].start if len(parts) == 1 else sum(part.stop - part.start for part in parts)
         started = (self._clock(), size)
         self._running.append(started)
-        waker = self._loop_waker()
+        waker = self._loop_waker(loop or asyncio.get_running_loop())
 
         def job() -> None:
             pieces, timed = self._run_parts(parts)
@@ -314,8 +315,7 @@ class BatchDispatcher:
         except Exception as exc:
             self._finish(parts, started, [exc] * len(parts), False)
 
-    def _loop_waker(self) -> LoopWaker:
-        loop = asyncio.get_running_loop()
+    def _loop_waker(self, loop: asyncio.AbstractEventLoop) -> LoopWaker:
         if self._waker is None or self._waker.loop is not loop:
             if self._waker is not None:
                 self._waker.close()
