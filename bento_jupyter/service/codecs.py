@@ -13,7 +13,7 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service import bfloat16
-from bento_jupyter.service.json_values import json_ready
+from bento_jupyter.service.json_values import json_ready, tensor_as_array
 from bento_jupyter.service.tensor_spec import TensorSpec
 from bento_jupyter.torch_probe import is_tensor_type
 
@@ -127,19 +127,22 @@ class TensorCodec:
         return tensor.to(torch.bfloat16) if self.spec.dtype == bfloat16.NAME else tensor
 
     def encode(self, value: Any) -> Any:
-        """A result as a numpy array (a torch bfloat16 tensor widened to float32, which holds it exactly)."""
+        """A result as a numpy array (a torch bfloat16 tensor widened to float32, which holds it exactly); a 0-d
+        one is the scalar it holds, as under any other hint."""
         if is_tensor_type(type(value)):
-            value = value.detach().cpu()
-            value = (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
-        return np.ascontiguousarray(value) if isinstance(value, np.ndarray) else value
+            value = tensor_as_array(value)
+        if not isinstance(value, np.ndarray):
+            return value
+        return value[()] if value.ndim == 0 else np.ascontiguousarray(value)
 
     def check(self, value: Any) -> None:
-        """InvalidInput unless ``value`` (a result) is an array of numbers, as the schema declares."""
+        """InvalidInput unless ``value`` (a result) is an array of numbers, as the schema declares; a 0-d array
+        (written as the number it holds) is one, a plain number is not."""
         try:
             array = np.asarray(self.encode(value))
         except (ValueError, TypeError) as exc:
             raise InvalidInput("", f"expected a rectangular array of numbers ({exc})") from None
-        if array.ndim == 0:
+        if array.ndim == 0 and not (isinstance(value, np.ndarray) or is_tensor_type(type(value))):
             raise InvalidInput("", "expected an array of numbers, got a single value")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput("", f"expected numbers, got array of {array.dtype}")

@@ -2,7 +2,9 @@
 and NaN, Infinity and -Infinity as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no
 number for them; a schema declares them with ``NON_FINITE_SCHEMA``). Sets, frozensets and deques are lists;
 ``np.longdouble`` is narrowed to a float (JSON numbers are float64), complex numbers are written as pydantic
-writes Python's, the string ``"1+2j"``.
+writes Python's, the string ``"1+2j"``. A float16 or float32 value is written in the shortest form that reads back
+as the same value of its own dtype (``np.float32(0.2)`` is ``0.2``, never ``0.20000000298023224``), as orjson writes
+a float32 array, whatever the hint that sends it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ NON_FINITE_SCHEMA: dict[str, Any] = {
 }
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: ...} as {"1": ...}, as the standard library writes it
+
+
+def _shortest(value: np.ndarray | np.floating[Any]) -> Any:
+    """A float16 or float32 array or scalar as Python floats (nested as its shape) that print as the shortest
+    decimal naming the same value of its own dtype; ``str`` of a numpy float is that decimal."""
+    return np.asarray(value).astype(str).astype(np.float64).tolist()
+
+
+def _narrow_float(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind == "f" and dtype.itemsize < 8
 
 
 def _non_finite_name(value: float) -> str:
@@ -54,6 +66,8 @@ def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
         }
     if isinstance(value, (list, tuple, set, frozenset, deque)):
         return [json_ready(item, non_finite_as_strings=non_finite_as_strings) for item in value]
+    if isinstance(value, (np.ndarray, np.floating)) and _narrow_float(value.dtype):
+        return json_ready(_shortest(value), non_finite_as_strings=non_finite_as_strings)
     if isinstance(value, np.generic):
         item = value.item()
         if isinstance(item, np.generic):  # longdouble and clongdouble: no Python number holds them
@@ -62,8 +76,14 @@ def json_ready(value: Any, *, non_finite_as_strings: bool = True) -> Any:
     if isinstance(value, np.ndarray):
         return json_ready(value.tolist(), non_finite_as_strings=non_finite_as_strings)
     if is_tensor(value):
-        return json_ready(value.detach().cpu().tolist(), non_finite_as_strings=non_finite_as_strings)
+        return json_ready(tensor_as_array(value), non_finite_as_strings=non_finite_as_strings)
     return value
+
+
+def tensor_as_array(tensor: Any) -> np.ndarray:
+    """A torch tensor's values as a numpy array (bfloat16 widened to float32, which holds it exactly)."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if str(tensor.dtype) == "torch.bfloat16" else tensor).numpy()
 
 
 def _numpy_or_torch(value: Any) -> Any:
@@ -79,6 +99,8 @@ def dumps(value: Any) -> bytes:
     64 bits, so any ``null`` in its output or any refusal sends the value through ``json_ready``, and what
     orjson still refuses (big integers) through the standard library, which writes them exactly.
     """
+    if isinstance(value, np.ndarray) and value.dtype == np.float16:  # orjson writes float16 in float32's form
+        value = json_ready(value)
     try:
         written = orjson.dumps(value, default=_numpy_or_torch, option=_OPTIONS | orjson.OPT_SERIALIZE_NUMPY)
         if b"null" not in written:

@@ -87,8 +87,9 @@ def from_json(value: Any) -> Any:
 
 
 def same(got: Any, expected: Any) -> bool:
+    """Equal, a float as the float32 it was drawn as: a numpy float32 is written in its own shortest form."""
     if isinstance(expected, float):
-        return isinstance(got, float) and (got == expected or (math.isnan(got) and math.isnan(expected)))
+        return isinstance(got, float) and (np.float32(got) == expected or (math.isnan(got) and math.isnan(expected)))
     if isinstance(expected, list):
         return isinstance(got, list) and len(got) == len(expected) and all(map(same, got, expected))
     if isinstance(expected, dict):

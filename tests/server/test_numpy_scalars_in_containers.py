@@ -112,13 +112,16 @@ def expected(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(expected(key)): expected(item) for key, item in value.items()}
     if isinstance(value, torch.Tensor):
-        return expected(value.float().tolist() if value.dtype is torch.bfloat16 else value.tolist())
+        array = (value.float() if value.dtype is torch.bfloat16 else value).numpy()
+        return expected(array[()] if array.ndim == 0 else list(array))
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (complex, np.complexfloating)):
         return pydantic_core.to_jsonable_python(complex(value))
+    if isinstance(value, (np.float16, np.float32)):
+        return float(str(value))  # the shortest decimal of its own dtype (README, JSON encoding)
     if isinstance(value, (float, np.floating)):
         return float(value)
     return value
@@ -141,6 +144,7 @@ def matches(want: Any, got: Any) -> bool:
 @example(value={"s": {np.int64(1)}}, route="as_none")
 @example(value={"f": np.longdouble(1.5)}, route="as_dict")
 @example(value={"c": np.clongdouble(1 + 2j), "d": collections.deque([np.int8(3)])}, route="as_any")
+@example(value=[np.float32(0.2), torch.tensor([0.2, 1e-38]), np.float16(0.1)], route="as_dict")
 def test_numpy_and_torch_values_in_any_container_answer_plain_json(url, value, route):
     RESULT.append({"v": value})
     answer = requests.post(f"{url}/{route}", json={}, timeout=10)
