@@ -13,14 +13,13 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 
 from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service import bfloat16
+from bento_jupyter.service.arbitrary_types import ServiceJsonSchema, arbitrary_field
 from bento_jupyter.service.json_values import json_ready, tensor_as_array
+from bento_jupyter.service.tensor_schema import MAX_JSON_DIMS, TENSOR_FORMATS
 from bento_jupyter.service.tensor_spec import TensorSpec
 from bento_jupyter.torch_probe import is_tensor_type
 
 _NUMERIC_KINDS = frozenset("biuf")
-MAX_JSON_DIMS = 8  # a tensor sent as nested JSON lists has at most this many (documented in /docs.json)
-# BentoML's names for tensor formats in /schema.json; its client decodes outputs by them.
-_TENSOR_FORMATS = {"numpy": "numpy-array", "torch": "pytorch-tensor"}
 # bytes in JSON are base64, both ways (pydantic's setting; its URL-safe alphabet, padded): UTF-8 text cannot hold
 # every byte string
 BYTES_AS_BASE64 = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
@@ -70,7 +69,7 @@ class TensorCodec:
     @property
     def annotation(self) -> Any:
         """Any JSON value, documented as an array: ``decode`` checks it."""
-        schema = {"type": "array", "items": {}, "description": f"{_TENSOR_FORMATS[self.framework]} as nested lists"}
+        schema = {"type": "array", "items": {}, "description": f"{TENSOR_FORMATS[self.framework]} as nested lists"}
         return Annotated[Any, WithJsonSchema(schema)]
 
     def decode(self, value: Any, field: str) -> Any:
@@ -87,8 +86,6 @@ class TensorCodec:
             if array.dtype.kind != "O" and _holds_booleans(dumped):
                 raise InvalidInput(field, "expected numbers, got booleans")
             array = self._exact_integers(array, value, _integers_beyond_int64(dumped), field)
-        if array.ndim > MAX_JSON_DIMS:
-            raise InvalidInput(field, f"expected at most {MAX_JSON_DIMS} nested lists, got {array.ndim}")
         return self.from_array(array, field)
 
     def _exact_integers(self, array: np.ndarray, value: list[Any], beyond: list[int], field: str) -> np.ndarray:
@@ -112,6 +109,8 @@ class TensorCodec:
         """
         if array.ndim == 0:
             raise InvalidInput(field, "expected an array of numbers, got a single value")
+        if array.ndim > MAX_JSON_DIMS:  # on every route: what /docs.json and v2 metadata document
+            raise InvalidInput(field, f"expected at most {MAX_JSON_DIMS} dimensions, got {array.ndim}")
         if array.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidInput(field, f"expected numbers, got array of {array.dtype}")
         if array.dtype.kind == "b" and not keep_dtype and self.spec.dtype != "bool":
@@ -149,7 +148,7 @@ class TensorCodec:
 
     def json_schema(self) -> dict[str, Any]:
         """BentoML's description: the format, and the dtype and shape when declared."""
-        schema: dict[str, Any] = {"type": "tensor", "format": _TENSOR_FORMATS[self.framework]}
+        schema: dict[str, Any] = {"type": "tensor", "format": TENSOR_FORMATS[self.framework]}
         if self.spec.dtype is not None:
             schema["dtype"] = self.spec.dtype
         if self.spec.shape is not None:
@@ -167,6 +166,8 @@ class PydanticCodec:
     # the hint declares bytes somewhere: a model's own bytes are UTF-8 text in pydantic's JSON mode, so results go
     # through Python mode, then base64
     holds_bytes: bool = field(default=False, compare=False, repr=False)
+    # a type only ``isinstance`` validates (arbitrary_types_allowed), as a dotted field and class: no JSON holds one
+    arbitrary: tuple[str, type] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def for_hint(cls, hint: Any) -> PydanticCodec:
@@ -182,7 +183,8 @@ class PydanticCodec:
                 ) from None
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ServiceDefinitionError(f"unsupported type hint {_name(hint)}: {first_line}") from None
-        return cls(hint, adapter, _declared(adapter.core_schema), _holds_bytes(adapter.core_schema))
+        core = adapter.core_schema
+        return cls(hint, adapter, _declared(core), _holds_bytes(core), arbitrary_field(core))
 
     @property
     def annotation(self) -> Any:
@@ -235,6 +237,12 @@ class PydanticCodec:
         Raises PydanticSerializationError for a value with no JSON form."""
         if self.hint is Any:
             return
+        if self.arbitrary is not None:  # only isinstance can tell: judged as the Python value it is
+            try:
+                self.adapter.validate_python(value)
+            except ValidationError as exc:
+                raise invalid_input(exc) from None
+            return
         written = pydantic_core.to_json(value, inf_nan_mode="constants", bytes_mode="base64", fallback=_plain)
         try:
             self.adapter.validate_json(written, strict=True)
@@ -242,7 +250,7 @@ class PydanticCodec:
             raise invalid_input(exc) from None
 
     def json_schema(self) -> dict[str, Any]:
-        return self.adapter.json_schema()
+        return self.adapter.json_schema(schema_generator=ServiceJsonSchema)
 
 
 def _adapter(hint: Any) -> TypeAdapter[Any]:

@@ -26,6 +26,7 @@ from bento_jupyter.errors import InvalidInput, ServiceDefinitionError
 from bento_jupyter.service.api import APIConfig, config_of
 from bento_jupyter.service.batch_contract import batch_kind
 from bento_jupyter.service.codecs import BYTES_AS_BASE64, Codec, TensorCodec, codec_for, invalid_input
+from bento_jupyter.torch_probe import is_tensor_type
 
 _FLOATS = (float, np.floating)
 
@@ -90,6 +91,7 @@ class APIMethod:
                 raise ServiceDefinitionError(f"{name}(): parameter {p.name!r} must be a plain named parameter")
             required = p.default is inspect.Parameter.empty
             params.append(Param(p.name, codec_for(hints.get(p.name, Any)), required, None if required else p.default))
+            _refuse_arbitrary(name, params[-1])
         is_stream = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
         output_hint = hints.get("return", Any)
         method = cls(
@@ -158,6 +160,20 @@ class APIMethod:
     @property
     def takes_tensor(self) -> bool:
         return any(isinstance(p.codec, TensorCodec) for p in self.params)
+
+
+def _refuse_arbitrary(name: str, param: Param) -> None:
+    """ServiceDefinitionError naming the field when ``param`` holds a type only ``isinstance`` validates
+    (``arbitrary_types_allowed``): no JSON request can hold one (a result may: it is written as its value allows)."""
+    found = getattr(param.codec, "arbitrary", None)
+    if found is None:
+        return
+    where, cls = found
+    hint = "nested lists (list[float])" if cls is np.ndarray or is_tensor_type(cls) else "a JSON type or a model"
+    raise ServiceDefinitionError(
+        f"{name}(): parameter {param.name!r}: field {where or param.name} is a {cls.__name__}, which no JSON request"
+        f" can hold (pydantic checks it with isinstance); declare {hint} there, or a whole np.ndarray parameter"
+    )
 
 
 def _inputs_adapter(name: str, params: list[Param]) -> TypeAdapter[Any]:

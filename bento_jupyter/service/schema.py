@@ -9,14 +9,15 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import TypeAdapter, WithJsonSchema
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue
 from pydantic_core import core_schema, to_jsonable_python
 
-from bento_jupyter.service.codecs import MAX_JSON_DIMS, Codec, TensorCodec
+from bento_jupyter.service.arbitrary_types import ServiceJsonSchema
+from bento_jupyter.service.codecs import Codec, TensorCodec
 from bento_jupyter.service.definition import APIMethod, ServiceDefinition
 from bento_jupyter.service.json_values import NON_FINITE_SCHEMA
 from bento_jupyter.service.task_status import TaskStatus
-from bento_jupyter.service.tensor_spec import value_range
+from bento_jupyter.service.tensor_schema import request_tensor_schema, result_tensor_schema
 
 _MAX_EXAMPLE_BYTES = 8192
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)+$")
@@ -72,38 +73,14 @@ def service_schema(definition: ServiceDefinition) -> dict[str, Any]:
 
 
 def _tensor_schema(codec: TensorCodec, components: dict[str, Any]) -> dict[str, Any]:
-    """A tensor in a request: nested JSON lists of numbers, 1 to ``MAX_JSON_DIMS`` deep, as the server accepts
-    it (a ``$ref`` to one schema per framework under ``components``). The lists at one depth must also share a
-    length, which JSON Schema cannot say: the description does."""
+    """A tensor in a request, as the server accepts it; one of undeclared shape is a ``$ref`` to one schema per
+    framework and dtype under ``components``."""
+    schema = request_tensor_schema(codec.framework, codec.spec)
     if codec.spec.shape is not None:
-        return _declared_tensor_schema(codec)
-    name = {"numpy": "NumpyArray", "torch": "TorchTensor"}[codec.framework]
-    nested: list[dict[str, Any]] = []
-    value: dict[str, Any] = {"type": "number"}
-    for _ in range(MAX_JSON_DIMS):
-        value = {"type": "array", "items": value}
-        nested.append(value)
-    components[name] = {
-        "anyOf": nested,
-        "description": f"{codec.json_schema()['format']} as nested lists of numbers, one level per dimension"
-        f" (1 to {MAX_JSON_DIMS}); the lists at each depth all of one length",
-    }
+        return schema
+    name = {"numpy": "NumpyArray", "torch": "TorchTensor"}[codec.framework] + (codec.spec.dtype or "").title()
+    components[name] = schema
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _declared_tensor_schema(codec: TensorCodec) -> dict[str, Any]:
-    """A tensor of declared shape: exactly as deep, each fixed size as ``minItems``/``maxItems``; its items
-    the declared dtype's JSON type and range."""
-    assert codec.spec.shape is not None
-    dtype = codec.spec.numpy_dtype
-    value: dict[str, Any] = {"type": {"b": "boolean", "i": "integer", "u": "integer"}.get(dtype.kind, "number")}
-    if dtype.kind != "b" and codec.spec.dtype is not None:
-        low, high = value_range(codec.spec.dtype)
-        value |= {"minimum": low, "maximum": high}
-    for size in reversed(codec.spec.shape):
-        value = {"type": "array", "items": value, **({"minItems": size, "maxItems": size} if size >= 0 else {})}
-    described = f"{codec.json_schema()['format']} of shape {codec.spec.shape} (-1: any size)"
-    return {**value, "description": described + (f", dtype {codec.spec.dtype}" if codec.spec.dtype else "")}
 
 
 def example_request(method: APIMethod, body: bytes) -> dict[str, Any] | None:
@@ -148,7 +125,7 @@ _ERROR = {
 _PROBE = {"responses": {"200": {"description": "OK"}}}
 
 
-class _DocumentSchemas(GenerateJsonSchema):
+class _DocumentSchemas(ServiceJsonSchema):
     """Pydantic's JSON Schema, with a float result also allowed to be one of the strings that stand for
     NaN and ±Infinity (``json_values``); requests keep plain numbers."""
 
@@ -158,13 +135,11 @@ class _DocumentSchemas(GenerateJsonSchema):
 
 
 def _result_annotation(codec: Codec) -> Any:
-    """What a result is documented as: a tensor result may also be a 0-d one (a number or boolean), and its
-    floats may be the strings that stand for NaN and ±Infinity."""
+    """What a result is documented as: a tensor's nested lists (a 0-d one is a number or boolean), whose floats
+    may be the strings that stand for NaN and ±Infinity."""
     if not isinstance(codec, TensorCodec):
         return codec.annotation
-    scalar = [{"type": "number"}, {"type": "boolean"}, NON_FINITE_SCHEMA]
-    schema = {"anyOf": [{"type": "array", "items": {}}, *scalar], "description": codec.json_schema()["format"]}
-    return Annotated[Any, WithJsonSchema(schema)]
+    return Annotated[Any, WithJsonSchema(result_tensor_schema(codec.framework, codec.spec))]
 
 
 def _schemas(definition: ServiceDefinition) -> tuple[dict[tuple[str, str], Any], dict[str, Any]]:

@@ -71,6 +71,8 @@ class TensorSpec:
         if self.dtype is None or (array.dtype == self.dtype and self.dtype != bfloat16.NAME):
             return array
         target = self.numpy_dtype
+        if array.size == 0:  # JSON's [] is float64 to numpy, and holds no value of any dtype
+            return array.astype(target)
         if (target.kind == "b") != (array.dtype.kind == "b"):
             raise InvalidInput(field, f"expected {'booleans' if target.kind == 'b' else 'numbers'} for {target}")
         low, high = value_range(self.dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import jsonschema
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bento_jupyter import api
+from bento_jupyter import DType, api
 from bento_jupyter.server.app import ServiceApp
 from bento_jupyter.server.runner import ThreadedServer
 from bento_jupyter.service.definition import ServiceDefinition
@@ -81,14 +82,24 @@ def deep(kinds: st.SearchStrategy) -> st.SearchStrategy:
     return st.builds(nest, kinds, st.integers(6, 10))
 
 
-PARAMS = {"/echo": "x", "/rows_back": "rows"}
-NUMBERS = st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+def small(x: Annotated[np.ndarray, DType("int8")]) -> np.ndarray:
+    return x
+
+
+def flags(x: Annotated[torch.Tensor, DType("bool")]) -> torch.Tensor:
+    return x
+
+
+PARAMS = {"/echo": "x", "/rows_back": "rows", "/small": "x", "/flags": "x"}  # a declared dtype without a Shape too
+NUMBERS = st.integers(-(2**53), 2**53) | st.integers(-130, 130) | st.floats(allow_nan=False, allow_infinity=False)
 OTHERS = st.booleans() | st.none() | st.text(max_size=3)
 
 
 @pytest.fixture(scope="module")
 def tensors(request):
-    server = ThreadedServer(ServiceApp(ServiceDefinition.from_functions("tensors", [echo, rows_back])), "127.0.0.1")
+    server = ThreadedServer(
+        ServiceApp(ServiceDefinition.from_functions("tensors", [echo, rows_back, small, flags])), "127.0.0.1"
+    )
     server.start()
     request.addfinalizer(server.stop)
     doc = requests.get(f"{server.url}/docs.json", timeout=5).json()
@@ -96,7 +107,7 @@ def tensors(request):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=values(NUMBERS) | values(NUMBERS | OTHERS), route=st.sampled_from(sorted(PARAMS)))
+@given(value=values(NUMBERS) | values(NUMBERS | OTHERS) | values(st.booleans()), route=st.sampled_from(sorted(PARAMS)))
 def test_a_tensor_is_accepted_exactly_when_its_documented_schema_and_shape_allow_it(tensors, value, route):
     """Any depth the document allows is answered; anything it refuses is a 400, and so is a ragged list,
     which JSON Schema cannot refuse (the description says the lists at one depth share a length)."""
