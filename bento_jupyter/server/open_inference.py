@@ -1,8 +1,8 @@
 """Open Inference Protocol v2 (KServe's REST protocol) over a service: each API is a model of its name.
 
-Probes and metadata answer from the definition; ``infer`` turns v2 tensors into the handler's arguments (a
-tensor parameter gets the declared datatype and shape), calls the API's own endpoint (same admission,
-batching, errors and metrics), and answers v2 outputs in the datatype the handler produced.
+Probes and metadata answer from the definition (``open_inference_metadata``); ``infer`` turns v2 tensors into
+the handler's arguments (a tensor parameter gets the declared datatype and shape), calls the API's own endpoint
+(same admission, batching, errors and metrics), and answers v2 outputs in the datatype the handler produced.
 """
 
 from __future__ import annotations
@@ -33,30 +33,20 @@ from bento_jupyter.server.http_errors import (
     error_response,
     handler_failed,
 )
+from bento_jupyter.server.open_inference_metadata import (
+    DATATYPES,
+    NUMPY_TYPES,
+    admits,
+    as_metadata,
+    input_metadata,
+    output_metadata,
+)
 from bento_jupyter.service import bfloat16
-from bento_jupyter.service.codecs import Codec, TensorCodec
+from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
 from bento_jupyter.service.json_values import dumps
 from bento_jupyter.torch_probe import is_tensor
 
-# v2 datatypes <-> numpy dtypes; BYTES carries strings (UTF-8 text in JSON); BF16, which numpy lacks, is
-# carried in float32 (see service/bfloat16.py).
-_NUMPY_TYPES = {
-    "BOOL": "bool",
-    "UINT8": "uint8",
-    "UINT16": "uint16",
-    "UINT32": "uint32",
-    "UINT64": "uint64",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FP16": "float16",
-    "FP32": "float32",
-    "FP64": "float64",
-}
-_DATATYPES = {np.dtype(numpy): v2 for v2, numpy in _NUMPY_TYPES.items()}
-_SCALAR_DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
 _PLATFORM = "bento_jupyter"
 
 # (route, handler arguments, the request's ASGI scope, whether its client has gone) -> awaitable encoded result
@@ -65,80 +55,6 @@ Infer = Callable[[str, dict[str, Any], Scope, Callable[[], bool]], Any]
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(dumps(value), status_code=status, media_type="application/json")
-
-
-def _declared_datatype(codec: Codec) -> str:
-    """The v2 datatype a parameter or result is documented with before any call: its JSON type's, a tensor's
-    declared dtype or FP32 (an undeclared tensor gets whatever numeric datatype a request declares), BYTES for
-    JSON text."""
-    if isinstance(codec, TensorCodec):
-        if codec.spec.dtype == bfloat16.NAME:
-            return "BF16"
-        return _DATATYPES[np.dtype(codec.spec.dtype)] if codec.spec.dtype else "FP32"
-    schema = codec.json_schema()
-    if schema.get("type") == "array":
-        schema = schema.get("items", {})
-    return _SCALAR_DATATYPES.get(schema.get("type", ""), "BYTES")
-
-
-def _declared_shape(codec: Codec) -> list[int]:
-    """A tensor's declared shape; ``[-1]`` (any) for a list, an undeclared tensor or a type that admits one
-    (``Any``); else ``[1]``: one element."""
-    if isinstance(codec, TensorCodec):
-        return list(codec.spec.shape) if codec.spec.shape is not None else [-1]
-    return [-1] if _admits(codec.json_schema(), "array") else [1]
-
-
-_PYTHON_KINDS = {"string": str, "array": list}
-
-
-def _admits(schema: dict[str, Any], kind: str, defs: dict[str, Any] | None = None) -> bool:
-    """Whether a value of JSON type ``kind`` may validate against ``schema`` (an empty schema admits anything)."""
-    defs = schema.get("$defs", defs or {})
-    if "$ref" in schema:
-        return _admits(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), kind, defs)
-    branches = schema.get("anyOf") or schema.get("oneOf")
-    if branches:
-        return any(_admits(branch, kind, defs) for branch in branches)
-    declared = schema.get("type")
-    if declared is None:
-        values = schema.get("enum", [schema["const"]] if "const" in schema else None)
-        if values is None:  # no type at all: anything
-            return True
-        return any(isinstance(v, _PYTHON_KINDS[kind]) for v in values)
-    return kind in declared if isinstance(declared, list) else declared == kind
-
-
-def _declared_output(codec: Codec) -> dict[str, Any]:
-    """The datatype and shape an output's hint declares, as infer writes them: a tensor's DType and Shape; a
-    number ``[]``, text ``[1]``, nested lists of one scalar type ``[-1, ...]``, other JSON one BYTES element
-    (``[1]``). Whatever the hint leaves open (a tensor without DType or Shape, ``Any``, a union) is absent."""
-    if isinstance(codec, TensorCodec):
-        declared: dict[str, Any] = {"datatype": _declared_datatype(codec)} if codec.spec.dtype else {}
-        return declared | ({"shape": list(codec.spec.shape)} if codec.spec.shape is not None else {})
-    schema, depth = codec.json_schema(), 0
-    while schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        schema, depth = schema["items"], depth + 1
-    kind = schema.get("type")
-    if kind in _SCALAR_DATATYPES:
-        shape = [-1] * depth if depth else [1] if kind == "string" else []
-        return {"datatype": _SCALAR_DATATYPES[kind], "shape": shape}
-    if kind == "object" or (depth and kind is not None):
-        return {"datatype": "BYTES", "shape": [1]}
-    return {}
-
-
-def _as_declared(output: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
-    """``output`` in the declared datatype and rank where its values cannot say otherwise: an empty answer, or
-    float32 holding the bfloat16 values a BF16 output declares."""
-    datatype, shape = declared.get("datatype"), declared.get("shape")
-    if 0 in output["shape"]:
-        output["datatype"] = datatype or output["datatype"]
-        if shape is not None and len(shape) != len(output["shape"]):
-            output["shape"] = [max(size, 0) for size in shape]
-    elif datatype == "BF16" and output["datatype"] == "FP32":
-        output["datatype"] = "BF16"
-    return output
 
 
 def _shape(tensor: dict[str, Any], field: str) -> list[int]:
@@ -152,10 +68,10 @@ def _array(tensor: dict[str, Any], field: str, raw: bytes | None) -> np.ndarray:
     """The tensor's data (``raw`` when sent as binary data) as an array of its declared datatype and shape
     (BYTES: an object array of str; BF16: float32 holding bfloat16 values)."""
     shape, datatype, data = _shape(tensor, field), tensor.get("datatype"), tensor.get("data")
-    if datatype not in ("BYTES", "BF16") and datatype not in _NUMPY_TYPES:
+    if datatype not in ("BYTES", "BF16") and datatype not in NUMPY_TYPES:
         raise InvalidInput(field, f"datatype {datatype!r} is not a v2 datatype")
     if raw is not None:
-        return binary_data.from_bytes(raw, datatype, shape, _NUMPY_TYPES.get(datatype), field).reshape(shape)
+        return binary_data.from_bytes(raw, datatype, shape, NUMPY_TYPES.get(datatype), field).reshape(shape)
     if not isinstance(data, list):
         raise InvalidInput(field, "data must be a JSON list")
     try:
@@ -170,7 +86,7 @@ def _array(tensor: dict[str, Any], field: str, raw: bytes | None) -> np.ndarray:
         if not all(isinstance(item, (int, float)) for item in flat):
             raise InvalidInput(field, f"{datatype} data must be numbers")
         try:
-            array = flat.astype(_NUMPY_TYPES.get(datatype, "float32"))
+            array = flat.astype(NUMPY_TYPES.get(datatype, "float32"))
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(field, f"data does not fit datatype {datatype}: {exc}") from None
         if datatype == "BF16":
@@ -202,8 +118,8 @@ def _argument(param: Param, tensor: dict[str, Any], raw: bytes | None) -> Any:
     schema = param.codec.json_schema()
     is_list = schema.get("type") == "array"
     item = schema.get("items", {}) if is_list else schema
-    is_text = bool(item) and _admits(item, "string", schema.get("$defs"))  # Any (no schema): JSON text, any value
-    if not is_list and (array.size == 1 or not _admits(schema, "array")):
+    is_text = bool(item) and admits(item, "string", schema.get("$defs"))  # Any (no schema): JSON text, any value
+    if not is_list and (array.size == 1 or not admits(schema, "array")):
         if array.size != 1:
             raise InvalidInput(field, f"expected one element, got {array.size}")
         array = array.reshape(())
@@ -231,8 +147,8 @@ def _output(name: str, value: Any) -> dict[str, Any]:
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
     except (ValueError, OverflowError):  # a ragged list, an integer beyond 64 bits
         array = np.asarray(None)
-    if array.dtype in _DATATYPES:
-        return {"name": name, "datatype": _DATATYPES[array.dtype], "shape": list(array.shape), "data": array.ravel()}
+    if array.dtype in DATATYPES:
+        return {"name": name, "datatype": DATATYPES[array.dtype], "shape": list(array.shape), "data": array.ravel()}
     if array.dtype.kind == "U":
         return {"name": name, "datatype": "BYTES", "shape": list(array.shape), "data": array.ravel().tolist()}
     return {"name": name, "datatype": "BYTES", "shape": [1], "data": [dumps(value).decode()]}
@@ -243,7 +159,8 @@ class OpenInference:
 
     ``infer`` calls an API by route with decoded arguments (``Endpoint.infer``). A model's output in its
     metadata has the datatype and shape its return hint declares; what the hint leaves open is the last
-    answer's (its datatype, its rank with every size -1), and absent until the model has answered.
+    answer's (its datatype, its rank with every size -1), or before any answer a stated default
+    (``open_inference_metadata.output_metadata``).
     """
 
     def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer, max_body: Callable[[], int]) -> None:
@@ -251,6 +168,7 @@ class OpenInference:
         self._infer = infer
         self._max_body = max_body  # bytes a request body may hold (decompressed)
         self._produced: dict[str, dict[str, Any]] = {}  # model -> datatype and rank (sizes -1) of its last output
+        self._last_shape: dict[str, list[int]] = {}  # model -> its last non-empty output's shape
 
     @property
     def routes(self) -> list[Route]:
@@ -289,11 +207,8 @@ class OpenInference:
         method = self._model(name)
         if method is None:
             return self._unknown(name)
-        output = {"name": "output", **self._produced.get(name, {}), **_declared_output(method.output)}
-        inputs = [
-            {"name": p.name, "datatype": _declared_datatype(p.codec), "shape": _declared_shape(p.codec)}
-            for p in method.params
-        ]
+        output = output_metadata(method.output, self._produced.get(name))
+        inputs = [input_metadata(p.name, p.codec) for p in method.params]
         return _json(
             {
                 "name": name,
@@ -324,17 +239,21 @@ class OpenInference:
             return error_response(error)
         gone = functools.partial(client_gone, request.receive)
         try:
-            output = _output("output", await self._infer(method.route, kwargs, request.scope, gone))
-            output = _as_declared(output, _declared_output(method.output))
+            result = await self._infer(method.route, kwargs, request.scope, gone)
+            metadata = output_metadata(method.output, self._produced.get(name))
+            output = _output("output", result)
+            exact = isinstance(result, np.ndarray | np.generic)
+            as_metadata(output, metadata, self._last_shape.get(name), method.config.batch_dim, exact)
         except HTTPError as error:
             return error_response(error)
         except ClientDisconnected:  # dropped before it was computed, counted as cancelled: nobody to answer
             return Response(status_code=499)
         if 0 not in output["shape"]:  # an empty answer's datatype and rank say nothing (JSON's [] is FP64 [0])
             self._produced[name] = {"datatype": output["datatype"], "shape": [-1] * len(output["shape"])}
+            self._last_shape[name] = output["shape"]
         raw = b""
         if binary_output:
-            raw = binary_data.to_bytes(output["datatype"], output.pop("data"), _NUMPY_TYPES.get(output["datatype"]))
+            raw = binary_data.to_bytes(output["datatype"], output.pop("data"), NUMPY_TYPES.get(output["datatype"]))
             output["parameters"] = {"binary_data_size": len(raw)}
         answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):

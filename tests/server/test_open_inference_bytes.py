@@ -97,7 +97,12 @@ def test_a_bytes_element_is_raw_text_where_the_type_admits_a_string_else_json_te
         {
             "name": "x",
             "datatype": "INT64" if hint in ("int", "int_literal") else "BYTES",
-            "shape": [-1] if hint == "any" else [1],
+            # Any takes nested lists of any rank: [-1] flagged as such
+            **(
+                {"shape": [-1], "parameters": {"unknown_rank": True, "max_rank": 8}}
+                if hint == "any"
+                else {"shape": [1]}
+            ),
         }
     ]
 

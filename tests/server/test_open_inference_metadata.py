@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bento_jupyter import DType, Shape, api
 
@@ -86,28 +88,30 @@ def infer(client, model: str, n: int) -> dict:
     return client.infer(model, [tensor]).get_output("output")
 
 
-def agrees(metadata: dict, output: dict, declared: bool) -> bool:
-    """Every field metadata gives holds for the output (-1: any size); an empty answer of an undeclared datatype
-    is JSON's ``[]`` (FP64 ``[0]``), whose datatype and rank say nothing."""
-    if not declared and 0 in output["shape"]:
-        return True
-    if "datatype" in metadata and metadata["datatype"] != output["datatype"]:
+def agrees(metadata: dict, output: dict) -> bool:
+    """The output has the datatype metadata gives, and its shape (-1: any size; any rank where it says so)."""
+    if metadata["datatype"] != output["datatype"]:
         return False
-    shape = metadata.get("shape")
-    return shape is None or (
-        len(shape) == len(output["shape"]) and all(d in (-1, n) for d, n in zip(shape, output["shape"], strict=True))
-    )
+    shape = metadata["shape"]
+    if metadata.get("parameters", {}).get("unknown_rank"):
+        return 1 <= len(output["shape"]) <= metadata["parameters"]["max_rank"]
+    return len(shape) == len(output["shape"]) and all(d in (-1, n) for d, n in zip(shape, output["shape"], strict=True))
 
 
 @pytest.mark.parametrize("model", list(MODELS))
-def test_metadata_says_only_what_infer_answers_before_and_after_calls(client, model):
+def test_metadata_always_gives_a_datatype_and_shape_that_infer_keeps_once_known(client, model):
+    """KServe's metadata has both for every tensor; what the hint declares holds from the start, what it leaves
+    open from the first answer on (empty answers included: they take the metadata's datatype and rank)."""
     (before,) = client.get_model_metadata(model)["outputs"]
-    outputs = [infer(client, model, n) for n in (0, 1, 3)]
-    (after,) = client.get_model_metadata(model)["outputs"]
-    for output in outputs:
-        assert agrees(before, output, "datatype" in before), (before, output)
-        assert agrees(after, output, "datatype" in before), (after, output)
-    assert after.get("datatype") == outputs[-1]["datatype"]  # known once it has answered
+    assert {"name", "datatype", "shape"} <= before.keys()
+    declared = "parameters" not in before
+    first = infer(client, model, 1)
+    assert agrees(before, first) or not declared, (before, first)
+    (known,) = client.get_model_metadata(model)["outputs"]
+    for n in (0, 1, 3):
+        output = infer(client, model, n)
+        assert agrees(known, output), (known, output)
+        assert client.get_model_metadata(model)["outputs"][0] == known
 
 
 def test_declared_outputs_are_in_metadata_before_any_call(client):
@@ -117,4 +121,67 @@ def test_declared_outputs_are_in_metadata_before_any_call(client):
     assert outputs["grid"] == {"name": "output", "datatype": "INT64", "shape": [-1, -1]}
     assert outputs["label"] == {"name": "output", "datatype": "BYTES", "shape": [1]}
     assert outputs["record"] == {"name": "output", "datatype": "BYTES", "shape": [1]}
-    assert client.get_model_metadata("flags")["outputs"][0] == {"name": "output"}  # nothing declared yet
+    any_rank = {"shape": [-1], "parameters": {"unknown_rank": True, "max_rank": 8}}
+    # nothing declared, nothing answered yet: a tensor's stated default is FP32, anything else's BYTES, any rank
+    assert client.get_model_metadata("halves")["outputs"][0] == {"name": "output", "datatype": "FP32", **any_rank}
+    assert client.get_model_metadata("flags")["outputs"][0] == {"name": "output", "datatype": "BYTES", **any_rank}
+
+
+@api(batchable=True, max_batch_size=8)
+def row_sums(rows: Annotated[np.ndarray, Shape((-1, 2)), DType("float32")]) -> np.ndarray:
+    return rows.sum(1)
+
+
+@api(batchable=True, max_batch_size=8)
+def widen(rows: Annotated[np.ndarray, DType("int8")]) -> np.ndarray:
+    return np.repeat(rows.astype(np.float16)[:, :1], 3, axis=1)
+
+
+def small(x: Annotated[np.ndarray, DType("int8")]) -> np.ndarray:
+    return x
+
+
+def echo(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+@pytest.fixture
+def tensors(serve):
+    server = serve("ranks", row_sums, widen, small, echo)
+    with triton.InferenceServerClient(url=server.url.removeprefix("http://")) as connection:
+        yield connection
+
+
+def infer_array(client, model: str, array: np.ndarray, datatype: str) -> dict:
+    tensor = triton.InferInput("rows" if model in ("row_sums", "widen") else "x", list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return client.infer(model, [tensor]).get_response()["outputs"][0]
+
+
+def test_an_empty_batch_keeps_the_datatype_and_shape_metadata_gives(tensors):
+    (before,) = tensors.get_model_metadata("row_sums")["outputs"]
+    empty = infer_array(tensors, "row_sums", np.zeros((0, 2), np.float32), "FP32")
+    assert (empty["datatype"], empty["shape"]) == (before["datatype"], [0]) == ("FP32", [0])
+    assert infer_array(tensors, "row_sums", np.ones((2, 2), np.float32), "FP32")["datatype"] == "FP32"
+    # once it has answered, an empty batch is its datatype, the batch dimension 0 and the other sizes as answered
+    assert infer_array(tensors, "widen", np.ones((2, 5), np.int8), "INT8")["shape"] == [2, 3]
+    empty = infer_array(tensors, "widen", np.zeros((0, 5), np.int8), "INT8")
+    assert (empty["datatype"], empty["shape"]) == ("FP16", [0, 3])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rank=st.integers(1, 10), model=st.sampled_from(["small", "echo"]))
+def test_a_tensor_of_undeclared_shape_takes_exactly_the_ranks_its_metadata_gives(tensors, rank, model):
+    (metadata,) = tensors.get_model_metadata(model)["inputs"]
+    assert metadata["shape"] == [-1] and metadata["parameters"]["unknown_rank"] is True
+    assert metadata["datatype"] == ("INT8" if model == "small" else "FP32")
+    array = np.ones((1,) * rank, np.int8)
+    tensor = triton.InferInput("x", list(array.shape), "INT8")
+    tensor.set_data_from_numpy(array)
+    try:
+        answer = tensors.infer(model, [tensor]).get_response()["outputs"][0]
+    except triton.InferenceServerException as refused:
+        assert rank > metadata["parameters"]["max_rank"], refused
+        assert "dimensions" in str(refused)
+    else:
+        assert rank <= metadata["parameters"]["max_rank"] and answer["shape"] == [1] * rank
