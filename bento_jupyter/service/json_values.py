@@ -30,8 +30,13 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: ...} as {"1": ...}, as the standard li
 
 def _shortest(value: np.ndarray | np.floating[Any]) -> Any:
     """A float16 or float32 array or scalar as Python floats (nested as its shape) that print as the shortest
-    decimal naming the same value of its own dtype; ``str`` of a numpy float is that decimal."""
-    return np.asarray(value).astype(str).astype(np.float64).tolist()
+    decimal naming the same value of its own dtype: numpy's ``str`` of one, orjson's writing of a finite float32
+    array (8 times faster for big ones)."""
+    if isinstance(value, np.floating):
+        return float(str(value))
+    if value.dtype == np.float32 and value.ndim and np.isfinite(value).all():
+        return orjson.loads(orjson.dumps(np.ascontiguousarray(value), option=orjson.OPT_SERIALIZE_NUMPY))
+    return value.astype(str).astype(np.float64).tolist()
 
 
 def _narrow_float(dtype: np.dtype[Any]) -> bool:
