@@ -44,7 +44,7 @@ from bento_jupyter.server.open_inference_metadata import (
 from bento_jupyter.service import bfloat16
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
-from bento_jupyter.service.json_values import dumps
+from bento_jupyter.service.json_values import dumps, json_ready
 from bento_jupyter.torch_probe import is_tensor
 
 _PLATFORM = "bento_jupyter"
@@ -259,6 +259,9 @@ class OpenInference:
         if isinstance(request_body.get("id"), str):
             answer["id"] = request_body["id"]
         if not binary_output:
+            data = output["data"]
+            if isinstance(data, np.ndarray) and data.dtype == np.float16:  # orjson writes float32's shortest form
+                output["data"] = json_ready(data)
             return _json(answer)
         header = dumps(answer)
         return Response(

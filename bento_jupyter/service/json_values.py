@@ -104,7 +104,7 @@ def dumps(value: Any) -> bytes:
     64 bits, so any ``null`` in its output or any refusal sends the value through ``json_ready``, and what
     orjson still refuses (big integers) through the standard library, which writes them exactly.
     """
-    if isinstance(value, np.ndarray) and value.dtype == np.float16:  # orjson writes float16 in float32's form
+    if isinstance(value, (np.ndarray, np.float16)) and value.dtype == np.float16:  # orjson: float32's form
         value = json_ready(value)
     try:
         written = orjson.dumps(value, default=_numpy_or_torch, option=_OPTIONS | orjson.OPT_SERIALIZE_NUMPY)

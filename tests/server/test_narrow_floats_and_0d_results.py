@@ -62,8 +62,12 @@ def zero_d_in_dict(x: Any, dtype: str) -> dict[str, Any]:
     return {"v": torch.tensor(x, dtype=getattr(torch, dtype))}
 
 
+def scalar_under_array_hint(x: Any, dtype: str) -> np.ndarray:
+    return np.dtype(dtype).type(x)
+
+
 NARROW = [narrow_float, narrow_list, narrow_dict, narrow_array, narrow_tensor, narrow_tensor_in_dict, narrow_any]
-ZERO_D = [zero_d_array, zero_d_tensor, zero_d_unhinted, zero_d_in_dict]
+ZERO_D = [zero_d_array, zero_d_tensor, zero_d_unhinted, zero_d_in_dict, scalar_under_array_hint]
 
 
 @pytest.fixture
@@ -100,6 +104,7 @@ def test_float16_and_float32_results_are_their_shortest_own_dtype_form_under_eve
 
 
 scalars = {
+    "float16": st.floats(width=16, allow_nan=False, allow_infinity=False),
     "float32": st.floats(width=32, allow_nan=False, allow_infinity=False),
     "float64": st.floats(allow_nan=False, allow_infinity=False),
     "int64": st.integers(-(2**63), 2**63 - 1),
@@ -128,6 +133,18 @@ def test_a_0d_result_is_a_v2_tensor_of_shape_empty(url, route):
         output = client.infer(route, inputs).get_response()["outputs"][0]
     assert output["shape"] == []
     assert output["datatype"] == ("FP64" if route == "zero_d_unhinted" else "FP32")  # unhinted: a Python float
+
+
+@given(x=finite["float16"])
+@GENERATED
+def test_a_v2_json_float16_output_is_in_float16s_shortest_form(url, x):
+    with triton.InferenceServerClient(url=url.removeprefix("http://")) as client:
+        inputs = [triton.InferInput("x", [1], "FP64"), triton.InferInput("dtype", [1], "BYTES")]
+        inputs[0].set_data_from_numpy(np.array([x]))
+        inputs[1].set_data_from_numpy(np.array([b"float16"], dtype=object))
+        wanted = [triton.InferRequestedOutput("output", binary_data=False)]
+        output = client.infer("narrow_tensor", inputs, outputs=wanted).get_output("output")
+    assert output["datatype"] == "FP16" and output["data"] == [float(str(np.float16(x)))], output
 
 
 def zero_d_items(n: int) -> Iterator[np.ndarray]:
