@@ -30,6 +30,10 @@ class InvalidInput(BentoJupyterError):
         self.message = message
 
 
+class ResultMismatch(BentoJupyterError, ValueError):
+    """A handler's result is not what its return hint declares: a 500 naming the API, the hint and the result."""
+
+
 class BentoIntegrityError(BentoJupyterError):
     """A bento on disk does not match its manifest (tampered, truncated or incomplete)."""
 

@@ -28,8 +28,6 @@ from bento_jupyter.service.batch_contract import batch_kind
 from bento_jupyter.service.codecs import BYTES_AS_BASE64, Codec, TensorCodec, codec_for, invalid_input
 from bento_jupyter.torch_probe import is_tensor_type
 
-_FLOATS = (float, np.floating)
-
 
 def _json_problem(message: str) -> str:
     """pydantic's JSON error, named plainly where its own words are obscure (a lone UTF-16 surrogate)."""
@@ -151,10 +149,8 @@ class APIMethod:
     def encode(self, result: Any) -> Any:
         """Turn a handler's result into a JSON-serialisable value (numpy arrays allowed).
 
-        ValueError for a float that is not a whole number (NaN and ±Infinity included) under ``-> int``."""
-        # the type test first: a codec's annotation may be built anew on each read (a tensor's is)
-        if isinstance(result, _FLOATS) and self.output.annotation is int and not float(result).is_integer():
-            raise ValueError(f"its result {result!r} is no int, as its return hint declares")
+        ResultMismatch (a ValueError) for a result that is not what the return hint declares: under ``-> int`` a
+        float that is no whole number (NaN and ±Infinity included), under ``-> bool`` a number, and so on."""
         return self.output.encode(result)
 
     @property
