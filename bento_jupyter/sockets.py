@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import socket
 
@@ -10,6 +11,23 @@ from bento_jupyter.errors import PortInUse, ServerStartError
 DEFAULT_HOST = "127.0.0.1"
 FIRST_PORT = 3000
 PORTS_TO_SCAN = 100
+LAST_PORT = 65535
+
+
+def is_port(value: object) -> bool:
+    """A TCP port number, 0-65535 (0: any free port); a bool is not one, though Python counts it an int."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LAST_PORT
+
+
+def port_number(text: str) -> int:
+    """argparse ``type=`` of every port option: a port number, or a one-line refusal naming the text given."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = None
+    if port is None or not is_port(port):
+        raise argparse.ArgumentTypeError(f"a port is a number 0-{LAST_PORT}, not {text!r}")
+    return port
 
 
 def bind_socket(host: str, port: int | None) -> socket.socket:

@@ -28,7 +28,7 @@ from bento_jupyter.cli.registry import add_commands as add_registry_commands
 from bento_jupyter.cli.signing import add_signature_commands
 from bento_jupyter.errors import BentoJupyterError
 from bento_jupyter.service.settings import ServiceSettings
-from bento_jupyter.sockets import DEFAULT_HOST
+from bento_jupyter.sockets import DEFAULT_HOST, port_number
 from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve a bento (NAME[:VERSION] from the store, or a directory)")
     serve.add_argument("target")
     serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=port_number, default=3000)
     serve.add_argument("--workers", type=int, default=1)
     add_signature_argument(serve, "serve")
     add_trust_argument(serve)

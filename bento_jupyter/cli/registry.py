@@ -14,6 +14,7 @@ from bento_jupyter.refs import Reference
 from bento_jupyter.registry.client import remote as client
 from bento_jupyter.registry.errors import InvalidRequest
 from bento_jupyter.registry.records import HISTORY_CHANGES, HistoryEntry, VersionSummary
+from bento_jupyter.sockets import port_number
 from bento_jupyter.uvicorn_config import add_limit_arguments, limits_from
 
 MIB = 1 << 20
@@ -288,7 +289,7 @@ def add_registry_commands(commands: Any) -> None:
 
     serve = commands.add_parser("serve", help="run a registry (SQLite and local blobs by default)")
     serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    serve.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="0 picks a free port")
     _db(serve)
     serve.add_argument("--storage", help="file:///PATH or s3://BUCKET/PREFIX (default: $BENTO_JUPYTER_HOME/registry)")
     serve.add_argument("--s3-endpoint", help="S3-compatible endpoint URL (MinIO, Ceph, ...); AWS when omitted")

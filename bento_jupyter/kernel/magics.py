@@ -33,6 +33,7 @@ from bento_jupyter.server.running import services
 from bento_jupyter.server.samples import answer_examples
 from bento_jupyter.service.definition import ServiceDefinition, choose_endpoints
 from bento_jupyter.service.settings import ServiceSettings
+from bento_jupyter.sockets import is_port, port_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +57,9 @@ def build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="SUBCOMMAND")
     serve = commands.add_parser("serve", help="run the cell, then serve its @api functions over HTTP (cell magic)")
     serve.add_argument("name", help="the service's name (lowercase letters, digits, '.', '_', '-')")
-    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: the first free from 3000)")
+    serve.add_argument(
+        "--port", type=port_number, default=None, help="port to listen on (default: the first free from 3000)"
+    )
     serve.add_argument("--host", default=None, help="interface to bind (default: 127.0.0.1)")
     listing = commands.add_parser("list", help="list running services, or stored bentos or models")
     listing.add_argument(
@@ -160,7 +163,7 @@ class BentoMagics(Magics):
     def _valid_port(self, proposal: Any) -> int | None:
         """``%config`` refuses a port no socket can bind (it would fail only at the next serving cell)."""
         port = proposal.value
-        if port is not None and not 0 <= port <= 65535:
+        if port is not None and not is_port(port):
             raise TraitError(
                 f"BentoMagics.default_port must be a port number 0-65535 (None: scan from 3000), not {port}"
             )

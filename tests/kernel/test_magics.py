@@ -180,7 +180,7 @@ def test_subcommand_help_prints_only_that_subcommand(shell, capsys):
         ("serve demo", "cell magic"),
         ("stop", "name a service or pass --all"),
         ("stop ghost", "no service named 'ghost'"),
-        ("serve demo --port notanumber", "invalid int value"),
+        ("serve demo --port notanumber", "a port is a number 0-65535"),
     ],
 )
 def test_user_mistakes_are_one_line_usage_errors(shell, line, message):
@@ -210,6 +210,14 @@ def test_an_error_in_the_cell_serves_nothing(shell):
     assert services.get("demo") is None
 
 
+@pytest.mark.parametrize("port", ["70000", "-1", "True", "http"])
+def test_a_serve_cell_refuses_a_non_port_in_one_line(shell, port):
+    result = shell.run_cell(f"%%bento serve demo --port {port}\n{SERVE_CELL}")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec) == f"%bento: argument --port: a port is a number 0-65535, not '{port}'"
+    assert services.get("demo") is None
+
+
 def test_config_traitlets_set_defaults(shell):
     magics = shell._bento_magics
     probe = socket.socket()
@@ -228,7 +236,7 @@ not_positive = st.floats(max_value=0) | st.sampled_from([math.nan, math.inf, -ma
 BAD_SETTINGS = {
     "max_body_mb": not_positive,
     "request_timeout": not_positive,
-    "default_port": st.integers(max_value=-1) | st.integers(min_value=65536),
+    "default_port": st.integers(max_value=-1) | st.integers(min_value=65536) | st.booleans(),  # a bool is an int
 }
 
 
@@ -239,7 +247,8 @@ def test_config_refuses_a_setting_no_service_could_use_at_assignment(shell, capl
     magics = shell._bento_magics
     before = getattr(magics, name)
     caplog.clear()
-    shell.run_line_magic("config", f"BentoMagics.{name} = {type(value).__name__}({str(value)!r})")
+    written = repr(value) if isinstance(value, bool) else f"{type(value).__name__}({str(value)!r})"
+    shell.run_line_magic("config", f"BentoMagics.{name} = {written}")
     assert getattr(magics, name) == before  # unchanged, so the next serving cell is not the one to fail
     assert f"BentoMagics.{name} must be" in caplog.text and str(value) in caplog.text
 

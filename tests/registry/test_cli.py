@@ -137,3 +137,14 @@ def test_every_action_a_history_records_has_a_name_in_the_help():
     from bento_jupyter.registry.records import EVENTS, HISTORY_CHANGES
 
     assert set(HISTORY_CHANGES) == set(EVENTS)
+
+
+@pytest.mark.parametrize("command", [["serve", "some-bento"], ["registry", "serve"]])
+@pytest.mark.parametrize("port", ["70000", "-1", "65536", "http", "1.5"])
+def test_every_port_option_refuses_a_non_port_in_one_line(home, capsys, command, port):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--port", port])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(f"error: argument --port: a port is a number 0-65535, not '{port}'")
+    assert "Traceback" not in err
