@@ -180,12 +180,42 @@ class TaskStore:
         )
 
     def finish(self, task_id: str, status: TaskStatus, body: bytes, media_type: str, http_status: int) -> None:
-        """Store a task's answer; a task whose cancellation was asked for ends canceled whatever it returned."""
+        """Store a running task's answer; a task whose cancellation was asked for ends canceled whatever it returned,
+        and a task already finished (failed by ``interrupt``) keeps its end: a late answer changes nothing."""
         with self._lock:
             self._db.execute(
                 "UPDATE tasks SET status = CASE WHEN cancel_requested THEN ? ELSE ? END,"
-                " result = ?, media_type = ?, http_status = ?, completed_at = ? WHERE task_id = ?",
-                (TaskStatus.CANCELED.value, status.value, body, media_type, http_status, time.time(), task_id),
+                " result = ?, media_type = ?, http_status = ?, completed_at = ? WHERE task_id = ? AND status = ?",
+                (
+                    TaskStatus.CANCELED.value,
+                    status.value,
+                    body,
+                    media_type,
+                    http_status,
+                    time.time(),
+                    task_id,
+                    TaskStatus.IN_PROGRESS.value,
+                ),
+            )
+
+    def interrupt(self, task_ids: list[str], error_body: bytes) -> None:
+        """Fail running tasks whose server stops (500, ``error_body``) and flag their cancellation, so a handler
+        polling ``cancel_requested()`` returns instead of computing on beside the tasks run after it."""
+        if not task_ids:
+            return
+        marks = ", ".join("?" * len(task_ids))
+        with self._lock:
+            self._db.execute(
+                "UPDATE tasks SET status = ?, cancel_requested = 1, result = ?, media_type = ?, http_status = 500,"
+                f" completed_at = ? WHERE status = ? AND task_id IN ({marks})",
+                (
+                    TaskStatus.FAILED.value,
+                    error_body,
+                    "application/json",
+                    time.time(),
+                    TaskStatus.IN_PROGRESS.value,
+                    *task_ids,
+                ),
             )
 
     def cancel(self, task_id: str) -> TaskRecord | None:

@@ -148,8 +148,12 @@ class EndpointTasks:
         return 200, body, media.decode()
 
 
-def _interrupted() -> HandlerFailed:
-    return HandlerFailed(_STOPPED)
+class ServerStopped(HandlerFailed):
+    """The server's loop ended while a task ran: its call will never answer, its handler may run on."""
+
+
+def _interrupted() -> ServerStopped:
+    return ServerStopped(_STOPPED)
 
 
 class TaskRunner:
@@ -167,6 +171,7 @@ class TaskRunner:
         self._limits: dict[str, int] = {}  # API name -> at most this many at once, across processes
         self._seconds: dict[str, float] = {}  # API name -> smoothed run time, for Retry-After
         self._threads: list[threading.Thread] = []
+        self._running: set[str] = set()  # ids of the tasks this runner's workers run now
         self._stopped = False
         retention = store.retention_s or _MAX_MAINTENANCE_S
         self.maintenance_s = min(_MAX_MAINTENANCE_S, max(_POLL_S, retention / 2))
@@ -228,13 +233,21 @@ class TaskRunner:
 
     def _run(self, record: TaskRecord) -> None:
         began = time.monotonic()
+        with self._wake:
+            self._running.add(record.task_id)
         try:
             status, body, media = self._execute(record)
+        except ServerStopped:  # as close() does for each task it cuts: fail it, ask its handler to stop
+            self.store.interrupt([record.task_id], _INTERRUPTED)
+            return
         except HTTPError as error:
             status, body, media = error.status, error.body(), "application/json"
         except BaseException as exc:  # SystemExit from a handler too: the task fails, the worker lives on
             failure = handler_failed(record.api, exc)
             status, body, media = failure.status, failure.body(), "application/json"
+        finally:
+            with self._wake:
+                self._running.discard(record.task_id)
         outcome = TaskStatus.COMPLETED if status < 400 else TaskStatus.FAILED
         self.store.finish(record.task_id, outcome, body, media, status)
         seconds = time.monotonic() - began
@@ -242,10 +255,14 @@ class TaskRunner:
         self._seconds[record.api] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
 
     def close(self) -> None:
-        """Stop claiming tasks; a running task finishes on its daemon thread, a pending one waits on disk."""
+        """Stop claiming tasks; a pending one waits on disk, a running one ends ``failed`` (retry it) with its
+        cancellation flagged: a handler polling ``cancel_requested()`` returns, one that never polls runs to its end
+        on its thread (Python cannot stop a thread) and its answer is dropped."""
         with self._wake:
             self._stopped = True
+            running = sorted(self._running)
             self._wake.notify_all()
+        self.store.interrupt(running, _INTERRUPTED)
 
 
 def task_store_path(home: Path, service: str, scope: str | None = None) -> Path:

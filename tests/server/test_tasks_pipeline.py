@@ -166,3 +166,60 @@ def test_a_task_running_when_its_service_stops_ends_failed_ready_for_retry(tmp_p
     finally:
         release.set()
         store.close()
+
+
+@pytest.mark.parametrize("noticed_by", ["the task's worker", "the app's close"])
+def test_a_stopped_service_asks_its_running_tasks_to_stop_and_keeps_them_failed(tmp_path, noticed_by):
+    """A stop flags the cancellation of the tasks it cuts: a handler polling ``cancel_requested()`` returns, so
+    it does not compute on beside the task the re-run cell starts next (``max_concurrency`` exceeded), and the
+    answer it returns late never replaces the task's ``failed``; whether the task's worker sees the server's loop
+    end first or the app's close (``%bento stop`` stops the server, then closes the app) reaches it first."""
+    from bento_jupyter import cancel_requested
+    from bento_jupyter.server.app import ServiceApp
+    from bento_jupyter.server.runner import ThreadedServer
+    from bento_jupyter.server.task_store import TaskStore
+    from bento_jupyter.server.tasks import task_store_path
+    from bento_jupyter.service.definition import ServiceDefinition
+    from bento_jupyter.service.task_status import TaskStatus
+
+    started, noticed, returned = threading.Event(), threading.Event(), threading.Event()
+
+    @api(task=True)
+    def polite(n: int) -> int:
+        started.set()
+        deadline = time.monotonic() + 30
+        while not cancel_requested() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if cancel_requested():
+            noticed.set()
+        try:
+            return n
+        finally:
+            returned.set()
+
+    app = ServiceApp(ServiceDefinition.from_functions("politely", [polite]), task_home=tmp_path)
+    server = ThreadedServer(app, "127.0.0.1", None)
+    server.start()
+    url = f"{server.url}/polite"
+    try:
+        task_id = requests.post(f"{url}/submit", json={"n": 1}, timeout=5).json()["task_id"]
+        assert started.wait(10)
+    finally:
+        if noticed_by == "the app's close":
+            app.close()
+        server.stop()
+    store = TaskStore(task_store_path(tmp_path, "politely"))
+    wait_for_status = time.monotonic() + 10
+    while not store.get(task_id).status.finished and time.monotonic() < wait_for_status:
+        time.sleep(0.02)
+    app.close()
+    assert noticed.wait(10), "the handler never saw cancel_requested() turn true"
+    assert returned.wait(10)
+    try:
+        for _ in range(20):  # the worker that ran it has had every chance to store the late answer
+            record = store.get(task_id)
+            assert record.status is TaskStatus.FAILED
+            assert record.http_status == 500 and b"server stopped" in (record.result or b"")
+            time.sleep(0.05)
+    finally:
+        store.close()
