@@ -80,12 +80,15 @@ class TaskAPI:
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> TaskAPI:
+        """A batchable API's tasks run ``max_batch_size`` per batch the API may run at once, so queued tasks share
+        batches as concurrent requests do (its batch queue merges them and bounds the handler's calls)."""
         config = endpoint.method.config
+        running = config.max_concurrency or 1
         return cls(
             endpoint.method.name,
             endpoint.method.route,
             config.max_queue_size or DEFAULT_QUEUE_SIZE,
-            config.max_concurrency or 1,
+            running * config.max_batch_size if config.batchable else running,
             endpoint.decode,
         )
 

@@ -223,3 +223,30 @@ def test_a_stopped_service_asks_its_running_tasks_to_stop_and_keeps_them_failed(
             time.sleep(0.05)
     finally:
         store.close()
+
+
+def test_queued_tasks_of_a_batchable_api_share_its_batches_within_max_batch_size(serve, tmp_path):
+    """As BentoML runs a batchable task through its batching, tasks waiting together are merged into batches of
+    at most ``max_batch_size``, ``max_concurrency`` batches at a time (not one handler call per task)."""
+    batches: list[int] = []
+    running, peak = [0], [0]
+    count = threading.Lock()
+
+    @api(task=True, batchable=True, max_batch_size=3, max_concurrency=1)
+    def slow_double(x: np.ndarray) -> np.ndarray:
+        with count:
+            batches.append(len(x))
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with count:
+            running[0] -= 1
+        return x * 2
+
+    url = serve("merging", slow_double, task_home=tmp_path).url + "/slow_double"
+    ids = [requests.post(f"{url}/submit", json={"x": [float(i)]}, timeout=5).json()["task_id"] for i in range(7)]
+    for i, task_id in enumerate(ids):
+        wait_for(url, task_id, "completed")
+        assert requests.get(f"{url}/get", params={"task_id": task_id}, timeout=5).json() == [2.0 * i]
+    assert sum(batches) == 7 and max(batches) <= 3 and peak[0] == 1
+    assert len(batches) < 7, batches
