@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sized
+from collections.abc import Sized
 from pathlib import Path
-from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -88,7 +87,7 @@ class ServiceApp:
                 Route("/schema.json", self._schema_json),
                 Route("/docs.json", self._docs_json),
                 Mount("/static_docs", StaticFiles(directory=swagger_ui_path)),
-                *OpenInference(lambda: self.definition, self._infer, lambda: self._max_body).routes,
+                *OpenInference(lambda: self.definition, self._api_endpoint, lambda: self._max_body).routes,
             ]
         )
         self._site = BodyLimit(site, max_body_bytes)  # the API and task routes count their own bodies
@@ -203,12 +202,11 @@ class ServiceApp:
         if self._task_calls is not None and not self._task_calls.ready():
             self._task_calls.serve_on(self._loop)
 
-    async def _infer(self, route: str, kwargs: dict[str, Any], scope: Scope, gone: Callable[[], bool]) -> Any:
-        """Call the API at ``route`` with decoded arguments (the v2 route; ``scope`` carries its deadline header,
-        ``gone()`` tells whether its client has disconnected)."""
+    def _api_endpoint(self, route: str) -> Endpoint:
+        """The endpoint serving the API at ``route`` now (the v2 routes call it, read its samples and answers)."""
         endpoint = self._endpoints[route]
         assert isinstance(endpoint, Endpoint)  # v2 lists no streaming API
-        return await endpoint.infer(kwargs, scope, gone)
+        return endpoint
 
     async def _ok(self, _: Request) -> Response:
         return PlainTextResponse("\n")

@@ -71,6 +71,8 @@ class Endpoint:
         self.in_flight: Sized | None = None
         # the latest exchanges, replayed against a bento built from this service (none kept when verify=False)
         self.samples = SampleLog(DEFAULT_SAMPLES if method.config.verify else 0)
+        # the encoded result of its latest answer, on any route (None: none yet): v2 metadata learns from it
+        self.last_answer: Any = None
         self.dispatcher: BatchDispatcher | None = None
         self.pool: HandlerPool | None = None
         if not method.config.batchable:
@@ -209,7 +211,8 @@ class Endpoint:
         ``gone()`` is false (ClientDisconnected); its failure is a HandlerFailed (500) naming it. Admission
         (``_admit``) is asked first by callers that refuse before reading a body."""
         try:
-            return self.method.encode(await self._call(kwargs, deadline, gone))
+            encoded = self.last_answer = self.method.encode(await self._call(kwargs, deadline, gone))
+            return encoded
         except (HTTPError, ClientDisconnected):
             raise
         except Exception as exc:

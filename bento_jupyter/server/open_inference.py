@@ -7,6 +7,7 @@ the handler's arguments (a tensor parameter gets the declared datatype and shape
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -18,12 +19,12 @@ import pydantic_core
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
 
 from bento_jupyter._version import __version__
 from bento_jupyter.errors import InvalidInput
 from bento_jupyter.server import open_inference_binary as binary_data
 from bento_jupyter.server.asgi_io import client_gone, read_body
+from bento_jupyter.server.endpoint import Endpoint
 from bento_jupyter.server.http_errors import (
     BadRequest,
     ClientDisconnected,
@@ -41,16 +42,15 @@ from bento_jupyter.server.open_inference_metadata import (
     input_metadata,
     output_metadata,
 )
+from bento_jupyter.server.samples import V2Route
 from bento_jupyter.service import bfloat16
 from bento_jupyter.service.codecs import TensorCodec
 from bento_jupyter.service.definition import APIMethod, Param, ServiceDefinition
-from bento_jupyter.service.json_values import dumps, json_ready
+from bento_jupyter.service.json_values import dumps
 from bento_jupyter.torch_probe import is_tensor
 
 _PLATFORM = "bento_jupyter"
-
-# (route, handler arguments, the request's ASGI scope, whether its client has gone) -> awaitable encoded result
-Infer = Callable[[str, dict[str, Any], Scope, Callable[[], bool]], Any]
+_JSON, _BINARY = b"application/json", b"application/octet-stream"
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -157,18 +157,39 @@ def _output(name: str, value: Any) -> dict[str, Any]:
 class OpenInference:
     """The v2 routes of one service; ``definition`` is read per request, so hot swaps show at once.
 
-    ``infer`` calls an API by route with decoded arguments (``Endpoint.infer``). A model's output in its
-    metadata has the datatype and shape its return hint declares; what the hint leaves open is the last
-    answer's (its datatype, its rank with every size -1), or before any answer a stated default
+    ``endpoint`` gives the endpoint serving an API's route now: ``infer`` calls it with decoded arguments
+    (``Endpoint.infer``) and keeps the exchange among its samples. A model's output in its metadata has the
+    datatype and shape its return hint declares; what the hint leaves open is the last answer's on any route
+    (its datatype, its rank with every size -1), or before any answer a stated default
     (``open_inference_metadata.output_metadata``).
     """
 
-    def __init__(self, definition: Callable[[], ServiceDefinition], infer: Infer, max_body: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        definition: Callable[[], ServiceDefinition],
+        endpoint: Callable[[str], Endpoint],
+        max_body: Callable[[], int],
+    ) -> None:
         self._definition = definition
-        self._infer = infer
+        self._endpoint = endpoint
         self._max_body = max_body  # bytes a request body may hold (decompressed)
         self._produced: dict[str, dict[str, Any]] = {}  # model -> datatype and rank (sizes -1) of its last output
         self._last_shape: dict[str, list[int]] = {}  # model -> its last non-empty output's shape
+        self._learned: dict[str, Any] = {}  # model -> the answer _produced was last learned from
+
+    def _produced_by(self, method: APIMethod) -> dict[str, Any] | None:
+        """The datatype and rank of the model's last non-empty answer, whichever route gave it (its own JSON
+        route, a task, v2)."""
+        latest = self._endpoint(method.route).last_answer
+        if latest is not None and latest is not self._learned.get(method.name):
+            self._learned[method.name] = latest
+            self._learn(method.name, _output("output", latest))
+        return self._produced.get(method.name)
+
+    def _learn(self, name: str, output: dict[str, Any]) -> None:
+        if 0 not in output["shape"]:  # an empty answer's datatype and rank say nothing (JSON's [] is FP64 [0])
+            self._produced[name] = {"datatype": output["datatype"], "shape": [-1] * len(output["shape"])}
+            self._last_shape[name] = output["shape"]
 
     @property
     def routes(self) -> list[Route]:
@@ -207,7 +228,7 @@ class OpenInference:
         method = self._model(name)
         if method is None:
             return self._unknown(name)
-        output = output_metadata(method.output, self._produced.get(name))
+        output = output_metadata(method.output, self._produced_by(method))
         inputs = [input_metadata(p.name, p.codec) for p in method.params]
         return _json(
             {
@@ -228,6 +249,7 @@ class OpenInference:
             length = request.headers.get(binary_data.HEADER_LENGTH)
             body = await read_body(request.scope, request.receive, self._max_body())
             header, binary = binary_data.split_body(body, length)
+            sent = V2Route(request.url.path, None if length is None else len(header))  # how to replay it
             request_body = orjson.loads(header)
             kwargs = self._arguments(method, request_body, binary)
             binary_output = self._binary_output(method, request_body)
@@ -238,9 +260,10 @@ class OpenInference:
         except HTTPError as error:  # a body too large, in an unknown coding; an argument's own validator failing
             return error_response(error)
         gone = functools.partial(client_gone, request.receive)
+        endpoint = self._endpoint(method.route)
         try:
-            result = await self._infer(method.route, kwargs, request.scope, gone)
-            metadata = output_metadata(method.output, self._produced.get(name))
+            result = await endpoint.infer(kwargs, request.scope, gone)
+            metadata = output_metadata(method.output, self._produced_by(method))
             output = _output("output", result)
             exact = isinstance(result, np.ndarray | np.generic)
             as_metadata(output, metadata, self._last_shape.get(name), method.config.batch_dim, exact)
@@ -248,9 +271,7 @@ class OpenInference:
             return error_response(error)
         except ClientDisconnected:  # dropped before it was computed, counted as cancelled: nobody to answer
             return Response(status_code=499)
-        if 0 not in output["shape"]:  # an empty answer's datatype and rank say nothing (JSON's [] is FP64 [0])
-            self._produced[name] = {"datatype": output["datatype"], "shape": [-1] * len(output["shape"])}
-            self._last_shape[name] = output["shape"]
+        self._learn(name, output)
         raw = b""
         if binary_output:
             raw = binary_data.to_bytes(output["datatype"], output.pop("data"), NUMPY_TYPES.get(output["datatype"]))
@@ -258,12 +279,13 @@ class OpenInference:
         answer = {"model_name": name, "outputs": [output]}
         if isinstance(request_body.get("id"), str):
             answer["id"] = request_body["id"]
-        if not binary_output:
-            data = output["data"]
-            if isinstance(data, np.ndarray) and data.dtype == np.float16:  # orjson writes float32's shortest form
-                output["data"] = json_ready(data)
-            return _json(answer)
+        if not binary_output:  # kept for a build to replay, as the API's own route keeps its exchanges
+            output["data"] = binary_data.json_data(output["data"])
+            header = dumps(answer)
+            endpoint.samples.record(body, header, _JSON, sent)
+            return Response(header, media_type="application/json")
         header = dumps(answer)
+        endpoint.samples.record(body, header + raw, _BINARY, dataclasses.replace(sent, response_header=len(header)))
         return Response(
             header + raw,
             media_type="application/octet-stream",

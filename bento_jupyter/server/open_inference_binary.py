@@ -15,9 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import orjson
 
 from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server.open_inference_metadata import NUMPY_TYPES
 from bento_jupyter.service.bfloat16 import from_bfloat16_bits, to_bfloat16_bits
+from bento_jupyter.service.json_values import dumps, json_ready
 
 HEADER_LENGTH = "inference-header-content-length"
 EXTENSION = "binary_tensor_data"
@@ -122,3 +125,37 @@ def wants_binary(request: dict[str, Any], output: str) -> bool:
             return parameters["binary_data"] is True
     parameters = request.get("parameters")
     return isinstance(parameters, dict) and parameters.get("binary_data_output") is True
+
+
+def json_data(data: Any) -> Any:
+    """A tensor's ``data`` as v2 JSON writes it: float16 values in float16's shortest form (orjson would write
+    float32's), anything else as it is."""
+    if isinstance(data, np.ndarray) and data.dtype == np.float16:
+        return json_ready(data)
+    return data
+
+
+def as_json(body: bytes, header_length: int | None) -> bytes:
+    """A v2 body (request or answer) with every binary tensor's data written as JSON ``data`` and no binary
+    parameter left: what the same exchange is on the all-JSON route (a body without binary data is returned as
+    it is). ValueError or InvalidInput for a body that is no v2 JSON."""
+    if header_length is None:
+        return body
+    header, binary = split_body(body, str(header_length))
+    document = orjson.loads(header)
+    tensors = [*(document.get("inputs") or []), *(document.get("outputs") or [])]  # a request's or an answer's
+    for tensor, raw in zip(tensors, list(chunks(tensors, binary)), strict=True):
+        parameters = tensor.get("parameters") or {}
+        parameters.pop("binary_data", None)
+        if raw is not None:
+            parameters.pop("binary_data_size", None)
+            datatype = tensor["datatype"]
+            flat = from_bytes(raw, datatype, tensor["shape"], NUMPY_TYPES.get(datatype), "data")
+            tensor["data"] = json_data(flat)
+        if "parameters" in tensor and not parameters:
+            del tensor["parameters"]
+    parameters = document.get("parameters") or {}
+    parameters.pop("binary_data_output", None)
+    if "parameters" in document and not parameters:
+        del document["parameters"]
+    return dumps(document)

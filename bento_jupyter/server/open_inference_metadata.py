@@ -102,10 +102,11 @@ def _declared_output(codec: Codec) -> dict[str, Any]:
 def output_metadata(codec: Codec, produced: dict[str, Any] | None) -> dict[str, Any]:
     """The output's metadata: what its hint declares; what the hint leaves open, the ``produced`` datatype and
     rank of the last answer (every size -1), or before any answer FP32 for a tensor (BYTES for any other value)
-    of any rank."""
-    known = {**(produced or {}), **_declared_output(codec)}
-    if "shape" not in known:
-        known |= UNKNOWN_RANK
+    of any rank. A shape the hint leaves open keeps ``unknown_rank``: the last answer's rank binds no other."""
+    declared = _declared_output(codec)
+    known = {**(produced or {}), **declared}
+    if "shape" not in declared:  # the last answer's rank, if any, is no promise: the next may have another
+        known = UNKNOWN_RANK | known
     return {"name": "output", "datatype": "FP32" if isinstance(codec, TensorCodec) else "BYTES"} | known
 
 
@@ -118,7 +119,7 @@ def as_metadata(
     (an array) keeps its own datatype and shape."""
     if 0 in output["shape"] and not exact:
         output["datatype"] = metadata["datatype"]
-        if "unknown_rank" in metadata.get("parameters", {}):
+        if "unknown_rank" in metadata.get("parameters", {}) and last_shape is None:
             return output
         shape = [max(size, 0) for size in metadata["shape"]]
         if last_shape is not None and len(last_shape) == len(shape):

@@ -237,7 +237,8 @@ def _request_body(exchange: dict[str, Any]) -> bytes:
 
 async def _replay_one(app: ServiceApp, api: dict[str, Any], exchange: dict[str, Any], accept: bytes) -> str | None:
     """How the bento's answer to one sample differs from the kernel's, or None."""
-    status, body, media = await _post(app, api["route"], _request_body(exchange), accept)
+    path = exchange.get("path", api["route"])  # a v2 infer's exchange replays through v2 infer
+    status, body, media = await _post(app, path, _request_body(exchange), accept)
     if status != 200:
         return f"the kernel answered 200, the bento {status}: {body.decode(errors='replace')[:300]}"
     try:

@@ -13,6 +13,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bento_jupyter.errors import InvalidInput
+from bento_jupyter.server import open_inference_binary as binary_data
+
 DEFAULT_SAMPLES = 16
 # An API's kept exchanges together (requests and answers) stay within this, so a large request (an image, a
 # long document) is still kept and replayed, and a bento's verify/ stays a few such per API. One larger
@@ -23,32 +26,49 @@ STREAM_ITEMS = "application/x-bento-items"  # a stream's answer, kept as the JSO
 
 
 @dataclass(frozen=True)
+class V2Route:
+    """Where an exchange went when not to the API's own route: its v2 infer path, and for a body in Triton's
+    binary framing the length of its JSON header (request and answer; None: all JSON)."""
+
+    path: str
+    request_header: int | None = None
+    response_header: int | None = None
+
+
+@dataclass(frozen=True)
 class Exchange:
-    """One answered request: its body, and the body and media type of the 200 answer."""
+    """One answered request: its body, and the body and media type of the 200 answer; ``v2`` when it was a v2
+    infer (its own route's exchanges, tasks' included, have None)."""
 
     request: bytes
     response: bytes
     media_type: str
+    v2: V2Route | None = None
 
 
 class SampleLog:
-    """The latest ``size`` exchanges of one API, together at most ``budget`` bytes: a new one pushes out the
-    oldest until both hold (appending copies nothing)."""
+    """The latest ``size`` exchanges of one API, whichever route answered them, together at most ``budget``
+    bytes: a new one pushes out the oldest until both hold (appending copies nothing)."""
 
     def __init__(self, size: int = DEFAULT_SAMPLES, budget: int = MAX_SAMPLE_BYTES) -> None:
         self._size = size
         self._budget = budget
-        self._kept: collections.deque[tuple[bytes, bytes, bytes]] = collections.deque()
+        self._kept: collections.deque[tuple[bytes, bytes, bytes, V2Route | None]] = collections.deque()
         self._bytes = 0
 
-    def record(self, request: bytes, response: bytes, media_type: bytes) -> None:
+    @property
+    def keeping(self) -> bool:
+        """Whether exchanges are kept at all (not for an API with ``verify=False``)."""
+        return self._size > 0
+
+    def record(self, request: bytes, response: bytes, media_type: bytes, v2: V2Route | None = None) -> None:
         size = len(request) + len(response)
         if not self._size or size > self._budget:
             return
-        self._kept.append((request, response, media_type))
+        self._kept.append((request, response, media_type, v2))
         self._bytes += size
         while len(self._kept) > self._size or self._bytes > self._budget:
-            old_request, old_response, _ = self._kept.popleft()
+            old_request, old_response, _, _ = self._kept.popleft()
             self._bytes -= len(old_request) + len(old_response)
 
     def record_stream(self, request: bytes, items: list[bytes] | None) -> None:
@@ -57,7 +77,7 @@ class SampleLog:
             self.record(request, b"[" + b",".join(items) + b"]", STREAM_ITEMS.encode())
 
     def exchanges(self) -> list[Exchange]:
-        return [Exchange(bytes(q), bytes(a), m.decode()) for q, a, m in list(self._kept)]
+        return [Exchange(bytes(q), bytes(a), m.decode(), v2) for q, a, m, v2 in list(self._kept)]
 
 
 _NOT_JSON = object()
@@ -105,10 +125,16 @@ def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
         examples = {_key(example) for example in config.examples}
         chosen: dict[str, dict[str, Any]] = {}
         for exchange in endpoint.samples.exchanges():
+            if exchange.v2 is not None:
+                converted = _v2_as_json(exchange, exchange.v2)
+                if converted is None:
+                    continue
+                exchange = converted
             request, response = _json_or_none(exchange.request), _answer(exchange.response, exchange.media_type)
             if request is _NOT_JSON or response is _NOT_JSON:
                 continue
-            key = _key(request)
+            path = exchange.v2.path if exchange.v2 is not None else None
+            key = _key([path, request]) if path else _key(request)
             chosen.pop(key, None)  # the latest answer to a request stands for it, in the order answered
             source = "example" if key in examples else "served"
             media_type = exchange.media_type
@@ -118,7 +144,7 @@ def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
                 "body": _text(exchange.request),
                 "response": response,
                 "media_type": media_type,
-            }
+            } | ({"path": path} if path else {})
         apis[endpoint.method.name] = {
             "route": route,
             "verify": config.verify,
@@ -127,6 +153,17 @@ def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
             "exchanges": list(chosen.values()) if config.verify else [],
         }
     return {"apis": apis}
+
+
+def _v2_as_json(exchange: Exchange, v2: V2Route) -> Exchange | None:
+    """A v2 exchange with its binary tensors written as JSON data, as the v2 JSON route takes and answers them,
+    so a replay sends JSON and compares numbers within the API's tolerance."""
+    try:
+        request = binary_data.as_json(exchange.request, v2.request_header)
+        response = binary_data.as_json(exchange.response, v2.response_header)
+    except (ValueError, InvalidInput):
+        return None  # not v2 JSON in any form: left out, as any body that is no JSON
+    return Exchange(request, response, "application/json", V2Route(v2.path))
 
 
 def answer_examples(endpoints: dict[str, Any], url: str, timeout: float = 60.0) -> list[str]:

@@ -278,3 +278,45 @@ def test_an_api_whose_requests_were_all_too_large_to_keep_says_why_it_is_not_ver
     out = capsys.readouterr().out
     assert "NOT VERIFIED: no answered request to replay (n)" in out
     assert "a request and its answer over 8 MiB together are not kept as a sample" in out
+
+
+ROUTES_CELL = """%%bento serve routes
+import numpy as np
+from bento_jupyter import api
+
+@api(task=True)
+def total(v: list[float]) -> float:
+    return sum(v) * GAIN
+
+@api
+def doubled(x: np.ndarray) -> np.ndarray:
+    return (x * 2).astype(np.float16)  # float16 answers are written in float16's shortest form, binary or not
+"""
+
+
+def test_answers_given_only_by_task_and_v2_routes_are_replayed_by_the_build(shell, capsys):
+    """Every route that answers an API's request keeps its exchange for the build: a task (/submit, /get), v2
+    infer in JSON and in Triton's binary framing (tritonclient's default) — not only the API's own route."""
+    import numpy as np
+    import tritonclient.http as triton
+
+    from tests.server.test_tasks import wait_for
+
+    shell.run_cell(ROUTES_CELL, cell_id="serve-routes").raise_error()
+    url = services.get("routes").url
+    task_id = requests.post(f"{url}/total/submit", json={"v": [1, 2.5]}, timeout=10).json()["task_id"]
+    wait_for(f"{url}/total", task_id, "completed")
+    assert requests.get(f"{url}/total/get", params={"task_id": task_id}, timeout=10).json() == 4.375
+    with triton.InferenceServerClient(url=url.removeprefix("http://")) as client:
+        for binary in (False, True):
+            tensor = triton.InferInput("x", [2, 2], "FP32")
+            tensor.set_data_from_numpy(np.array([[0.1, 2], [3, 4 + binary]], np.float32), binary_data=binary)
+            output = triton.InferRequestedOutput("output", binary_data=binary)
+            assert client.infer("doubled", [tensor], outputs=[output]).as_numpy("output")[0, 0] == np.float16(0.2)
+    capsys.readouterr()
+    shell.run_line_magic("bento", "build routes")
+    out = capsys.readouterr().out
+    assert "verified: 3 sample(s) answered as the kernel did" in out and "NOT VERIFIED" not in out
+    samples = json.loads((Store("bentos").resolve("routes:1").path / "verify" / "samples.json").read_text())
+    paths = [e.get("path") for e in samples["apis"]["doubled"]["exchanges"]]
+    assert paths == ["/v2/models/doubled/infer"] * 2

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as triton
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bento_jupyter import DType, Shape, api
+from tests.server.test_tasks import wait_for
 
 
 def flags(n: int):
@@ -185,3 +187,33 @@ def test_a_tensor_of_undeclared_shape_takes_exactly_the_ranks_its_metadata_gives
         assert "dimensions" in str(refused)
     else:
         assert rank <= metadata["parameters"]["max_rank"] and answer["shape"] == [1] * rank
+
+
+def r8(n: int) -> np.ndarray:
+    return np.ones((1, 3), np.int8) * n
+
+
+@api(task=True)
+def cube16(n: int) -> np.ndarray:
+    return np.zeros((n, 2, 2), np.float16)
+
+
+def test_metadata_learns_from_any_answer_of_the_api_and_keeps_its_rank_unpromised(serve, tmp_path):
+    """An answer of the API's own JSON route, or of a task, teaches its open output's datatype and rank as a v2
+    infer does; the shape its hint leaves open stays ``unknown_rank`` (the next answer may have another rank)."""
+    server = serve("learn", r8, cube16, task_home=tmp_path)
+    any_rank = {"unknown_rank": True, "max_rank": 8}
+    with triton.InferenceServerClient(url=server.url.removeprefix("http://")) as client:
+        assert requests.post(f"{server.url}/r8", json={"n": 2}, timeout=10).json() == [[2, 2, 2]]
+        assert client.get_model_metadata("r8")["outputs"] == [
+            {"name": "output", "datatype": "INT8", "shape": [-1, -1], "parameters": any_rank}
+        ]
+        task_id = requests.post(f"{server.url}/cube16/submit", json={"n": 1}, timeout=10).json()["task_id"]
+        wait_for(f"{server.url}/cube16", task_id, "completed")
+        assert client.get_model_metadata("cube16")["outputs"] == [
+            {"name": "output", "datatype": "FP16", "shape": [-1, -1, -1], "parameters": any_rank}
+        ]
+        tensor = triton.InferInput("n", [1], "INT64")
+        tensor.set_data_from_numpy(np.array([3], np.int64))
+        assert client.infer("r8", [tensor]).as_numpy("output").tolist() == [[3, 3, 3]]
+        assert client.get_model_metadata("r8")["outputs"][0]["parameters"] == any_rank
