@@ -177,6 +177,7 @@ class TaskRunner:
         self._threads: list[threading.Thread] = []
         self._running: set[str] = set()  # ids of the tasks this runner's workers run now
         self._stopped = False
+        self._polling = False  # whether an idle worker polls the store; the other idle ones sleep until woken
         retention = store.retention_s or _MAX_MAINTENANCE_S
         self.maintenance_s = min(_MAX_MAINTENANCE_S, max(_POLL_S, retention / 2))
         self._maintained = time.monotonic()
@@ -222,18 +223,29 @@ class TaskRunner:
         self.store.purge()
 
     def _work(self) -> None:
+        """Claim and run tasks until closed. Of the idle workers one polls the store (for tasks other processes
+        stored) and the others sleep until woken: a stored, finished or claimed task wakes one more, which claims
+        the next if there is one, so a batchable API's many workers cost one query per poll while idle."""
         while not self._stopped:
             record = self._claim()
             if record is None:
-                self._maintain()
                 with self._wake:
-                    self._wake.wait(_POLL_S)
+                    polls = not self._polling
+                    self._polling = True
+                if polls:
+                    self._maintain()
+                with self._wake:
+                    self._wake.wait(_POLL_S if polls else None)
+                    if polls:
+                        self._polling = False
                 continue
+            with self._wake:
+                self._wake.notify()  # the next waiting task, if any, goes to another worker
             try:
                 self._run(record)
             finally:
                 with self._wake:
-                    self._wake.notify_all()
+                    self._wake.notify()  # a slot is free: a task waiting on the API's limit may run now
 
     def _run(self, record: TaskRecord) -> None:
         began = time.monotonic()
