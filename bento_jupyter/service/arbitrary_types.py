@@ -40,12 +40,18 @@ def arbitrary_field(schema: Any, path: str = "") -> tuple[str, type] | None:
     for key, value in schema.items():
         if key in ("metadata", "cls", "config"):
             continue
-        if key == "fields" and isinstance(value, dict):
+        if key == "fields" and isinstance(value, dict):  # a model's or TypedDict's fields, by name
             found = next((f for name, v in value.items() if (f := arbitrary_field(v, f"{path}.{name}"))), None)
-        elif key == "fields" and isinstance(value, list):  # a dataclass's arguments
-            found = next((f for v in value if (f := arbitrary_field(v, f"{path}.{v.get('name')}"))), None)
+        elif key == "fields" and isinstance(value, list):  # a dataclass's arguments, or (strings) its field names
+            found = next((f for v in value if (f := arbitrary_field(v, _field_path(path, v)))), None)
         else:
             found = arbitrary_field(value, path)
         if found:
             return found
     return None
+
+
+def _field_path(path: str, field: Any) -> str:
+    """``path.name`` for a dataclass argument's core schema (a dict naming its field); ``path`` for anything else
+    (a dataclass schema lists its field names as plain strings, which hold no type)."""
+    return f"{path}.{field.get('name')}" if isinstance(field, dict) else path
