@@ -132,7 +132,32 @@ class TensorCodec:
             value = tensor_as_array(value)
         if not isinstance(value, np.ndarray):
             return value
+        if self.spec != TensorSpec():
+            value = self._declared_result(value)
         return value[()] if value.ndim == 0 else np.ascontiguousarray(value)
+
+    def _declared_result(self, array: np.ndarray) -> np.ndarray:
+        """A result held to the declared shape and dtype, as v2 metadata states them: cast to the dtype when every
+        value fits it (float64 to float32 rounds, as BentoML's and Triton's casts do), ResultMismatch naming the
+        declared and the produced shape or dtype otherwise (a contradicting shape, 300 under int8, 1.5 under an
+        integer dtype, a number beyond float32)."""
+        if array.dtype.kind not in _NUMERIC_KINDS:
+            return array  # check() refuses it
+        try:
+            return self.spec.apply(array, "", keep_infinities=True)
+        except InvalidInput as exc:
+            declared = ", ".join(
+                part
+                for part in (
+                    self.spec.shape and f"shape {self.spec.shape}",
+                    self.spec.dtype and f"dtype {self.spec.dtype}",
+                )
+                if part
+            )
+            raise ResultMismatch(
+                f"its result (shape {array.shape}, dtype {array.dtype}) is not what its return hint declares"
+                f" ({declared}): {exc.message}"
+            ) from None
 
     def check(self, value: Any) -> None:
         """InvalidInput unless ``value`` (a result) is an array of numbers, as the schema declares; a 0-d array

@@ -58,10 +58,11 @@ class TensorSpec:
                     raise ServiceDefinitionError(f"{name}: a tensor's dtype is bool, or numeric of 8 bytes at most")
         return cls(shape, dtype)
 
-    def apply(self, array: np.ndarray, field: str) -> np.ndarray:
+    def apply(self, array: np.ndarray, field: str, *, keep_infinities: bool = False) -> np.ndarray:
         """``array`` checked against the declared shape and cast to the declared dtype; InvalidInput names
         ``field`` when the shape differs or a value does not fit the dtype (a fraction for an integer, a
-        number beyond its range, a number where booleans are declared)."""
+        number beyond its range, a number where booleans are declared). ``keep_infinities``: ±Infinity is
+        no number beyond a float dtype's range (a result's overflow is the handler's own answer)."""
         if self.shape is not None and array.shape == (0,) and len(self.shape) > 1:  # [] is no item of any shape
             array = array.reshape((0, *(max(size, 0) for size in self.shape[1:])))
         if self.shape is not None and (
@@ -76,7 +77,8 @@ class TensorSpec:
         if (target.kind == "b") != (array.dtype.kind == "b"):
             raise InvalidInput(field, f"expected {'booleans' if target.kind == 'b' else 'numbers'} for {target}")
         low, high = value_range(self.dtype)
-        if array.size and (array.min() < low or array.max() > high):
+        ranged = array[np.isfinite(array)] if keep_infinities and array.dtype.kind == "f" else array
+        if ranged.size and (ranged.min().item() < low or ranged.max().item() > high):  # Python numbers: no overflow
             raise InvalidInput(field, f"a value is beyond the range of {self.dtype}")
         cast = array.astype(target)
         if target.kind in "iu" and not np.array_equal(cast, array):
