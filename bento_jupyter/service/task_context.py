@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -10,9 +12,9 @@ class CancelFlags(Protocol):
     def cancel_requested(self, task_id: str) -> bool: ...
 
 
-current_task: contextvars.ContextVar[tuple[CancelFlags, str] | None] = contextvars.ContextVar(
-    "bento_jupyter_task", default=None
-)
+TaskRef = tuple[CancelFlags, str]  # where a task's cancellation is flagged, and its id
+
+current_task: contextvars.ContextVar[TaskRef | None] = contextvars.ContextVar("bento_jupyter_task", default=None)
 
 
 def cancel_requested() -> bool:
@@ -23,3 +25,22 @@ def cancel_requested() -> bool:
     """
     current = current_task.get()
     return current is not None and current[0].cancel_requested(current[1])
+
+
+@dataclass(frozen=True)
+class EveryTask:
+    """The tasks one batch answers: its handler is asked to stop only once every one of them is (stopping for one
+    would lose the others' answers)."""
+
+    tasks: tuple[TaskRef, ...]
+
+    def cancel_requested(self, task_id: str = "") -> bool:
+        return all(flags.cancel_requested(each) for flags, each in self.tasks)
+
+
+def batch_of(tasks: Sequence[TaskRef | None]) -> TaskRef | None:
+    """What ``cancel_requested()`` asks in a batch's handler: every task of it, or nothing (always False) when a
+    plain request, which nobody can cancel, is among them."""
+    if not tasks or any(task is None for task in tasks):
+        return None
+    return EveryTask(tuple(task for task in tasks if task is not None)), ""

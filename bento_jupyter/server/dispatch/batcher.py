@@ -16,6 +16,7 @@ from bento_jupyter.server.dispatch.loop_wake import LoopWaker
 from bento_jupyter.server.dispatch.policy import BatchPolicy, Decision, Placement, QueueState
 from bento_jupyter.server.http_errors import ClientDisconnected, DeadlineExceeded, Overloaded, carried
 from bento_jupyter.service import batch_values
+from bento_jupyter.service.task_context import TaskRef, batch_of, current_task
 
 BatchObserver = Callable[[int, float], None]
 # A request that waited less than this is not asked whether its client is still there: it almost
@@ -37,6 +38,7 @@ class _Request:
     settled: int = 0  # items whose batch has answered
     pieces: dict[int, Any] | None = None  # start offset -> output piece, once a request spans several batches
     error: BaseException | None = None
+    task: TaskRef | None = None  # the task this request answers, if any: cancel_requested() in its batch asks it
 
     def settle(self, start: int, stop: int, outcome: Any, batch_dim: int) -> None:
         """Record one batch's answer for items ``start:stop``; answer the client once all are back."""
@@ -211,7 +213,7 @@ class BatchDispatcher:
             expected_done = state.now + self._policy.predicted_time_in_server(state, size)
         key = batch_values.shape_key(value, self._batch_dim)
         loop = asyncio.get_running_loop()
-        request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone)
+        request = _Request(value, size, key, state.now, loop.create_future(), deadline, gone, task=current_task.get())
         self._idle.clear()
         if alone and decision.placement is _RUN and not self._queue and size <= self._policy.max_batch_size:
             request.taken = size  # a batch of its own, now: nothing is queued and nobody else is arriving
@@ -356,7 +358,7 @@ class BatchDispatcher:
             else:
                 values = [batch_values.take(p.request.value, p.start, p.stop, dim) for p in parts]
                 value = batch_values.concat(values, dim)
-            output = self._run_batch(value)
+            output = self._run_for(parts, value)
             return batch_values.split(output, [p.stop - p.start for p in parts], dim), True
         except BaseException as exc:  # SystemExit from a handler too: its requests still get an answer
             if len(parts) == 1:
@@ -366,10 +368,22 @@ class BatchDispatcher:
     def _run_one_part(self, part: _Part) -> Any:
         try:
             value = batch_values.take(part.request.value, part.start, part.stop, self._batch_dim)
-            output = self._run_batch(value)
+            output = self._run_for([part], value)
             return batch_values.split(output, [part.stop - part.start], self._batch_dim)[0]
         except BaseException as exc:
             return carried(exc)
+
+    def _run_for(self, parts: list[_Part], value: Any) -> Any:
+        """The handler's call for ``parts``; when all of them are tasks, its ``cancel_requested()`` turns true once
+        every one of them is canceled (README: Tasks)."""
+        tasks = batch_of([part.request.task for part in parts])
+        if tasks is None:
+            return self._run_batch(value)
+        token = current_task.set(tasks)
+        try:
+            return self._run_batch(value)
+        finally:
+            current_task.reset(token)
 
     async def drain(self) -> None:
         """Wait until every queued and running request has been answered."""
