@@ -131,6 +131,7 @@ class TensorCodec:
         if is_tensor_type(type(value)):
             value = tensor_as_array(value)
         if not isinstance(value, np.ndarray):
+            self._refuse_non_numeric(value)
             return value
         if self.spec != TensorSpec():
             value = self._declared_result(value)
@@ -158,6 +159,17 @@ class TensorCodec:
                 f"its result (shape {array.shape}, dtype {array.dtype}) is not what its return hint declares"
                 f" ({declared}): {exc.message}"
             ) from None
+
+    def _refuse_non_numeric(self, value: Any) -> None:
+        """ResultMismatch unless ``value`` (a result other than an array) reads as numbers: nested lists do, text
+        or a dict does not."""
+        try:
+            kind = np.asarray(value).dtype.kind
+        except (ValueError, TypeError):
+            kind = "O"
+        if kind not in _NUMERIC_KINDS:
+            expected = TENSOR_FORMATS[self.framework]
+            raise ResultMismatch(f"its result {_shown(value)} is no {expected}, as its return hint declares")
 
     def check(self, value: Any) -> None:
         """InvalidInput unless ``value`` (a result) is an array of numbers, as the schema declares; a 0-d array
@@ -239,6 +251,7 @@ class PydanticCodec:
             encoded = self.adapter.serializer.to_python(value, mode="json", warnings="error")
         except (pydantic_core.PydanticSerializationError, UnicodeDecodeError):  # numpy, a mismatch, non-UTF-8 bytes
             return self._encode_checked(value)
+        self._refuse_unwritten(value)
         if self.declared:
             return encoded
         try:
@@ -255,15 +268,38 @@ class PydanticCodec:
         plain = json_ready(value, non_finite_as_strings=False)
         try:
             if self.declared and not self.holds_bytes:  # its JSON mode keeps floats, NaN too: dumps writes them
-                return self.adapter.serializer.to_python(plain, mode="json", warnings="error")
+                encoded = self.adapter.serializer.to_python(plain, mode="json", warnings="error")
+                self._refuse_unwritten(plain)
+                return encoded
             python = self.adapter.serializer.to_python(plain, warnings="error")
+            self._refuse_unwritten(plain)
         except pydantic_core.PydanticSerializationError:
             self._refuse_mismatch(plain)
+            self._refuse_unwritten(plain)
             try:
                 python = self.adapter.dump_python(plain, warnings=False)
             except pydantic_core.PydanticSerializationError:
                 python = plain
         return _ANY.dump_python(json_ready(python), mode="json", warnings=False)
+
+    def _refuse_unwritten(self, value: Any) -> None:
+        """ResultMismatch for what pydantic's serializer writes without a warning though the hint does not hold it:
+        ``None`` in a place that is not Optional, a value outside a ``Literal``, a TypedDict missing a required key
+        (pydantic's validator, lax as a request's Python is, judges it: 30 ns for a float, 6 us for 1000 of them),
+        and a bool as a whole ``-> float`` or bytes as a whole ``-> str`` (which lax validation takes)."""
+        if self.arbitrary is not None or self.hint is Any:
+            return
+        try:
+            self.adapter.validator.validate_python(value)
+        except ValidationError as exc:
+            try:  # a whole float is an int, however large (pydantic's int takes none beyond 64 bits)
+                self.adapter.validator.validate_python(_whole_floats_as_ints(value))
+            except ValidationError:
+                raise _result_mismatch(_name(self.hint), value, exc) from None
+        if (self.hint is float and isinstance(value, (bool, np.bool_))) or (
+            self.hint is str and isinstance(value, bytes)
+        ):
+            raise ResultMismatch(f"its result {_shown(value)} is no {_name(self.hint)}, as its return hint declares")
 
     def _refuse_mismatch(self, plain: Any) -> None:
         """ResultMismatch unless ``plain`` (a result made plain Python) is what the hint declares, judged as

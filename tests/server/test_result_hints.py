@@ -1,12 +1,12 @@
-"""A result is checked against its return hint under every hint kind: one that does not match is a 500 naming the
-API, what the hint declares and what came back, on the API's route, as a task and on v2; numpy and torch scalars
-and 0-d arrays count as the Python numbers they hold, and a whole float is an ``int`` (README: Types)."""
+"""A result is checked against its return hint (README: Types says under which hint kinds): one that does not match
+is a 500 naming the API, what the hint declares and what came back, on the API's route, as a task and on v2; numpy
+and torch scalars and 0-d arrays count as the Python numbers they hold, and a whole float is an ``int``."""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 from tritonclient.utils import InferenceServerException
+from typing_extensions import TypedDict  # pydantic needs it for a TypedDict on Python < 3.12
 
 from bento_jupyter import api
 from tests.server.test_tasks import wait_for
@@ -178,3 +179,110 @@ def test_a_v2_result_that_does_not_match_its_hint_is_a_500(url, kind):
             client.infer("as_int", inputs)
         inputs[1].set_data_from_numpy(np.array([4.0]))
         assert client.infer("as_int", inputs).as_numpy("output").tolist() == 4.0
+
+
+class Sized(TypedDict):
+    w: int
+    h: int
+
+
+def returning(name: str, hint: Any, value: Any, *, task: bool = False) -> Any:
+    """An API named ``name`` (taking ``k: str``) whose result is ``value`` under the return hint ``hint``."""
+
+    def handler(k: str) -> Any:
+        return value
+
+    handler.__name__ = handler.__qualname__ = name
+    handler.__annotations__ = {"k": str, "return": hint}
+    return api(task=True)(handler) if task else handler
+
+
+# results pydantic's serializer writes without a warning, though the hint does not hold them (answered 200 before)
+UNWRITTEN: list[tuple[str, Any, Any]] = [
+    ("literal_out_of_range", Literal[1, 2], 3),
+    ("none_as_int", int, None),
+    ("none_as_float", float, None),
+    ("none_as_union", Union[int, str], None),  # noqa: UP007 (the hint form under test)
+    ("none_in_list_of_float", list[float], [None]),
+    ("none_in_dict_of_float", dict[str, float], {"a": None}),
+    ("none_as_str", str, None),
+    ("bytes_as_str", str, b"x"),
+    ("bool_as_float", float, True),
+    ("numpy_bool_as_float", float, np.bool_(True)),
+    ("typed_dict_missing_a_key", Sized, {"w": 1}),
+    ("text_as_ndarray", np.ndarray, "x"),
+    ("dict_as_ndarray", np.ndarray, {"a": 1}),
+    ("text_as_tensor", torch.Tensor, "x"),
+]
+
+
+@pytest.fixture
+def unwritten_url(serve) -> str:
+    funcs = [returning(name, hint, value) for name, hint, value in UNWRITTEN]
+    return serve("unwritten", *funcs, returning("none_as_str_task", str, None, task=True)).url
+
+
+@pytest.mark.parametrize("name", [case[0] for case in UNWRITTEN])
+def test_a_result_the_serializer_writes_though_the_hint_does_not_hold_it_is_a_500(unwritten_url, name):
+    answer = requests.post(f"{unwritten_url}/{name}", json={"k": "x"}, timeout=10)
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error.startswith(f"{name}() raised ResultMismatch") and "as its return hint declares" in error, error
+
+
+def test_none_under_str_fails_alike_on_the_route_and_as_a_task(unwritten_url):
+    assert requests.post(f"{unwritten_url}/none_as_str_task", json={"k": "x"}, timeout=10).status_code == 500
+    task_id = requests.post(f"{unwritten_url}/none_as_str_task/submit", json={"k": "x"}, timeout=5).json()["task_id"]
+    wait_for(f"{unwritten_url}/none_as_str_task", task_id, "failed")
+
+
+# everyday numpy and torch forms of a valid result, under each hint: they stay 200
+VALID_FORMS: dict[str, tuple[Any, Any]] = {
+    "int": (int, st.sampled_from([np.int64(3), np.int32(3), np.uint8(3), np.array(3), np.float32(4.0), True, 4.0])),
+    "float": (
+        float,
+        st.floats(width=32).flatmap(
+            lambda x: st.sampled_from([np.float32(x), np.float64(x), np.array(x), torch.tensor(x), x, np.int64(3)])
+        ),
+    ),
+    "list_of_float": (
+        list[float],
+        st.lists(st.floats(width=32), max_size=5).flatmap(
+            lambda xs: st.sampled_from(
+                [np.array(xs, dtype=np.float32), [np.float32(x) for x in xs], torch.tensor(xs), tuple(xs), xs]
+            )
+        ),
+    ),
+    "optional_float": (Optional[float], st.sampled_from([None, np.float32(0.2), np.array(0.3)])),  # noqa: UP045
+    "literal": (Literal[1, 2], st.sampled_from([1, np.int64(1), np.array(2)])),
+    "str_literal": (Literal["a", "b"], st.sampled_from(["a", np.str_("b")])),
+    "union": (Union[int, str], st.sampled_from([np.int64(3), "x", np.str_("x"), np.array(3)])),  # noqa: UP007
+    "typed_dict": (Sized, st.sampled_from([{"w": np.int64(1), "h": 2}, {"w": 1, "h": np.array(2)}])),
+    "dict_of_float": (dict[str, float], st.sampled_from([{"a": np.float32(0.2), "b": np.int64(1)}])),
+    "bool": (bool, st.sampled_from([True, np.bool_(True), np.array(True), torch.tensor(True)])),
+    "str": (str, st.sampled_from(["x", np.str_("x")])),
+    "ndarray": (np.ndarray, st.sampled_from([np.array([0.2], dtype=np.float32), np.array(7.0), [1.0, 2.0]])),
+}
+VALID = dict.fromkeys(VALID_FORMS)
+
+
+def valid_form(name: str) -> Any:
+    def handler(k: str) -> Any:
+        return VALID[name]
+
+    handler.__name__ = handler.__qualname__ = f"valid_{name}"
+    handler.__annotations__ = {"k": str, "return": VALID_FORMS[name][0]}
+    return handler
+
+
+@pytest.fixture
+def valid_url(serve) -> str:
+    return serve("valid", *[valid_form(name) for name in VALID_FORMS]).url
+
+
+@given(data=st.data(), name=st.sampled_from(sorted(VALID_FORMS)))
+@GENERATED
+def test_everyday_numpy_and_torch_forms_of_a_valid_result_stay_200(valid_url, data, name):
+    VALID[name] = data.draw(VALID_FORMS[name][1])
+    answer = requests.post(f"{valid_url}/valid_{name}", json={"k": "x"}, timeout=10)
+    assert answer.status_code == 200, (answer.text, VALID[name])
