@@ -96,12 +96,6 @@ def _json_or_none(data: bytes) -> Any:
         return _NOT_JSON
 
 
-def _text(body: bytes) -> str:
-    """A request body kept as sent, so a replay sends the very bytes the kernel answered (our server reads
-    UTF-8 only, so every answered body decodes)."""
-    return body.decode()
-
-
 def _answer(body: bytes, media_type: str) -> Any:
     if media_type.startswith(("application/json", STREAM_ITEMS)):
         return _json_or_none(body)
@@ -141,7 +135,7 @@ def collect(endpoints: dict[str, Any]) -> dict[str, Any]:
             chosen[key] = {
                 "source": source,
                 "request": request,
-                "body": _text(exchange.request),
+                "body": exchange.request.decode(),  # as sent: a replay sends these very bytes (answered: UTF-8)
                 "response": response,
                 "media_type": media_type,
             } | ({"path": path} if path else {})

@@ -147,14 +147,8 @@ class TensorCodec:
         try:
             return self.spec.apply(array, "", keep_infinities=True)
         except InvalidInput as exc:
-            declared = ", ".join(
-                part
-                for part in (
-                    self.spec.shape and f"shape {self.spec.shape}",
-                    self.spec.dtype and f"dtype {self.spec.dtype}",
-                )
-                if part
-            )
+            shape, dtype = self.spec.shape, self.spec.dtype
+            declared = ", ".join(part for part in (shape and f"shape {shape}", dtype and f"dtype {dtype}") if part)
             raise ResultMismatch(
                 f"its result (shape {array.shape}, dtype {array.dtype}) is not what its return hint declares"
                 f" ({declared}): {exc.message}"
